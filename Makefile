@@ -1,0 +1,28 @@
+# Two commands do everything on a fresh machine:
+#   make demo   - set up .venv and run the gate chain on the bundled example
+#   make test   - run the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml requirements/runtime.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/runtime.txt
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/tw-gates demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -n auto
+
+lint: $(STAMP)
+	$(VENV)/bin/zizmor --offline .
+	$(VENV)/bin/actionlint
+
+clean:
+	rm -rf $(VENV) .metrics demo-out .pytest_cache

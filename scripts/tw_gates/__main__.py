@@ -1,0 +1,3 @@
+from tw_gates.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+import argparse
+
+from tw_gates.commands import Command
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--platform", help="platform to check instead of this one (sys.platform style, for tests)")
+    parser.add_argument("--runner-os", help="runner OS to check instead of $RUNNER_OS")
+
+
+def run(args: argparse.Namespace) -> int:
+    from tw_gates.core import runner
+    from tw_gates.core.errors import GateRejected
+    from tw_gates.core.settings import load_settings
+    from tw_gates.platform_guard import PlatformSettings, check_platform
+
+    result = check_platform(load_settings(PlatformSettings, {"platform": args.platform, "runner_os": args.runner_os}))
+    runner.set_output("platform", result.platform)
+    runner.set_output("linux", "true" if result.linux else "false")
+    if not result.linux:
+        raise GateRejected(result.message)
+    runner.echo(result.message)
+    return int(result.exit_code)
+
+
+COMMAND = Command(name="platform", help="R2: refuse to run on a non-Linux runner", configure=configure, run=run, order=5)

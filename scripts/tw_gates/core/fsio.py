@@ -1,0 +1,147 @@
+"""Files written so that a crash never leaves half a file, and appends that
+several processes can make at once without losing or tearing a line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import portalocker
+
+from tw_gates.core.errors import TwGatesError
+from tw_gates.core.redact import REDACTOR
+
+
+class LockTimeout(TwGatesError):
+    """Another writer held the lock for longer than our timeout."""
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Make the rename itself durable; not all filesystems allow it.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> Path:
+    """Write via a temp file in the same folder, fsync, then os.replace."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        else:
+            # mkstemp creates 0600; give the file the mode a plain open() would.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(target.parent)
+    return target
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, redact: bool = True) -> Path:
+    """Atomic text write; secrets are redacted unless the caller opts out
+    (only for content that is already redacted or signed)."""
+    if redact:
+        text = REDACTOR.redact(text)
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, redact: bool = True, indent: int | None = 2) -> Path:
+    if redact:
+        obj = REDACTOR.redact_obj(obj)
+    text = json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False)
+    return atomic_write_text(path, text + "\n", redact=False)
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: str | os.PathLike[str], *, timeout: float = 10.0) -> Iterator[None]:
+    """An exclusive advisory lock on a side file, with a real timeout.
+
+    LOCK_NB matters: with LOCK_EX alone the OS call blocks and portalocker's
+    timeout is never consulted."""
+    path = Path(lock_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = portalocker.Lock(
+        str(path), mode="a", timeout=timeout, check_interval=0.005,
+        flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING,
+    )
+    try:
+        lock.acquire()
+    except portalocker.exceptions.LockException as exc:
+        raise LockTimeout(f"could not lock {path} within {timeout:g}s: another writer holds it") from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def locked_append_lines(
+    path: str | os.PathLike[str], lines: Iterable[str], *, timeout: float = 10.0, fsync: bool = True
+) -> int:
+    """Append whole lines to ``path`` under an exclusive lock on the file itself.
+
+    O_APPEND plus the lock means concurrent writers never interleave or tear
+    lines; fsync before unlocking means a reader never sees a line that a
+    crash could take back. Returns the number of lines written."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    payload = "".join(line if line.endswith("\n") else line + "\n" for line in lines)
+    if not payload:
+        return 0
+    lock = portalocker.Lock(
+        str(target), mode="a", timeout=timeout, check_interval=0.002,
+        flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING,
+    )
+    try:
+        handle = lock.acquire()
+    except portalocker.exceptions.LockException as exc:
+        raise LockTimeout(f"could not lock {target} within {timeout:g}s: another writer holds it") from exc
+    try:
+        handle.write(payload)
+        handle.flush()
+        if fsync:
+            os.fsync(handle.fileno())
+    finally:
+        lock.release()
+    return payload.count("\n")
+
+
+def read_bytes_limited(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+    """Read a file only if it is at most ``max_bytes``; never read more.
+
+    The size is checked on the open descriptor (no stat-then-open race) and
+    the read itself is bounded, so a file that grows meanwhile cannot
+    blow the memory budget."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size > max_bytes:
+            raise FileTooLarge(size, max_bytes)
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise FileTooLarge(len(data), max_bytes)
+    return data
+
+
+class FileTooLarge(TwGatesError):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"file is {size} bytes, larger than the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit

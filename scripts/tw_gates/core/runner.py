@@ -1,0 +1,104 @@
+"""Runner I/O: what a gate says to the person (stdout/stderr), to the job
+(outputs, step summary) and to the code view (annotations).
+
+On a GitHub runner (GITHUB_ACTIONS=true) this uses the workflow commands
+through actions-toolkit; elsewhere it prints plain text. Everything passes
+through the redactor first."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Literal
+
+from actions_toolkit import core as toolkit
+from actions_toolkit.command import issue_command
+
+from tw_gates.core.redact import REDACTOR
+
+Level = Literal["error", "warning", "notice"]
+
+
+def on_runner() -> bool:
+    return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def mask(secret: str) -> None:
+    """``::add-mask::`` a secret for the rest of the job (runner only)."""
+    if secret and on_runner():
+        for line in secret.splitlines() or [secret]:
+            if line.strip():
+                toolkit.set_secret(line)
+        sys.stdout.flush()
+
+
+def echo(message: str = "") -> None:
+    """A line for the person reading the log (stdout)."""
+    print(REDACTOR.redact(message), flush=True)
+
+
+def warn(message: str) -> None:
+    """A problem that does not stop the gate (stderr)."""
+    print(f"warning: {REDACTOR.redact(message)}", file=sys.stderr, flush=True)
+
+
+def annotate(
+    level: Level,
+    message: str,
+    *,
+    file: str | None = None,
+    line: int | None = None,
+    end_line: int | None = None,
+    title: str | None = None,
+) -> None:
+    """An annotation on the run (and on ``file:line`` when given).
+
+    Off a runner it is a plain ``level: file:line: message`` line on stderr."""
+    message = REDACTOR.redact(message)
+    if on_runner():
+        # issue_command directly: the toolkit's helpers emit empty properties
+        # ("title=,line=") for every field not given.
+        props = {k: v for k, v in {"title": title, "file": file, "line": line, "endLine": end_line}.items()
+                 if v is not None}
+        issue_command(level, props, message)
+        sys.stdout.flush()
+        return
+    where = f"{file}:{line}: " if file and line else f"{file}: " if file else ""
+    print(f"{level}: {where}{message}", file=sys.stderr, flush=True)
+
+
+def set_output(name: str, value: object) -> None:
+    """A step output (``$GITHUB_OUTPUT``); no-op off a runner."""
+    if os.environ.get("GITHUB_OUTPUT"):
+        text = value if isinstance(value, str) else _json(value)
+        toolkit.set_output(name, REDACTOR.redact(text))
+
+
+def append_summary(markdown: str) -> None:
+    """Add Markdown to the job summary (``$GITHUB_STEP_SUMMARY``); no-op elsewhere."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    text = REDACTOR.redact(markdown)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text if text.endswith("\n") else text + "\n")
+
+
+def _json(value: object) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
+    """A GitHub-flavoured Markdown table; cell text is escaped."""
+    def cell(value: object) -> str:
+        return escape_markdown_cell(str(value))
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def escape_markdown_cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")

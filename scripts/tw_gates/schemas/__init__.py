@@ -1,0 +1,23 @@
+"""The data contracts (DESIGN.md "Data"), each a pydantic v2 model.
+
+``tw-gates schema NAME`` prints a model's JSON Schema. The registry maps the
+public name to ``module:Model`` and imports lazily."""
+
+from __future__ import annotations
+
+import importlib
+
+REGISTRY: dict[str, str] = {
+    "consumer-artifact": "tw_gates.schemas.consumer:ConsumerArtifact",
+    "audit-report": "tw_gates.schemas.audit:AuditReport",
+}
+
+
+def load(name: str):
+    from tw_gates.core.errors import UsageError
+
+    target = REGISTRY.get(name)
+    if target is None:
+        raise UsageError(f"unknown schema {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)

@@ -1,0 +1,71 @@
+"""Consumer artifact (schema 1.0): what a consumer's self-audit reports and
+the ingest gate accepts."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from tw_gates.core.signing import Signature
+
+SCHEMA_VERSION = "1.0"
+SUPPORTED_SCHEMA_VERSIONS = ("1.0",)
+REPO_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$"
+_WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+def check_relative_path(path: str) -> str:
+    """A hit path must stay inside the repository it describes."""
+    if "\x00" in path:
+        raise ValueError("path contains a NUL byte")
+    if path.startswith(("/", "\\", "~")) or _WINDOWS_DRIVE.match(path):
+        raise ValueError("path is absolute")
+    if any(part == ".." for part in re.split(r"[\\/]", path)):
+        raise ValueError("path contains '..'")
+    if any(ord(c) < 0x20 for c in path):
+        raise ValueError("path contains a control character")
+    return path
+
+
+class Hit(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(min_length=1, max_length=4096)
+    line: int = Field(ge=1, le=10_000_000)
+    pattern: str = Field(min_length=1, max_length=200)
+
+    @field_validator("path")
+    @classmethod
+    def _inside_repo(cls, value: str) -> str:
+        return check_relative_path(value)
+
+
+class ConsumerArtifact(BaseModel):
+    """A consumer's self-audit result. The signature is HMAC-SHA256 over the
+    RFC 8785 canonical form of the artifact without ``signature``."""
+
+    model_config = ConfigDict(extra="forbid", title="tw-gates consumer artifact 1.0")
+
+    schema_version: Literal["1.0"]
+    repo: str = Field(pattern=REPO_PATTERN, description="owner/name")
+    commit: str = Field(pattern=r"^[0-9a-f]{40}$", description="40 hex digits")
+    branch: str = Field(min_length=1, max_length=255)
+    generated_at: AwareDatetime = Field(description="UTC timestamp")
+    tool_version: str = Field(min_length=1, max_length=64)
+    hits: list[Hit] = Field(default_factory=list, max_length=100_000)
+    signature: Signature | None = None
+
+    @field_validator("generated_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.utcoffset() != timezone.utc.utcoffset(None):
+            raise ValueError("generated_at must be in UTC (Z or +00:00)")
+        return value
+
+
+def utc_now_iso() -> str:
+    """UTC now as the artifact writes it: second precision, 'Z'."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,75 @@
+import pytest
+
+from tw_gates.platform_guard import PlatformSettings, check_platform
+
+
+@pytest.mark.parametrize("platform, runner_os, linux", [
+    ("linux", None, True), ("linux", "Linux", True), ("darwin", None, False), ("win32", None, False),
+    ("linux", "Windows", False), ("linux", "macOS", False), ("freebsd14", None, False),
+])
+def test_check_platform(platform, runner_os, linux):
+    result = check_platform(PlatformSettings(platform=platform, runner_os=runner_os))
+    assert result.linux is linux
+    assert int(result.exit_code) == (0 if linux else 2)
+    if not linux:
+        assert "Linux only" in result.message
+
+
+def test_cli_exit_codes_and_message(cli):
+    code, out, err = cli("platform")
+    assert code == 0 and "Linux" in out
+    code, out, err = cli("platform", "--platform", "darwin")
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "tw-gates platform: error: R2 platform: tw-gates runs on Linux only, this is 'darwin'; "
+        "use a Linux runner (runs-on: ubuntu-latest)"
+    ]
+
+
+def test_runner_annotation_and_outputs(cli, tmp_path):
+    out_file = tmp_path / "out"
+    out_file.touch()
+    code, out, err = cli("platform", env={"GITHUB_ACTIONS": "true", "RUNNER_OS": "macOS", "GITHUB_OUTPUT": str(out_file)})
+    assert code == 2 and "::error title=tw-gates platform::" in out
+    assert "linux<<" in out_file.read_text() and "false" in out_file.read_text()
+
+
+def test_usage_errors_exit_1_and_unknown_command(cli):
+    code, _, err = cli("platform", "--bogus")
+    assert code == 1 and "unrecognized arguments" in err
+    code, _, _ = cli("no-such-command")
+    assert code == 1
+
+
+def test_help_lists_commands(cli):
+    code, out, _ = cli("--help")
+    assert code == 0 and "platform" in out and "gates" in out
+
+
+def test_internal_error_is_one_line(cli, monkeypatch):
+    import tw_gates.platform_guard as pg
+
+    def broken(settings):
+        raise RuntimeError("kaput")
+
+    monkeypatch.setattr(pg, "check_platform", broken)
+    code, out, err = cli("platform")
+    assert code == 1
+    assert err.strip() == "tw-gates platform: error: internal error: RuntimeError: kaput (set TW_GATES_DEBUG=1 for a traceback)"
+
+
+def test_every_run_is_counted_in_metrics(cli, tmp_path):
+    cli("platform")
+    cli("platform", "--platform", "win32")
+    text = (tmp_path / ".metrics" / "tw_gates.prom").read_text()
+    assert 'tw_gates_command_runs_total{command="platform",exit_code="0"} 1.0' in text
+    assert 'tw_gates_command_runs_total{command="platform",exit_code="2"} 1.0' in text
+
+
+def test_chain_selection(cli):
+    code, out, _ = cli("gates", "--only", "r2")
+    assert code == 0 and "platform" in out and "PASS" in out
+    code, out, err = cli("gates", "--only", "nope")
+    assert code == 1 and "unknown gate(s): nope" in err
+    code, out, _ = cli("gates", env={"TW_PLATFORM": "darwin"})
+    assert code == 2 and "FAIL (exit 2)" in out
