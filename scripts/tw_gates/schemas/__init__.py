@@ -10,6 +10,7 @@ import importlib
 REGISTRY: dict[str, str] = {
     "consumer-artifact": "tw_gates.schemas.consumer:ConsumerArtifact",
     "audit-report": "tw_gates.schemas.audit:AuditReport",
+    "consumer-registry": "tw_gates.schemas.registry:ConsumerRegistry",
 }
 
 

@@ -1,0 +1,69 @@
+"""The consumer registry (``consumer_registry.yml``): which repositories
+consume the Token Warehouse, where each may legitimately render parsed
+Markdown (``code_paths``), and which status checks must protect its default
+branch. Read by the ingest collector and by the audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tw_gates.schemas.consumer import REPO_PATTERN
+
+DEFAULT_ARTIFACT_NAME = "tw-self-audit"
+
+
+class Consumer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    repo: str = Field(pattern=REPO_PATTERN, description="owner/name")
+    default_branch: str | None = Field(None, description="taken from the API when absent")
+    code_paths: list[str] = Field(default_factory=list, description="globs where renderer use is registered")
+    required_checks: list[str] = Field(default_factory=list, description="status checks the default branch must require")
+    artifact: str = Field(DEFAULT_ARTIFACT_NAME, description="name of the self-audit Actions artifact")
+    severity: Literal["critical", "high", "medium", "low"] | None = Field(
+        None, description="overrides the severity of this consumer's findings"
+    )
+
+
+class ConsumerRegistry(BaseModel):
+    model_config = ConfigDict(extra="forbid", title="tw-gates consumer registry 1.0")
+
+    schema_version: Literal["1.0"] = "1.0"
+    consumers: list[Consumer] = Field(default_factory=list)
+
+    @field_validator("consumers")
+    @classmethod
+    def _unique(cls, consumers: list[Consumer]) -> list[Consumer]:
+        seen: set[str] = set()
+        for consumer in consumers:
+            key = consumer.repo.lower()
+            if key in seen:
+                raise ValueError(f"{consumer.repo} is listed twice")
+            seen.add(key)
+        return consumers
+
+    def get(self, repo: str) -> Consumer | None:
+        repo = repo.lower()
+        return next((c for c in self.consumers if c.repo.lower() == repo), None)
+
+
+def load_registry(path: str | Path) -> ConsumerRegistry:
+    """Parse and validate a registry file; one clear UsageError otherwise."""
+    import yaml
+
+    from tw_gates.core.errors import UsageError
+    from tw_gates.core.settings import describe_validation_error
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"registry not found: {path}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise UsageError(f"cannot read registry {path}: {exc}".splitlines()[0]) from None
+    try:
+        return ConsumerRegistry.model_validate(data or {})
+    except ValidationError as exc:
+        raise UsageError(describe_validation_error(exc, f"registry {path}")) from None
