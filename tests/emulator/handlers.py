@@ -33,6 +33,7 @@ class Ctx:
     query: dict[str, str]
     body: Any
     now: float
+    blob_base: str = ""  # where artifact downloads redirect to (another host name, like GitHub's blob storage)
 
 
 # ---------------------------------------------------------------- helpers
@@ -518,7 +519,7 @@ def download_artifact(ctx: Ctx, artifact_id: str, archive_format: str) -> Respon
         return error(404, "Not Found")
     if art.expired:
         return error(410, "Artifact has expired")
-    return Response(302, None, {"Location": f"{ctx.render.base}/_blobs/{art.blob_key}"})
+    return Response(302, None, {"Location": f"{ctx.blob_base}/_blobs/{art.blob_key}"})
 
 
 @ROUTER.route("GET", "/_blobs/{key}", auth=False, resource=None)

@@ -17,7 +17,7 @@ class Response:
     drop_connection: bool = False  # close the socket without answering (timeout_hang)
 
 
-def error(status: int, message: str, **extra: Any) -> Response:
+def error(status: int, message: str, /, **extra: Any) -> Response:
     """GitHub's error envelope: {"message": ..., "documentation_url": ...}."""
     return Response(status, {"message": message, "documentation_url": DOCS, **extra})
 

@@ -8,6 +8,7 @@ Pipeline for every API request (see ``_respond``):
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -25,8 +26,8 @@ from .faults import Fault, FaultPlan
 from .handlers import ROUTER, Ctx
 from .render import Renderer
 from .router import DOCS, Response, Router, error
-from .state import (DEFAULT_LOGINS, ROLES, TOKEN_KINDS, Artifact, Comment, Issue, Label, Protection,
-                    RateBucket, Repo, Ruleset, State, Token, WorkflowRun, fake_sha, normalise_check)
+from .state import (DEFAULT_LOGINS, ROLES, TOKEN_KINDS, Artifact, Issue, Label, Protection, RateBucket, Repo,
+                    Ruleset, State, Token, WorkflowRun, fake_sha, normalise_check)
 
 CONTROL = Router()  # /_emulator/* : no auth, not logged, not rate limited
 
@@ -41,12 +42,16 @@ class RequestRecord:
     login: str | None
     timestamp: float
     fault: str | None = None
+    sent_token: bool = False  # an Authorization header was present (known token or not)
 
 
 class GitHubEmulator:
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, html_base: str = "https://github.com",
-                 state: State | None = None) -> None:
-        self.host, self.port, self.html_base = host, port, html_base
+                 blob_host: str | None = None, state: State | None = None) -> None:
+        """``blob_host``: host name artifact downloads redirect to. Default: the other spelling of
+        loopback ("localhost" for 127.0.0.1 and vice versa), so the redirect crosses hosts as on
+        GitHub and clients must drop the token; pass the API host to keep it on one host."""
+        self.host, self.port, self.html_base, self.blob_host = host, port, html_base, blob_host
         self.state = state or State()
         self.faults = FaultPlan()
         self._log: list[RequestRecord] = []
@@ -64,7 +69,7 @@ class GitHubEmulator:
         self._server.daemon_threads = True
         self._server.emulator = self  # type: ignore[attr-defined]
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, name="github-emulator", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="github-emulator", daemon=True)
         self._thread.start()
         return self
 
@@ -303,7 +308,7 @@ class GitHubEmulator:
                  raw_token: str | None, fault: Fault | None) -> Response:
         now = time.time()
         token = self.state.tokens.get(raw_token) if raw_token else None
-        match = ROUTER.match(method, path)
+        match = ROUTER.match("GET" if method == "HEAD" else method, path)
         route, params = match if match else (None, {})
         bucket_name = route.resource if route and route.resource else "core"
         bucket = self.state.rate[bucket_name]
@@ -353,12 +358,19 @@ class GitHubEmulator:
         except ValueError:
             return error(400, "Problems parsing JSON")
         ctx = Ctx(self.state, Renderer(self.state, f"http://{host}", self.html_base), token, repo, path,
-                  query, body, now)
+                  query, body, now, blob_base=f"http://{self._blob_netloc(host)}")
         try:
             return route.handler(ctx, **params)
         except Exception as exc:  # an emulator bug: make it loud, not a silent hang
             traceback.print_exc(file=sys.stderr)
             return error(500, f"emulator error: {exc!r}")
+
+    def _blob_netloc(self, api_netloc: str) -> str:
+        hostname, _, port = api_netloc.rpartition(":")
+        if self.blob_host:
+            return f"{self.blob_host}:{port}"
+        swapped = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}.get(hostname, hostname)
+        return f"{swapped}:{port}"
 
     def _api_headers(self, resp: Response, token: Token | None, route: Any, name: str, bucket: RateBucket) -> None:
         h = {"Content-Type": "application/json; charset=utf-8",
@@ -372,8 +384,6 @@ class GitHubEmulator:
             h["X-OAuth-Scopes"] = ", ".join(token.scopes)
         if route is not None and route.perm:
             h["X-Accepted-GitHub-Permissions"] = "=".join(route.perm)
-        if route is not None and route.path_is_user if False else False:
-            pass
         resp.headers = {**h, **resp.headers}
 
     def _actor(self, token: Token | None) -> str:
@@ -387,7 +397,8 @@ class GitHubEmulator:
         with self.state.lock:
             token = self.state.tokens.get(raw_token) if raw_token else None
             self._log.append(RequestRecord(method, path, query, status, token.kind if token else None,
-                                           token.login if token else None, time.time(), fault))
+                                           token.login if token else None, time.time(), fault,
+                                           sent_token=raw_token is not None))
 
     # ------------------------------------------------------------ control plane (standalone mode)
 
@@ -449,6 +460,8 @@ def _clear_faults(emu: GitHubEmulator, body: Any) -> Response:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # no 40 ms delayed-ACK stalls between header and body writes
+    wbufsize = 1 << 16  # headers + body leave in one flush
     server_version = "GitHub.com"
     sys_version = ""
 
@@ -489,7 +502,6 @@ def _bearer(header: str | None) -> str | None:
     if scheme.lower() in ("token", "bearer") and value.strip():
         return value.strip()
     if scheme.lower() == "basic":  # git-style x-access-token:TOKEN
-        import base64
         try:
             return base64.b64decode(value).decode().partition(":")[2] or None
         except ValueError:

@@ -272,17 +272,20 @@ def _repo_from_dict(state: State, r: dict[str, Any]) -> Repo:
     for i in r.get("issues", []):
         i = dict(i)
         comments = [Comment(**c) for c in i.pop("comments", [])]
-        i.setdefault("id", state.new_id())
+        i["id"] = i.get("id") or state.new_id()
         i.setdefault("user", "octocat")
         i.setdefault("body", None)
         i.setdefault("created_at", now)
         i.setdefault("updated_at", i["created_at"])
+        for name in i.get("labels", []):
+            if repo.label(name) is None:
+                repo.labels[name.lower()] = Label(id=state.new_id(), name=name)
         repo.issues[i["number"]] = Issue(**i, comments=comments)
     for branch, p in r.get("protections", {}).items():
         repo.protections[branch] = Protection(**p)
     for rs in r.get("rulesets", []):
         rs = dict(rs)
-        rs.setdefault("id", state.new_id())
+        rs["id"] = rs.get("id") or state.new_id()
         rs["required_checks"] = [normalise_check(c) for c in rs.get("required_checks", [])]
         repo.rulesets[rs["id"]] = Ruleset(**rs)
     for run in r.get("runs", []):
@@ -290,7 +293,7 @@ def _repo_from_dict(state: State, r: dict[str, Any]) -> Repo:
     for a in r.get("artifacts", []):
         a = dict(a)
         a["files"] = {p: base64.b64decode(b) for p, b in a.get("files", {}).items()}
-        a.setdefault("id", state.new_id())
+        a["id"] = a.get("id") or state.new_id()
         a.setdefault("blob_key", fake_sha(("blob", a["id"], time.time())))
         if "run_id" not in a or a["run_id"] not in repo.runs:
             run_id = a.get("run_id") or state.new_id()
