@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-# EMULATOR_FIXTURES_IMPORT
+from tests.emulator.fixtures import *  # noqa: F401,F403  (github_emulator & co.)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -198,11 +198,15 @@ class GitHubClient:
             per_page=per_page, seconds_between_requests=None, seconds_between_writes=None,
         )
         self._session: requests.Session | None = None
+        self._lazy_gh: Github | None = None
 
     # -- small helpers over PyGithub -------------------------------------------------
     def repo(self, full_name: str):
         """A lazy Repository: no request until an attribute needs one."""
-        return self.gh.get_repo(full_name, lazy=True)
+        if self._lazy_gh is None:
+            # Same requester settings (auth, retry and its counter), lazy objects.
+            self._lazy_gh = self.gh.withLazy(True)
+        return self._lazy_gh.get_repo(full_name)
 
     def rate_limit_remaining(self) -> tuple[int, int]:
         """(remaining, reset epoch) of the core quota, from GET /rate_limit,
@@ -262,6 +266,8 @@ class GitHubClient:
 
     def close(self) -> None:
         self.gh.close()
+        if self._lazy_gh is not None:
+            self._lazy_gh.close()
         if self._session is not None:
             self._session.close()
 
