@@ -7,8 +7,9 @@ import contextlib
 import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import portalocker
 
@@ -122,6 +123,72 @@ def locked_append_lines(
     finally:
         lock.release()
     return payload.count("\n")
+
+
+@dataclass(frozen=True)
+class AppendCursor:
+    """How far a reader of an append-only file has read: the file's identity
+    (device, inode) and the byte offset after the last byte it saw."""
+
+    device: int
+    inode: int
+    offset: int
+
+
+def locked_read_append(
+    path: str | os.PathLike[str],
+    decide: Callable[[bytes, bool], Iterable[str]],
+    *,
+    cursor: AppendCursor | None = None,
+    timeout: float = 10.0,
+    fsync: bool = True,
+) -> AppendCursor:
+    """Read what is new in an append-only file, decide what to append, and
+    append it, all under one exclusive lock on the file.
+
+    ``decide(new_bytes, from_start)`` gets the bytes after ``cursor`` (the
+    whole file, with ``from_start=True``, when there is no cursor or the file
+    was replaced or truncated since) and returns the lines to append; it may
+    raise to append nothing. Holding the lock across read and write is what
+    makes check-then-append decisions (deduplication, conflicts) race-free
+    between processes. A tail left without its newline by a crashed writer
+    is terminated first, so the new lines stay whole. Returns the cursor at
+    the new end of the file, for the next call to read only what others
+    appended meanwhile."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = portalocker.Lock(
+        str(target), mode="a+b", timeout=timeout, check_interval=0.001,
+        flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING,
+    )
+    try:
+        handle = lock.acquire()
+    except portalocker.exceptions.LockException as exc:
+        raise LockTimeout(f"could not lock {target} within {timeout:g}s: another writer holds it") from exc
+    try:
+        info = os.fstat(handle.fileno())
+        same_file = cursor is not None and (cursor.device, cursor.inode) == (info.st_dev, info.st_ino)
+        start = cursor.offset if same_file and cursor.offset <= info.st_size else 0
+        handle.seek(start)
+        new = handle.read(info.st_size - start)
+        lines = list(decide(new, start == 0))
+        payload = "".join(line if line.endswith("\n") else line + "\n" for line in lines).encode("utf-8")
+        if payload:
+            if info.st_size and not _ends_with_newline(handle, info.st_size):
+                payload = b"\n" + payload
+            handle.write(payload)
+            handle.flush()
+            if fsync:
+                os.fsync(handle.fileno())
+        end = info.st_size + len(payload)
+    finally:
+        lock.release()
+    return AppendCursor(info.st_dev, info.st_ino, end)
+
+
+def _ends_with_newline(handle: Any, size: int) -> bool:
+    handle.seek(size - 1)
+    return handle.read(1) == b"\n"
 
 
 def read_bytes_limited(path: str | os.PathLike[str], max_bytes: int) -> bytes:

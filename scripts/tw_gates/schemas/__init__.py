@@ -11,6 +11,8 @@ REGISTRY: dict[str, str] = {
     "consumer-artifact": "tw_gates.schemas.consumer:ConsumerArtifact",
     "audit-report": "tw_gates.schemas.audit:AuditReport",
     "consumer-registry": "tw_gates.schemas.registry:ConsumerRegistry",
+    "phase-artifact": "tw_gates.schemas.phase:PhaseArtifact",
+    "evidence-block": "tw_gates.schemas.evidence:EvidenceBlock",
 }
 
 
