@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tw_gates.commands import Command
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--audit", metavar="REPORT.json", help="audit report written by `tw-gates audit` "
+                        "(env TW_AUDIT_REPORT)")
+    parser.add_argument("--central-repo", metavar="OWNER/REPO", help="where the issues go "
+                        "(env TW_CENTRAL_REPO, default GITHUB_REPOSITORY)")
+    parser.add_argument("--dry-run", action="store_true", default=None,
+                        help="print what would be filed; write nothing (no token needed)")
+    parser.add_argument("--max-issues", type=int, metavar="N", help="cap on issues per run; more repositories "
+                        "with findings -> one digest (env MAX_ISSUES_PER_RUN, default 10)")
+    parser.add_argument("--audit-id", metavar="ID", help="audit id shown in the issues (default: the report's)")
+    parser.add_argument("--fallback-dir", metavar="DIR", help="where the S2 fallback artifact goes "
+                        "(env TW_FALLBACK_DIR, default tw-gates-fallback)")
+    parser.add_argument("--label", metavar="L", help="label of the issues tw-gates owns (default tw-gates)")
+    parser.add_argument("--quota-threshold", type=int, metavar="N", help="below this many API requests left, "
+                        "file one digest only (env TW_QUOTA_THRESHOLD, default 500)")
+    parser.add_argument("--deadline", metavar="WHEN", help="never wait for GitHub past this: a duration from now "
+                        "(15m), an ISO time or epoch seconds (env TW_DEADLINE, default 15m)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from actions_toolkit.command import issue_command
+
+    from tw_gates.core import runner
+    from tw_gates.core.redact import REDACTOR
+    from tw_gates.core.settings import load_settings
+    from tw_gates.file_issues import FileIssuesSettings, gate
+
+    settings = load_settings(FileIssuesSettings, {
+        "audit": args.audit, "central_repo": args.central_repo, "dry_run": args.dry_run,
+        "max_issues": args.max_issues, "audit_id": args.audit_id, "fallback_dir": args.fallback_dir,
+        "label": args.label, "quota_threshold": args.quota_threshold, "deadline": args.deadline,
+    })
+    result = gate(settings)
+    runner.set_output("mode", result.mode)
+    for action in ("created", "updated", "unchanged", "closed"):
+        runner.set_output(action, str(result.count(action)))
+    runner.set_output("issues", [a.number for a in result.actions if a.number is not None and a.action != "closed"])
+    runner.set_output("fallback-path", result.fallback_path or "")
+    runner.set_output("api-calls", str(result.api_calls))
+    rows = [[a.action, a.kind, a.name, f"#{a.number}" if a.number else "", a.findings] for a in result.actions]
+    if rows:
+        runner.append_summary("### tw-gates file-issues\n\n" + runner.markdown_table(
+            ["action", "kind", "repository", "issue", "findings"], rows))
+    runner.echo(f"file-issues: {result.message}; {result.api_calls} API calls")
+    if result.exit_code:
+        message = REDACTOR.redact(" ".join(result.message.split()))
+        # The workflow command the runner turns into an annotation; plain text elsewhere.
+        issue_command("error", {"title": "tw-gates file-issues"}, message)
+        sys.stdout.flush()
+        print(f"tw-gates file-issues: error: {message}", file=sys.stderr, flush=True)
+    elif result.fallback_path:
+        runner.annotate("warning", result.message, title="tw-gates file-issues")
+    return int(result.exit_code)
+
+
+COMMAND = Command(
+    name="file-issues",
+    help="S2/R1: file audit findings as issues (capped, idempotent; fallback artifact when it cannot)",
+    configure=configure,
+    run=run,
+    order=20,
+)
