@@ -13,6 +13,7 @@ REGISTRY: dict[str, str] = {
     "consumer-registry": "tw_gates.schemas.registry:ConsumerRegistry",
     "phase-artifact": "tw_gates.schemas.phase:PhaseArtifact",
     "evidence-block": "tw_gates.schemas.evidence:EvidenceBlock",
+    "renderer-patterns": "tw_gates.self_audit:PatternCatalog",
 }
 
 
