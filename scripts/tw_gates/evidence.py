@@ -15,6 +15,7 @@ pointing at lines of a file in the repository with the sha256 of those lines.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Literal
@@ -111,6 +112,30 @@ class AddOutcome:
     added: bool  # False: the same id and hash were already recorded
 
 
+_LINE_START = b'{"evidence_id":"'
+_HASH_KEY = b',"sha256":"'
+_HEX64 = re.compile(rb"[0-9a-f]{64}")
+
+
+def _id_and_hash(raw: bytes) -> tuple[str, str] | None:
+    """(evidence_id, sha256) of one line. Lines this module wrote are read
+    without a JSON parse (ids cannot hold quotes, and inside a JSON string
+    the key below would be escaped); anything else goes through json."""
+    if raw.startswith(_LINE_START) and raw.endswith(b'"}'):
+        id_end = raw.find(b'"', len(_LINE_START))
+        at = raw.rfind(_HASH_KEY)
+        digest = raw[at + len(_HASH_KEY):at + len(_HASH_KEY) + 64] if at > id_end > 0 else b""
+        if _HEX64.fullmatch(digest):
+            return raw[len(_LINE_START):id_end].decode("utf-8", "replace"), digest.decode()
+    try:
+        record = json.loads(raw)
+    except ValueError:
+        return None  # a torn or foreign line: `verify` reports it, it decides nothing here
+    if isinstance(record, dict) and isinstance(record.get("evidence_id"), str):
+        return record["evidence_id"], str(record.get("sha256"))
+    return None
+
+
 class EvidenceLog:
     """``evidence_blocks.jsonl``, appended by many processes at once.
 
@@ -133,15 +158,13 @@ class EvidenceLog:
         data = self._partial + data
         complete, _, self._partial = data.rpartition(b"\n")
         for raw in complete.split(b"\n") if complete else ():
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue  # a torn or foreign line: `verify` reports it, it decides nothing here
-            if isinstance(record, dict) and isinstance(record.get("evidence_id"), str):
-                self._hashes.setdefault(record["evidence_id"], str(record.get("sha256")))
+            found = _id_and_hash(raw)
+            if found:
+                self._hashes.setdefault(*found)
 
     def add(self, block: EvidenceBlock) -> AddOutcome:
         outcome = AddOutcome(block=block, added=False)
+        line = block.model_dump_json()  # built before the lock: the lock is held as briefly as possible
 
         def decide(new: bytes, from_start: bool) -> list[str]:
             self._take_in(new, from_start)
@@ -153,7 +176,7 @@ class EvidenceLog:
             if known is None:
                 outcome.added = True
                 self._hashes[block.evidence_id] = block.sha256
-                return [block.model_dump_json()]
+                return [line]
             if known == block.sha256:
                 return []
             raise EvidenceConflict(
