@@ -14,6 +14,10 @@ REGISTRY: dict[str, str] = {
     "phase-artifact": "tw_gates.schemas.phase:PhaseArtifact",
     "evidence-block": "tw_gates.schemas.evidence:EvidenceBlock",
     "renderer-patterns": "tw_gates.self_audit:PatternCatalog",
+    "canary-metrics": "tw_gates.schemas.canary:CanaryMetrics",
+    "canary-baseline": "tw_gates.schemas.canary:CanaryBaseline",
+    "canary-thresholds": "tw_gates.schemas.canary:CanaryThresholds",
+    "canary-report": "tw_gates.schemas.canary:CanaryReport",
 }
 
 

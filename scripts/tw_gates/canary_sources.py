@@ -1,0 +1,348 @@
+"""Where the canary's checks come from.
+
+* Prometheus: one ``query_range`` per metric over the whole window (step =
+  interval), sent concurrently. The window is rebuilt from Prometheus on every
+  run, so a missed cron run loses nothing.
+* A metrics file: one check per run. The checks live in a small state
+  document (kept in the dashboard issue, or a local file) that this module
+  merges: one check per interval bucket (a rerun in the same bucket replaces
+  it), bounded to the window, optionally HMAC-signed so that editing the issue
+  cannot forge clean hours.
+
+Times are epoch seconds aligned on the interval; a check is identified by the
+start of the interval it describes (its bucket)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import requests
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from tw_gates.core.errors import ExternalServiceError, UsageError
+from tw_gates.core.fsio import FileTooLarge, atomic_write_json, read_bytes_limited
+from tw_gates.core.settings import describe_validation_error
+from tw_gates.core.signing import KeyRing, SignatureError
+from tw_gates.schemas.canary import ALL_METRICS, CanaryMetrics
+
+MAX_INPUT_BYTES = 1024 * 1024
+# Prometheus refuses a range query of more than 11,000 points per series.
+MAX_POINTS_PER_QUERY = 11_000
+# The file source keeps one check per interval in an issue body (65,536 chars at most).
+MAX_STATE_CHECKS = 600
+STATE_VERSION = "1"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+DEFAULT_QUERIES = DATA_DIR / "canary_queries.yml"
+
+
+@dataclass
+class Observation:
+    """The metric values measured over one interval [bucket, bucket + interval).
+    A value is None when the source had nothing for it."""
+
+    bucket: int
+    values: dict[str, float | None] = field(default_factory=dict)
+
+
+def bucket_of(epoch: float, interval_s: int) -> int:
+    return int(math.floor(epoch / interval_s)) * interval_s
+
+
+def read_structured(path: Path, what: str) -> Any:
+    """A YAML or JSON file (JSON is YAML), size-bounded, with one-line errors."""
+    try:
+        raw = read_bytes_limited(path, MAX_INPUT_BYTES)
+    except FileNotFoundError:
+        raise UsageError(f"{what} file not found: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{what} file is a directory: {path}") from None
+    except FileTooLarge as exc:
+        raise UsageError(f"{what} file {path}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"{what} file {path} is not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {detail}") from None
+
+
+def load_model(model: type[BaseModel], path: Path, what: str) -> Any:
+    data = read_structured(path, what)
+    if not isinstance(data, dict):
+        raise UsageError(f"{what} file {path} must hold an object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(f"{describe_validation_error(exc, f'{what} file {path}')}") from None
+
+
+# -- the metrics file source ----------------------------------------------------------------
+
+
+def observation_from_metrics(metrics: CanaryMetrics, bucket: int) -> Observation:
+    return Observation(bucket, {name: float(getattr(metrics, name)) for name in ALL_METRICS})
+
+
+# One stored check: [bucket, latency_p50_ms, latency_p95_ms, error_rate_pct,
+# baseline_mismatch_rate_pct, parse_count] (ALL_METRICS order). Arrays, not
+# objects: 600 of them must fit in an issue body beside the dashboard.
+StoredCheck = tuple[int, float | None, float | None, float | None, float | None, float | None]
+
+
+class CanaryState(BaseModel):
+    """What the canary remembers between runs (the hidden block of the dashboard issue)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    state_version: Literal["1"] = STATE_VERSION
+    name: str
+    revision: str | None = None
+    interval_s: int = Field(gt=0)
+    started_at: int | None = Field(None, description="bucket of the canary's first check (file source)")
+    checks: list[StoredCheck] = Field(default_factory=list, max_length=MAX_STATE_CHECKS)
+    # Each rollback signal (dispatch, slack, issue) and the rollback
+    # (canary.rollback_key) it went out for: the hourly reruns of a failed
+    # canary do not dispatch and page again, and retry only what failed.
+    rollback_sent: dict[str, str] = Field(default_factory=dict)
+    decision: Literal["PROMOTE", "HOLD", "ROLLBACK"] | None = None
+    signature: dict[str, Any] | None = None
+
+    def observations(self) -> dict[int, Observation]:
+        return {int(c[0]): Observation(int(c[0]), dict(zip(ALL_METRICS, c[1:]))) for c in self.checks}
+
+
+def fresh_state(name: str, revision: str | None, interval_s: int) -> CanaryState:
+    return CanaryState(name=name, revision=revision, interval_s=interval_s)
+
+
+def record_check(state: CanaryState, observation: Observation, *, window_s: int, window_end: int) -> CanaryState:
+    """Put ``observation`` in its bucket (replacing a check already there) and
+    drop checks that fell out of the window ending at ``window_end``."""
+    kept = {c[0]: c for c in state.checks if window_end - window_s <= c[0] < window_end}
+    if window_end - window_s <= observation.bucket < window_end:
+        kept[observation.bucket] = (observation.bucket, *(observation.values.get(m) for m in ALL_METRICS))
+    started = state.started_at
+    if started is None or observation.bucket < started:
+        started = observation.bucket
+    return state.model_copy(update={"checks": [kept[b] for b in sorted(kept)], "started_at": started,
+                                    "signature": None})
+
+
+def state_document(state: CanaryState, ring: KeyRing | None) -> dict[str, Any]:
+    """The state as JSON, signed when a signing key is configured."""
+    document = state.model_dump(mode="json", exclude={"signature"})
+    return ring.sign(document) if ring is not None and ring.can_sign else document
+
+
+def parse_state(document: Any, *, name: str, revision: str | None, interval_s: int,
+                ring: KeyRing | None) -> tuple[CanaryState, list[str]]:
+    """The stored state if it is usable for this canary, else a fresh one and
+    the reason (never an exception: a person may have edited the issue)."""
+    warnings: list[str] = []
+    start_over = fresh_state(name, revision, interval_s)
+    if document is None:
+        return start_over, warnings
+    if not isinstance(document, dict):
+        return start_over, ["canary state block is damaged (not a JSON object): starting the canary over"]
+    verify_keys = ring is not None and bool(ring.kids)
+    if verify_keys:
+        try:
+            ring.verify(document)
+        except SignatureError as exc:
+            return start_over, [f"canary state block failed HMAC verification ({exc.reason}: {exc.message}): "
+                                "starting the canary over"]
+    elif document.get("signature") is not None:
+        warnings.append("canary state block is signed but no TW_HMAC_KEY/TW_HMAC_KEYS is set to verify it")
+    try:
+        state = CanaryState.model_validate(document)
+    except ValidationError as exc:
+        return start_over, [f"{describe_validation_error(exc, 'canary state block')}: starting the canary over"]
+    if state.name != name:
+        return start_over, [f"canary state block belongs to canary {state.name!r}, not {name!r}: starting over"]
+    if revision is not None and state.revision != revision:
+        was = state.revision or "no revision"
+        return start_over, [f"new canary revision {revision} (state was for {was}): starting the canary over"]
+    if state.interval_s != interval_s:
+        return start_over, [f"canary interval changed ({state.interval_s}s -> {interval_s}s): starting over"]
+    return state, warnings
+
+
+# -- the Prometheus source ------------------------------------------------------------------
+
+
+class QuerySet(BaseModel):
+    """PromQL for each metric (``canary_queries.yml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    vars: dict[str, str] = Field(default_factory=dict)
+    queries: dict[str, str]
+
+    def render(self, interval_s: int) -> dict[str, str]:
+        """Each metric's PromQL with {{interval}} and the vars filled in."""
+        missing = [m for m in ALL_METRICS if not (self.queries.get(m) or "").strip()]
+        if missing:
+            raise UsageError(f"queries file has no query for: {', '.join(missing)}")
+        unknown_metrics = sorted(set(self.queries) - set(ALL_METRICS))
+        if unknown_metrics:
+            raise UsageError(f"queries file names unknown metric(s): {', '.join(unknown_metrics)} "
+                             f"(known: {', '.join(ALL_METRICS)})")
+        values = {**self.vars, "interval": f"{interval_s}s"}
+        rendered = {}
+        for metric in ALL_METRICS:
+            def fill(match: re.Match[str], metric: str = metric) -> str:
+                key = match.group(1)
+                if key not in values:
+                    raise UsageError(f"query for {metric} uses {{{{{key}}}}}, which is not in the queries file's vars")
+                return values[key]
+
+            rendered[metric] = _PLACEHOLDER.sub(fill, self.queries[metric]).strip()
+        return rendered
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def load_queries(path: Path | None) -> QuerySet:
+    return load_model(QuerySet, path or DEFAULT_QUERIES, "queries")
+
+
+class PrometheusSource:
+    """Range queries against the Prometheus HTTP API (also Thanos, Mimir,
+    VictoriaMetrics: any server with ``/api/v1/query_range``)."""
+
+    def __init__(self, base_url: str, *, token: str | None = None, timeout_s: float = 30.0,
+                 retries: int = 2, backoff_s: float = 0.5) -> None:
+        if not re.match(r"^https?://[^/\s]+", base_url or ""):
+            raise UsageError(f"--prometheus must be an http(s) URL, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self.queries_sent = 0
+        self.warnings: list[str] = []
+        self.session = requests.Session()
+        # Retries for a restart or an overloaded server; a refused connection
+        # is retried too (quickly) before we give up with exit 1.
+        retry = Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=backoff_s,
+                      status_forcelist=(429, 502, 503, 504), allowed_methods=frozenset({"GET", "POST"}),
+                      raise_on_status=False)
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=len(ALL_METRICS))
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["Accept"] = "application/json"
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def close(self) -> None:
+        self.session.close()
+
+    def query_range(self, metric: str, promql: str, start: int, end: int, step: int) -> dict[int, float | None]:
+        """{timestamp: value} of the one series ``promql`` returns (NaN -> None)."""
+        with self._lock:
+            self.queries_sent += 1
+        try:
+            # POST: a long PromQL does not run into URL length limits of proxies.
+            response = self.session.post(
+                f"{self.base_url}/api/v1/query_range",
+                data={"query": promql, "start": str(start), "end": str(end), "step": f"{step}s"},
+                timeout=self.timeout_s,
+            )
+        except requests.RequestException as exc:
+            raise ExternalServiceError(f"Prometheus at {self.base_url} unreachable: {_short(exc)}") from None
+        payload = _json_or_none(response)
+        if response.status_code != 200 or not isinstance(payload, dict) or payload.get("status") != "success":
+            detail = ""
+            if isinstance(payload, dict) and payload.get("error"):
+                detail = f" ({payload.get('errorType', 'error')}: {payload['error']})"
+            if response.status_code in (400, 422):
+                raise UsageError(f"Prometheus rejected the query for {metric}{detail}: {promql}")
+            raise ExternalServiceError(
+                f"Prometheus at {self.base_url} answered HTTP {response.status_code} to the query for {metric}{detail}")
+        for warning in payload.get("warnings") or []:
+            with self._lock:
+                self.warnings.append(f"Prometheus warning for {metric}: {warning}")
+        data = payload.get("data") or {}
+        if data.get("resultType") != "matrix":
+            raise UsageError(f"query for {metric} must return a range vector (matrix), got {data.get('resultType')!r}")
+        series = data.get("result") or []
+        if len(series) > 1:
+            labels = ", ".join(json.dumps(s.get("metric", {}), sort_keys=True) for s in series[:3])
+            raise UsageError(f"query for {metric} returned {len(series)} series ({labels}...); aggregate it to one, "
+                             "e.g. sum(...) or histogram_quantile(q, sum by (le) (...))")
+        points: dict[int, float | None] = {}
+        for timestamp, raw in (series[0].get("values") or []) if series else []:
+            value = float(raw)
+            points[int(round(float(timestamp)))] = value if math.isfinite(value) else None
+        return points
+
+    def fetch(self, queries: Mapping[str, str], *, window_start: int, window_end: int,
+              interval_s: int) -> dict[int, Observation]:
+        """Every interval of [window_start, window_end) from one range query per
+        metric. The point at T describes the interval (T - step, T], so the
+        points are the interval ends."""
+        points = (window_end - window_start) // interval_s
+        if points > MAX_POINTS_PER_QUERY:
+            raise UsageError(f"window/interval = {points} points per query; Prometheus allows at most "
+                             f"{MAX_POINTS_PER_QUERY}: use a longer --interval")
+        first, last = window_start + interval_s, window_end
+        with ThreadPoolExecutor(max_workers=len(queries)) as pool:
+            futures = {metric: pool.submit(self.query_range, metric, promql, first, last, interval_s)
+                       for metric, promql in queries.items()}
+            results = {metric: future.result() for metric, future in futures.items()}
+        observations: dict[int, Observation] = {}
+        for metric, series in results.items():
+            for end_ts, value in series.items():
+                bucket = end_ts - interval_s
+                if window_start <= bucket < window_end and value is not None:
+                    observations.setdefault(bucket, Observation(bucket, {m: None for m in ALL_METRICS}))
+                    observations[bucket].values[metric] = value
+        return observations
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc)
+    # urllib3 nests the cause in a long repr; keep the part a person needs.
+    match = re.search(r"\[Errno -?\d+\] [^')\"]+|Read timed out|Connection refused|Name or service not known", text)
+    if match:
+        return match.group(0)
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
+class FileStateStore:
+    """The canary state in a local JSON file (instead of the dashboard issue)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def load(self) -> tuple[Any, list[str]]:
+        if not self.path.exists():
+            return None, []
+        try:
+            return json.loads(read_bytes_limited(self.path, MAX_INPUT_BYTES).decode("utf-8")), []
+        except (OSError, ValueError, FileTooLarge) as exc:
+            return None, [f"canary state file {self.path} is unreadable ({exc}): starting the canary over"]
+
+    def save(self, report: Any, document: dict[str, Any], previous_decision: str | None) -> str:
+        atomic_write_json(self.path, document)
+        return f"state saved to {self.path}"

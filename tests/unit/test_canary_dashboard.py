@@ -1,0 +1,264 @@
+"""The canary dashboard issue and the rollback signal, over real HTTP against
+the GitHub emulator (and a local stand-in for Slack's webhook)."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.emulator.fixtures import pygithub_client
+from tests.unit.test_canary import HOUR, T0, decide, hours
+from tw_gates.canary_dashboard import MAX_BODY_CHARS, extract_state, render_dashboard, render_state_block
+
+REPO = "acme/canary"
+
+
+@pytest.fixture
+def github(github_emulator):
+    github_emulator.add_repo(REPO)
+    github_emulator.add_token("tok", kind="actions", repo_permissions={REPO: {"issues": "write", "contents": "write"}})
+    github_emulator.add_token("issues-only", kind="actions", repo_permissions={REPO: {"issues": "write"}})
+    return github_emulator
+
+
+@pytest.fixture
+def slack():
+    """Records what a Slack incoming webhook would receive."""
+    received: list[dict] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/XXXX", received
+    server.shutdown()
+    server.server_close()
+
+
+def _at(hour: int) -> str:
+    return datetime.fromtimestamp(T0 + hour * HOUR + 300, timezone.utc).isoformat()
+
+
+def _canary(cli, repo_root: Path, hour: int, metrics: str = "metrics_pass.json", *extra: str,
+            token: str = "tok", github=None, env: dict | None = None):
+    return cli("canary", "--baseline", repo_root / "examples/canary/baseline.json",
+               "--metrics", repo_root / "examples/canary" / metrics, "--central-repo", REPO, "--at", _at(hour), *extra,
+               env={"GITHUB_TOKEN": token, "GITHUB_API_URL": github.url, **(env or {})})
+
+
+def _edit_body(github, number: int, body: str) -> None:
+    """What a person editing the issue on github.com does: PATCH the body."""
+    pygithub_client(github, "tok").get_repo(REPO).get_issue(number).edit(body=body)
+
+
+def _dashboards(github) -> list[dict]:
+    return [i for i in github.issues(REPO) if "kind=canary key=default " in (i["body"] or "")]
+
+
+def _state(issue: dict) -> dict:
+    document, warnings = extract_state(issue["body"])
+    assert warnings == []
+    return document
+
+
+def test_dashboard_issue_keeps_one_check_per_hour(cli, repo_root: Path, github):
+    for hour in range(3):
+        code, out, err = _canary(cli, repo_root, hour, github=github)
+        assert code == 0, err
+    (issue,) = _dashboards(github)
+    assert [label["name"] for label in issue["labels"]] == ["tw-gates"]
+    assert issue["title"] == "tw-gates canary: default"
+    assert "**HOLD**" in issue["body"] and "| time left in the window | 45h |" in issue["body"]
+    assert [c[0] for c in _state(issue)["checks"]] == [T0, T0 + HOUR, T0 + 2 * HOUR]
+    assert _state(issue)["started_at"] == T0
+
+
+def test_a_rerun_learning_nothing_new_writes_nothing(cli, repo_root: Path, github):
+    _canary(cli, repo_root, 0, github=github)
+    github.clear_requests()
+    code, out, _ = _canary(cli, repo_root, 0, github=github)
+    assert code == 0 and "unchanged" in out
+    assert github.count("PATCH") == 0 and github.count("POST") == 0
+
+
+def test_decision_change_is_commented_once(cli, repo_root: Path, github):
+    _canary(cli, repo_root, 0, github=github)
+    code, _, _ = _canary(cli, repo_root, 1, "metrics_fail.json", "--dispatch-event", "none", github=github)
+    assert code == 2
+    (issue,) = _dashboards(github)
+    comments = github.comments(REPO, issue["number"])
+    assert len(comments) == 1 and comments[0]["body"].startswith("Decision changed: HOLD → **ROLLBACK**")
+    assert "**ROLLBACK**" in issue["body"] and "### Breaches" in issue["body"]
+
+
+def test_rollback_signals_dispatch_and_slack_once(cli, repo_root: Path, github, slack):
+    webhook, received = slack
+    for hour in (0, 1):
+        code, out, err = _canary(cli, repo_root, hour, "metrics_fail.json", "--dispatch-event", "deploy-rollback",
+                                 "--revision", "v2.8.0", github=github, env={"SLACK_WEBHOOK_URL": webhook})
+        assert code == 2, err
+    (dispatch,) = github.dispatches(REPO)
+    assert dispatch["event_type"] == "deploy-rollback"
+    payload = dispatch["client_payload"]
+    assert payload["canary"] == "default" and payload["revision"] == "v2.8.0"
+    assert sorted(b["gate"] for b in payload["breaches"]) == ["error_rate", "latency_p50", "latency_p95",
+                                                              "mismatch_rate"]
+    assert len(received) == 1 and received[0]["text"].startswith("tw-gates canary default: ROLLBACK: ")
+    assert "rollback already announced" in out
+    # A new revision is a new canary: its rollback is announced again.
+    code, _, _ = _canary(cli, repo_root, 2, "metrics_fail.json", "--revision", "v2.8.1", github=github,
+                         env={"SLACK_WEBHOOK_URL": webhook})
+    assert code == 2 and len(github.dispatches(REPO)) == 2 and len(received) == 2
+
+
+def test_rollback_files_one_issue_and_promotion_closes_it(cli, repo_root: Path, github):
+    for hour in (0, 1):
+        code, _, _ = _canary(cli, repo_root, hour, "metrics_fail.json", "--revision", "r1", github=github)
+        assert code == 2
+    rollbacks = [i for i in github.issues(REPO) if "key=rollback:default " in i["body"]]
+    assert len(rollbacks) == 1 and rollbacks[0]["title"] == "tw-gates canary ROLLBACK: default (r1)"
+    body = rollbacks[0]["body"]
+    assert "| latency_p95 | 47.30 ms | 43.20 ms |" in body and "repository_dispatch 'tw-canary-rollback'" in body
+    assert github.comments(REPO, rollbacks[0]["number"]) == []
+    # The fix, as a new revision on a 2-hour window: HOLD, then PROMOTE closes the rollback issue.
+    for hour, expected in ((2, "HOLD"), (3, "PROMOTE")):
+        code, out, _ = _canary(cli, repo_root, hour, "metrics_pass.json", "--revision", "r2", "--window", "2h",
+                               github=github)
+        assert code == 0 and out.startswith(expected), out
+    closed = [i for i in github.issues(REPO) if i["number"] == rollbacks[0]["number"]][0]
+    assert closed["state"] == "closed"
+    assert "PROMOTE" in github.comments(REPO, closed["number"])[-1]["body"]
+
+
+def test_no_rollback_issue_when_the_cap_is_zero(cli, repo_root: Path, github):
+    code, out, _ = _canary(cli, repo_root, 0, "metrics_fail.json", github=github, env={"MAX_ISSUES_PER_RUN": "0"})
+    assert code == 2 and "no rollback issue filed: MAX_ISSUES_PER_RUN is 0" in out
+    assert [i["title"] for i in github.issues(REPO)] == ["tw-gates canary: default"]
+    assert len(github.dispatches(REPO)) == 1
+
+
+def test_dispatch_denied_still_rolls_back_and_retries_next_run(cli, repo_root: Path, github):
+    code, out, err = _canary(cli, repo_root, 0, "metrics_fail.json", token="issues-only", github=github)
+    assert code == 2
+    assert "repository_dispatch to acme/canary failed: GitHub answered 403" in err
+    assert github.dispatches(REPO) == []
+    assert set(_state(_dashboards(github)[0])["rollback_sent"]) == {"issue"}
+    code, out, err = _canary(cli, repo_root, 1, "metrics_fail.json", github=github)
+    assert code == 2 and len(github.dispatches(REPO)) == 1
+    assert "already announced (issue): not sent again" in out
+    assert set(_state(_dashboards(github)[0])["rollback_sent"]) == {"issue", "dispatch"}
+
+
+def test_a_damaged_state_block_starts_over_without_crashing(cli, repo_root: Path, github):
+    for hour in range(3):
+        _canary(cli, repo_root, hour, github=github)
+    (issue,) = _dashboards(github)
+    damaged = re.sub(r'"checks":\[\[', '"checks":[[oops', issue["body"])
+    _edit_body(github, issue["number"], damaged)
+    code, out, err = _canary(cli, repo_root, 3, github=github)
+    assert code == 0 and "canary state block is damaged" in err and "starting the canary over" in err
+    assert "1/48 intervals clean" in out
+    assert [c[0] for c in _state(_dashboards(github)[0])["checks"]] == [T0 + 3 * HOUR]
+
+
+def test_signed_state_cannot_be_forged_by_editing_the_issue(cli, repo_root: Path, github):
+    env = {"TW_HMAC_KEY": "canary-state-signing-key-0123456789", "TW_HMAC_KEY_ID": "k2026"}
+    for hour in range(2):
+        _canary(cli, repo_root, hour, github=github, env=env)
+    (issue,) = _dashboards(github)
+    document = _state(issue)
+    assert document["signature"]["kid"] == "k2026"
+    # Someone claims 46 more clean hours.
+    forged = {**document, "checks": [[T0 + h * HOUR, *document["checks"][0][1:]] for h in range(-46, 2)],
+              "started_at": T0 - 46 * HOUR}
+    body = issue["body"].replace(render_state_block(document), render_state_block(forged))
+    _edit_body(github, issue["number"], body)
+    code, out, err = _canary(cli, repo_root, 2, github=github, env=env)
+    assert code == 0 and "PROMOTE" not in out and "1/48 intervals clean" in out
+    assert "failed HMAC verification (bad_signature" in err
+
+
+def test_dry_run_reads_the_dashboard_but_writes_nothing(cli, repo_root: Path, github):
+    _canary(cli, repo_root, 0, github=github)
+    github.clear_requests()
+    code, out, _ = _canary(cli, repo_root, 1, "metrics_fail.json", "--dry-run", github=github)
+    assert code == 2 and "dry run" in out
+    assert github.count("GET") >= 1 and github.count("POST") == 0 and github.count("PATCH") == 0
+    assert github.dispatches(REPO) == []
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+def test_charts_plot_each_interval_with_its_limit():
+    observations = hours(30)
+    observations[T0 + 12 * HOUR].values["latency_p95_ms"] = 50.0
+    body = render_dashboard(decide(observations, hours_elapsed=30), {"state_version": "1"})
+    charts = re.findall(r"```mermaid\n(.*?)```", body, re.S)
+    assert len(charts) == 3 and all(c.startswith("xychart-beta\n") for c in charts)
+    p95 = charts[1]
+    bars = re.search(r"bar \[(.*)\]", p95).group(1).split(", ")
+    assert len(bars) == 30 and bars[12] == "50" and set(bars) - {"50"} == {"41"}
+    assert re.search(r"line \[(.*)\]", p95).group(1).split(", ") == ["43.2"] * 30
+    labels = re.search(r"x-axis \[(.*)\]", p95).group(1).split(", ")
+    assert len(set(labels)) == 30  # unique: a repeated category would merge two points
+
+
+def test_charts_of_a_fine_interval_are_downsampled_to_the_worst_value():
+    from tw_gates.canary import Timing, evaluate, load_thresholds
+    from tw_gates.canary_sources import Observation
+    from tests.unit.test_canary import BASELINE, GOOD
+
+    obs = {T0 + i * 60: Observation(T0 + i * 60, dict(GOOD)) for i in range(2880)}
+    obs[T0 + 1000 * 60].values["latency_p95_ms"] = 42.5
+    report = evaluate(obs, baseline=BASELINE, thresholds=load_thresholds(None),
+                      timing=Timing(window_s=48 * HOUR, interval_s=60), window_end=T0 + 48 * HOUR, started_at=T0,
+                      evaluated_at=datetime.now(timezone.utc), name="t", source="prometheus")
+    body = render_dashboard(report, None)
+    bars = re.findall(r"bar \[(.*)\]", body)[1].split(", ")
+    assert len(bars) == 48 and bars.count("42.5") == 1
+    assert len(body) < MAX_BODY_CHARS
+
+
+def test_state_block_survives_text_that_would_close_the_comment():
+    document = {"revision": "v1 --> <script>", "n": 1}
+    block = render_state_block(document)
+    assert block.count("-->") == 1 and block.endswith(" -->")
+    assert extract_state(f"text\n{block}\n") == (document, [])
+
+
+def test_the_largest_state_fits_in_an_issue_body():
+    from tw_gates.canary import Timing, evaluate, load_thresholds
+    from tw_gates.canary_sources import MAX_STATE_CHECKS, CanaryState, Observation, state_document
+    from tests.unit.test_canary import BASELINE, GOOD
+    from tw_gates.core.signing import KeyRing
+
+    interval = 300
+    checks = [(T0 + i * interval, 12.3456, 41.2345, 0.0512, 0.0, 3012.0) for i in range(MAX_STATE_CHECKS)]
+    state = CanaryState(name="default", revision="r" * 200, interval_s=interval, started_at=T0, checks=checks)
+    obs = {c[0]: Observation(c[0], dict(zip(GOOD, c[1:]))) for c in checks}
+    for i in range(0, MAX_STATE_CHECKS, 2):
+        obs[T0 + i * interval].values["parse_count"] = 10  # many inconclusive rows for the details table
+    report = evaluate(obs, baseline=BASELINE, thresholds=load_thresholds(None),
+                      timing=Timing(window_s=MAX_STATE_CHECKS * interval, interval_s=interval),
+                      window_end=T0 + MAX_STATE_CHECKS * interval, started_at=T0,
+                      evaluated_at=datetime.now(timezone.utc), name="default", source="file")
+    document = state_document(state, KeyRing(signing_key="x" * 32))
+    body = render_dashboard(report, document)
+    assert len(body) < MAX_BODY_CHARS
+    assert extract_state(body) == (document, [])
