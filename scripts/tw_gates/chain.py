@@ -59,8 +59,87 @@ def _platform() -> GateOutcome:
     return GateOutcome(gate="platform", exit_code=result.exit_code, message=result.message)
 
 
+def _verify_nets() -> GateOutcome:
+    from tw_gates.core import runner
+    from tw_gates.core.settings import load_settings
+    from tw_gates.verify_nets import VerifyNetsSettings, verify_nets
+
+    result = verify_nets(load_settings(VerifyNetsSettings))
+    for net in result.nets:
+        runner.echo(f"  {net.text}")
+    message = f"{result.score} safety nets verified" + (f"; missing {', '.join(result.missing)}" if result.missing else "")
+    return GateOutcome(gate="verify-nets", exit_code=result.exit_code, message=message)
+
+
+def _behavioral() -> GateOutcome:
+    from tw_gates.behavioral import BehavioralSettings, check_behavioral
+    from tw_gates.core import runner
+    from tw_gates.core.settings import load_settings
+
+    result = check_behavioral(load_settings(BehavioralSettings))
+    for case in result.problems:
+        runner.echo(f"  {case.outcome.upper()} {case.suite}::{case.name}")
+    return GateOutcome(gate="behavioral", exit_code=result.exit_code, message=result.summary)
+
+
+def _audit() -> GateOutcome:
+    from tw_gates.audit import AuditSettings, publish, run_audit
+    from tw_gates.core import runner
+    from tw_gates.core.settings import load_settings
+
+    settings = load_settings(AuditSettings)
+    outcome = run_audit(settings)
+    for check in outcome.checks:
+        runner.echo(f"  {check.status.upper():<4} {check.name}: {check.detail}")
+    publish(outcome, exceptions_file=str(settings.exceptions) if settings.exceptions else "audit_exceptions.yml")
+    return GateOutcome(gate="audit", exit_code=outcome.exit_code, message=f"{outcome.summary} (report {outcome.report_path})")
+
+
+def _hmac_policy() -> GateOutcome:
+    from tw_gates.core import runner
+    from tw_gates.core.settings import load_settings
+    from tw_gates.hmac_policy import HmacPolicySettings, check_hmac_policy
+
+    result = check_hmac_policy(load_settings(HmacPolicySettings))
+    for site in result.sites:
+        runner.echo(f"  {site.text}")
+    return GateOutcome(gate="hmac-policy", exit_code=result.exit_code, message=result.summary)
+
+
+def _telemetry_check() -> GateOutcome:
+    from tw_gates.core import runner
+    from tw_gates.core.settings import load_settings
+    from tw_gates.telemetry_check import TelemetrySettings, check_telemetry
+
+    result = check_telemetry(load_settings(TelemetrySettings))
+    for finding in result.findings:
+        runner.echo(f"  {finding.text}")
+    return GateOutcome(gate="telemetry-check", exit_code=result.exit_code, message=result.summary)
+
+
+def _adversarial() -> GateOutcome:
+    from tw_gates.adversarial import AdversarialSettings, gate, publish, verdict
+    from tw_gates.core import runner
+    from tw_gates.core.settings import load_settings
+
+    # TW_ADVERSARIAL_TARGET (required), TW_ADVERSARIAL_ONLY, _CORPORA, _JOBS, _REPORT, _DOWNSTREAM ...
+    settings = load_settings(AdversarialSettings)
+    report = gate(settings, progress=runner.echo)
+    publish(report, settings)
+    return GateOutcome(gate="adversarial", exit_code=report.exit_code, message=verdict(report))
+
+
 GATES: list[GateSpec] = [
     GateSpec("platform", "R2 Linux-only", _platform, aliases=("r2",)),
+    # G1..G5 read their settings from the environment: TW_REPO_DIR (G1, G4, G5),
+    # TW_JUNIT / TW_EXPECT_TESTS (G2), TW_AUDIT_REPORT, TW_REGISTRY, TW_BASELINE,
+    # TW_PERF_CURRENT, TW_ACCEPTED_ARTIFACTS, TW_AUDIT_EXCEPTIONS... (G3).
+    GateSpec("verify-nets", "G1 safety nets verified", _verify_nets, aliases=("g1",)),
+    GateSpec("behavioral", "G2 behavioral tests", _behavioral, aliases=("g2",)),
+    GateSpec("audit", "G3 green-light audit", _audit, aliases=("g3",)),
+    GateSpec("hmac-policy", "G4 HMAC policy", _hmac_policy, aliases=("g4",)),
+    GateSpec("telemetry-check", "G5 telemetry infrastructure", _telemetry_check, aliases=("g5",)),
+    GateSpec("adversarial", "Adversarial Markdown corpora", _adversarial, optional=True),
 ]
 
 

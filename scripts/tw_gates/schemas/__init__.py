@@ -10,6 +10,8 @@ import importlib
 REGISTRY: dict[str, str] = {
     "consumer-artifact": "tw_gates.schemas.consumer:ConsumerArtifact",
     "audit-report": "tw_gates.schemas.audit:AuditReport",
+    "audit-exceptions": "tw_gates.schemas.exceptions:AuditExceptions",
+    "perf-capture": "tw_gates.schemas.baseline:PerfCapture",
     "consumer-registry": "tw_gates.schemas.registry:ConsumerRegistry",
     "phase-artifact": "tw_gates.schemas.phase:PhaseArtifact",
     "evidence-block": "tw_gates.schemas.evidence:EvidenceBlock",
