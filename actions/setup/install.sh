@@ -16,6 +16,14 @@ python="${TW_PYTHON:-python3}"
 venv="${TW_GATES_VENV:-${RUNNER_TEMP:-/tmp}/tw-gates-venv}"
 lock="$root/requirements/runtime.txt"
 
+# The first call put $venv/bin on the job's PATH, so a bare "python3" would
+# now name the venv's own interpreter: the stamp would differ, the venv would
+# be deleted, and its interpreter with it. Resolve the runner's python without it.
+search=":$PATH:"
+while [[ "$search" == *":$venv/bin:"* ]]; do search="${search//":$venv/bin:"/:}"; done
+search="${search#:}"
+PATH="${search%:}"
+
 version="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$root/scripts/tw_gates/__init__.py")"
 read -r lock_hash _ < <(sha256sum "$lock")
 stamp="tw-gates $version lock=${lock_hash:0:16} python=$(command -v "$python" || echo "$python") src=$root"
