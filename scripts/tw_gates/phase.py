@@ -449,6 +449,7 @@ def complete_phase(
     name: str | None = None,
     junit: str | None = None,
     expected_tests: int = 14,
+    baseline_pass_count: str | None = None,
     values_file: Path | None = None,
     gates_passed: str | None = None,
     tag: bool = False,
@@ -465,11 +466,17 @@ def complete_phase(
 
     if junit:
         baseline = baseline_from_junit(junit, expected_tests)
-    elif values.baseline_pass_count:
-        passed, expected = (int(x) for x in values.baseline_pass_count.split("/"))
-        baseline = Baseline(passed=passed, expected=expected, duration="not measured (value given in the values file)")
+    elif baseline_pass_count or values.baseline_pass_count:
+        given = baseline_pass_count or values.baseline_pass_count or ""
+        match = re.fullmatch(r"\s*([0-9]{1,6})\s*/\s*([0-9]{1,6})\s*", given)
+        if not match:
+            raise UsageError(f"baseline {given!r} is not PASSED/EXPECTED (e.g. 14/14)")
+        source = "the --baseline flag (G2's score)" if baseline_pass_count else "the values file"
+        baseline = Baseline(passed=int(match.group(1)), expected=int(match.group(2)),
+                            duration=f"not measured here (score from {source})")
     else:
-        raise UsageError("baseline_pass_count unknown: pass --junit (G2's behavioral JUnit XML) or set it in --from-file")
+        raise UsageError("baseline_pass_count unknown: pass --junit (G2's behavioral JUnit XML), --baseline "
+                         "(G2's score) or set it in --from-file")
     gates = parse_gates(gates_passed) if gates_passed is not None else parse_gates(values.ci_gates_passed)
     if gates is None:
         raise UsageError("which CI gates passed is unknown: pass --gates-passed G1,G2,G3,G4,G5 or set ci_gates_passed")

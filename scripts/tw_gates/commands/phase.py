@@ -51,6 +51,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                           help="behavioral tests' JUnit XML (files, folders or globs) for baseline_pass_count")
     complete.add_argument("--expect", type=int, default=14, metavar="N",
                           help="behavioral sub-tests expected (default 14)")
+    complete.add_argument("--baseline", metavar="PASSED/EXPECTED",
+                          help="G2's score measured elsewhere (e.g. the gates job's output), when there is no --junit")
     complete.add_argument("--gates-passed", metavar="LIST", help="CI gates that passed, e.g. G1,G2,G3,G4,G5")
     complete.add_argument("--from-file", metavar="PATH",
                           help="YAML/JSON values tw-gates cannot measure: performance_delta_median, "
@@ -108,7 +110,7 @@ def _complete(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     result = phase.complete_phase(
-        args.phase, settings, name=args.name, junit=args.junit, expected_tests=args.expect,
+        args.phase, settings, name=args.name, junit=args.junit, expected_tests=args.expect, baseline_pass_count=args.baseline,
         values_file=Path(args.from_file) if args.from_file else None, gates_passed=args.gates_passed,
         tag=args.tag, report_template=Path(args.report_template) if args.report_template else phase.REPORT_TEMPLATE,
     )
