@@ -39,8 +39,57 @@ class SignatureError(TwGatesError):
         self.reason = reason
 
 
+_JCS_INT_LIMIT = 2**53 - 1  # RFC 8785 numbers are IEEE doubles; rfc8785 refuses larger integers
+# Values visited before handing over to rfc8785: bounds the walk (a cyclic
+# structure would otherwise never end it).
+_FAST_PATH_BUDGET = 1_000_000
+
+
+def _canonical_bytes_fast(document: Any) -> bytes | None:
+    """The RFC 8785 form through the C JSON encoder, for the documents where
+    the two provably agree; None for anything else (rfc8785 handles it).
+
+    They agree when the value holds only objects with ASCII keys (so code
+    point order is UTF-16 order), arrays, strings without lone surrogates
+    (both escape exactly ``"``, ``\\`` and U+0000-U+001F, with the same short
+    forms and lowercase ``\\u00xx``), integers within the double-exact range,
+    booleans and null. No floats: their shortest form differs. This makes
+    verifying a consumer artifact several times faster (see the ingest bench)."""
+    stack = [document]
+    pop, push, extend = stack.pop, stack.append, stack.extend
+    budget = _FAST_PATH_BUDGET
+    while stack:
+        budget -= 1
+        if budget < 0:
+            return None
+        value = pop()
+        kind = type(value)
+        if kind is str:
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return None
+        elif kind is dict:
+            for key, item in value.items():
+                if type(key) is not str or not key.isascii():
+                    return None
+                push(item)
+        elif kind is list:
+            extend(value)
+        elif kind is int:
+            if not -_JCS_INT_LIMIT <= value <= _JCS_INT_LIMIT:
+                return None
+        elif value is not None and kind is not bool:
+            return None
+    return json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
 def canonical_bytes(document: Any) -> bytes:
     """RFC 8785 canonical UTF-8 bytes of a JSON value."""
+    fast = _canonical_bytes_fast(document)
+    if fast is not None:
+        return fast
     try:
         return rfc8785.dumps(document)
     except rfc8785.CanonicalizationError as exc:
