@@ -283,3 +283,15 @@ def test_schema_command_knows_the_contracts(cli):
     assert code == 0 and "git_commit" in json.loads(out)["properties"]
     code, out, _ = cli("schema", "evidence-block")
     assert code == 0 and "sha256" in json.loads(out)["properties"]
+
+
+def test_baseline_can_be_g2s_score_from_another_job(repo, cli):
+    (repo / "values.yml").write_text("performance_delta_p95: '+2%'\n")
+    code, _, err = complete(cli, 0, "--baseline", "14/14", "--report", "r.md")
+    assert code == 0, err
+    assert load(repo, 0)["baseline_pass_count"] == "14/14"
+    assert "score from the --baseline flag" in (repo / "r.md").read_text()
+    code, _, err = complete(cli, 0, "--baseline", "all of them")
+    assert code == 1 and "not PASSED/EXPECTED" in err
+    code, _, err = complete(cli, 0, "--baseline", "12/14")
+    assert code == 2 and "baseline is 12/14, not whole" in err
