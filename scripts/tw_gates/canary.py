@@ -370,6 +370,14 @@ class CanaryRun(BaseModel):
     actions: list[str] = Field(default_factory=list, description="what was published, one line each")
     problems: list[str] = Field(default_factory=list, description="publishing that failed")
 
+    @property
+    def exit_code(self) -> int:
+        """The decision's code; a problem (the state not saved: this check is
+        lost) makes a PROMOTE or HOLD an error, never hides a ROLLBACK."""
+        if self.problems and self.report.decision != "ROLLBACK":
+            return int(ExitCode.ERROR)
+        return self.report.exit_code
+
 
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)

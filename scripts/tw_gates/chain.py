@@ -129,6 +129,18 @@ def _adversarial() -> GateOutcome:
     return GateOutcome(gate="adversarial", exit_code=report.exit_code, message=verdict(report))
 
 
+def _canary() -> GateOutcome:
+    from tw_gates.canary import CanarySettings, run_canary
+    from tw_gates.core import runner
+    from tw_gates.core.settings import load_settings
+
+    # TW_CANARY_BASELINE plus TW_PROMETHEUS_URL or TW_CANARY_METRICS (required), TW_CENTRAL_REPO ...
+    run = run_canary(load_settings(CanarySettings))
+    for problem in run.problems:
+        runner.warn(problem)
+    return GateOutcome(gate="canary", exit_code=run.exit_code, message=run.report.reason)
+
+
 GATES: list[GateSpec] = [
     GateSpec("platform", "R2 Linux-only", _platform, aliases=("r2",)),
     # G1..G5 read their settings from the environment: TW_REPO_DIR (G1, G4, G5),
@@ -140,6 +152,7 @@ GATES: list[GateSpec] = [
     GateSpec("hmac-policy", "G4 HMAC policy", _hmac_policy, aliases=("g4",)),
     GateSpec("telemetry-check", "G5 telemetry infrastructure", _telemetry_check, aliases=("g5",)),
     GateSpec("adversarial", "Adversarial Markdown corpora", _adversarial, optional=True),
+    GateSpec("canary", "48-hour canary (PROMOTE/HOLD pass, ROLLBACK fails)", _canary, optional=True),
 ]
 
 

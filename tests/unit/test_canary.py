@@ -306,6 +306,14 @@ def test_damaged_state_file_starts_over_with_a_warning(cli, repo_root: Path, tmp
     assert json.loads(state.read_text())["checks"][0][1] == 12.2
 
 
+def test_a_state_that_cannot_be_saved_is_exit_1(cli, repo_root: Path, tmp_path: Path):
+    folder = tmp_path / "state-is-a-folder"
+    folder.mkdir()
+    code, out, err = cli("canary", "--baseline", repo_root / "examples/canary/baseline.json",
+                         "--metrics", repo_root / "examples/canary/metrics_pass.json", "--state-file", folder)
+    assert code == 1 and out.startswith("HOLD") and "canary state not saved" in err
+
+
 def test_dry_run_writes_no_state(cli, repo_root: Path, tmp_path: Path):
     state = tmp_path / "state.json"
     code, out, _ = cli("canary", "--baseline", repo_root / "examples/canary/baseline.json", "--metrics",
@@ -335,3 +343,12 @@ def test_metrics_file_with_a_bad_value_is_rejected(cli, repo_root: Path, tmp_pat
                                    "baseline_mismatch_rate_pct": 0, "parse_count": 5000}))
     code, _, err = cli("canary", "--baseline", repo_root / "examples/canary/baseline.json", "--metrics", metrics)
     assert code == 1 and "error_rate_pct: Input should be less than or equal to 100" in err
+
+
+def test_the_canary_is_an_optional_gate_of_the_chain(cli, repo_root: Path):
+    env = {"TW_CANARY_BASELINE": str(repo_root / "examples/canary/baseline.json"),
+           "TW_CANARY_METRICS": str(repo_root / "examples/canary/metrics_fail.json")}
+    code, out, _ = cli("gates", "--only", "canary", env=env)
+    assert code == 2 and "canary" in out and "ROLLBACK: 1 failed check" in out
+    code, out, _ = cli("gates", "--list")
+    assert "canary" in out and "(optional)" in out.split("canary", 1)[1].splitlines()[0]

@@ -164,6 +164,14 @@ def test_dispatch_denied_still_rolls_back_and_retries_next_run(cli, repo_root: P
     assert set(_state(_dashboards(github)[0])["rollback_sent"]) == {"issue", "dispatch"}
 
 
+def test_a_token_that_cannot_write_issues_is_exit_1(cli, repo_root: Path, github):
+    github.add_token("read-only", kind="actions", repo_permissions={REPO: {"issues": "read"}})
+    code, out, err = _canary(cli, repo_root, 0, token="read-only", github=github)
+    assert code == 1 and out.startswith("HOLD")
+    assert "canary state not saved: creating issue canary:default in acme/canary: GitHub answered 403" in err
+    assert github.issues(REPO) == []
+
+
 def test_a_damaged_state_block_starts_over_without_crashing(cli, repo_root: Path, github):
     for hour in range(3):
         _canary(cli, repo_root, hour, github=github)

@@ -41,7 +41,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tw_gates.canary import CanarySettings, run_canary
     from tw_gates.core import metrics, runner
-    from tw_gates.core.errors import ExitCode
     from tw_gates.core.settings import load_settings
 
     settings = load_settings(CanarySettings, {
@@ -92,10 +91,7 @@ def run(args: argparse.Namespace) -> int:
         sink.counter("tw_gates_canary_prometheus_queries_total", "Prometheus range queries sent by the canary",
                      ["canary"]).labels(canary=report.name).inc(report.queries_sent)
 
-    if report.decision == "ROLLBACK":
-        return int(ExitCode.REJECTED)
-    # The state not saved (file source) means this check is lost: say so with exit 1.
-    return int(ExitCode.ERROR) if run_result.problems else int(ExitCode.OK)
+    return run_result.exit_code
 
 
 COMMAND = Command(name="canary", help="48-hour canary analysis: PROMOTE, HOLD or ROLLBACK (exit 2)",
