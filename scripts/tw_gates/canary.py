@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,13 +32,7 @@ from typing import Any, Mapping, Protocol
 
 from pydantic import AwareDatetime, BaseModel, Field, SecretStr, field_validator
 
-from tw_gates.canary_sources import (
-    DATA_DIR,
-    MAX_STATE_CHECKS,
-    Observation,
-    bucket_of,
-    load_model,
-)
+from tw_gates.canary_sources import DATA_DIR, MAX_STATE_CHECKS, Observation, bucket_of, load_model
 from tw_gates.core.errors import ExitCode, TwGatesError, UsageError
 from tw_gates.core.settings import GitHubSettings, NotifySettings, SigningSettings, env
 from tw_gates.core.signing import KeyRing
@@ -54,6 +49,7 @@ from tw_gates.schemas.canary import (
     GateThreshold,
     WindowSummary,
 )
+from tw_gates.schemas.consumer import REPO_PATTERN
 
 DEFAULT_THRESHOLDS = DATA_DIR / "canary_thresholds.yml"
 DEFAULT_DISPATCH_EVENT = "tw-canary-rollback"
@@ -89,7 +85,7 @@ class CanarySettings(GitHubSettings, SigningSettings, NotifySettings):
     @field_validator("central_repo")
     @classmethod
     def _repo(cls, value: str | None) -> str | None:
-        if value is not None and (value.count("/") != 1 or not all(value.split("/"))):
+        if value is not None and not re.match(REPO_PATTERN, value):
             raise ValueError("must be OWNER/REPO")
         return value
 
@@ -270,7 +266,7 @@ def evaluate(
         status = "failed" if breached else "clean" if not notes else "inconclusive"
         tally[status] += 1
         checks.append(CheckRecord(interval_start=iso(bucket), status=status, breached=breached, note="; ".join(notes),
-                                  values={k: v for k, v in values.items()}))
+                                  values=dict(values)))
 
     intervals = timing.intervals
     complete = started_at is not None and window_end - started_at >= timing.window_s
@@ -450,9 +446,7 @@ def run_canary(settings: CanarySettings) -> CanaryRun:
     the dashboard issue, and on ROLLBACK the dispatch, Slack and the rollback
     issue. Raises ExternalServiceError (exit 1) when Prometheus is
     unreachable: then nothing is recorded or published."""
-    from tw_gates import canary_dashboard as dashboard
     from tw_gates.canary_sources import FileStateStore
-    from tw_gates.core.github_client import client_from_settings
 
     if settings.baseline is None:
         raise UsageError("--baseline FILE is required (the metrics the canary is compared with)")
@@ -475,9 +469,12 @@ def run_canary(settings: CanarySettings) -> CanaryRun:
     client = issues = None
     store: StateStore | None = None
     if settings.central_repo is not None:
+        from tw_gates.canary_dashboard import CanaryIssues
+        from tw_gates.core.github_client import client_from_settings
+
         client = client_from_settings(settings)
-        store = issues = dashboard.CanaryIssues(client, settings.central_repo, settings.name,
-                                                max_issues=settings.max_issues)
+        store = issues = CanaryIssues(client, settings.central_repo, settings.name,
+                                      max_issues=settings.max_issues)
     elif settings.state_file is not None:
         store = FileStateStore(settings.state_file)
     try:
@@ -552,14 +549,10 @@ def decide_and_publish(settings: CanarySettings, gathered: Gathered, store: Stat
 
 
 def _write_report(target: Path, report: CanaryReport) -> None:
-    from tw_gates.core import runner
     from tw_gates.core.fsio import atomic_write_json
 
-    document = report.model_dump(mode="json")
-    if str(target) == "-":
-        runner.echo(json.dumps(document, indent=2))
-    else:
-        atomic_write_json(target, document)
+    if str(target) != "-":  # "-": the command prints it on stdout, after everything else
+        atomic_write_json(target, report.model_dump(mode="json"))
 
 
 def dispatch_payload(report: CanaryReport) -> dict:

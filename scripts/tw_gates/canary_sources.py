@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
+from urllib.parse import urlsplit
 
 import requests
 import yaml
@@ -31,6 +32,7 @@ from urllib3.util.retry import Retry
 
 from tw_gates.core.errors import ExternalServiceError, UsageError
 from tw_gates.core.fsio import FileTooLarge, atomic_write_json, read_bytes_limited
+from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import describe_validation_error
 from tw_gates.core.signing import KeyRing, SignatureError
 from tw_gates.schemas.canary import ALL_METRICS, CanaryMetrics
@@ -244,6 +246,8 @@ class PrometheusSource:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["Accept"] = "application/json"
+        # requests sends user:password@ from the URL as basic auth; keep the password out of messages.
+        REDACTOR.register(urlsplit(self.base_url).password)
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
 

@@ -266,6 +266,13 @@ def _at(hour: int) -> str:
     return datetime.fromtimestamp(T0 + hour * HOUR + 600, timezone.utc).isoformat()
 
 
+def test_report_on_stdout_is_json_alone(cli, repo_root: Path):
+    code, out, err = cli("canary", "--baseline", repo_root / "examples/canary/baseline.json",
+                         "--metrics", repo_root / "examples/canary/metrics_fail.json", "--report", "-")
+    assert code == 2 and json.loads(out)["decision"] == "ROLLBACK"
+    assert err.startswith("ROLLBACK: 1 failed check")
+
+
 def test_file_source_promotes_only_after_48_clean_hourly_checks(cli, repo_root: Path, tmp_path: Path):
     state = tmp_path / "state.json"
     base = ["canary", "--baseline", repo_root / "examples/canary/baseline.json",

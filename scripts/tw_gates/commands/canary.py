@@ -39,7 +39,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tw_gates.canary import CanarySettings, run_canary
+    import contextlib
+    import json
+    import os
+    import sys
+
+    from tw_gates.core import runner
+
+    if (args.report if args.report is not None else os.environ.get("TW_CANARY_REPORT")) != "-":
+        return _run(args)[0]
+    # --report -: stdout carries the JSON report alone; the lines for people go to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        code, report = _run(args)
+    runner.echo(json.dumps(report.model_dump(mode="json"), indent=2))
+    return code
+
+
+def _run(args: argparse.Namespace):
+    """Decide, say so, publish outputs and metrics: (exit code, report)."""
+    from tw_gates.canary import CanarySettings, fmt_value, run_canary
     from tw_gates.core import metrics, runner
     from tw_gates.core.settings import load_settings
 
@@ -56,8 +74,6 @@ def run(args: argparse.Namespace) -> int:
 
     runner.echo(report.reason)
     for gate in report.gates:
-        from tw_gates.canary import fmt_value
-
         runner.echo(f"  {gate.name:<14} {gate.status:<8} last {fmt_value(gate.last_value, gate.metric):<12} "
                     f"worst {fmt_value(gate.worst_value, gate.metric):<12} {gate.rule}")
     for line in run_result.actions:
@@ -91,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         sink.counter("tw_gates_canary_prometheus_queries_total", "Prometheus range queries sent by the canary",
                      ["canary"]).labels(canary=report.name).inc(report.queries_sent)
 
-    return run_result.exit_code
+    return run_result.exit_code, report
 
 
 COMMAND = Command(name="canary", help="48-hour canary analysis: PROMOTE, HOLD or ROLLBACK (exit 2)",
