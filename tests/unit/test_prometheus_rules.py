@@ -1,0 +1,56 @@
+"""C1 rules: promtool accepts them, their unit tests pass, and every alert is
+proven both to fire and to stay silent."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import require_tool
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "prometheus" / "rules" / "audit_rules.yml"
+TESTS = sorted((ROOT / "prometheus" / "tests").glob("*.yml"))
+
+
+def promtool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([require_tool("promtool"), *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def test_promtool_check_rules_accepts_the_rules():
+    result = promtool("check", "rules", str(RULES))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout
+
+
+def test_promtool_test_rules_passes():
+    assert TESTS, "no promtool rule tests under prometheus/tests/"
+    result = promtool("test", "rules", *map(str, TESTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_has_a_firing_and_a_silent_case():
+    alerts = {rule["alert"] for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]
+              if "alert" in rule}
+    fires: set[str] = set()
+    silent: set[str] = set()
+    for path in TESTS:
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            for check in case.get("alert_rule_test", []):
+                (fires if check.get("exp_alerts") else silent).add(check["alertname"])
+    assert alerts >= {"TwGatesIssueCreateFailures", "TwGatesDigestTooFrequent", "TwGatesFalsePositiveRateHigh",
+                      "TwGatesFileIssuesAbsent", "TwGatesFileIssuesStale", "TwGatesFileIssuesNoActivity"}
+    assert alerts - fires == set() and alerts - silent == set()
+
+
+def test_the_rules_read_the_metrics_file_issues_writes():
+    text = RULES.read_text()
+    source = (ROOT / "scripts" / "tw_gates" / "file_issues.py").read_text()
+    for name in ("audit_issue_create_failures_total", "audit_digest_created_total", "audit_fp_marked_total",
+                 "audit_findings_filed_total", "audit_unregistered_repos_total"):
+        assert name in text and f'"{name}"' in source
+    for name in ("github_api_quota_remaining", "tw_gates_command_last_run_timestamp_seconds",
+                 "tw_gates_command_runs_total"):
+        assert name in text
