@@ -88,7 +88,7 @@ class AdversarialSettings(EnvSettings):
     @field_validator("target")
     @classmethod
     def _strip(cls, value: str | None) -> str | None:
-        return value.strip() or None if value is not None else None
+        return (value.strip() or None) if value is not None else None
 
     def categories(self) -> list[str]:
         return [word for word in re.split(r"[\s,]+", (self.only or "").strip()) if word]
