@@ -59,6 +59,21 @@ def _platform() -> GateOutcome:
     return GateOutcome(gate="platform", exit_code=result.exit_code, message=result.message)
 
 
+def _ingest() -> GateOutcome:
+    from tw_gates.core import runner
+    from tw_gates.core.settings import load_settings
+    from tw_gates.ingest import IngestSettings, ingest, show
+
+    # TW_INGEST_ARTIFACTS (required, one path/folder/glob per line), POLICY_REQUIRE_HMAC,
+    # TW_HMAC_KEYS, TW_INGEST_OUT, TW_INGEST_QUARANTINE, TW_INGEST_MAX_AGE, TW_INGEST_MAX_BYTES.
+    def report(verdict) -> None:
+        if not verdict.accepted:
+            runner.echo(f"  REJECTED {show(verdict.path, 300)}: {verdict.reason}: {verdict.message}")
+
+    result = ingest(load_settings(IngestSettings), on_verdict=report, progress=runner.echo)
+    return GateOutcome(gate="ingest", exit_code=result.exit_code, message=result.describe())
+
+
 def _verify_nets() -> GateOutcome:
     from tw_gates.core import runner
     from tw_gates.core.settings import load_settings
@@ -143,6 +158,7 @@ def _canary() -> GateOutcome:
 
 GATES: list[GateSpec] = [
     GateSpec("platform", "R2 Linux-only", _platform, aliases=("r2",)),
+    GateSpec("ingest", "S1 ingest gate (consumer artifacts)", _ingest, aliases=("s1",), optional=True),
     # G1..G5 read their settings from the environment: TW_REPO_DIR (G1, G4, G5),
     # TW_JUNIT / TW_EXPECT_TESTS (G2), TW_AUDIT_REPORT, TW_REGISTRY, TW_BASELINE,
     # TW_PERF_CURRENT, TW_ACCEPTED_ARTIFACTS, TW_AUDIT_EXCEPTIONS... (G3).

@@ -429,3 +429,16 @@ def test_every_reason_is_documented(repo_root):
     doc = (repo_root / "docs" / "ingest.md").read_text()
     missing = [reason for reason in REASONS if f"`{reason}`" not in doc]
     assert not missing, f"docs/ingest.md does not explain {missing}"
+
+
+def test_chain_runs_the_ingest_gate_from_the_environment(cli, tmp_path):
+    good = write(tmp_path / "in", "good.json", signed())
+    bad = write(tmp_path / "in", "bad.json", artifact())
+    env = {**KEYS_ENV, "POLICY_REQUIRE_HMAC": "true", "TW_INGEST_ARTIFACTS": f"{good}\n{bad}\n",
+           "TW_INGEST_QUARANTINE": str(tmp_path / "q"), "TW_INGEST_OUT": str(tmp_path / "acc.jsonl")}
+    code, out, _ = cli("gates", "--only", "s1", env=env)
+    assert code == 2
+    assert "REJECTED" in out and "missing_signature" in out and "1 accepted, 1 rejected" in out
+    assert len((tmp_path / "acc.jsonl").read_text().splitlines()) == 1
+    code, out, _ = cli("gates", "--list")
+    assert "ingest" in out and "(optional)" in out.split("ingest", 1)[1].splitlines()[0]

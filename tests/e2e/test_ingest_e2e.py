@@ -1,0 +1,111 @@
+"""S1 end to end under nektos/act: a consumer job runs actions/self-audit
+(scan, sign, upload), central jobs download that artifact and run
+actions/ingest-gate with POLICY_REQUIRE_HMAC=true. The signed artifact
+passes; a tampered copy fails its job with exit 2 and is quarantined."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+KEY_ID, KEY = "k2026", "consumer-signing-secret-2026"
+
+CHECKOUT = """\
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+        with:
+          persist-credentials: false
+"""
+DOWNLOAD = """\
+      - uses: actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093 # v4.3.0
+        with:
+          name: tw-self-audit
+          path: ${{ runner.temp }}/consumer-artifacts
+"""
+
+
+def central_job(name: str, tamper: bool) -> str:
+    tamper_step = """\
+      - name: An attacker drops the unregistered hits
+        env:
+          ARTIFACTS: ${{ runner.temp }}/consumer-artifacts
+        run: |
+          python3 - "$ARTIFACTS/tw-self-audit.json" <<'PY'
+          import json, sys
+          path = sys.argv[1]
+          document = json.load(open(path))
+          document["hits"] = [h for h in document["hits"] if h["path"].startswith("app/rendering/")]
+          json.dump(document, open(path, "w"))
+          PY
+""" if tamper else ""
+    return f"""\
+  {name}:
+    needs: consumer
+    runs-on: ubuntu-latest
+    env:
+      POLICY_REQUIRE_HMAC: "true"
+    steps:
+{CHECKOUT}{DOWNLOAD}{tamper_step}      - id: gate
+        uses: ./actions/ingest-gate
+        with:
+          artifacts: ${{{{ runner.temp }}}}/consumer-artifacts
+          hmac-keys: ${{{{ secrets.TW_HMAC_KEYS }}}}
+          require-hmac: ${{{{ env.POLICY_REQUIRE_HMAC }}}}
+          out: accepted.jsonl
+          quarantine-artifact: quarantine-{name}
+      - id: accepted
+        run: cat accepted.jsonl
+"""
+
+
+WORKFLOW = f"""\
+name: e2e-ingest
+on: push
+permissions: {{}}
+jobs:
+  consumer:
+    runs-on: ubuntu-latest
+    steps:
+{CHECKOUT}      - id: audit
+        uses: ./actions/self-audit
+        with:
+          repo-dir: examples/consumer
+          sarif: ${{{{ runner.temp }}}}/tw-self-audit.sarif
+          hmac-key: ${{{{ secrets.CONSUMER_HMAC_KEY }}}}
+          hmac-key-id: {KEY_ID}
+{central_job("central", tamper=False)}{central_job("central-tampered", tamper=True)}"""
+
+
+def test_signed_self_audit_artifact_passes_the_ingest_gate_and_a_tampered_copy_fails_with_exit_2(act):
+    run = act.run(WORKFLOW, secrets={"CONSUMER_HMAC_KEY": KEY, "TW_HMAC_KEYS": json.dumps({KEY_ID: KEY})},
+                  timeout=420)
+
+    consumer = run.job("consumer")
+    assert consumer.result == "success", run.tail()
+    audit = consumer.step("audit")
+    assert audit.outputs["signed"] == "true" and int(audit.outputs["hits"]) >= 6
+    uploaded = run.artifacts()["tw-self-audit"]
+    artifact = json.loads((uploaded / "tw-self-audit.json").read_text())
+    assert artifact["signature"]["kid"] == KEY_ID
+    assert artifact["repo"] == "org/tw-gates" and artifact["branch"] == "main"  # from the runner's env
+    assert not any(h["path"].startswith(("node_modules/", "web/dist/")) for h in artifact["hits"])
+
+    central = run.job("central")
+    assert central.result == "success", run.tail()
+    gate = central.step("gate")
+    assert gate.outputs["accepted"] == "1" and gate.outputs["rejected"] == "0"
+    assert [json.loads(line) for line in central.step("accepted").log.strip().splitlines()
+            if line.startswith("{")] == [artifact]
+
+    tampered = run.job("central-tampered")
+    assert tampered.result == "failure"
+    gate = tampered.step("gate")
+    assert gate.result == "failure" and tampered.step("gate.gate").exit_code == 2
+    assert "REJECTED" in gate.log and "bad_signature" in gate.log
+    assert any("bad_signature" in a.message for a in gate.annotations)
+    assert tampered.step("accepted").result in (None, "skipped")  # the job stopped at the gate
+    quarantine = run.artifacts()["quarantine-central-tampered"]
+    reason = json.loads((quarantine / "tw-self-audit.json.reason.json").read_text())
+    assert reason["reason"] == "bad_signature"
