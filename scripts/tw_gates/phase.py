@@ -67,9 +67,9 @@ class InvalidArtifact(Exception):
     """Why an artifact does not count (internal: callers word the verdict)."""
 
 
-def check_phase_number(phase: int, *, lowest: int = FIRST_PHASE) -> int:
-    if not lowest <= phase <= LAST_PHASE:
-        raise UsageError(f"phase must be {lowest}-{LAST_PHASE}, not {phase}")
+def check_phase_number(phase: int) -> int:
+    if not FIRST_PHASE <= phase <= LAST_PHASE:
+        raise UsageError(f"phase must be {FIRST_PHASE}-{LAST_PHASE}, not {phase}")
     return phase
 
 
