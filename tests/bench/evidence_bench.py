@@ -85,6 +85,23 @@ def run_bench(procs: int, blocks: int, fsync: bool, folder: Path) -> dict:
     }
 
 
+def raw_fsync_rate(folder: Path, count: int = 2000) -> int:
+    """What the disk allows one process with no lock and no JSON: append a
+    400-byte line and fsync, ``count`` times. The context for the numbers above:
+    on a loaded machine both drop together."""
+    path = folder / "raw.txt"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    line = b"x" * 399 + b"\n"
+    began = time.perf_counter()
+    try:
+        for _ in range(count):
+            os.write(fd, line)
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    return round(count / (time.perf_counter() - began))
+
+
 def _hold(path: str, ready, release) -> None:
     import portalocker
 
@@ -134,6 +151,8 @@ def main() -> int:
         folder = Path(tempfile.mkdtemp(prefix="tw-evidence-bench-", dir=base))
         try:
             report = run_bench(args.procs, args.blocks, not args.no_fsync, folder)
+            report["raw_fsync_appends_per_s_one_process"] = raw_fsync_rate(folder)
+            report["load_average_1m"] = round(os.getloadavg()[0], 2)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         reports.append(report)
