@@ -19,8 +19,8 @@ Then, non-fatal (exit 2):
   peak RSS within +30 MiB; all configurable. Captures of different corpora or
   targets cannot be compared: exit 1.
 * unregistered hits: every renderer hit in the accepted consumer artifacts
-  (the JSON Lines written by ``tw-gates ingest --out``, streamed, newest
-  artifact per repository) whose path is outside the consumer's registered
+  (the JSON Lines written by ``tw-gates ingest --out``, one file or a folder
+  of shards, streamed, newest artifact per repository) whose path is outside the consumer's registered
   ``code_paths`` and not covered by a live exception. Severity comes from the
   consumer's registry entry, else the self-audit pattern catalog, else medium.
 
@@ -310,8 +310,19 @@ def check_baseline(settings: AuditSettings) -> tuple[list[Check], object | None]
 
 # --------------------------------------------------------------------------- unregistered hits
 
+def accepted_files(path: Path) -> list[Path]:
+    """The accepted-artifacts file, or every *.jsonl below a folder (the shards
+    of a sharded ingest, merged here)."""
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*.jsonl") if p.is_file())
+        if not files:
+            raise UsageError(f"no *.jsonl file in {path} (accepted artifacts from `tw-gates ingest --out`)")
+        return files
+    return [path]
+
+
 def iter_accepted_artifacts(path: Path) -> Iterator[tuple[int, object]]:
-    """(line number, ConsumerArtifact) for each line of the accepted JSONL."""
+    """(line number, ConsumerArtifact) for each line of one accepted JSONL file."""
     from tw_gates.core.settings import describe_validation_error
     from tw_gates.schemas.consumer import ConsumerArtifact
 
@@ -369,11 +380,12 @@ def check_unregistered_hits(settings: AuditSettings, registry, *, today, progres
 
     newest: dict[str, tuple[datetime, int, object]] = {}
     count = 0
-    for number, artifact in iter_accepted_artifacts(settings.artifacts):
-        count += 1
-        key = artifact.repo.lower()
-        if key not in newest or (artifact.generated_at, number) >= newest[key][:2]:
-            newest[key] = (artifact.generated_at, number, artifact)
+    for source in accepted_files(settings.artifacts):
+        for number, artifact in iter_accepted_artifacts(source):
+            count += 1
+            key = artifact.repo.lower()
+            if key not in newest or (artifact.generated_at, count) >= newest[key][:2]:
+                newest[key] = (artifact.generated_at, count, artifact)
     progress(f"{count} accepted artifact(s) from {len(newest)} repositor(ies)")
     severity_of, catalog_name = _severity_lookup(settings)
     hits: list[UnregisteredHit] = []

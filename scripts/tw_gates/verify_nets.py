@@ -297,15 +297,16 @@ def _r2(repo: RepoConfig, calls: list[Invocation]) -> NetStatus:
             gate_jobs.setdefault((call.step.workflow.rel, call.step.job.id), []).append(call)
     if not gate_jobs:
         return NetStatus(net="R2", verified=False, detail="no workflow job runs a tw-gates gate")
-    guarded, linux, gaps = [], [], []
+    guarded: dict[str, list[str]] = {}
+    linux: dict[str, list[str]] = {}
+    gaps = []
     for (rel, job_id), job_calls in gate_jobs.items():
-        guard = next((c for c in job_calls if runs_command(c, "platform")), None)
-        if guard is not None:
-            guarded.append(f"{rel} job {job_id!r} ({guard.step.label})")
+        if any(runs_command(c, "platform") for c in job_calls):
+            guarded.setdefault(rel, []).append(job_id)
             continue
         ok, why = _linux_runner(job_calls[0].step)
         if ok:
-            linux.append(f"{rel} job {job_id!r} ({why})")
+            linux.setdefault(rel, []).append(job_id)
         else:
             gaps.append((job_calls[0], why))
     if gaps:
@@ -314,11 +315,14 @@ def _r2(repo: RepoConfig, calls: list[Invocation]) -> NetStatus:
         return NetStatus(net="R2", verified=False, file=call.step.workflow.rel, line=call.step.job.line, detail=(
             f"job {call.step.job.id!r} in {call.step.workflow.rel} runs tw-gates without the platform guard and "
             f"{why}{more}: add actions/platform-guard or run on ubuntu-*"))
+    def jobs(by_file: dict[str, list[str]]) -> str:
+        return ", ".join(f"{rel} ({', '.join(ids)})" for rel, ids in by_file.items())
+
     parts = []
     if guarded:
-        parts.append("platform guard in " + ", ".join(guarded))
+        parts.append(f"platform guard in {jobs(guarded)}")
     if linux:
-        parts.append("Linux runners for " + ", ".join(linux))
+        parts.append(f"Linux runners (ubuntu-*/linux) for {jobs(linux)}")
     return NetStatus(net="R2", verified=True, detail="; ".join(parts))
 
 

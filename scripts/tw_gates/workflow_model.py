@@ -409,7 +409,9 @@ def load_workflow(path: Path, rel: str) -> Workflow:
 
 # --------------------------------------------------------------------------- the repository
 
-_LOCAL_ACTION = re.compile(r"^\./(?P<path>[^@]*?)/?$")
+# "./path" (the checkout) and "$/path" (GitHub's self-repository syntax: the
+# repository of the file that says it), both resolved in the repository checked.
+_LOCAL_ACTION = re.compile(r"^(?:\./|\$/)(?P<path>[^@]*?)/?$")
 _REMOTE_ACTION = re.compile(r"^(?P<owner>[\w.-]+)/(?P<repo>[\w.-]+)(?:/(?P<path>[^@]+?))?/?@(?P<ref>.+)$")
 
 
@@ -461,7 +463,11 @@ class RepoConfig:
             sub = local.group("path") or ""
             target = (self.root / sub).resolve()
             name = _tw_gates_action_name(sub, umbrella=self._is_tw_gates_umbrella(target) if not sub else False)
-            return ActionRef(uses, name, self._load(target, f"./{sub}" if sub else "."))
+            action = self._load(target, f"./{sub}" if sub else ".")
+            if action is None and name and self.tw_gates_root is not None and not target.exists():
+                # A folder the job creates (gates.yml's .tw-gates/): the bundled action of that name.
+                action = self._load(self.tw_gates_root / "actions" / name, uses)
+            return ActionRef(uses, name, action)
         remote = _REMOTE_ACTION.match(uses)
         # A remote tw-gates action: <owner>/<repo with "tw-gates" in its name>[/actions/<name>]@ref.
         if remote and "tw-gates" in remote.group("repo").lower() and self.tw_gates_root is not None:

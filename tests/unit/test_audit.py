@@ -373,3 +373,18 @@ def test_shipped_exceptions_file_and_its_example_are_valid(repo_root):
                         if line.startswith("#   "))
     entry = AuditExceptions.model_validate({"exceptions": yaml.safe_load(example)}).exceptions[0]
     assert entry.approver == "security-lead" and path_matches("legacy/emails/a/b.html", [entry.path])
+
+
+def test_folder_of_shards_is_merged_newest_per_repository(setup, cli):
+    setup.protect()
+    shards = setup.root / "shards"
+    (shards / "b").mkdir(parents=True)
+    (shards / "a.jsonl").write_text(artifact("acme/web", [("src/old.py", 1, "jinja2-template")], "2026-03-01T00:00:00Z") + "\n")
+    (shards / "b" / "c.jsonl").write_text(artifact("acme/web", [("src/new.py", 2, "jinja2-template")],
+                                                   "2026-03-05T00:00:00Z") + "\n")
+    (shards / "notes.txt").write_text("not a shard")
+    assert cli(*setup.argv("--artifacts", shards), env=setup.env())[0] == 2
+    assert [h.path for h in setup.report_json().unregistered_hits] == ["src/new.py"]
+    (setup.root / "empty").mkdir()
+    code, _, err = cli(*setup.argv("--artifacts", setup.root / "empty"), env=setup.env())
+    assert code == 1 and "no *.jsonl file in" in err

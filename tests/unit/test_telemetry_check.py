@@ -20,9 +20,10 @@ def test_complete_setup_passes_with_promtool(tmp_path, cli):
     promtool = require_tool("promtool")
     code, out, _ = cli("telemetry-check", "--repo-dir", repo_with(tmp_path), "--promtool", promtool)
     assert code == 0, out
-    assert "OK rules: prometheus/rules/audit_rules.yml parsed: 1 group(s), 1 alert(s), 0 recording rule(s)" in out
+    assert "OK rules: prometheus/rules/audit_rules.yml parsed: 1 group(s), 5 alert(s), 0 recording rule(s)" in out
     assert "OK promtool: `promtool check rules prometheus/rules/audit_rules.yml` passed" in out
-    assert "OK coverage: alerts cover tw_gates_command_runs_total (TwGatesCommandFailing)" in out
+    assert "OK coverage: alerts cover audit_issue_create_failures_total (TwGatesFallback), " in out
+    assert "audit_fp_marked_total (TwGatesFindings), tw_gates_command_runs_total (TwGatesCommandFailing)" in out
     assert "OK ingest-workflow: .github/workflows/ingest.yml runs the ingest gate in job 'ingest' step 'Ingest gate'" in out
 
 
@@ -43,8 +44,8 @@ def test_without_promtool_the_check_is_skipped_not_failed(tmp_path, cli, monkeyp
 def test_required_metrics_can_be_named(tmp_path, cli, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     code, out, _ = cli("telemetry-check", "--repo-dir", repo_with(tmp_path),
-                       "--require-metric", "tw_gates_command_runs", "--require-metric", "github_api_quota_remaining")
-    assert code == 2 and "FAIL coverage: no alert reads github_api_quota_remaining" in out
+                       "--require-metric", "tw_gates_command_runs", "--require-metric", "tw_gates_ingest_artifacts_total")
+    assert code == 2 and "FAIL coverage: no alert reads tw_gates_ingest_artifacts_total" in out
 
 
 def test_missing_rules_and_ingest_workflow(tmp_path, cli):

@@ -86,6 +86,14 @@ groups:
         for: 5m
         labels:
           severity: page
+      - alert: TwGatesFallback
+        expr: increase(audit_issue_create_failures_total[1h]) > 0
+      - alert: TwGatesDigests
+        expr: increase(audit_digest_created_total[1d]) > 1
+      - alert: TwGatesQuotaLow
+        expr: min(github_api_quota_remaining) < 500
+      - alert: TwGatesFindings
+        expr: increase(audit_unregistered_repos_total[1d]) > 10 or increase(audit_fp_marked_total[7d]) > 5
 """
 
 GOOD = {
@@ -132,8 +140,10 @@ def test_fully_configured_repository_verifies_five_of_five_with_evidence(tmp_pat
     assert ("fallback folder 'out/fallback' (--fallback-dir of `tw-gates file-issues` in run:); "
             "step 'Keep the fallback' uploads 'out/fallback' with `if: failure()`") in s2
     assert "MAX_ISSUES_PER_RUN=5" in r1 and "job concurrency group 'tw-gates-issues'" in r1
-    assert "Linux runners" in r2 and "runs-on ubuntu-latest" in r2
-    assert "TwGatesCommandFailing" not in c1 and "tw_gates_command_runs_total" in c1
+    assert "Linux runners (ubuntu-*/linux) for .github/workflows/ingest.yml (ingest, issues)" in r2
+    assert c1.endswith("5 alert(s) in 1 group(s) reading audit_issue_create_failures_total, audit_digest_created_total, "
+                       "github_api_quota_remaining, audit_unregistered_repos_total, audit_fp_marked_total, "
+                       "tw_gates_command_runs_total")
 
 
 def test_one_missing_net_fails_with_exit_2_and_names_it(tmp_path, cli):
@@ -312,7 +322,8 @@ def test_r2_platform_guard_covers_any_runner(tmp_path):
     workflow = INGEST_YML.replace("runs-on: ubuntu-latest\n    concurrency", "runs-on: [self-hosted, gpu]\n    concurrency")
     workflow = workflow.replace("      - name: File issues\n", "      - run: tw-gates platform\n      - name: File issues\n")
     r2 = nets_of(with_changes(tmp_path, ingest=workflow))["R2"]
-    assert r2.verified and "platform guard in .github/workflows/ingest.yml job 'issues'" in r2.detail
+    assert r2.verified and r2.detail == ("platform guard in .github/workflows/ingest.yml (issues); "
+                                         "Linux runners (ubuntu-*/linux) for .github/workflows/ingest.yml (ingest)")
 
 
 def test_r2_umbrella_selection_decides(tmp_path):
@@ -357,9 +368,9 @@ def test_r2_matrix_runner(tmp_path):
     ("groups:\n  - name: g\n    rules:\n      - record: x\n        expr: vector(1)\n", "defines no alerts"),
     ("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n"
      "        annotations:\n          summary: tw_gates_command_runs_total is not read here\n",
-     "no alert reads tw_gates_command_runs_total"),
-    ("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: absent(up{job=\"tw_gates_command_runs_total\"})\n",
-     "no alert reads tw_gates_command_runs_total"),
+     "no alert reads audit_issue_create_failures_total, audit_digest_created_total"),
+    (RULES.replace("increase(audit_digest_created_total[1d])", 'absent(up{job="audit_digest_created_total"})'),
+     "no alert reads audit_digest_created_total"),
 ])
 def test_c1_rules_must_parse_and_alert_on_the_metrics(tmp_path, rules, expected):
     c1 = nets_of(with_changes(tmp_path, rules=rules))["C1"]
@@ -367,15 +378,12 @@ def test_c1_rules_must_parse_and_alert_on_the_metrics(tmp_path, rules, expected)
 
 
 def test_c1_metric_read_through_a_recording_rule(tmp_path):
-    rules = """\
-    groups:
-      - name: g
-        rules:
-          - record: tw:failures:rate1h
-            expr: sum(rate(tw_gates_command_runs_total{exit_code!="0"}[1h]))
-          - alert: Failing
-            expr: tw:failures:rate1h > 0
-    """
+    rules = RULES.replace("    rules:\n", (
+        "    rules:\n      - record: tw:failures:rate1h\n"
+        "        expr: sum(rate(tw_gates_command_runs_total{exit_code!=\"0\"}[1h]))\n"), 1)
+    rules = rules.replace("sum by (command) (increase(tw_gates_command_runs_total{exit_code!=\"0\"}[1h]))",
+                          "tw:failures:rate1h")
+    assert "tw_gates_command_runs_total" not in rules.split("alert:", 1)[1]
     c1 = nets_of(with_changes(tmp_path, rules=rules))["C1"]
     assert c1.verified and "tw_gates_command_runs_total" in c1.detail
 
@@ -385,3 +393,18 @@ def test_broken_workflow_is_reported_not_fatal(tmp_path, cli):
     code, out, err = cli("verify-nets", "--repo-dir", repo)
     assert code == 0, out
     assert "skipped, not parsed: .github/workflows/broken.yml:2: invalid YAML" in err
+
+
+def test_self_repository_syntax_is_a_local_action(tmp_path):
+    workflow = INGEST_YML.replace("uses: ./actions/ingest-gate", "uses: $/actions/ingest-gate")
+    s1 = nets_of(with_changes(tmp_path, ingest=workflow))["S1"]
+    assert s1.verified and "($/actions/ingest-gate)" in s1.detail
+
+
+def test_folder_made_by_the_job_resolves_to_the_bundled_action(tmp_path):
+    # gates.yml's jobs run ./.tw-gates/actions/<gate>, a folder that exists only in the job.
+    tw_gates = make_repo(tmp_path / "tw-gates", {"actions/ingest-gate/action.yml": INGEST_ACTION})
+    workflow = INGEST_YML.replace("uses: ./actions/ingest-gate", "uses: ./.tw-gates/actions/ingest-gate")
+    repo = with_changes(tmp_path, ingest=workflow, action=None)
+    found = [c for c in invocations(RepoConfig(repo, tw_gates_root=tw_gates)) if c.command == "ingest"]
+    assert [c.via for c in found] == ["./.tw-gates/actions/ingest-gate"]

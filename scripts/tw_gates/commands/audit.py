@@ -20,7 +20,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--current", metavar="PATH",
                         help="current capture (`tw-gates baseline capture`) to compare with the baseline (default: $TW_PERF_CURRENT)")
     parser.add_argument("--artifacts", metavar="PATH",
-                        help="accepted consumer artifacts, JSON Lines from `tw-gates ingest --out` (default: $TW_ACCEPTED_ARTIFACTS)")
+                        help="accepted consumer artifacts: JSON Lines from `tw-gates ingest --out`, or a folder of them "
+                        "(shards) (default: $TW_ACCEPTED_ARTIFACTS)")
     parser.add_argument("--patterns", metavar="PATH", help="pattern catalog for severities (default: the shipped one)")
     parser.add_argument("--audit-id", help="id to put in the report (default: from the workflow run, else generated)")
 
