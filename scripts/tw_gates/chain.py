@@ -110,6 +110,16 @@ def _audit() -> GateOutcome:
     return GateOutcome(gate="audit", exit_code=outcome.exit_code, message=f"{outcome.summary} (report {outcome.report_path})")
 
 
+def _file_issues() -> GateOutcome:
+    from tw_gates.core.settings import load_settings
+    from tw_gates.file_issues import FileIssuesSettings, gate
+
+    # TW_AUDIT_REPORT (required), TW_CENTRAL_REPO (default GITHUB_REPOSITORY), GITHUB_TOKEN,
+    # MAX_ISSUES_PER_RUN, TW_FALLBACK_DIR, TW_QUOTA_THRESHOLD, TW_DEADLINE, SLACK_WEBHOOK_URL.
+    result = gate(load_settings(FileIssuesSettings))
+    return GateOutcome(gate="file-issues", exit_code=result.exit_code, message=result.message)
+
+
 def _hmac_policy() -> GateOutcome:
     from tw_gates.core import runner
     from tw_gates.core.settings import load_settings
@@ -165,6 +175,7 @@ GATES: list[GateSpec] = [
     GateSpec("verify-nets", "G1 safety nets verified", _verify_nets, aliases=("g1",)),
     GateSpec("behavioral", "G2 behavioral tests", _behavioral, aliases=("g2",)),
     GateSpec("audit", "G3 green-light audit", _audit, aliases=("g3",)),
+    GateSpec("file-issues", "S2/R1 file audit findings as issues", _file_issues, aliases=("s2", "r1"), optional=True),
     GateSpec("hmac-policy", "G4 HMAC policy", _hmac_policy, aliases=("g4",)),
     GateSpec("telemetry-check", "G5 telemetry infrastructure", _telemetry_check, aliases=("g5",)),
     GateSpec("adversarial", "Adversarial Markdown corpora", _adversarial, optional=True),

@@ -774,7 +774,7 @@ def _run_with_client(run: _Run, client, deadline: float, close_allowed: bool) ->
         return None
     _report_plan(run, plan, dry=False)
     _execute(run, tracker, plan, deadline)
-    if plan.creates and run.reason is None:
+    if plan.creates and run.reason in (None, "body_limit"):
         _converge(run, tracker, plan, deadline)
 
 

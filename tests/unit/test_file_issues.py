@@ -301,3 +301,18 @@ def test_metrics_use_the_seed_names(run, emu, tmp_path):
     assert families["github_api_quota_remaining"].samples[0].value > 0
     endpoints = {s.labels["endpoint"] for s in families["tw_gates_github_api_calls"].samples}
     assert "POST /repos/{owner}/{repo}/issues" in endpoints and "GET /rate_limit" in endpoints
+
+
+def test_the_gate_chain_runs_file_issues_from_the_environment(emu, tmp_path, monkeypatch):
+    from tw_gates.chain import run_chain, select
+
+    report_path = write_report(tmp_path / "r.json", [hit("acme/a"), hit("acme/b", 2)])
+    for name, value in {"TW_AUDIT_REPORT": str(report_path), "TW_CENTRAL_REPO": CENTRAL, "GITHUB_TOKEN": TOKEN,
+                        "GITHUB_API_URL": emu.url, "TW_FALLBACK_DIR": str(tmp_path / "fb")}.items():
+        monkeypatch.setenv(name, value)
+    assert "file-issues" not in [g.name for g in select("all")]  # optional: only when named
+    result = run_chain(select("s2"))
+    assert result.exit_code == 0 and result.outcomes[0].message.startswith("2 created")
+    monkeypatch.delenv("GITHUB_TOKEN")
+    result = run_chain(select("file-issues"))
+    assert result.exit_code == 2 and "S2 fallback: 2 findings" in result.outcomes[0].message

@@ -10,6 +10,7 @@ import importlib
 REGISTRY: dict[str, str] = {
     "consumer-artifact": "tw_gates.schemas.consumer:ConsumerArtifact",
     "audit-report": "tw_gates.schemas.audit:AuditReport",
+    "issue-fallback": "tw_gates.schemas.issue_fallback:IssueFallback",
     "audit-exceptions": "tw_gates.schemas.exceptions:AuditExceptions",
     "perf-capture": "tw_gates.schemas.baseline:PerfCapture",
     "consumer-registry": "tw_gates.schemas.registry:ConsumerRegistry",
