@@ -201,15 +201,16 @@ class _Usage:
 
 
 def analyse_uses(repo: Path, workflow: Path, repository: str) -> _Usage:
-    """Walk the workflow, the local actions and reusable workflows it reaches, and collect remote `uses:`."""
+    """Walk the workflow, the local actions and reusable workflows it reaches, and collect remote `uses:`.
+
+    A local path that is not in the copy is left to act: a workflow may create it
+    at run time (a checkout with `path:`, a link), and act names it if it is missing."""
     usage = _Usage()
     queue = [workflow]
     while queue:
         path = queue.pop()
-        if path in usage.docs:
+        if path in usage.docs or not path.is_file():
             continue
-        if not path.is_file():
-            raise ActRigError(f"{path.relative_to(repo) if repo in path.parents else path}: no such workflow or action")
         doc = usage.docs[path] = load_yaml(path)
         for uses, step in _uses_of(doc):
             target = _resolve_local(repo, uses, repository)
@@ -225,10 +226,33 @@ def analyse_uses(repo: Path, workflow: Path, repository: str) -> _Usage:
                 continue
             owner_repo, _, ref = uses.partition("@")
             owner_repo = "/".join(owner_repo.split("/")[:2])
-            if owner_repo in EMULATED and isinstance(step, dict) and (step.get("with") or {}).get("repository"):
-                usage.unsupported.add(f"{uses} with repository: (act emulates checkout of this repository only)")
+            other_repo = str((step.get("with") or {}).get("repository") or "") if isinstance(step, dict) else ""
+            if owner_repo in EMULATED and other_repo and "${{" not in other_repo:
+                usage.unsupported.add(f"{uses} with repository: {other_repo} (act emulates checkout of this "
+                                      "repository only)")
             usage.remote.setdefault(owner_repo, set()).add(ref)
     return usage
+
+
+def pinned_refs(repo: Path, owner_repos: Iterable[str]) -> dict[str, set[str]]:
+    """Refs of these remote actions pinned anywhere in the repository's workflows and actions.
+
+    Mapping them all costs nothing and covers `uses:` the walk cannot follow (a
+    path created at run time). Unreadable YAML (someone's work in progress) is skipped."""
+    wanted = set(owner_repos)
+    found: dict[str, set[str]] = {}
+    files = [*repo.glob(".github/workflows/*.y*ml"), *repo.glob("action.y*ml"), *repo.glob("actions/*/action.y*ml")]
+    for path in files:
+        try:
+            doc = load_yaml(path)
+        except (yaml.YAMLError, ActRigError, OSError):
+            continue
+        for uses, _ in _uses_of(doc):
+            owner_repo, _, ref = uses.partition("@")
+            owner_repo = "/".join(owner_repo.split("/")[:2])
+            if owner_repo in wanted and ref and _REMOTE_USES.match(uses):
+                found.setdefault(owner_repo, set()).add(ref)
+    return found
 
 
 def _uses_of(doc: dict[str, Any]) -> Iterable[tuple[str, Any]]:
@@ -267,7 +291,10 @@ def local_repository_args(repo: Path, usage: _Usage, repository: str,
                           stand_ins: Mapping[str, Path]) -> list[str]:
     args: list[str] = []
     unknown: list[str] = []
-    for owner_repo, refs in sorted(usage.remote.items()):
+    refs_by_repo = {k: set(v) for k, v in usage.remote.items()}
+    for owner_repo, refs in pinned_refs(repo, [*stand_ins, repository]).items():
+        refs_by_repo.setdefault(owner_repo, set()).update(refs)
+    for owner_repo, refs in sorted(refs_by_repo.items()):
         if owner_repo.lower() == repository.lower():
             folder: Path | None = repo
         elif owner_repo in EMULATED:

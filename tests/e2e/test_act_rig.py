@@ -232,3 +232,28 @@ jobs:
     assert "started" in str(info.value)
     assert "killed 3 step process(es) left running" in str(info.value)  # the step's bash and its two sleeps
     assert _processes_with(seconds) == []
+
+
+def test_job_steps_reach_the_github_emulator(act, github_emulator):
+    github_emulator.add_token("job-token", kind="actions", repo_permissions={"org/tw-gates": {"contents": "read"}})
+    github_emulator.add_repo("org/tw-gates")
+    run = act.run("""\
+name: api
+on: push
+permissions: {}
+jobs:
+  a:
+    runs-on: ubuntu-latest
+    steps:
+      - env:
+          GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}
+        run: |
+          python3 - <<'PY'
+          import json, os, urllib.request
+          request = urllib.request.Request(os.environ["GITHUB_API_URL"] + "/repos/" + os.environ["GITHUB_REPOSITORY"],
+                                           headers={"Authorization": "Bearer " + os.environ["GITHUB_TOKEN"]})
+          print("default branch:", json.load(urllib.request.urlopen(request, timeout=10))["default_branch"])
+          PY
+""", api_url=github_emulator.url, secrets={"GITHUB_TOKEN": "job-token"})
+    assert run.expect_success().job("a").lines == ["default branch: main"]
+    assert github_emulator.count("GET", r"^/repos/org/tw-gates$", status=200) == 1
