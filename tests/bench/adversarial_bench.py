@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -42,13 +43,19 @@ def main() -> int:
 
     walls, reports = [], []
     for run in range(1, args.runs + 1):
+        # CPU the case processes used (reaped children): what the run costs
+        # whatever else the machine is doing, unlike the wall time.
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         report = gate(settings)
         walls.append(time.monotonic() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         reports.append(report)
         failing = failing_cases(report)
-        print(f"run {run}: {len(report.cases)} cases in {walls[-1]:.2f} s wall, "
-              f"{sum(c.ms for c in report.cases) / 1000:.1f} s of case time, {len(failing)} failing")
+        print(f"run {run}: {len(report.cases)} cases in {walls[-1]:.2f} s wall "
+              f"(load {os.getloadavg()[0]:.2f}), {sum(c.ms for c in report.cases) / 1000:.1f} s of case wall time, "
+              f"{cpu:.1f} s of case CPU (/{args.jobs} = {cpu / args.jobs:.1f} s), {len(failing)} failing")
         if failing:
             print("  failing: " + ", ".join(c.id for c in failing))
             return 1
