@@ -177,8 +177,14 @@ def _may_exceed_depth(text: str, max_depth: int) -> bool:
     return text.count("[") + text.count("{") > max_depth
 
 
-def parse_strict(data: bytes, *, max_depth: int = MAX_DEPTH) -> tuple[object, str]:
-    """(value, text) of a JSON document, or Rejection."""
+def check_depth(value: object, text: str, max_depth: int) -> None:
+    if _may_exceed_depth(text, max_depth) and (depth := nesting_depth(value)) > max_depth:
+        raise Rejection("nesting_too_deep", f"nested {depth} levels deep, more than {max_depth}")
+
+
+def parse_strict(data: bytes, *, max_depth: int | None = MAX_DEPTH) -> tuple[object, str]:
+    """(value, text) of a JSON document, or Rejection. ``max_depth=None``
+    leaves the depth check to the caller (see ``judge``)."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -191,12 +197,11 @@ def parse_strict(data: bytes, *, max_depth: int = MAX_DEPTH) -> tuple[object, st
     except RecursionError:
         # The C parser guards its recursion (about 1000 levels) and unwinds cleanly.
         raise Rejection("nesting_too_deep", f"nested more than {sys.getrecursionlimit()} levels deep, "
-                                            f"the limit is {max_depth}") from None
+                                            f"the limit is {max_depth or MAX_DEPTH}") from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         raise Rejection("invalid_json", f"not JSON: {show(str(exc), 160)}") from None
-    depth = nesting_depth(value) if _may_exceed_depth(text, max_depth) else 0
-    if depth > max_depth:
-        raise Rejection("nesting_too_deep", f"nested {depth} levels deep, more than {max_depth}")
+    if max_depth is not None:
+        check_depth(value, text, max_depth)
     if _SURROGATE_ESCAPE.search(text):
         _check_surrogates(value)
     return value, text
@@ -322,8 +327,15 @@ def judge(path: str, policy: Policy) -> Verdict:
     data: bytes | None = None
     try:
         data = _read(path, policy.max_bytes)
-        document, text = parse_strict(data, max_depth=policy.max_depth)
-        artifact, kid = check_document(document, policy)
+        document, text = parse_strict(data, max_depth=None)
+        try:
+            artifact, kid = check_document(document, policy)
+        except Rejection:
+            # The schema nests 3 deep, so only a document the contract refuses
+            # can be too deep: measured here, the verdict names the depth
+            # first, and no valid artifact pays for the walk.
+            check_depth(document, text, policy.max_depth)
+            raise
     except Rejection as rejection:
         return _reject(path, rejection, data, policy)
     except Exception as exc:  # fail closed: a bug never lets an artifact through

@@ -442,3 +442,39 @@ def test_chain_runs_the_ingest_gate_from_the_environment(cli, tmp_path):
     assert len((tmp_path / "acc.jsonl").read_text().splitlines()) == 1
     code, out, _ = cli("gates", "--list")
     assert "ingest" in out and "(optional)" in out.split("ingest", 1)[1].splitlines()[0]
+
+
+def test_random_mutations_are_rejected_by_name_or_accepted_only_when_unchanged(tmp_path):
+    """Byte flips, cuts and hostile tokens in a signed artifact: never an
+    internal error, never an accepted artifact whose values changed."""
+    import random
+
+    from tw_gates.ingest import Policy, judge
+
+    original = signed()
+    base = json.dumps(original).encode()
+    policy = Policy(ring=RING, require_hmac=True, max_age_s=7 * 86400, max_bytes=1 << 20, quarantine_dir=None)
+    tokens = [b"NaN", b"1e999", b"\\u0000", b"\\ud800", b"[", b"]", b"{", b"}", b'"', b"\\", b",", b":", b"null",
+              b"\xff", b"\xc0\xaf", b"\x00", b'"../x"', b'"/etc"', b"9" * 30, b"0.5", b"\xef\xbb\xbf"]
+    rng = random.Random(2026)
+    path = tmp_path / "mutant.json"
+    for _ in range(2000):
+        data = bytearray(base)
+        for _ in range(rng.randrange(1, 4)):
+            at = rng.randrange(max(1, len(data)))
+            operation = rng.randrange(4)
+            if operation == 0 and data:
+                data[at] = rng.randrange(256)
+            elif operation == 1:
+                del data[at:at + rng.randrange(1, 20)]
+            elif operation == 2:
+                data[at:at] = rng.choice(tokens)
+            else:
+                data = data[:at]
+        path.write_bytes(bytes(data))
+        verdict = judge(str(path), policy)
+        assert verdict.reason != "internal_error", (verdict.message, bytes(data))
+        if verdict.accepted:
+            assert json.loads(bytes(data)) == original
+        else:
+            assert verdict.reason in REASONS and verdict.message
