@@ -92,17 +92,20 @@ def rig(act):
     return act
 
 
-def run_phase(act, emu, phase: int, *, name: str = ""):
-    inputs = {"phase": str(phase), "tests-command": TESTS_COMMAND}
+def run_phase(act, emu, phase: int, *, name: str = "", push_tag: bool = False):
+    inputs = {"phase": str(phase), "tests-command": TESTS_COMMAND, "push-tag": "true" if push_tag else "false"}
     if name:
         inputs["name"] = name
     return act.run(WORKFLOW, event="workflow_dispatch", inputs=inputs, api_url=emu.url,
                    secrets={"GITHUB_TOKEN": TOKEN, "TW_HMAC_KEY": KEY}, timeout=TIMEOUT)
 
 
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout.strip()
+
+
 def git_head(repo: Path) -> str:
-    return subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return git(repo, "rev-parse", "HEAD")
 
 
 def uploaded(run, phase: int) -> bytes:
@@ -122,9 +125,15 @@ def publish(emu, phase: int, data: bytes) -> int:
 
 
 def test_phases_unlock_in_order_and_refuse_a_missing_or_tampered_predecessor(rig, emu):
-    # Phase 0: no prerequisite; the gates pass; the signed artifact is uploaded.
-    run0 = run_phase(rig, emu, 0)
+    # The push-tag job pushes to origin; here origin's push URL is a local bare repository.
+    remote = rig.base_dir / "origin.git"
+    git(rig.base_dir, "init", "-q", "--bare", str(remote))
+    git(rig.repo, "remote", "set-url", "--push", "origin", str(remote))
+
+    # Phase 0: no prerequisite; the gates pass; the signed artifact is uploaded; the tag is pushed.
+    run0 = run_phase(rig, emu, 0, push_tag=True)
     run0.expect_success()
+    assert git(remote, "rev-parse", "refs/tags/phase-0-complete^{commit}") == git_head(rig.repo)
     assert "Phase 0 has no prerequisite" in run0.job("unlock").log
     phase0 = json.loads(uploaded(run0, 0))
     assert phase0["phase"] == 0 and phase0["signature"]["kid"] == "default"
@@ -141,6 +150,7 @@ def test_phases_unlock_in_order_and_refuse_a_missing_or_tampered_predecessor(rig
     emu.clear_requests()
     run1 = run_phase(rig, emu, 1, name="Ingest gate")
     run1.expect_success()
+    assert run1.job("push-tag").result == "skipped"
     unlock1 = run1.job("unlock").log
     assert f"Actions artifact phase-0-complete (id {artifact_id})" in unlock1
     assert "Phase 1 may start" in unlock1
