@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import sys
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -207,6 +208,9 @@ class GitHubArtifacts:
         from tw_gates.core.github_client import describe_github_error
 
         name = artifact_name(phase)
+        # Progress on stderr: stdout stays the verdict (and pure JSON for `status --json`).
+        print(REDACTOR.redact(f"looking up the Actions artifact {name} in {self.repo_name} ..."), file=sys.stderr,
+              flush=True)
         repo = self.client.repo(self.repo_name)
         try:
             candidates = [a for a in repo.get_artifacts(name=name) if a.name == name and not a.expired]
