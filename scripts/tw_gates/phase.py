@@ -305,15 +305,14 @@ def _record_unlock(phase: int, unlocked: bool) -> None:
 
 
 def verify_unlock(phase: int, settings: PhaseSettings, *, source: Source | None = None,
-                  artifact_path: Path | None = None, finder: ArtifactFinder | None = None) -> UnlockResult:
+                  artifact_path: Path | None = None) -> UnlockResult:
     """May phase ``phase`` start? Raises PhaseNotComplete (exit 2) if not."""
     check_phase_number(phase)
     if phase == FIRST_PHASE:
         _record_unlock(phase, True)
         return UnlockResult(phase=phase)
     keys = _key_ring(settings)
-    own_finder = finder is None
-    finder = finder or ArtifactFinder(settings, source)
+    finder = ArtifactFinder(settings, source)
     try:
         if artifact_path is not None:
             located = _read_local(artifact_path)
@@ -326,8 +325,7 @@ def verify_unlock(phase: int, settings: PhaseSettings, *, source: Source | None 
         _record_unlock(phase, False)
         raise PhaseNotComplete(phase, str(exc)) from None
     finally:
-        if own_finder:
-            finder.close()
+        finder.close()
     _record_unlock(phase, True)
     return UnlockResult(phase=phase, previous=artifact, origin=located.origin, kid=kid)
 
