@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, get_args
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from tw_gates.core import metrics, runner
-from tw_gates.core.errors import ExitCode, UsageError
+from tw_gates.core.errors import ExitCode, ExternalServiceError, UsageError
 from tw_gates.core.fsio import FileTooLarge, atomic_write_json, read_bytes_limited
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import GitHubSettings, NotifySettings, describe_validation_error, env
@@ -70,6 +70,11 @@ COMMENT_ITEMS = 30
 # Stop starting new writes this close to the deadline: leave time for the fallback.
 DEADLINE_MARGIN_S = 5.0
 
+METRICS = {
+    "audit_digest_created_total": "Digest issues created by file-issues",
+    "audit_fp_marked_total": "Findings people marked false positive in tw-gates issues",
+    "audit_findings_filed_total": "Findings added to tw-gates issues for the first time",
+}
 _REPO = re.compile(REPO_PATTERN)
 _CHECKBOX = re.compile(r"^\s*[-*] \[(?P<mark>[ xX])\] .*`(?P<id>f-[0-9a-f]{16})`\s*$")
 SECTION_FINDINGS = "<!-- tw-gates:findings -->"
@@ -636,10 +641,20 @@ class _Run:
         self.issue_writes = 0
 
     # -- metrics --------------------------------------------------------------------
+    def declare_metrics(self) -> None:
+        """Every series at 0 from the first run on, so ``increase()`` sees the first event."""
+        for reason in get_args(FallbackReason):
+            if reason != "body_limit":
+                self.count_failure(reason, 0)
+        for name, doc in METRICS.items():
+            self.sink.counter(name, doc)
+
     def count_failure(self, reason: str, issues: int = 1) -> None:
-        if issues:
-            self.sink.counter("audit_issue_create_failures_total", "Issues file-issues could not create or update",
-                              ["reason"]).labels(reason=reason).inc(issues)
+        self.sink.counter("audit_issue_create_failures_total", "Issues file-issues could not create or update",
+                          ["reason"]).labels(reason=reason).inc(issues)
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self.sink.counter(name, METRICS[name]).inc(amount)
 
     # -- fallback -------------------------------------------------------------------
     def save(self, findings: list[Finding], reason: FallbackReason, detail: str) -> None:
@@ -683,8 +698,10 @@ def gate(settings: FileIssuesSettings, *, echo: Callable[[str], None] = runner.e
     findings = findings_from(report)
     run = _Run(settings, findings, audit_id, echo)
     repos = run.result.repos
-    run.sink.counter("audit_unregistered_repos_total",
-                     "Repositories with unregistered renderer findings, summed over file-issues runs").inc(repos)
+    if not settings.dry_run:
+        run.declare_metrics()
+        run.sink.counter("audit_unregistered_repos_total",
+                         "Repositories with unregistered renderer findings, summed over file-issues runs").inc(repos)
     echo(f"file-issues: {_plural(len(findings), 'finding')} in {_plural(repos, 'repository')} "
          f"(audit {audit_id}) for {central}; cap {settings.max_issues}")
     close_allowed = report.exit_code != ExitCode.ERROR
@@ -784,6 +801,9 @@ def _reason_of(error: TrackerError) -> FallbackReason:
 
 
 def _fail_all(run: _Run, error: TrackerError, reason: FallbackReason) -> None:
+    if run.settings.dry_run:
+        # A dry run writes nothing, not even the fallback: it just cannot show the plan.
+        raise ExternalServiceError(f"dry run: {error.message}")
     run.save(run.findings, reason, error.message)
     run.count_failure(reason, _issues_needed(run.findings, run.settings.max_issues))
 
@@ -846,7 +866,7 @@ def _execute(run: _Run, tracker: IssueTracker, plan: Plan, deadline: float) -> N
         run.issue_writes += 1
         _record(run, outcome.action, item, outcome.issue)
         if outcome.action == "created" and item.kind == "digest":
-            run.sink.counter("audit_digest_created_total", "Digest issues created by file-issues").inc()
+            run.count("audit_digest_created_total")
         _count_filed(run, item)
     if not upserts_ok:
         run.echo("file-issues: an issue was refused: no issue is closed this run")
@@ -870,12 +890,8 @@ def _execute(run: _Run, tracker: IssueTracker, plan: Plan, deadline: float) -> N
 
 
 def _count_filed(run: _Run, item: IssuePlan) -> None:
-    if item.newly_marked:
-        run.sink.counter("audit_fp_marked_total", "Findings people marked false positive in tw-gates issues").inc(
-            len(item.newly_marked))
-    if item.newly_filed:
-        run.sink.counter("audit_findings_filed_total", "Findings added to tw-gates issues for the first time").inc(
-            len(item.newly_filed))
+    run.count("audit_fp_marked_total", len(item.newly_marked))
+    run.count("audit_findings_filed_total", len(item.newly_filed))
 
 
 def _record(run: _Run, action: str, item: IssuePlan, issue: TrackedIssue | None) -> None:

@@ -210,9 +210,11 @@ def escape_markdown(text: object, max_chars: int = 1000) -> str:
 
 
 def plain_title(text: object, max_chars: int = MAX_TITLE_CHARS) -> str:
-    """An issue title: one line, no invisible characters, no pings."""
+    """An issue title: one line, no invisible characters, no pings, no issue references."""
     value = clean_text(text, max_chars)
-    return re.sub(r"@(?=\w)", "@" + _ZWSP, value) or "tw-gates"
+    value = re.sub(r"@(?=\w)", "@" + _ZWSP, value)
+    value = re.sub(r"#(?=\d)", "#" + _ZWSP, value)  # GitHub links #123 even in titles
+    return value or "tw-gates"
 
 
 # ---------------------------------------------------------------------------- issues

@@ -316,3 +316,25 @@ def test_the_gate_chain_runs_file_issues_from_the_environment(emu, tmp_path, mon
     monkeypatch.delenv("GITHUB_TOKEN")
     result = run_chain(select("file-issues"))
     assert result.exit_code == 2 and "S2 fallback: 2 findings" in result.outcomes[0].message
+
+
+def test_a_dry_run_that_cannot_read_the_tracker_fails_without_writing_anything(cli, github_emulator, tmp_path):
+    github_emulator.add_repo(CENTRAL, private=True)
+    github_emulator.add_token(TOKEN, kind="app", repo_permissions={"other/repo": {"issues": "write"}})
+    report_path = write_report(tmp_path / "r.json", [hit("acme/a")])
+    code, out, err = cli("file-issues", "--audit", report_path, "--central-repo", CENTRAL, "--dry-run",
+                         "--fallback-dir", tmp_path / "fb", env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github_emulator.url})
+    assert code == 1 and "dry run: listing open 'tw-gates' issues in sec/central" in err
+    assert not (tmp_path / "fb").exists() and github_emulator.count("POST") == 0
+
+
+def test_every_alerting_series_exists_from_the_first_run(run, emu, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    run([hit("acme/a")])
+    families = {f.name: f for f in text_string_to_metric_families((tmp_path / ".metrics" / "tw_gates.prom").read_text())}
+    failures = {s.labels["reason"]: s.value for s in families["audit_issue_create_failures"].samples}
+    assert failures.get("permission_denied") == 0 and failures.get("rate_limit") == 0 and "body_limit" not in failures
+    for name in ("audit_digest_created", "audit_fp_marked", "audit_findings_filed"):
+        assert name in families
+    assert families["audit_findings_filed"].samples[0].value == 1

@@ -103,6 +103,7 @@ def test_inline_code_in_a_table_escapes_pipes_and_redacts_secrets():
 def test_titles_are_one_line_without_pings():
     title = plain_title("tw-gates: @org/team\nsecond line " + "x" * 400)
     assert "\n" not in title and "@\u200borg" in title and len(title) <= 250
+    assert plain_title("closes #12") == "closes #\u200b12"
 
 
 # ------------------------------------------------------------------ against the emulator
