@@ -242,7 +242,9 @@ class Verdict(NamedTuple):
     path: str
     reason: str | None  # None: accepted
     message: str
-    line: str | None = None  # the accepted artifact as one JSONL line
+    # The accepted artifact as one JSON Lines line, UTF-8 with its newline:
+    # encoded once in the worker, written as is by the parent.
+    line: bytes | None = None
     repo: str | None = None
     kid: str | None = None
     hits: int = 0
@@ -342,7 +344,7 @@ def judge(path: str, policy: Policy) -> Verdict:
         return _reject(path, Rejection("internal_error", f"{type(exc).__name__}: {show(str(exc), 200)}"), data, policy)
     signed = f", key id {kid}" if kid else ", unsigned"
     return Verdict(path=path, reason=None, message=f"{artifact.repo}@{artifact.commit[:12]}, {len(artifact.hits)} hits{signed}",
-                   line=one_line(text), repo=artifact.repo, kid=kid, hits=len(artifact.hits))
+                   line=one_line(text).encode("utf-8") + b"\n", repo=artifact.repo, kid=kid, hits=len(artifact.hits))
 
 
 # --- quarantine -----------------------------------------------------------------------
@@ -594,11 +596,11 @@ class _JsonLinesOut:
         if target is not None:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, self._tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            self._handle = os.fdopen(fd, "w", encoding="utf-8", newline="\n")
+            self._handle = os.fdopen(fd, "wb")
 
-    def write(self, line: str) -> None:
+    def write(self, line: bytes) -> None:
         if self._handle is not None:
-            self._handle.write(line + "\n")
+            self._handle.write(line)
 
     def commit(self) -> None:
         if self._handle is not None and self.target is not None:
@@ -632,7 +634,7 @@ def ingest(settings: IngestSettings, *, on_verdict: Callable[[Verdict], None] | 
     try:
         for verdict in judge_all(paths, policy, workers=settings.workers):
             if verdict.accepted:
-                out.write(verdict.line or "")
+                out.write(verdict.line or b"")
                 result.accepted += 1
                 result.hits += verdict.hits
                 if verdict.kid:
