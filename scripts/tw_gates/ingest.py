@@ -461,18 +461,20 @@ def judge_all(paths: Iterable[str], policy: Policy, *, workers: int) -> Iterator
 
 # --- inputs ---------------------------------------------------------------------------
 
-def _files_under(directory: str) -> Iterator[str]:
+def _files_under(directory: str, skip: frozenset[str]) -> Iterator[str]:
     for folder, dirs, files in os.walk(directory):
-        dirs.sort()
+        dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(folder, d)) not in skip)
         for name in sorted(files):
             if name.endswith(".json"):
                 yield os.path.join(folder, name)
 
 
-def expand_artifacts(specs: list[str]) -> Iterator[str]:
+def expand_artifacts(specs: list[str], *, skip_dirs: Iterable[str | os.PathLike[str]] = ()) -> Iterator[str]:
     """Files, folders (their *.json, recursively) and globs, each file once,
     lazily. Every spec must name something: a typo is an error, not an empty
-    (and so "passing") ingest."""
+    (and so "passing") ingest. Folders in ``skip_dirs`` (the quarantine) are
+    not walked into: yesterday's rejects are not today's input."""
+    skip = frozenset(os.path.realpath(d) for d in skip_dirs)
     for spec in specs:
         if glob.has_magic(spec):
             if next(glob.iglob(spec, recursive=True), None) is None:
@@ -485,7 +487,7 @@ def expand_artifacts(specs: list[str]) -> Iterator[str]:
         for spec in specs:
             matches = sorted(glob.iglob(spec, recursive=True)) if glob.has_magic(spec) else [spec]
             for match in matches:
-                files = _files_under(match) if os.path.isdir(match) else (match,)
+                files = _files_under(match, skip) if os.path.isdir(match) else (match,)
                 for path in files:
                     key = os.path.realpath(path)
                     if key not in seen:
@@ -625,7 +627,7 @@ def ingest(settings: IngestSettings, *, on_verdict: Callable[[Verdict], None] | 
     if not settings.artifacts:
         raise UsageError("no artifacts given: pass --artifact PATH (a file, folder or glob; repeatable)")
     policy = policy_from(settings, now=now)
-    paths = expand_artifacts(settings.artifacts)
+    paths = expand_artifacts(settings.artifacts, skip_dirs=[settings.quarantine] if settings.quarantine else [])
     result = IngestResult(out=settings.out, quarantine=settings.quarantine)
     reasons: Counter[str] = Counter()
     kids: Counter[str] = Counter()

@@ -33,6 +33,7 @@ from tw_gates.core.errors import ExitCode, UsageError
 from tw_gates.core.settings import SigningSettings, env
 from tw_gates.core.signing import sha256_hex
 from tw_gates.core.units import parse_size
+from tw_gates.schemas.consumer import check_relative_path
 
 Severity = Literal["critical", "high", "medium", "low"]
 
@@ -248,8 +249,6 @@ def scan_text(path: str, text: str, patterns: list[RendererPattern]) -> list[Fou
 
 def _skip_reason(root: Path, rel: str, max_file_bytes: int) -> tuple[str | None, bytes | None]:
     """(reason to skip, file bytes when not skipped)."""
-    from tw_gates.schemas.consumer import check_relative_path
-
     parts = PurePosixPath(rel).parts
     if _is_vendored(parts):
         return "vendored", None

@@ -478,3 +478,15 @@ def test_random_mutations_are_rejected_by_name_or_accepted_only_when_unchanged(t
             assert json.loads(bytes(data)) == original
         else:
             assert verdict.reason in REASONS and verdict.message
+
+
+def test_quarantine_inside_the_input_folder_is_not_ingested_again(cli, tmp_path):
+    incoming = tmp_path / "incoming"
+    write(incoming, "good.json", signed())
+    write(incoming, "bad.json", "{")
+    args = ("ingest", "--artifact", incoming, "--quarantine", incoming / "quarantine")
+    assert cli(*args, env=KEYS_ENV)[0] == 2
+    code, out, _ = cli(*args, env=KEYS_ENV)
+    assert code == 2 and "1 accepted, 1 rejected" in out
+    assert sorted(p.name for p in (incoming / "quarantine").iterdir()) == [
+        "bad-1.json", "bad-1.json.reason.json", "bad.json", "bad.json.reason.json"]
