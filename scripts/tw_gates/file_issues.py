@@ -42,7 +42,6 @@ from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import GitHubSettings, NotifySettings, describe_validation_error, env
 from tw_gates.core.signing import canonical_bytes, sha256_hex
 from tw_gates.core.units import parse_duration
-from tw_gates.notify import notify
 from tw_gates.issue_tracker import (
     DEFAULT_LABEL,
     MAX_BODY_CHARS,
@@ -54,6 +53,7 @@ from tw_gates.issue_tracker import (
     fingerprint,
     inline_code,
 )
+from tw_gates.notify import notify
 from tw_gates.schemas.audit import AuditReport
 from tw_gates.schemas.consumer import REPO_PATTERN, utc_now_iso
 from tw_gates.schemas.issue_fallback import FallbackFinding, FallbackReason, IssueFallback
@@ -633,7 +633,7 @@ class _Run:
         self.echo = echo
         self.sink = metrics.current()
         self.result = FileIssuesResult(central_repo=settings.central_repo or "", audit_id=audit_id, mode="none",
-                                       findings=len(findings), repos=len({f.repo for f in findings}),
+                                       findings=len(findings), repos=len({repo_key(f.repo) for f in findings}),
                                        dry_run=settings.dry_run)
         self.unfiled: dict[str, Finding] = {}
         self.reason: FallbackReason | None = None
@@ -694,7 +694,9 @@ def gate(settings: FileIssuesSettings, *, echo: Callable[[str], None] = runner.e
     settings = settings.model_copy(update={"central_repo": central})
     deadline = settings.deadline_epoch()
     report = load_audit(settings.audit)
-    audit_id = settings.audit_id or report.audit_id
+    # The id reaches log lines and Slack: one line, no control characters (a newline could
+    # start a workflow command).
+    audit_id = clean_text(settings.audit_id or report.audit_id, 200, heuristics=False) or "audit"
     findings = findings_from(report)
     run = _Run(settings, findings, audit_id, echo)
     repos = run.result.repos
@@ -733,7 +735,7 @@ def gate(settings: FileIssuesSettings, *, echo: Callable[[str], None] = runner.e
 
 
 def _issues_needed(findings: list[Finding], cap: int) -> int:
-    repos = len({f.repo for f in findings})
+    repos = len({repo_key(f.repo) for f in findings})
     return 0 if not repos else (repos if repos <= cap else 1)
 
 
