@@ -29,6 +29,7 @@ input, exit 1, stops the audit before it), along with a job summary and an annot
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -352,6 +353,15 @@ def _severity_lookup(settings: AuditSettings) -> tuple[Callable[[str], Severity 
     return catalog.severity_of, str(settings.patterns or "the shipped pattern catalog")
 
 
+@dataclass
+class _Evaluated:
+    repo: str
+    registered: bool
+    hits: list[tuple[str, int, str, str]] = field(default_factory=list)  # path, line, pattern, severity
+    excepted: int = 0
+    expired_only: int = 0
+
+
 def check_unregistered_hits(settings: AuditSettings, registry, *, today, progress: Progress
                             ) -> tuple[list[Check], list[UnregisteredHit], list[tuple[int, str]]]:
     from tw_gates.schemas.exceptions import AuditExceptions, load_exceptions
@@ -378,42 +388,53 @@ def check_unregistered_hits(settings: AuditSettings, registry, *, today, progres
         checks.append(Check("unregistered_hits", "skip", "no accepted artifacts given (--artifacts): hits not audited"))
         return checks, [], expired_notes
 
-    newest: dict[str, tuple[datetime, int, object]] = {}
-    count = 0
-    for source in accepted_files(settings.artifacts):
-        for number, artifact in iter_accepted_artifacts(source):
-            count += 1
-            key = artifact.repo.lower()
-            if key not in newest or (artifact.generated_at, count) >= newest[key][:2]:
-                newest[key] = (artifact.generated_at, count, artifact)
-    progress(f"{count} accepted artifact(s) from {len(newest)} repositor(ies)")
     severity_of, catalog_name = _severity_lookup(settings)
-    hits: list[UnregisteredHit] = []
-    excepted = expired_only = 0
-    unknown_consumers = []
-    for _, _, artifact in sorted(newest.values(), key=lambda item: item[2].repo.lower()):
-        consumer = registry.get(artifact.repo)
-        if consumer is None:
-            unknown_consumers.append(artifact.repo)
+    consumers = {c.repo.lower(): c for c in registry.consumers}
+    exceptions_of: dict[str, list] = {}
+    for exception in exceptions.exceptions:
+        exceptions_of.setdefault(exception.repo.lower(), []).append(exception)
+
+    def evaluate(artifact) -> _Evaluated:
+        """An artifact's unregistered hits, judged as it is read: only these
+        (small tuples) are kept, never the artifact, so memory follows the
+        findings, not the size of the input."""
+        consumer = consumers.get(artifact.repo.lower())
         code_paths = consumer.code_paths if consumer else []
+        repo_exceptions = exceptions_of.get(artifact.repo.lower(), [])
+        result = _Evaluated(repo=artifact.repo, registered=consumer is not None)
         seen = set()
         for hit in artifact.hits:
             key = (hit.path, hit.line, hit.pattern)
-            if key in seen:
+            if key in seen or path_matches(hit.path, code_paths):
                 continue
             seen.add(key)
-            if path_matches(hit.path, code_paths):
-                continue
-            covering = [e for e in exceptions.exceptions if e.repo.lower() == artifact.repo.lower()
-                        and (e.pattern is None or e.pattern == hit.pattern) and path_matches(hit.path, [e.path])]
+            covering = [e for e in repo_exceptions
+                        if (e.pattern is None or e.pattern == hit.pattern) and path_matches(hit.path, [e.path])]
             if any(e.live_on(today) for e in covering):
-                excepted += 1
+                result.excepted += 1
                 continue
-            if covering:
-                expired_only += 1
-            severity = (consumer.severity if consumer and consumer.severity else None) or severity_of(hit.pattern) or "medium"
-            hits.append(UnregisteredHit(repo=artifact.repo, path=hit.path, line=hit.line, pattern=hit.pattern,
-                                        severity=severity))
+            result.expired_only += bool(covering)
+            severity = (consumer.severity if consumer and consumer.severity else None) or severity_of(hit.pattern)
+            result.hits.append((hit.path, hit.line, hit.pattern, severity or "medium"))
+        return result
+
+    # Newest artifact per repository (ties: the later line).
+    newest: dict[str, tuple[datetime, int, _Evaluated]] = {}
+    count = 0
+    for source in accepted_files(settings.artifacts):
+        for _, artifact in iter_accepted_artifacts(source):
+            count += 1
+            key = artifact.repo.lower()
+            if key not in newest or (artifact.generated_at, count) >= newest[key][:2]:
+                newest[key] = (artifact.generated_at, count, evaluate(artifact))
+    progress(f"{count} accepted artifact(s) from {len(newest)} repositor(ies)")
+    evaluated = [item[2] for item in newest.values()]
+    excepted = sum(e.excepted for e in evaluated)
+    expired_only = sum(e.expired_only for e in evaluated)
+    unknown_consumers = [e.repo for e in evaluated if not e.registered]
+    # Built without re-validation: every field comes from a validated artifact.
+    hits = [UnregisteredHit.model_construct(repo=e.repo, path=p, line=n, pattern=k, severity=sev)
+            for e in evaluated for p, n, k, sev in e.hits]
     order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
     hits.sort(key=lambda h: (order[h.severity], h.repo.lower(), h.path, h.line, h.pattern))
     detail = (f"{len(hits)} unregistered hit(s) in {len({h.repo for h in hits})} repositor(ies) "
@@ -447,7 +468,7 @@ def _audit_id(settings: AuditSettings, now: datetime) -> str:
 
 def run_audit(settings: AuditSettings, *, progress: Progress = lambda _line: None,
               today=None) -> AuditOutcome:
-    from tw_gates.core.fsio import atomic_write_json
+    from tw_gates.core.fsio import atomic_write_text
     from tw_gates.schemas.registry import load_registry
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -462,7 +483,9 @@ def run_audit(settings: AuditSettings, *, progress: Progress = lambda _line: Non
     code = overall_exit(checks)
     report = AuditReport(audit_id=_audit_id(settings, now), generated_at=now, exit_code=int(code),
                          checks={c.name: c.result() for c in checks}, unregistered_hits=hits)
-    atomic_write_json(settings.report, report.model_dump(mode="json"))
+    # Redacted as one text (the default of atomic_write_text): per field, a
+    # report of 100,000 hits spends most of its time in the redactor.
+    atomic_write_text(settings.report, json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
     _record_metrics(checks, hits)
     return AuditOutcome(report=report, checks=checks, report_path=settings.report, expired_exceptions=expired)
 
