@@ -274,8 +274,9 @@ class IssueTracker:
 
         ``POST /repos/{o}/{r}/labels`` needs the same ``issues: write`` permission as
         creating an issue, for every kind of token. GitHub authorises a request before
-        it validates it, so: 201 -> allowed (the label now exists); 422 ``already_exists``
-        -> allowed, and nothing was changed; 401/403/404 -> not allowed. Anything else
+        it validates it, so: 201 -> allowed (the label now exists); 422 (``already_exists``,
+        or any other validation failure: validation comes after authorisation) -> allowed,
+        and nothing was changed; 401/403/404 -> not allowed. Anything else
         (5xx after retries, a timeout) -> unknown. Classic tokens' ``X-OAuth-Scopes`` and
         ``GET /repos`` ``permissions`` describe the *user*, and an Actions or App token
         cannot introspect itself at all, so an authorised no-op is the only portable test.
@@ -284,8 +285,9 @@ class IssueTracker:
             self._repo.create_label(self.label, LABEL_COLOR, LABEL_DESCRIPTION)
             return WriteAccess(True, label_created=True, detail=f"created label {self.label!r}")
         except GithubException as exc:
-            if exc.status == 422 and _already_exists(exc):
-                return WriteAccess(True, detail=f"label {self.label!r} exists; write access confirmed")
+            if exc.status == 422:
+                what = "exists" if _already_exists(exc) else "was refused as invalid (422), after authorisation"
+                return WriteAccess(True, detail=f"label {self.label!r} {what}; write access confirmed")
             error = classify(exc, f"checking issue write access on {self.repo_name}")
         except (requests.RequestException, DeadlineExceeded) as exc:
             error = classify(exc, f"checking issue write access on {self.repo_name}")
