@@ -288,7 +288,8 @@ def check_baseline(settings: AuditSettings) -> tuple[list[Check], object | None]
         baseline, kid = verify_capture(settings.baseline, settings)
     except BaselineError as exc:
         return [Check("p0_baseline", "fail", f"{exc} (capture one with `tw-gates baseline capture`, then "
-                      "`tw-gates baseline sign`)", ExitCode.P0_BASELINE)], None
+                      "`tw-gates baseline sign`)", ExitCode.P0_BASELINE),
+                Check("performance", "skip", "no valid baseline to compare with")], None
     checks = [Check("p0_baseline", "pass", (
         f"{settings.baseline} signed by key {kid!r}: {baseline.target} on {baseline.corpus}, "
         f"p95 {baseline.latency.p95_ms:g} ms, peak RSS {baseline.peak_rss_mib:g} MiB, captured {baseline.captured_at:%Y-%m-%d}"))]
