@@ -1,13 +1,18 @@
 """S1 end to end under nektos/act: a consumer job runs actions/self-audit
 (scan, sign, upload), central jobs download that artifact and run
 actions/ingest-gate with POLICY_REQUIRE_HMAC=true. The signed artifact
-passes; a tampered copy fails its job with exit 2 and is quarantined."""
+passes; a tampered copy fails its job with exit 2 and is quarantined.
+And the central side as ingest.yml runs it: actions/collect fetches the
+artifact from the GitHub API (the emulator), actions/ingest-gate accepts it."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
+
+from tw_gates.core.signing import KeyRing
 
 pytestmark = pytest.mark.e2e
 
@@ -109,3 +114,42 @@ def test_signed_self_audit_artifact_passes_the_ingest_gate_and_a_tampered_copy_f
     quarantine = run.artifacts()["quarantine-central-tampered"]
     reason = json.loads((quarantine / "tw-self-audit.json.reason.json").read_text())
     assert reason["reason"] == "bad_signature"
+
+
+def test_central_job_collects_from_the_github_api_and_ingests(act, github_emulator):
+    emu = github_emulator
+    emu.add_repo("acme/shop")
+    emu.add_token("collector-token-0123456789", kind="app", repo_permissions={"acme/shop": {"actions": "read"}})
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    document = KeyRing(signing_key=KEY, signing_kid=KEY_ID).sign({
+        "schema_version": "1.0", "repo": "acme/shop", "commit": "ab" * 20, "branch": "main", "generated_at": stamp,
+        "tool_version": "0.1.0", "hits": [{"path": "web/app.js", "line": 3, "pattern": "dom-inner-html"}]})
+    run_id = emu.add_workflow_run("acme/shop", head_branch="main")
+    emu.add_artifact("acme/shop", "tw-self-audit", files={"tw-self-audit.json": json.dumps(document)}, run_id=run_id)
+    act.write("central-registry.yml", "schema_version: '1.0'\nconsumers:\n  - {repo: acme/shop, default_branch: main}\n")
+    run = act.run(f"""\
+name: e2e-central
+on: push
+permissions: {{}}
+jobs:
+  central:
+    runs-on: ubuntu-latest
+    steps:
+{CHECKOUT}      - id: collect
+        uses: ./actions/collect
+        with:
+          registry: central-registry.yml
+          out: ${{{{ runner.temp }}}}/collected
+          github-token: ${{{{ secrets.COLLECT_TOKEN }}}}
+      - id: gate
+        uses: ./actions/ingest-gate
+        with:
+          artifacts: ${{{{ steps.collect.outputs.out }}}}
+          hmac-keys: ${{{{ secrets.TW_HMAC_KEYS }}}}
+""", api_url=emu.url, secrets={"COLLECT_TOKEN": "collector-token-0123456789",
+                               "TW_HMAC_KEYS": json.dumps({KEY_ID: KEY})}, timeout=300)
+    job = run.expect_success().job("central")
+    assert job.step("collect").outputs["collected"] == "1"
+    assert "DOWNLOADED acme/shop" in job.step("collect").log
+    assert job.step("gate").outputs["accepted"] == "1"
+    assert emu.count("GET", r"/actions/artifacts/\d+/zip$") == 1
