@@ -482,6 +482,11 @@ def expand_artifacts(specs: list[str], *, skip_dirs: Iterable[str | os.PathLike[
         elif not os.path.lexists(spec):
             raise UsageError(f"artifact not found: {spec}")
 
+    # A plain file or folder never names a file twice; several specs, or a
+    # glob (`in/**` matches the folder and the files in it), may overlap, and
+    # only then is a set of every path kept.
+    dedupe = len(specs) > 1 or any(glob.has_magic(spec) for spec in specs)
+
     def generate() -> Iterator[str]:
         seen: set[str] = set()
         for spec in specs:
@@ -489,10 +494,12 @@ def expand_artifacts(specs: list[str], *, skip_dirs: Iterable[str | os.PathLike[
             for match in matches:
                 files = _files_under(match, skip) if os.path.isdir(match) else (match,)
                 for path in files:
-                    key = os.path.realpath(path)
-                    if key not in seen:
+                    if dedupe:
+                        key = os.path.realpath(path)
+                        if key in seen:
+                            continue
                         seen.add(key)
-                        yield path
+                    yield path
 
     return generate()
 

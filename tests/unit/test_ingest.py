@@ -490,3 +490,9 @@ def test_quarantine_inside_the_input_folder_is_not_ingested_again(cli, tmp_path)
     assert code == 2 and "1 accepted, 1 rejected" in out
     assert sorted(p.name for p in (incoming / "quarantine").iterdir()) == [
         "bad-1.json", "bad-1.json.reason.json", "bad.json", "bad.json.reason.json"]
+
+
+def test_overlapping_glob_judges_each_file_once(ingest, tmp_path):
+    write(tmp_path / "in" / "sub", "a.json", signed())
+    code, out, _, _ = ingest(str(tmp_path / "in" / "**"))
+    assert code == 0 and "1 accepted, 0 rejected" in out
