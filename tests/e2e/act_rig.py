@@ -11,8 +11,9 @@ Remote actions cannot be fetched offline. ``actions/checkout`` is emulated
 by act (it copies the working tree). ``actions/upload-artifact`` and
 ``actions/download-artifact`` are replaced by the stand-ins in ``stubs/``
 through ``--local-repository``, at whatever ref the workflows pin: the refs
-are read from the YAML of the workflow being run and of every local action
-and reusable workflow it reaches. ``org/tw-gates/...@<ref>`` (this
+are read from the YAML of the workflow being run, of every local action and
+reusable workflow it reaches, and of the repository's own workflows and
+actions. ``org/tw-gates/...@<ref>`` (this
 repository, referenced the way a consumer would) is mapped to the copy. Any
 other remote action fails the run up front, naming it.
 
