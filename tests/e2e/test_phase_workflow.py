@@ -3,15 +3,12 @@ artifacts between runs: phase 0 completes; phase 1 starts from phase 0's
 artifact (uploaded by the first run, served by the emulator) and completes;
 phase 2 without phase 1 is refused; a tampered phase 1 artifact is refused.
 
-What runs is phase.yml itself, its actions (phase-verify, phase-complete),
-the real behavioral suite (tests/behavioral, through the `tests-command`
-input with this interpreter, which has pytest: the job's offline python3 has
-not) and G2 on its JUnit XML. The rest of the chain, G1 and G3-G5, is
-gates.yml's business and has its own end-to-end tests: it needs a repository
-configured for all five nets, a signed performance baseline and registered
-consumers. Here gates.yml is replaced, in the test's private copy only, by a
-stand-in with the same interface that runs G2 (actions/behavioral) and
-passes the rest."""
+Everything is real: phase.yml, its actions, the behavioral suite
+(tests/behavioral, through the `tests-command` input with this interpreter,
+which has pytest: the job's offline python3 has not) and the whole gate chain
+(gates.yml, G1 -> G5) on a copy configured as gates.yml's own end-to-end test
+configures it (five nets, a registry whose consumer the emulator protects, a
+signed baseline)."""
 
 from __future__ import annotations
 
@@ -23,72 +20,36 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_gates_workflow import CONSUMER, KEY as BASELINE_KEY, TOKEN as AUDIT_TOKEN, configure
+
 pytestmark = pytest.mark.e2e
 
 REPOSITORY = "org/tw-gates"  # the rig's copy has this origin: act sets GITHUB_REPOSITORY from it
 TOKEN = "ghs_" + "e2ePhaseToken" * 3
 KEY = "phase-e2e-signing-key-0123456789"
 WORKFLOW = ".github/workflows/phase.yml"
-TIMEOUT = 900
+TIMEOUT = 1200
 # The real suite, written as JUnit XML where phase.yml's behavioral job wants it.
 TESTS_COMMAND = (f"PYTHONPATH=scripts {shlex.quote(sys.executable)} -m pytest tests/behavioral -q "
                  '-p no:cacheprovider --junitxml "$TW_JUNIT_DIR/behavioral.xml"')
-GATES_STAND_IN = """\
-name: gates
-on:
-  workflow_call:
-    inputs:
-      junit-artifact:
-        type: string
-        default: behavioral-junit
-      expected-tests:
-        type: number
-        default: 14
-    secrets:
-      TW_HMAC_KEYS:
-        required: false
-      TW_HMAC_KEY:
-        required: false
-      AUDIT_TOKEN:
-        required: false
-    outputs:
-      behavioral:
-        value: ${{ jobs.behavioral.outputs.passed }}
-permissions: {}
-jobs:
-  behavioral:
-    name: G2 behavioral tests
-    runs-on: ubuntu-latest
-    permissions:
-      contents: read
-    outputs:
-      passed: ${{ steps.gate.outputs.passed }}
-    steps:
-      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
-        with:
-          persist-credentials: false
-      - uses: actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093 # v4.3.0
-        with:
-          name: ${{ inputs.junit-artifact }}
-          path: ${{ runner.temp }}/behavioral-junit
-      - id: gate
-        uses: ./actions/behavioral
-        with:
-          junit: ${{ runner.temp }}/behavioral-junit
-          expect: ${{ inputs.expected-tests }}
-"""
+GATES = ["verify-nets", "behavioral", "audit", "hmac-policy", "telemetry-check"]
 
 
 @pytest.fixture
 def emu(github_emulator):
+    # The workflow token: reads this repository's Actions artifacts (phase artifacts).
     github_emulator.add_token(TOKEN, kind="actions", repo_permissions={REPOSITORY: {"actions": "read", "contents": "read"}})
     github_emulator.add_repo(REPOSITORY, private=True)
+    # G3's token and the consumer whose required checks it reads.
+    github_emulator.add_token(AUDIT_TOKEN, login="auditor", kind="user", scopes=["repo"])
+    github_emulator.add_repo(CONSUMER, default_branch="main", collaborators={"auditor": "admin"})
+    github_emulator.set_branch_protection(CONSUMER, "main", contexts=["tw-gates / self-audit"])
     return github_emulator
 
 
 @pytest.fixture
 def rig(act):
-    act.write(".github/workflows/gates.yml", GATES_STAND_IN)
+    configure(act)
     return act
 
 
@@ -96,8 +57,10 @@ def run_phase(act, emu, phase: int, *, name: str = "", push_tag: bool = False):
     inputs = {"phase": str(phase), "tests-command": TESTS_COMMAND, "push-tag": "true" if push_tag else "false"}
     if name:
         inputs["name"] = name
-    return act.run(WORKFLOW, event="workflow_dispatch", inputs=inputs, api_url=emu.url,
-                   secrets={"GITHUB_TOKEN": TOKEN, "TW_HMAC_KEY": KEY}, timeout=TIMEOUT)
+    secrets = {"GITHUB_TOKEN": TOKEN, "TW_HMAC_KEY": KEY, "TW_HMAC_KEYS": json.dumps({"perf": BASELINE_KEY}),
+               "AUDIT_TOKEN": AUDIT_TOKEN}
+    return act.run(WORKFLOW, event="workflow_dispatch", inputs=inputs, api_url=emu.url, secrets=secrets,
+                   timeout=TIMEOUT)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -140,7 +103,9 @@ def test_phases_unlock_in_order_and_refuse_a_missing_or_tampered_predecessor(rig
     assert phase0["git_commit"] == git_head(rig.repo)
     assert phase0["ci_gates_passed"] == ["G1", "G2", "G3", "G4", "G5"]
     assert phase0["baseline_pass_count"] == "14/14"  # the real suite, read by G2 and again by complete
-    assert run0.job("gates/behavioral").outputs.get("passed") == "14/14"
+    assert {g: run0.job(f"gates/{g}").result for g in GATES} == dict.fromkeys(GATES, "success")
+    assert run0.job("gates/behavioral").outputs == {"passed": "14/14"}
+    assert phase0["safety_nets_count_after"] == 5  # G1, measured again by complete on the same checkout
     complete0 = run0.job("complete")
     assert "# Phase 0 Completion Report" in complete0.summary
     assert "## Next Steps" in complete0.summary and "{{" not in complete0.summary
