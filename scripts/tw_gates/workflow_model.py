@@ -461,6 +461,7 @@ class RepoConfig:
         local = _LOCAL_ACTION.match(uses)
         if local:
             sub = local.group("path") or ""
+            sub = "" if sub in (".", "./") else sub  # "./" and "$/." both name the repository root
             target = (self.root / sub).resolve()
             name = _tw_gates_action_name(sub, umbrella=self._is_tw_gates_umbrella(target) if not sub else False)
             action = self._load(target, f"./{sub}" if sub else ".")

@@ -348,6 +348,8 @@ def test_r2_umbrella_selection_decides(tmp_path):
     wf = umbrella / ".github/workflows/ingest.yml"
     wf.write_text(INGEST_YML + extra.format("platform"))
     assert nets_of(umbrella)["R2"].verified
+    wf.write_text(INGEST_YML + extra.format("platform").replace("uses: ./", "uses: $/."))  # self-repository syntax
+    assert nets_of(umbrella)["R2"].verified
     wf.write_text(INGEST_YML + extra.format("g4"))
     r2 = nets_of(umbrella)["R2"]
     assert not r2.verified and "job 'mac'" in r2.detail
