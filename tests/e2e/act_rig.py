@@ -201,17 +201,45 @@ class _Usage:
     unsupported: set[str] = field(default_factory=set)
 
 
+_SELF_USES = re.compile(r"^(\s*(?:-\s+)?uses:\s*)(['\"]?)\$/([^\s'\"#]*)\2", re.M)
+# The ref act is told (--local-repository) stands for "the running commit", i.e. the copy.
+SELF_REF = "e2e-running-commit"
+
+
+def translate_self_references(path: Path, repository: str) -> None:
+    """Rewrite `uses: $/path` (this repository at the running commit) as `owner/repo/path@SELF_REF`.
+
+    act (0.2.89) does not know the `$/` syntax; the rewritten reference, mapped to
+    the copy, means the same thing: this repository's files at the commit being
+    run, with no checkout needed. Only files inside the copy are ever rewritten."""
+    text = path.read_text(encoding="utf-8")
+    if "$/" not in text:
+        return
+
+    def remote(match: re.Match[str]) -> str:
+        sub = match.group(3).strip("/")
+        sub = "" if sub in ("", ".") else "/" + sub.removeprefix("./")
+        return f"{match.group(1)}{repository}{sub}@{SELF_REF}"
+
+    rewritten = _SELF_USES.sub(remote, text)
+    if rewritten != text:
+        path.write_text(rewritten, encoding="utf-8")
+
+
 def analyse_uses(repo: Path, workflow: Path, repository: str) -> _Usage:
     """Walk the workflow, the local actions and reusable workflows it reaches, and collect remote `uses:`.
 
     A local path that is not in the copy is left to act: a workflow may create it
-    at run time (a checkout with `path:`, a link), and act names it if it is missing."""
+    at run time (a checkout with `path:`, a link), and act names it if it is missing.
+    `$/` self references are rewritten in the copy for act (translate_self_references)."""
     usage = _Usage()
     queue = [workflow]
     while queue:
         path = queue.pop()
         if path in usage.docs or not path.is_file():
             continue
+        if repo in path.resolve().parents:
+            translate_self_references(path, repository)
         doc = usage.docs[path] = load_yaml(path)
         for uses, step in _uses_of(doc):
             target = _resolve_local(repo, uses, repository)

@@ -191,8 +191,8 @@ jobs:
     steps:
       - uses: actions/setup-python@v5
 """)
-    with pytest.raises(ActRigError, match=r"'\$/actions/x' \(malformed"):
-        act.run("name: bad\non: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: $/actions/x\n")
+    with pytest.raises(ActRigError, match=r"'setup-python' \(malformed"):
+        act.run("name: bad\non: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: setup-python\n")
 
 
 def _processes_with(argument: str) -> list[int]:

@@ -130,3 +130,12 @@ jobs:
     assert unknown.result == "failure", run.tail()
     assert unknown.step("gates.run").exit_code == 1
     assert "unknown gate(s): no-such-gate" in unknown.log
+
+
+def test_ci_self_test_job_runs_the_actions_by_self_reference(act):
+    """The repository's own CI job, as committed: `uses: $/actions/platform-guard` and `uses: $/.`."""
+    run = act.run(".github/workflows/ci.yml", job="self-test")
+    job = run.expect_success().job("self-test")
+    action_outputs = [s.outputs for s in job.steps.values() if s.stage == "Main" and "." not in s.id]
+    assert {"platform": "linux", "linux": "true"} in action_outputs
+    assert {"passed": "platform"} in action_outputs
