@@ -73,3 +73,9 @@ def test_chain_selection(cli):
     assert code == 1 and "unknown gate(s): nope" in err
     code, out, _ = cli("gates", env={"TW_PLATFORM": "darwin"})
     assert code == 2 and "FAIL (exit 2)" in out
+
+
+def test_outputs_file_missing_is_created_not_an_internal_error(cli, tmp_path):
+    out_file = tmp_path / "not-yet"
+    code, _, err = cli("platform", env={"GITHUB_OUTPUT": str(out_file)})
+    assert code == 0 and "linux<<" in out_file.read_text()

@@ -44,7 +44,7 @@ def test_hashes_survive_but_heuristics_catch_base64_and_assignments():
     assert r.redact(text, heuristics=True) == text
     blob = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlq"
     assert blob not in r.redact(f"data {blob}", heuristics=True)
-    assert "hunter2hunter2" not in r.redact('password = "hunter2hunter2"', heuristics=True)
+    assert r.redact('password = "hunter2hunter2"', heuristics=True) == f'password = "{REDACTED}"'
     assert "Bearer " + REDACTED in r.redact("Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345", heuristics=True)
     # Without heuristics our own structured text is left alone.
     assert r.redact("key=some-org-name/some-long-repository-name") == "key=some-org-name/some-long-repository-name"

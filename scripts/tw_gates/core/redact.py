@@ -50,7 +50,7 @@ _ALWAYS = [
 # The seed's heuristics (see module docstring for when they apply).
 _ASSIGNMENT = re.compile(
     r"(?i)\b(token|key|secret|password|passwd|auth|api_key|api_secret|access_key|private_key|client_secret)"
-    r"(\s*[=:]\s*[\"']?)[\w\-+/.=]{12,}[\"']?"
+    r"(\s*[=:]\s*[\"']?)[\w\-+/.=]{12,}([\"']?)"
 )
 _BEARER = re.compile(r"(?i)\b(bearer|token)(\s+)[\w\-+/.=]{20,}")
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_\-]{40,}={0,2}")
@@ -106,7 +106,7 @@ class Redactor:
             else:
                 text = pattern.sub(REDACTED, text)
         if heuristics:
-            text = _ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+            text = _ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}{m.group(3)}", text)
             text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
             text = _BASE64_RUN.sub(_base64_run, text)
         return text

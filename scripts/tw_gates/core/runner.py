@@ -69,7 +69,11 @@ def annotate(
 
 def set_output(name: str, value: object) -> None:
     """A step output (``$GITHUB_OUTPUT``); no-op off a runner."""
-    if os.environ.get("GITHUB_OUTPUT"):
+    path = os.environ.get("GITHUB_OUTPUT")
+    if path:
+        # The runner creates the file; create it if a caller did not (the
+        # toolkit refuses a missing file with an internal error).
+        open(path, "a", encoding="utf-8").close()
         text = value if isinstance(value, str) else _json(value)
         toolkit.set_output(name, REDACTOR.redact(text))
 
