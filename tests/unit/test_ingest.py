@@ -496,3 +496,25 @@ def test_overlapping_glob_judges_each_file_once(ingest, tmp_path):
     write(tmp_path / "in" / "sub", "a.json", signed())
     code, out, _, _ = ingest(str(tmp_path / "in" / "**"))
     assert code == 0 and "1 accepted, 0 rejected" in out
+
+
+def test_path_check_shortcut_agrees_with_the_detailed_rules():
+    import random
+    import re
+
+    from tw_gates.schemas.consumer import check_relative_path
+
+    def unsafe(path: str) -> bool:  # the rules, spelled out slowly
+        return ("\x00" in path or path.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:[\\/]", path) is not None
+                or any(part == ".." for part in re.split(r"[\\/]", path)) or any(ord(c) < 0x20 for c in path))
+
+    alphabet = ["a", ".", "..", "/", "\\", "~", "C:", "\x00", "\n", "\x1f", " ", "é", ":", "x.py"]
+    rng = random.Random(7)
+    for _ in range(20_000):
+        path = "".join(rng.choice(alphabet) for _ in range(rng.randrange(7)))
+        try:
+            check_relative_path(path)
+            refused = False
+        except ValueError:
+            refused = True
+        assert refused == unsafe(path), repr(path)
