@@ -595,6 +595,20 @@ def policy_from(settings: IngestSettings, *, now: float | None = None) -> Policy
     )
 
 
+def _check_writable(settings: IngestSettings) -> None:
+    """Where the verdicts go must be usable before the first artifact is
+    judged: a rejected artifact that cannot be quarantined would be lost."""
+    if settings.out is not None and settings.out.is_dir():
+        raise UsageError(f"--out {settings.out} is a folder; give the file to write (e.g. accepted.jsonl)")
+    if settings.quarantine is not None:
+        try:
+            settings.quarantine.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot use --quarantine {settings.quarantine}: {exc.strerror or exc}") from None
+        if not os.access(settings.quarantine, os.W_OK | os.X_OK):
+            raise UsageError(f"cannot write to --quarantine {settings.quarantine}")
+
+
 class _JsonLinesOut:
     """Accepted lines streamed to a temp file beside the target, moved into
     place only when the run finishes: a reader never sees half a merge."""
@@ -634,6 +648,7 @@ def ingest(settings: IngestSettings, *, on_verdict: Callable[[Verdict], None] | 
     if not settings.artifacts:
         raise UsageError("no artifacts given: pass --artifact PATH (a file, folder or glob; repeatable)")
     policy = policy_from(settings, now=now)
+    _check_writable(settings)
     paths = expand_artifacts(settings.artifacts, skip_dirs=[settings.quarantine] if settings.quarantine else [])
     result = IngestResult(out=settings.out, quarantine=settings.quarantine)
     reasons: Counter[str] = Counter()

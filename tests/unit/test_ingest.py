@@ -93,7 +93,7 @@ def test_valid_signed_artifact_is_accepted_and_merged_exactly_as_received(ingest
     assert [json.loads(line) for line in merged] == [document]
     assert RING.verify(json.loads(merged[0])) == KEY_ID  # signature kept, still valid
     assert "ingest: 1 accepted, 0 rejected" in out
-    assert not (tmp_path / "quarantine").exists()
+    assert not list((tmp_path / "quarantine").iterdir())  # ready, and empty
 
 
 def test_unsigned_artifact_is_accepted_without_the_policy(ingest, tmp_path):
@@ -396,7 +396,10 @@ def test_accepted_output_is_replaced_atomically_and_kept_on_usage_error(ingest, 
     (("--artifact", "in"), {"POLICY_REQUIRE_HMAC": "maybe"}, "POLICY_REQUIRE_HMAC: Input should be a valid boolean"),
     (("--artifact", "in", "--require-hmac"), {"TW_HMAC_KEYS": ""}, "no verification keys"),
     (("--artifact", "in"), {"TW_HMAC_KEYS": "{not json"}, "TW_HMAC_KEYS is not valid JSON"),
-], ids=["missing-file", "empty-glob", "no-artifacts", "bad-size", "bad-policy", "policy-without-keys", "bad-keys"])
+    (("--artifact", "in", "--out", "in"), {}, "is a folder"),
+    (("--artifact", "in", "--quarantine", "in/a.json"), {}, "cannot use --quarantine"),
+], ids=["missing-file", "empty-glob", "no-artifacts", "bad-size", "bad-policy", "policy-without-keys", "bad-keys",
+        "out-is-folder", "quarantine-is-file"])
 def test_usage_errors_exit_1_with_one_line(cli, tmp_path, args, env, message):
     write(tmp_path / "in", "a.json", signed())
     code, out, err = cli("ingest", *args, env={**KEYS_ENV, **env}, cwd=tmp_path)
