@@ -153,3 +153,70 @@ jobs:
     assert "DOWNLOADED acme/shop" in job.step("collect").log
     assert job.step("gate").outputs["accepted"] == "1"
     assert emu.count("GET", r"/actions/artifacts/\d+/zip$") == 1
+
+
+def cache_stand_in(folder):
+    """actions/cache/restore and /save for act, offline: a cache miss, and a save
+    that keeps nothing (each act run starts without caches anyway)."""
+    for part, note in (("restore", "cache miss"), ("save", "nothing kept")):
+        (folder / part).mkdir(parents=True)
+        (folder / part / "action.yml").write_text(f"""\
+name: cache {part} stand-in (e2e tests only)
+inputs:
+  path: {{required: true}}
+  key: {{required: true}}
+  restore-keys: {{required: false, default: ""}}
+outputs:
+  cache-hit: {{value: "false"}}
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      run: 'echo "cache {part} stand-in - {note}"'
+""")
+    return folder
+
+
+def test_ingest_workflow_collects_ingests_audits_and_plans_issues(act, github_emulator, tmp_path):
+    emu = github_emulator
+    consumers = {"acme/shop": True, "acme/blog": False}  # signed or not
+    token = "collector-token-0123456789"
+    for repo in consumers:
+        emu.add_repo(repo)
+    emu.add_token(token, kind="app", repo_permissions={r: {"actions": "read", "metadata": "read"} for r in consumers})
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for repo, sign in consumers.items():
+        document = {"schema_version": "1.0", "repo": repo, "commit": "cd" * 20, "branch": "main",
+                    "generated_at": stamp, "tool_version": "0.1.0",
+                    "hits": [{"path": "web/app.js", "line": 3, "pattern": "dom-inner-html"}]}
+        if sign:
+            document = KeyRing(signing_key=KEY, signing_kid=KEY_ID).sign(document)
+        run_id = emu.add_workflow_run(repo, head_branch="main")
+        emu.add_artifact(repo, "tw-self-audit", files={"tw-self-audit.json": json.dumps(document)}, run_id=run_id)
+    act.write("consumer_registry.yml", "schema_version: '1.0'\nconsumers:\n"
+              + "".join(f"  - {{repo: {r}, default_branch: main, code_paths: ['app/**']}}\n" for r in consumers))
+
+    run = act.run(".github/workflows/ingest.yml", event="workflow_dispatch", api_url=emu.url,
+                  secrets={"COLLECT_TOKEN": token, "AUDIT_TOKEN": token, "TW_HMAC_KEYS": json.dumps({KEY_ID: KEY})},
+                  stand_ins={"actions/cache": cache_stand_in(tmp_path / "cache-stand-in")}, timeout=480)
+
+    assert run.job("plan").outputs == {"shards": "[1]", "count": "1"}, run.tail()
+    shard = next(job for key, job in run.jobs.items() if key.startswith("ingest"))
+    # The unsigned consumer is rejected under the policy: the shard fails, visibly...
+    assert shard.result == "failure", run.tail()
+    assert shard.step("collect").outputs["collected"] == "2", run.tail()
+    gate = shard.step("gate")
+    assert gate.outputs["accepted"] == "1" and gate.outputs["rejected"] == "1"
+    assert "acme__blog.json: missing_signature" in gate.log
+    artifacts = run.artifacts()
+    accepted = (artifacts["tw-gates-accepted-shard-1"] / "shard-1.jsonl").read_text().splitlines()
+    assert [json.loads(line)["repo"] for line in accepted] == ["acme/shop"]
+    assert (artifacts["tw-gates-quarantine-shard-1"] / "acme__blog.json.reason.json").exists()
+    # ... and what was accepted is still audited, and the issue plan made without writing anything.
+    audit = run.job("audit")
+    assert audit.outputs["accepted"] == "1"
+    report = json.loads((artifacts["tw-gates-ingest-results"] / "tw-gates-audit.json").read_text())
+    assert [(h["repo"], h["path"]) for h in report["unregistered_hits"]] == [("acme/shop", "web/app.js")]
+    assert audit.step("issue-plan").result == "success"
+    assert (artifacts["tw-gates-ingest-results"] / "tw-gates-issue-plan.txt").read_text().strip()
+    assert emu.count("POST") == 0 and emu.count("PATCH") == 0
