@@ -57,6 +57,52 @@ PROGRESS_EVERY_S = 5.0
 
 # --- the pattern catalog -------------------------------------------------------------
 
+def required_literals(regex: str) -> tuple[str, ...] | None:
+    """Strings at least one of which occurs in every match of ``regex``, so
+    that ``any(s in text ...)`` (C speed) can rule a file out before the
+    regex scans it; None when none is known (case-insensitive, no literal)."""
+    try:
+        from re import _constants as const, _parser as parser  # Python 3.11+
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_constants as const  # type: ignore[no-redef]
+        import sre_parse as parser  # type: ignore[no-redef]
+    try:
+        parsed = parser.parse(regex, re.MULTILINE)
+    except re.error:
+        return None
+    if parsed.state.flags & re.IGNORECASE:
+        return None
+    return _literals_of(list(parsed), const)
+
+
+def _literals_of(items: list, const) -> tuple[str, ...] | None:
+    """The best candidate of a sequence: its longest run of literal
+    characters, or a mandatory group or branch whose every alternative has
+    one (every item of a sequence is part of every match)."""
+    best: tuple[str, ...] | None = None
+    run: list[str] = []
+
+    def consider(candidate: tuple[str, ...] | None) -> None:
+        nonlocal best
+        if candidate and all(candidate) and (best is None or min(map(len, candidate)) > min(map(len, best))):
+            best = candidate
+
+    for op, arg in items:
+        if op is const.LITERAL:
+            run.append(chr(arg))
+            continue
+        consider(("".join(run),) if run else None)
+        run = []
+        if op is const.SUBPATTERN and not arg[1] & re.IGNORECASE:
+            consider(_literals_of(list(arg[3]), const))
+        elif op is const.BRANCH:
+            alternatives = [_literals_of(list(alternative), const) for alternative in arg[1]]
+            if all(alternatives):
+                consider(tuple(text for alternative in alternatives for text in alternative))
+    consider(("".join(run),) if run else None)
+    return best
+
+
 class RendererPattern(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -70,6 +116,8 @@ class RendererPattern(BaseModel):
 
     _compiled: re.Pattern[str] = PrivateAttr()
     _requires: re.Pattern[str] | None = PrivateAttr(None)
+    _needles: tuple[str, ...] | None = PrivateAttr(None)
+    _requires_needles: tuple[str, ...] | None = PrivateAttr(None)
 
     @model_validator(mode="after")
     def _compile(self) -> "RendererPattern":
@@ -83,9 +131,9 @@ class RendererPattern(BaseModel):
             if compiled.search("") is not None:
                 raise ValueError(f"{field} of {self.id} matches the empty string (it would hit every file)")
             if field == "regex":
-                self._compiled = compiled
+                self._compiled, self._needles = compiled, required_literals(source)
             else:
-                self._requires = compiled
+                self._requires, self._requires_needles = compiled, required_literals(source)
         return self
 
     def applies_to(self, path: str) -> bool:
@@ -229,7 +277,11 @@ def scan_text(path: str, text: str, patterns: list[RendererPattern]) -> list[Fou
     hits: dict[tuple[int, str], FoundHit] = {}
     starts: list[int] | None = None
     for pattern in patterns:
-        if pattern._requires is not None and pattern._requires.search(text) is None:
+        if pattern._needles and not any(needle in text for needle in pattern._needles):
+            continue
+        if pattern._requires is not None and (
+                (pattern._requires_needles and not any(n in text for n in pattern._requires_needles))
+                or pattern._requires.search(text) is None):
             continue
         for match in pattern._compiled.finditer(text):
             if starts is None:

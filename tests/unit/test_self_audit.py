@@ -274,3 +274,43 @@ def test_runner_outputs_and_annotations(cli, repo_root, tmp_path):
 def test_catalog_schema_is_published(cli):
     code, out, _ = cli("schema", "renderer-patterns")
     assert code == 0 and json.loads(out)["title"] == PatternCatalog.model_config["title"]
+
+
+@pytest.mark.parametrize(("regex", "needles"), [
+    (r"\.from_string\s*\(", (".from_string",)),
+    (r"\b(?:jinja2\.)?Template\s*\(", ("Template",)),           # the optional group is not required
+    (r"\b(?:mark_safe|SafeString)\s*\(", ("mark_safe", "SafeString")),
+    (r"\.html_safe\b|<%==|\braw\s*\(", (".html_safe", "<%==", "raw")),
+    (r"foo|\w+bar", ("foo", "bar")),
+    (r"foo|\w+", None),                                          # an alternative without a literal
+    (r"(?i)template", None),                                     # case-insensitive: no literal test
+    (r"ab(?i:cdef)g", ("ab",)),
+    (r"x*", None),
+], ids=lambda value: str(value))
+def test_required_literals_are_a_necessary_condition(regex, needles):
+    from tw_gates.self_audit import required_literals
+
+    assert required_literals(regex) == needles
+
+
+def test_prefilter_never_hides_a_hit():
+    """The literal prefilter only skips files the regexes would not match."""
+    import random
+
+    from tw_gates.self_audit import RendererPattern
+
+    catalog = load_pattern_catalog()
+    unfiltered = []
+    for pattern in catalog.patterns:
+        copy = RendererPattern.model_validate(pattern.model_dump())
+        copy._needles = copy._requires_needles = None
+        unfiltered.append(copy)
+    words = ["Template(", "template.", "jinja2", "django.template", "mako", "innerHTML =", "{{{x}}}", "|safe",
+             ".from_string(", "$('#a').html(x)", "jQuery", "v-html=", "raw(", "<%==", "x", " ", "\n", "autoescape=False"]
+    rng = random.Random(3)
+    for _ in range(500):
+        text = "".join(rng.choice(words) for _ in range(rng.randrange(1, 12)))
+        for name in ("a.py", "a.js", "a.html", "a.rb", "a.go"):
+            fast = [p for p in catalog.patterns if p.applies_to(name)]
+            slow = [p for p in unfiltered if p.applies_to(name)]
+            assert scan_text(name, text, fast) == scan_text(name, text, slow), (name, text)
