@@ -2,8 +2,9 @@
 (scan, sign, upload), central jobs download that artifact and run
 actions/ingest-gate with POLICY_REQUIRE_HMAC=true. The signed artifact
 passes; a tampered copy fails its job with exit 2 and is quarantined.
-And the central side as ingest.yml runs it: actions/collect fetches the
-artifact from the GitHub API (the emulator), actions/ingest-gate accepts it."""
+And the central side: actions/collect fetches the artifact from the GitHub
+API (the emulator) and actions/ingest-gate accepts it; then the whole of
+.github/workflows/ingest.yml (plan, shard, audit, issue plan dry run)."""
 
 from __future__ import annotations
 
