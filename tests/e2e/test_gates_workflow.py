@@ -81,9 +81,6 @@ def configure(act) -> None:
         """))
     baseline = KeyRing(signing_key=KEY, signing_kid="perf").sign(capture_doc().model_dump(mode="json", exclude_none=True))
     act.write("perf/baseline.json", json.dumps(baseline, indent=2))
-    # Each gate job links .tw-gates to its checkout (tw-gates calling itself); the
-    # rig resolves every local `uses:` before act starts, so the link exists already.
-    (act.repo / ".tw-gates").symlink_to(".")
 
 
 def run_caller(act, emu):
