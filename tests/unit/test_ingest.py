@@ -210,8 +210,10 @@ def test_unknown_schema_version_is_rejected(ingest, tmp_path, version):
     (lambda d: d.update(hits=[{"path": "a.py", "line": 0, "pattern": "x"}]), "line"),
     (lambda d: d.update(hits="many"), "hits"),
     (lambda d: d.pop("schema_version"), "schema_version"),
+    (lambda d: d.update(hits=[{"path": "a.py", "line": True, "pattern": "x"}]), "line"),
+    (lambda d: d.update(hits=[{"path": "a.py", "line": 5.0, "pattern": "x"}]), "line"),
 ], ids=["missing-commit", "short-commit", "bad-repo", "extra-field", "non-utc", "line-zero", "hits-not-list",
-        "no-schema-version"])
+        "no-schema-version", "line-bool", "line-float"])
 def test_schema_violations_are_rejected_naming_the_field(ingest, tmp_path, change, words):
     document = artifact()
     change(document)

@@ -41,7 +41,7 @@ class Hit(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: str = Field(min_length=1, max_length=4096)
-    line: int = Field(ge=1, le=10_000_000)
+    line: int = Field(ge=1, le=10_000_000, strict=True)  # true or 5.0 is not a line number
     pattern: str = Field(min_length=1, max_length=200)
 
     @field_validator("path")
