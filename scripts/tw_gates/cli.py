@@ -71,6 +71,11 @@ def _run(command, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _report(command.name, "interrupted")
         return ExitCode.ERROR
+    except BrokenPipeError:
+        # The reader went away (`tw-gates ... | head`): stop quietly, as Unix
+        # tools do, and keep Python from complaining again when it flushes.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.ERROR
     except Exception as exc:  # the contract: never a bare traceback
         if os.environ.get("TW_GATES_DEBUG") == "1":
             traceback.print_exc()

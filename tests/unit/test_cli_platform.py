@@ -79,3 +79,21 @@ def test_outputs_file_missing_is_created_not_an_internal_error(cli, tmp_path):
     out_file = tmp_path / "not-yet"
     code, _, err = cli("platform", env={"GITHUB_OUTPUT": str(out_file)})
     assert code == 0 and "linux<<" in out_file.read_text()
+
+
+def test_a_closed_pipe_is_not_an_internal_error(monkeypatch, capsys):
+    import os
+
+    from tw_gates.cli import main
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader (`| head`) is gone
+    closed = os.fdopen(write_end, "w")
+    monkeypatch.setattr("sys.stdout", closed)
+    try:
+        code = main(["schema", "consumer-artifact"])
+    finally:
+        monkeypatch.undo()
+        closed.close()
+    assert code == 1
+    assert capsys.readouterr().err == ""
