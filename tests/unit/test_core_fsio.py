@@ -7,9 +7,13 @@ import time
 import portalocker
 import pytest
 
+from pydantic import BaseModel, ConfigDict
+
+from tw_gates.core.errors import UsageError
 from tw_gates.core.fsio import (
-    FileTooLarge, LockTimeout, atomic_write_json, atomic_write_text, file_lock, locked_append_lines,
-    read_bytes_limited,
+    FileTooLarge, InputNotFound, InputTooLarge, LockTimeout, atomic_open, atomic_write_bytes, atomic_write_json,
+    atomic_write_text, file_lock, load_document, load_model, locked_append_lines, open_input, read_bytes_limited,
+    read_input, read_text_input,
 )
 from tw_gates.core.redact import REDACTOR
 
@@ -115,3 +119,209 @@ def test_read_limited_refuses_before_reading(tmp_path):
     assert read_bytes_limited(big, 1000) == b"x" * 1000
     with pytest.raises(FileTooLarge, match="1000 bytes"):
         read_bytes_limited(big, 999)
+
+
+# ---------------------------------------------------------------- atomic_open
+
+
+def test_atomic_open_streams_into_place_only_when_the_block_ends(tmp_path):
+    target = tmp_path / "sub" / "out.jsonl"
+    atomic_write_bytes(target, b"old\n")
+    with atomic_open(target) as handle:
+        handle.write(b"line 1\n")
+        handle.write(b"line 2\n")
+        assert target.read_bytes() == b"old\n"  # a reader meanwhile sees the old file whole
+    assert target.read_bytes() == b"line 1\nline 2\n"
+    assert [p.name for p in target.parent.iterdir()] == ["out.jsonl"]
+    assert oct(target.stat().st_mode & 0o777) != "0o600"  # not mkstemp's private mode
+
+
+def test_atomic_open_exception_keeps_old_content_and_removes_temp(tmp_path):
+    target = tmp_path / "out.jsonl"
+    target.write_bytes(b"old\n")
+    with pytest.raises(RuntimeError, match="judge crashed"):
+        with atomic_open(target) as handle:
+            handle.write(b"half")
+            raise RuntimeError("judge crashed")
+    assert target.read_bytes() == b"old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
+
+
+def test_atomic_open_failed_replace_removes_temp(tmp_path, monkeypatch):
+    target = tmp_path / "out.bin"
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        with atomic_open(target) as handle:
+            handle.write(b"new")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_open_text_mode_and_explicit_permissions(tmp_path):
+    target = tmp_path / "out.txt"
+    with atomic_open(target, "w", permissions=0o640) as handle:
+        handle.write("caf\u00e9\n")
+    assert target.read_bytes() == "caf\u00e9\n".encode("utf-8")
+    assert target.stat().st_mode & 0o777 == 0o640
+    atomic_write_bytes(target, b"x", mode=0o600)
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_atomic_open_refuses_other_modes(tmp_path):
+    with pytest.raises(ValueError, match="'wb' or 'w'"):
+        with atomic_open(tmp_path / "x", "ab"):
+            pass
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------- files a user named
+
+
+def test_read_input_returns_the_bytes(tmp_path):
+    path = tmp_path / "report.json"
+    path.write_bytes(b"\x00\xff{}")
+    assert read_input(path, "audit report", max_bytes=4) == b"\x00\xff{}"
+
+
+def test_read_input_missing_file_is_one_line_naming_it(tmp_path):
+    path = tmp_path / "nope.json"
+    with pytest.raises(InputNotFound) as caught:
+        read_input(path, "audit report", max_bytes=10)
+    assert isinstance(caught.value, UsageError) and caught.value.exit_code == 1
+    assert str(caught.value) == f"audit report not found: {path}"
+
+
+def test_read_input_directory(tmp_path):
+    with pytest.raises(UsageError) as caught:
+        read_input(tmp_path, "registry", max_bytes=10)
+    assert str(caught.value) == f"registry is a directory, not a file: {tmp_path}"
+
+
+def test_read_input_too_large_gives_both_numbers_and_reads_nothing_more(tmp_path):
+    path = tmp_path / "big.yml"
+    path.write_bytes(b"x" * 11)
+    with pytest.raises(InputTooLarge) as caught:
+        read_input(path, "values file", max_bytes=10)
+    assert str(caught.value) == f"values file {path} is 11 bytes, larger than the limit of 10 bytes"
+    assert (caught.value.size, caught.value.limit) == (11, 10)
+    assert isinstance(caught.value, UsageError)
+
+
+def test_read_input_other_os_error_gives_strerror(tmp_path):
+    # (tests may run as root, where permissions do not deny; ENOTDIR is the same path)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UsageError) as caught:
+        read_input(blocker / "child.json", "corpus file", max_bytes=10)
+    assert str(caught.value) == f"cannot read corpus file {blocker / 'child.json'}: Not a directory"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_read_input_permission_denied(tmp_path):
+    path = tmp_path / "secret.yml"
+    path.write_text("a: 1")
+    path.chmod(0)
+    with pytest.raises(UsageError, match="cannot read registry .*: Permission denied$"):
+        read_input(path, "registry", max_bytes=10)
+
+
+def test_open_input_streams_with_the_same_errors(tmp_path):
+    path = tmp_path / "accepted.jsonl"
+    path.write_bytes(b"a\nb\n")
+    with open_input(path, "accepted artifacts") as handle:
+        assert handle.readline() == b"a\n"
+    with pytest.raises(InputNotFound, match="^accepted artifacts not found: "):
+        open_input(tmp_path / "none.jsonl", "accepted artifacts")
+
+
+def test_read_text_input_is_strict_utf8_and_names_the_byte(tmp_path):
+    path = tmp_path / "template.md"
+    path.write_bytes("h\u00e9".encode("utf-8"))
+    assert read_text_input(path, "template", max_bytes=100) == "h\u00e9"
+    path.write_bytes(b"ok\n\xff")
+    with pytest.raises(UsageError) as caught:
+        read_text_input(path, "template", max_bytes=100)
+    assert str(caught.value) == f"template {path} is not UTF-8 text: invalid start byte at byte 3"
+
+
+def test_load_document_picks_json_by_suffix_and_yaml_otherwise(tmp_path):
+    (tmp_path / "a.json").write_text('{"n": 1}')
+    (tmp_path / "a.yml").write_text("n: 1\nlist: [x]\n")
+    (tmp_path / "empty.yaml").write_text("")
+    assert load_document(tmp_path / "a.json", "metrics file", max_bytes=100) == {"n": 1}
+    assert load_document(tmp_path / "a.yml", "metrics file", max_bytes=100) == {"n": 1, "list": ["x"]}
+    assert load_document(tmp_path / "empty.yaml", "metrics file", max_bytes=100) is None
+
+
+def test_load_document_json_error_has_line_and_column(tmp_path):
+    path = tmp_path / "manifest.json"
+    path.write_text('{\n  "files": [1,\n}')
+    with pytest.raises(UsageError) as caught:
+        load_document(path, "corpus file", max_bytes=100)
+    assert str(caught.value) == f"corpus file {path} is not valid JSON: Expecting value at line 3 column 1"
+
+
+def test_load_document_fmt_json_refuses_yaml_whatever_the_name(tmp_path):
+    path = tmp_path / "baseline.sig"
+    path.write_text("a: 1\n")
+    with pytest.raises(UsageError, match="is not valid JSON: Expecting value at line 1 column 1$"):
+        load_document(path, "baseline", max_bytes=100, fmt="json")
+    assert load_document(path, "baseline", max_bytes=100, fmt="yaml") == {"a": 1}
+
+
+def test_load_document_yaml_error_is_one_line_with_line_and_column(tmp_path):
+    path = tmp_path / "registry.yml"
+    path.write_text("consumers:\n  - repo: a/b\n    code_paths: [x\n")
+    with pytest.raises(UsageError) as caught:
+        load_document(path, "registry", max_bytes=1000)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"registry {path} is not valid YAML: ")
+    assert message.endswith("at line 4 column 1")
+
+
+def test_load_document_too_deep_is_one_line(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(UsageError, match="nested too deeply"):
+        load_document(path, "corpus file", max_bytes=1_000_000)
+
+
+class _Thing(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = "default"
+    size: int = 0
+
+
+def test_load_model_validates(tmp_path):
+    path = tmp_path / "thing.yml"
+    path.write_text("name: x\nsize: 3\n")
+    assert load_model(path, _Thing, "thing file", max_bytes=100) == _Thing(name="x", size=3)
+    path.write_text("")  # an empty document is an empty mapping
+    assert load_model(path, _Thing, "thing file", max_bytes=100) == _Thing()
+
+
+def test_load_model_validation_error_is_one_line(tmp_path):
+    path = tmp_path / "thing.json"
+    path.write_text('{"size": "big", "colour": 1}')
+    with pytest.raises(UsageError) as caught:
+        load_model(path, _Thing, "thing file", max_bytes=100)
+    assert str(caught.value) == (f"invalid thing file {path}: size: Input should be a valid integer, unable to parse "
+                                 "string as an integer; colour: Extra inputs are not permitted")
+
+
+def test_load_model_refuses_a_document_that_is_not_a_mapping(tmp_path):
+    path = tmp_path / "thing.yml"
+    path.write_text("- a\n- b\n")
+    with pytest.raises(UsageError) as caught:
+        load_model(path, _Thing, "thing file", max_bytes=100)
+    assert str(caught.value) == f"thing file {path} must hold a mapping of fields, not a list"
+
+
+def test_load_model_passes_file_errors_through(tmp_path):
+    with pytest.raises(InputNotFound, match="^thing file not found: "):
+        load_model(tmp_path / "none.yml", _Thing, "thing file", max_bytes=100)

@@ -1,5 +1,6 @@
-"""Files written so that a crash never leaves half a file, and appends that
-several processes can make at once without losing or tearing a line."""
+"""Files written so that a crash never leaves half a file, appends that
+several processes can make at once without losing or tearing a line, and
+files a user named read with a size bound and one-line errors."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, TypeVar
 
 import portalocker
 
-from tw_gates.core.errors import TwGatesError
+from tw_gates.core.errors import TwGatesError, UsageError
 from tw_gates.core.redact import REDACTOR
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 
 class LockTimeout(TwGatesError):
@@ -32,30 +36,45 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> Path:
-    """Write via a temp file in the same folder, fsync, then os.replace."""
+@contextlib.contextmanager
+def atomic_open(
+    path: str | os.PathLike[str], mode: Literal["wb", "w"] = "wb", *, permissions: int | None = None
+) -> Iterator[IO[Any]]:
+    """A handle on a temp file beside ``path`` that becomes ``path`` (fsync,
+    then os.replace) only when the block ends normally; on an exception the
+    temp file is removed and ``path`` keeps its old content. A reader never
+    sees half a file, however long the writing takes. ``mode`` "w" is UTF-8
+    text (no redaction: stream only what is safe to publish). The file gets
+    ``permissions``, or the mode a plain open() would give it."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_open mode must be 'wb' or 'w', not {mode!r}")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        else:
+        if permissions is None:
             # mkstemp creates 0600; give the file the mode a plain open() would.
             umask = os.umask(0)
             os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+            permissions = 0o666 & ~umask
+        os.chmod(tmp, permissions)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     _fsync_dir(target.parent)
-    return target
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> Path:
+    """Write via a temp file in the same folder, fsync, then os.replace."""
+    with atomic_open(path, "wb", permissions=mode) as handle:
+        handle.write(data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, *, redact: bool = True) -> Path:
@@ -225,10 +244,14 @@ def read_bytes_limited(path: str | os.PathLike[str], max_bytes: int) -> bytes:
     the read itself is bounded, so a file that grows meanwhile cannot
     blow the memory budget."""
     with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size > max_bytes:
-            raise FileTooLarge(size, max_bytes)
-        data = handle.read(max_bytes + 1)
+        return _read_bounded(handle, max_bytes)
+
+
+def _read_bounded(handle: IO[bytes], max_bytes: int) -> bytes:
+    size = os.fstat(handle.fileno()).st_size
+    if size > max_bytes:
+        raise FileTooLarge(size, max_bytes)
+    data = handle.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise FileTooLarge(len(data), max_bytes)
     return data
@@ -239,3 +262,135 @@ class FileTooLarge(TwGatesError):
         super().__init__(f"file is {size} bytes, larger than the limit of {limit} bytes")
         self.size = size
         self.limit = limit
+
+
+# ---------------------------------------------------------------- files a user named
+#
+# Every gate reads the files named on its command line through these, so a
+# missing, unreadable, oversized or malformed file is always one line naming
+# what it is and where (``audit report not found: PATH``), exit 1.
+
+
+class InputNotFound(UsageError):
+    """The named file does not exist (callers may treat absence as a case of its own)."""
+
+
+class InputTooLarge(UsageError):
+    """The named file is larger than the caller's limit."""
+
+    def __init__(self, message: str, *, size: int, limit: int) -> None:
+        super().__init__(message)
+        self.size = size
+        self.limit = limit
+
+
+def open_input(path: str | os.PathLike[str], what: str) -> IO[bytes]:
+    """Open a user-named file for reading in binary, for callers that stream
+    it; the errors are read_input's."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise InputNotFound(f"{what} not found: {path}") from None
+    except IsADirectoryError:
+        raise UsageError(f"{what} is a directory, not a file: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
+def read_input(path: str | os.PathLike[str], what: str, *, max_bytes: int) -> bytes:
+    """The bytes of a user-named file of at most ``max_bytes`` (never reads
+    more). ``what`` names it in the errors: "registry not found: PATH"."""
+    with open_input(path, what) as handle:
+        try:
+            return _read_bounded(handle, max_bytes)
+        except FileTooLarge as exc:
+            raise InputTooLarge(f"{what} {path} is {exc.size} bytes, larger than the limit of {exc.limit} bytes",
+                                size=exc.size, limit=exc.limit) from None
+        except OSError as exc:  # e.g. EISDIR on read where open allowed it, EIO
+            raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+
+
+def _decode_utf8(data: bytes, path: str | os.PathLike[str], what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{what} {path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
+
+
+def read_text_input(path: str | os.PathLike[str], what: str, *, max_bytes: int) -> str:
+    """read_input decoded as strict UTF-8 (the error names the byte offset)."""
+    return _decode_utf8(read_input(path, what, max_bytes=max_bytes), path, what)
+
+
+def load_document(
+    path: str | os.PathLike[str], what: str, *, max_bytes: int, fmt: Literal["json", "yaml"] | None = None
+) -> Any:
+    """A user-named JSON or YAML document: JSON when the name ends in .json
+    (or ``fmt="json"``), YAML (safe_load) otherwise; a parse error is one
+    line with its line and column."""
+    text = read_text_input(path, what, max_bytes=max_bytes)
+    if fmt is None:
+        fmt = "json" if Path(path).suffix.lower() == ".json" else "yaml"
+    try:
+        if fmt == "json":
+            return _parse_json(text, path, what)
+        return _parse_yaml(text, path, what)
+    except RecursionError:
+        raise UsageError(f"{what} {path} is nested too deeply to read") from None
+
+
+def _parse_json(text: str, path: str | os.PathLike[str], what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{what} {path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise UsageError(f"{what} {path} is not valid JSON: {' '.join(str(exc).split())}") from None
+
+
+def _parse_yaml(text: str, path: str | os.PathLike[str], what: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        raise UsageError(f"{what} {path} is not valid YAML: {problem}{where}") from None
+
+
+Model = TypeVar("Model", bound="BaseModel")
+
+
+def load_model(
+    path: str | os.PathLike[str], model_cls: type[Model], what: str, *, max_bytes: int,
+    fmt: Literal["json", "yaml"] | None = None,
+) -> Model:
+    """load_document validated as ``model_cls``; an empty document is an
+    empty mapping. Every problem is one UsageError line."""
+    from pydantic import ValidationError
+
+    from tw_gates.core.settings import describe_validation_error
+
+    data = load_document(path, what, max_bytes=max_bytes, fmt=fmt)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{what} {path} must hold a mapping of fields, not {_kind(data)}")
+    try:
+        return model_cls.model_validate(data)
+    except ValidationError as exc:
+        raise UsageError(describe_validation_error(exc, f"{what} {path}")) from None
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return type(value).__name__
