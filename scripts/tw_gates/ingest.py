@@ -32,6 +32,7 @@ memory stays flat however many artifacts come in."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import itertools
@@ -41,7 +42,6 @@ import os
 import re
 import stat
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -54,7 +54,7 @@ from pydantic_settings import NoDecode
 
 from tw_gates import __version__
 from tw_gates.core.errors import ExitCode, UsageError
-from tw_gates.core.fsio import FileTooLarge, atomic_write_json, read_bytes_limited
+from tw_gates.core.fsio import FileTooLarge, atomic_open, atomic_write_json, read_bytes_limited
 from tw_gates.core.settings import SigningSettings, env
 from tw_gates.core.signing import SIGNATURE_FIELD, KeyRing, Signature, SignatureError, parse_keys_json
 from tw_gates.core.units import format_duration, parse_duration, parse_size
@@ -609,38 +609,6 @@ def _check_writable(settings: IngestSettings) -> None:
             raise UsageError(f"cannot write to --quarantine {settings.quarantine}")
 
 
-class _JsonLinesOut:
-    """Accepted lines streamed to a temp file beside the target, moved into
-    place only when the run finishes: a reader never sees half a merge."""
-
-    def __init__(self, target: Path | None) -> None:
-        self.target = target
-        self._handle = None
-        if target is not None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, self._tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-            self._handle = os.fdopen(fd, "wb")
-
-    def write(self, line: bytes) -> None:
-        if self._handle is not None:
-            self._handle.write(line)
-
-    def commit(self) -> None:
-        if self._handle is not None and self.target is not None:
-            self._handle.flush()
-            os.fsync(self._handle.fileno())
-            self._handle.close()
-            os.chmod(self._tmp, 0o644)
-            os.replace(self._tmp, self.target)
-            self._handle = None
-
-    def discard(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            os.unlink(self._tmp)
-            self._handle = None
-
-
 def ingest(settings: IngestSettings, *, on_verdict: Callable[[Verdict], None] | None = None,
            progress: Callable[[str], None] | None = None, now: float | None = None) -> IngestResult:
     """Judge every artifact named by ``settings.artifacts``; merge the
@@ -654,11 +622,14 @@ def ingest(settings: IngestSettings, *, on_verdict: Callable[[Verdict], None] | 
     reasons: Counter[str] = Counter()
     kids: Counter[str] = Counter()
     started = last_progress = time.monotonic()
-    out = _JsonLinesOut(settings.out)
-    try:
+    # Accepted lines stream to a temp file beside --out, moved into place only
+    # when the run finishes: a reader never sees half a merge.
+    sink = atomic_open(settings.out, permissions=0o644) if settings.out is not None else contextlib.nullcontext()
+    with sink as out:
         for verdict in judge_all(paths, policy, workers=settings.workers):
             if verdict.accepted:
-                out.write(verdict.line or b"")
+                if out is not None:
+                    out.write(verdict.line or b"")
                 result.accepted += 1
                 result.hits += verdict.hits
                 if verdict.kid:
@@ -672,9 +643,6 @@ def ingest(settings: IngestSettings, *, on_verdict: Callable[[Verdict], None] | 
                 last_progress = time.monotonic()
                 done = result.accepted + result.rejected
                 progress(f"ingest: {done} artifacts judged ({done / (last_progress - started):.0f}/s)")
-        out.commit()
-    finally:
-        out.discard()
     result.by_reason = dict(reasons)
     result.by_kid = dict(kids)
     result.seconds = time.monotonic() - started
