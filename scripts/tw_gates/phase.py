@@ -31,7 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tw_gates.core import proc
 from tw_gates.core.errors import ExitCode, ExternalServiceError, GateRejected, UsageError
-from tw_gates.core.fsio import FileTooLarge, atomic_write_json, read_bytes_limited
+from tw_gates.core.fsio import (
+    InputNotFound, InputTooLarge, atomic_write_json, load_model, read_input, read_text_input,
+)
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import GitHubSettings, SigningSettings, describe_validation_error, env
 from tw_gates.core.signing import KeyRing, SignatureError, sha256_hex
@@ -43,6 +45,7 @@ from tw_gates.schemas.phase import (
 Source = Literal["auto", "local", "github"]
 MAX_ARTIFACT_BYTES = 1024 * 1024  # the JSON itself; a phase artifact is a few KiB
 MAX_ZIP_BYTES = 16 * 1024 * 1024
+MAX_TEXT_INPUT_BYTES = 1024 * 1024  # the values file and the report template
 GIT_TIMEOUT_S = 60
 DEFAULT_PHASE_NAMES = {0: "Prerequisites & Setup"}
 REPORT_TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "phase_completion_report.md"
@@ -148,14 +151,13 @@ class Located:
 
 
 def _read_local(path: Path) -> Located | None:
+    """The artifact file's bytes; None when there is none (look elsewhere)."""
     try:
-        return Located(read_bytes_limited(path, MAX_ARTIFACT_BYTES), str(path))
-    except FileNotFoundError:
+        return Located(read_input(path, "phase artifact", max_bytes=MAX_ARTIFACT_BYTES), str(path))
+    except InputNotFound:
         return None
-    except FileTooLarge as exc:
-        raise InvalidArtifact(f"{path}: {exc}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except InputTooLarge as exc:
+        raise InvalidArtifact(str(exc)) from None
 
 
 def extract_artifact_json(zip_bytes: bytes, filename: str) -> bytes:
@@ -363,18 +365,7 @@ class CompletionValues(BaseModel):
 def load_completion_values(path: Path | None) -> CompletionValues:
     if path is None:
         return CompletionValues()
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"values file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
-    try:
-        return CompletionValues.model_validate(data or {})
-    except ValidationError as exc:
-        raise UsageError(describe_validation_error(exc, str(path))) from None
+    return load_model(path, CompletionValues, "values file", max_bytes=MAX_TEXT_INPUT_BYTES)
 
 
 def parse_gates(text: str | list[str] | None) -> list[str] | None:
@@ -669,10 +660,7 @@ def render_report(artifact: PhaseArtifact, *, previous: PhaseArtifact | None, ba
         "DEVIATIONS": values.deviations or "None recorded.",
         "NEXT_STEPS": next_steps,
     }
-    try:
-        text = template.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read the report template {template}: {exc.strerror or exc}") from None
+    text = read_text_input(template, "report template", max_bytes=MAX_TEXT_INPUT_BYTES)
     return render.render_text(text, report_values, "text", source=str(template))
 
 

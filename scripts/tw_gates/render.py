@@ -22,8 +22,11 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from tw_gates.core.errors import GateRejected, UsageError
+from tw_gates.core.fsio import load_document, read_text_input
 
 Format = Literal["text", "json", "yaml"]
+# Templates and values files are a few KiB; the bound stops a mistaken path (a log, an image).
+MAX_INPUT_BYTES = 16 * 1024 * 1024
 PLACEHOLDER = re.compile(r"(?<![$\{])\{\{[ \t]*([A-Z][A-Z0-9_]*)[ \t]*\}\}(?!\})")
 FORMAT_BY_SUFFIX = {".json": "json", ".yml": "yaml", ".yaml": "yaml", ".md": "text", ".markdown": "text",
                     ".txt": "text"}
@@ -357,16 +360,9 @@ def _check_parses(rendered: str, fmt: Format, source: str) -> None:
 
 def load_values(paths: list[str | Path]) -> dict[str, Any]:
     """Merge YAML/JSON mappings, later files winning."""
-    import yaml
-
     merged: dict[str, Any] = {}
     for path in paths:
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UsageError(f"values file not found: {path}") from None
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-            raise UsageError(f"cannot read values file {path}: {' '.join(str(exc).split())}") from None
+        data = load_document(path, "values file", max_bytes=MAX_INPUT_BYTES)
         if data is None:
             continue
         if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
@@ -384,12 +380,7 @@ class RenderResult:
 
 def render_file(template: str | Path, values: Mapping[str, Any], fmt: Format | None = None) -> RenderResult:
     path = Path(template)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"template not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read template {path}: {exc}") from None
+    text = read_text_input(path, "template", max_bytes=MAX_INPUT_BYTES)
     fmt = fmt or format_for(path)
     rendered = render_text(text, values, fmt, source=str(path))
     used = {p.name for p in find_placeholders(text, fmt)}
