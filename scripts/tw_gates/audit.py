@@ -325,15 +325,14 @@ def accepted_files(path: Path) -> list[Path]:
 
 def iter_accepted_artifacts(path: Path) -> Iterator[tuple[int, object]]:
     """(line number, ConsumerArtifact) for each line of one accepted JSONL file."""
+    from tw_gates.core.fsio import InputNotFound, open_input
     from tw_gates.core.settings import describe_validation_error
     from tw_gates.schemas.consumer import ConsumerArtifact
 
     try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise UsageError(f"accepted artifacts not found: {path} (written by `tw-gates ingest --out`)") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read accepted artifacts {path}: {exc}") from None
+        handle = open_input(path, "accepted artifacts")
+    except InputNotFound as exc:
+        raise UsageError(f"{exc} (written by `tw-gates ingest --out`)") from None
     with handle:
         for number, raw in enumerate(iter(lambda: handle.readline(MAX_ARTIFACT_LINE_BYTES + 1), b""), 1):
             if len(raw) > MAX_ARTIFACT_LINE_BYTES:

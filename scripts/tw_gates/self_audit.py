@@ -25,7 +25,6 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator, Literal
 from urllib.parse import quote
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from tw_gates import __version__
@@ -51,6 +50,7 @@ BINARY_SNIFF_BYTES = 8192
 GENERATED_LINE_CHARS = 5000
 GENERATED_SNIFF_SUFFIXES = (".js", ".mjs", ".cjs", ".css")
 DEFAULT_MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_CATALOG_BYTES = 1024 * 1024  # the shipped catalog is about 10 KiB
 MAX_HITS = 100_000  # the consumer artifact schema's limit
 PROGRESS_EVERY_S = 5.0
 
@@ -170,14 +170,11 @@ class PatternCatalog(BaseModel):
 
 
 def _read_catalog(path: Path) -> PatternCatalog:
+    from tw_gates.core.fsio import load_document
     from tw_gates.core.settings import describe_validation_error
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"pattern catalog not found: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"cannot read pattern catalog {path}: {str(exc).splitlines()[0]}") from None
+    data = load_document(path, "pattern catalog", max_bytes=MAX_CATALOG_BYTES)
+    # A bare list of patterns is a catalog too.
     try:
         return PatternCatalog.model_validate(data if isinstance(data, dict) else {"patterns": data})
     except ValidationError as exc:

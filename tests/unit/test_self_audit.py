@@ -103,7 +103,7 @@ def test_custom_catalog_replaces_or_extends_the_default(tmp_path):
     ("patterns:\n  - {id: x, regex: 'a', severity: urgent, description: d, globs: ['*']}\n", "severity"),
     ("patterns: [{id: x, regex: a, severity: low, description: d, globs: ['*']},"
      " {id: x, regex: b, severity: low, description: d, globs: ['*']}]\n", "listed twice"),
-    ("patterns: [\n", "cannot read pattern catalog"),
+    ("patterns: [\n", "is not valid YAML: expected the node content, but found '<stream end>' at line 2"),
 ], ids=["bad-regex", "empty-match", "bad-severity", "duplicate-id", "bad-yaml"])
 def test_bad_catalog_is_a_usage_error(cli, tmp_path, content, message):
     catalog = tmp_path / "bad.yml"

@@ -8,11 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tw_gates.schemas.consumer import REPO_PATTERN
 
 DEFAULT_ARTIFACT_NAME = "tw-self-audit"
+MAX_REGISTRY_BYTES = 16 * 1024 * 1024  # tens of thousands of consumers
 
 
 class Consumer(BaseModel):
@@ -52,18 +53,6 @@ class ConsumerRegistry(BaseModel):
 
 def load_registry(path: str | Path) -> ConsumerRegistry:
     """Parse and validate a registry file; one clear UsageError otherwise."""
-    import yaml
+    from tw_gates.core.fsio import load_model
 
-    from tw_gates.core.errors import UsageError
-    from tw_gates.core.settings import describe_validation_error
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"registry not found: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UsageError(f"cannot read registry {path}: {exc}".splitlines()[0]) from None
-    try:
-        return ConsumerRegistry.model_validate(data or {})
-    except ValidationError as exc:
-        raise UsageError(describe_validation_error(exc, f"registry {path}")) from None
+    return load_model(path, ConsumerRegistry, "registry", max_bytes=MAX_REGISTRY_BYTES)
