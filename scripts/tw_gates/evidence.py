@@ -23,7 +23,7 @@ from typing import Iterator, Literal
 from pydantic import ValidationError
 
 from tw_gates.core.errors import ExitCode, GateRejected, UsageError
-from tw_gates.core.fsio import AppendCursor, read_bytes_limited, locked_read_append
+from tw_gates.core.fsio import AppendCursor, locked_read_append, read_input, read_text_input
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import describe_validation_error
 from tw_gates.core.signing import sha256_hex
@@ -32,6 +32,7 @@ from tw_gates.schemas.evidence import SNIPPET_LIMIT, EvidenceBlock, parse_line_r
 
 DEFAULT_EVIDENCE_FILE = "evidence_blocks.jsonl"
 MAX_SOURCE_BYTES = 64 * 1024 * 1024
+MAX_LOG_BYTES = 256 * 1024 * 1024  # a block is a few KiB: about 100,000 blocks
 DEFAULT_LOCK_TIMEOUT = 10.0
 
 
@@ -58,19 +59,7 @@ def _relative_to_root(file: str, root: Path) -> str:
 
 
 def _file_lines(path: Path) -> list[str]:
-    try:
-        data = read_bytes_limited(path, MAX_SOURCE_BYTES)
-    except FileNotFoundError:
-        raise UsageError(f"evidence file not found: {path}") from None
-    except IsADirectoryError:
-        raise UsageError(f"evidence file is a folder: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read evidence file {path}: {exc.strerror or exc}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"evidence file {path} is not UTF-8 text") from None
-    return text.split("\n")
+    return read_text_input(path, "evidence file", max_bytes=MAX_SOURCE_BYTES).split("\n")
 
 
 def snippet_of(lines: list[str], line_range: str, *, what: str) -> str:
@@ -200,12 +189,7 @@ class LineProblem:
 def read_log(path: Path | str) -> tuple[list[tuple[int, EvidenceBlock]], list[LineProblem]]:
     """Every block with its line number, and every line that is not a block."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"no evidence file at {path}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    data = read_input(path, "evidence file", max_bytes=MAX_LOG_BYTES)
     blocks: list[tuple[int, EvidenceBlock]] = []
     problems: list[LineProblem] = []
     raw_lines = data.split(b"\n")

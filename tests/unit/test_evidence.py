@@ -8,6 +8,7 @@ import portalocker
 import pytest
 
 from tw_gates.core.errors import UsageError
+from tw_gates import evidence
 from tw_gates.core.fsio import LockTimeout
 from tw_gates.evidence import EvidenceConflict, EvidenceLog, blocks_for_phase, make_block, read_log, verify_log
 from tw_gates.schemas.evidence import EvidenceBlock
@@ -110,6 +111,18 @@ def test_verify_finds_changed_missing_invalid_and_duplicate(repo):
     assert {c.evidence_id for c in verify_log(path, root=repo, phase=1).failures} == {"EV-1", "?", "EV-0"}
 
 
+def test_a_cited_file_grown_past_the_limit_fails_its_block(repo, monkeypatch):
+    path = repo / "evidence_blocks.jsonl"
+    EvidenceLog(path).add(make_block("EV-1", 1, "src/gate.py", "1-1", "d"))
+    monkeypatch.setattr(evidence, "MAX_SOURCE_BYTES", 10)
+    result = verify_log(path, root=repo)
+    [check] = result.failures
+    assert check.status == "missing" and "gate.py is 82 bytes, larger than the limit of 10 bytes" in check.detail
+    assert result.exit_code == 2
+    with pytest.raises(UsageError, match="larger than the limit"):
+        make_block("EV-2", 1, "src/gate.py", "1-1", "d")
+
+
 def test_blocks_for_phase_filters_and_tolerates_no_file(repo):
     path = repo / "evidence_blocks.jsonl"
     assert blocks_for_phase(path, 1) == []
@@ -205,4 +218,4 @@ def test_cli_add_usage_errors(repo, cli, monkeypatch):
     code, _, err = cli("evidence", "add")
     assert code == 1 and "missing file, lines, description" in err
     code, _, err = cli("evidence", "verify", "--evidence-file", "nope.jsonl")
-    assert code == 1 and "no evidence file" in err
+    assert code == 1 and "evidence file not found: nope.jsonl" in err
