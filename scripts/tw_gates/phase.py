@@ -365,7 +365,8 @@ class CompletionValues(BaseModel):
 def load_completion_values(path: Path | None) -> CompletionValues:
     if path is None:
         return CompletionValues()
-    return load_model(path, CompletionValues, "values file", max_bytes=MAX_TEXT_INPUT_BYTES)
+    return load_model(path, CompletionValues, "values file", max_bytes=MAX_TEXT_INPUT_BYTES,
+                      allow_empty=True)
 
 
 def parse_gates(text: str | list[str] | None) -> list[str] | None:

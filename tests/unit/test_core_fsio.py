@@ -301,8 +301,15 @@ def test_load_model_validates(tmp_path):
     path = tmp_path / "thing.yml"
     path.write_text("name: x\nsize: 3\n")
     assert load_model(path, _Thing, "thing file", max_bytes=100) == _Thing(name="x", size=3)
-    path.write_text("")  # an empty document is an empty mapping
-    assert load_model(path, _Thing, "thing file", max_bytes=100) == _Thing()
+
+
+def test_load_model_refuses_an_empty_file_unless_allowed(tmp_path):
+    path = tmp_path / "thing.yml"
+    path.write_text("# nothing yet\n")
+    with pytest.raises(UsageError) as caught:
+        load_model(path, _Thing, "thing file", max_bytes=100)
+    assert str(caught.value) == f"thing file {path} is empty"
+    assert load_model(path, _Thing, "thing file", max_bytes=100, allow_empty=True) == _Thing()
 
 
 def test_load_model_validation_error_is_one_line(tmp_path):

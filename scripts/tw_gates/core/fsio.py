@@ -365,16 +365,20 @@ Model = TypeVar("Model", bound="BaseModel")
 
 def load_model(
     path: str | os.PathLike[str], model_cls: type[Model], what: str, *, max_bytes: int,
-    fmt: Literal["json", "yaml"] | None = None,
+    fmt: Literal["json", "yaml"] | None = None, allow_empty: bool = False,
 ) -> Model:
-    """load_document validated as ``model_cls``; an empty document is an
-    empty mapping. Every problem is one UsageError line."""
+    """load_document validated as ``model_cls``. Every problem is one
+    UsageError line. An empty file is refused (a truncated file must not
+    pass for one meaning "all defaults") unless ``allow_empty``: then it is
+    an empty mapping."""
     from pydantic import ValidationError
 
     from tw_gates.core.settings import describe_validation_error
 
     data = load_document(path, what, max_bytes=max_bytes, fmt=fmt)
     if data is None:
+        if not allow_empty:
+            raise UsageError(f"{what} {path} is empty")
         data = {}
     if not isinstance(data, dict):
         raise UsageError(f"{what} {path} must hold a mapping of fields, not {_kind(data)}")

@@ -55,4 +55,4 @@ def load_registry(path: str | Path) -> ConsumerRegistry:
     """Parse and validate a registry file; one clear UsageError otherwise."""
     from tw_gates.core.fsio import load_model
 
-    return load_model(path, ConsumerRegistry, "registry", max_bytes=MAX_REGISTRY_BYTES)
+    return load_model(path, ConsumerRegistry, "registry", max_bytes=MAX_REGISTRY_BYTES, allow_empty=True)
