@@ -32,8 +32,9 @@ from typing import Any, Mapping, Protocol
 
 from pydantic import AwareDatetime, BaseModel, Field, SecretStr, field_validator
 
-from tw_gates.canary_sources import DATA_DIR, MAX_STATE_CHECKS, Observation, bucket_of, load_model
+from tw_gates.canary_sources import DATA_DIR, MAX_INPUT_BYTES, MAX_STATE_CHECKS, Observation, bucket_of
 from tw_gates.core.errors import ExitCode, TwGatesError, UsageError
+from tw_gates.core.fsio import load_model
 from tw_gates.core.settings import GitHubSettings, NotifySettings, SigningSettings, env
 from tw_gates.core.signing import KeyRing
 from tw_gates.core.units import format_duration, parse_duration
@@ -103,11 +104,11 @@ class CanarySettings(GitHubSettings, SigningSettings, NotifySettings):
 
 
 def load_thresholds(path: Path | None) -> CanaryThresholds:
-    return load_model(CanaryThresholds, path or DEFAULT_THRESHOLDS, "thresholds")
+    return load_model(path or DEFAULT_THRESHOLDS, CanaryThresholds, "thresholds file", max_bytes=MAX_INPUT_BYTES)
 
 
 def load_baseline(path: Path) -> CanaryBaseline:
-    return load_model(CanaryBaseline, path, "baseline")
+    return load_model(path, CanaryBaseline, "baseline file", max_bytes=MAX_INPUT_BYTES)
 
 
 class Timing(BaseModel):
@@ -425,7 +426,7 @@ def gather_metrics_file(settings: CanarySettings, timing: Timing, now: datetime)
     if timing.intervals > MAX_STATE_CHECKS:
         raise UsageError(f"the metrics file source keeps one check per interval, at most {MAX_STATE_CHECKS} "
                          f"in a window; {timing.intervals} asked: use a longer --interval")
-    metrics = load_model(CanaryMetrics, settings.metrics, "metrics")
+    metrics = load_model(settings.metrics, CanaryMetrics, "metrics file", max_bytes=MAX_INPUT_BYTES)
     observed = metrics.observed_at or now
     if (observed - now).total_seconds() > 300:
         raise UsageError(f"metrics file {settings.metrics}: observed_at {observed.isoformat()} is in the future")

@@ -25,13 +25,12 @@ from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
 import requests
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from tw_gates.core.errors import ExternalServiceError, UsageError
-from tw_gates.core.fsio import FileTooLarge, atomic_write_json, read_bytes_limited
+from tw_gates.core.fsio import FileTooLarge, atomic_write_json, load_model, read_bytes_limited
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import describe_validation_error
 from tw_gates.core.signing import KeyRing, SignatureError
@@ -58,38 +57,6 @@ class Observation:
 
 def bucket_of(epoch: float, interval_s: int) -> int:
     return int(math.floor(epoch / interval_s)) * interval_s
-
-
-def read_structured(path: Path, what: str) -> Any:
-    """A YAML or JSON file (JSON is YAML), size-bounded, with one-line errors."""
-    try:
-        raw = read_bytes_limited(path, MAX_INPUT_BYTES)
-    except FileNotFoundError:
-        raise UsageError(f"{what} file not found: {path}") from None
-    except IsADirectoryError:
-        raise UsageError(f"{what} file is a directory: {path}") from None
-    except FileTooLarge as exc:
-        raise UsageError(f"{what} file {path}: {exc}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {what} file {path}: {exc.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"{what} file {path} is not valid {path.suffix.lstrip('.').upper() or 'YAML'}: {detail}") from None
-
-
-def load_model(model: type[BaseModel], path: Path, what: str) -> Any:
-    data = read_structured(path, what)
-    if not isinstance(data, dict):
-        raise UsageError(f"{what} file {path} must hold an object")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise UsageError(f"{describe_validation_error(exc, f'{what} file {path}')}") from None
 
 
 # -- the metrics file source ----------------------------------------------------------------
@@ -220,7 +187,7 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
 
 def load_queries(path: Path | None) -> QuerySet:
-    return load_model(QuerySet, path or DEFAULT_QUERIES, "queries")
+    return load_model(path or DEFAULT_QUERIES, QuerySet, "queries file", max_bytes=MAX_INPUT_BYTES)
 
 
 class PrometheusSource:
