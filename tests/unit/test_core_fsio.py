@@ -256,6 +256,13 @@ def test_load_document_picks_json_by_suffix_and_yaml_otherwise(tmp_path):
     assert load_document(tmp_path / "empty.yaml", "metrics file", max_bytes=100) is None
 
 
+def test_load_document_allows_a_byte_order_mark(tmp_path):
+    (tmp_path / "a.json").write_bytes(b'\xef\xbb\xbf{"n": 1}')
+    (tmp_path / "a.yml").write_bytes(b"\xef\xbb\xbfn: 1\n")
+    assert load_document(tmp_path / "a.json", "metrics file", max_bytes=100) == {"n": 1}
+    assert load_document(tmp_path / "a.yml", "metrics file", max_bytes=100) == {"n": 1}
+
+
 def test_load_document_json_error_has_line_and_column(tmp_path):
     path = tmp_path / "manifest.json"
     path.write_text('{\n  "files": [1,\n}')

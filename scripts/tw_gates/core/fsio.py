@@ -341,7 +341,8 @@ def load_document(
 
 def _parse_json(text: str, path: str | os.PathLike[str], what: str) -> Any:
     try:
-        return json.loads(text)
+        # A leading byte-order mark is allowed, as json.loads(bytes) and YAML allow it.
+        return json.loads(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as exc:
         raise UsageError(f"{what} {path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
