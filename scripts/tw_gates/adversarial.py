@@ -31,14 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from tw_gates import adversarial_targets
 from tw_gates.core import proc
 from tw_gates.core.errors import ExitCode, UsageError
-from tw_gates.core.fsio import FileTooLarge, read_bytes_limited
+from tw_gates.core.fsio import load_model
 from tw_gates.core.redact import secret_env_values
-from tw_gates.core.settings import EnvSettings, describe_validation_error, env
+from tw_gates.core.settings import EnvSettings, env
 from tw_gates.schemas.consumer import utc_now_iso
 from tw_gates.schemas.corpus import (
     AdversarialReport,
@@ -124,23 +124,6 @@ class PlannedCase:
     regexes: list[tuple[str, re.Pattern[str]]]
 
 
-def _read_json(path: Path) -> object:
-    try:
-        raw = read_bytes_limited(path, MAX_CORPUS_FILE_BYTES)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except FileTooLarge:
-        raise UsageError(f"{path}: larger than {MAX_CORPUS_FILE_BYTES // (1024 * 1024)} MiB") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        return json.loads(raw)
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not UTF-8: {exc.reason} at byte {exc.start}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-
-
 def load_corpora(directory: Path) -> Corpora:
     """Every corpus file the manifest lists, validated, in manifest order.
 
@@ -149,10 +132,7 @@ def load_corpora(directory: Path) -> Corpora:
     if not directory.is_dir():
         raise UsageError(f"corpora folder {directory} does not exist")
     manifest_path = directory / MANIFEST
-    try:
-        manifest = CorpusManifest.model_validate(_read_json(manifest_path))
-    except ValidationError as exc:
-        raise UsageError(describe_validation_error(exc, str(manifest_path))) from None
+    manifest = load_model(manifest_path, CorpusManifest, "corpus manifest", max_bytes=MAX_CORPUS_FILE_BYTES, fmt="json")
     present = {p.name for p in directory.glob("*.json")} - {MANIFEST, SCHEMA_FILE}
     unlisted = sorted(present - set(manifest.files))
     if unlisted:
@@ -162,10 +142,7 @@ def load_corpora(directory: Path) -> Corpora:
     case_files: dict[str, str] = {}
     for name in manifest.files:
         path = directory / name
-        try:
-            model = CorpusFile.model_validate(_read_json(path))
-        except ValidationError as exc:
-            raise UsageError(describe_validation_error(exc, str(path))) from None
+        model = load_model(path, CorpusFile, "corpus file", max_bytes=MAX_CORPUS_FILE_BYTES, fmt="json")
         if model.category in categories:
             raise UsageError(f"{path}: category {model.category!r} is also the category of {categories[model.category]}")
         categories[model.category] = name

@@ -302,18 +302,12 @@ def capture_document(model: PerfCapture) -> dict:
 
 def read_capture(path: str | Path, *, what: str = "baseline") -> dict:
     """The raw JSON of a capture file (signature included)."""
-    from tw_gates.core.fsio import FileTooLarge, read_bytes_limited
+    from tw_gates.core.fsio import load_document
 
     try:
-        data = read_bytes_limited(path, MAX_CAPTURE_BYTES)
-    except FileNotFoundError:
-        raise BaselineError(f"{what} not found: {path}") from None
-    except (FileTooLarge, OSError) as exc:
-        raise BaselineError(f"cannot read {what} {path}: {exc}") from None
-    try:
-        document = json.loads(data)
-    except ValueError as exc:
-        raise BaselineError(f"{what} {path} is not JSON: {exc}") from None
+        document = load_document(path, what, max_bytes=MAX_CAPTURE_BYTES, fmt="json")
+    except UsageError as exc:
+        raise BaselineError(str(exc)) from None  # a baseline that cannot be read is P0 (exit 6), not a usage slip
     if not isinstance(document, dict):
         raise BaselineError(f"{what} {path} is not a JSON object")
     return document

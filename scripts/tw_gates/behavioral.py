@@ -129,18 +129,14 @@ def _outcome(case) -> tuple[Outcome, str]:
 def read_junit(paths: list[Path], expected: int) -> BehavioralResult:
     from junitparser import JUnitXml, TestSuite
 
-    from tw_gates.core.fsio import FileTooLarge, read_bytes_limited
+    from tw_gates.core.fsio import read_text_input
 
     cases: dict[tuple[str, str], CaseResult] = {}
     duplicates = 0
     for path in paths:
+        text = read_text_input(path, "JUnit XML", max_bytes=MAX_JUNIT_BYTES)
         try:
-            data = read_bytes_limited(path, MAX_JUNIT_BYTES)
-            xml = JUnitXml.fromstring(data.decode("utf-8"))
-        except FileTooLarge as exc:
-            raise UsageError(f"{path}: {exc}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read {path}: {exc}") from None
+            xml = JUnitXml.fromstring(text)
         except Exception as exc:  # junitparser/etree raise ParseError and friends
             raise UsageError(f"{path} is not JUnit XML: {type(exc).__name__}: {exc}") from None
         suites = [xml] if isinstance(xml, TestSuite) else list(xml)

@@ -37,7 +37,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from tw_gates.core import metrics, runner
 from tw_gates.core.errors import ExitCode, ExternalServiceError, UsageError
-from tw_gates.core.fsio import FileTooLarge, atomic_write_json, read_bytes_limited
+from tw_gates.core.fsio import atomic_write_json, read_input
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import GitHubSettings, NotifySettings, describe_validation_error, env
 from tw_gates.core.signing import canonical_bytes, sha256_hex
@@ -181,15 +181,9 @@ def findings_from(report: AuditReport) -> list[Finding]:
 
 
 def load_audit(path: Path) -> AuditReport:
+    data = read_input(path, "audit report", max_bytes=MAX_AUDIT_BYTES)
     try:
-        data = read_bytes_limited(path, MAX_AUDIT_BYTES)
-    except FileNotFoundError:
-        raise UsageError(f"audit report not found: {path}") from None
-    except FileTooLarge as exc:
-        raise UsageError(f"audit report {path}: {exc}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read audit report {path}: {exc.strerror or exc}") from None
-    try:
+        # JSON-mode validation straight from the bytes (pydantic's fast path).
         return AuditReport.model_validate_json(data)
     except ValidationError as exc:
         raise UsageError(describe_validation_error(exc, f"audit report {path}")) from None

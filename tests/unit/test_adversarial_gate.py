@@ -237,9 +237,9 @@ def test_step_outputs_and_job_summary(cli, tmp_path):
 
 
 @pytest.mark.parametrize("manifest, corpus, message", [
-    (None, None, "manifest.json: no such file"),
-    ("{", None, "manifest.json: not valid JSON"),
-    ({"files": ["probe.json"]}, "[1,", "probe.json: not valid JSON"),
+    (None, None, "corpus manifest not found: "),
+    ("{", None, "manifest.json is not valid JSON: Expecting property name enclosed in double quotes at line 1"),
+    ({"files": ["probe.json"]}, "[1,", "probe.json is not valid JSON: Expecting value at line 1 column 4"),
     ({"files": ["probe.json"]}, {"category": "probe", "description": "d", "cases": [{"id": "x", "description": "d"}]},
      "probe.json: cases.0: Value error, give exactly one of markdown, markdown_b64, generate"),
     ({"files": ["probe.json"]},
