@@ -250,7 +250,8 @@ def test_two_overlapping_runs_converge_to_one_issue_per_repository(emu, tmp_path
     monkeypatch.setenv("GITHUB_API_URL", emu.url)
     report_path = write_report(tmp_path / "r.json", [hit(f"acme/r{n}", n) for n in range(3)])
     # Both runs list before either creates: the listing answers slowly.
-    emu.inject("latency", method="GET", path=r"/issues$", times=2, seconds=0.5)
+    # 2 s is far longer than starting the second thread takes, even on a loaded machine.
+    emu.inject("latency", method="GET", path=r"/issues$", times=2, seconds=2.0)
     results = []
 
     def one_run(name: str) -> None:
