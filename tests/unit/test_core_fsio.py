@@ -310,30 +310,25 @@ def test_load_model_validates(tmp_path):
     assert load_model(path, _Thing, "thing file", max_bytes=100) == _Thing(name="x", size=3)
 
 
-def test_load_model_refuses_an_empty_file_unless_allowed(tmp_path):
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("thing.yml", "# nothing yet\n", "thing file {path} is empty"),
+    ("thing.yml", "- a\n- b\n", "thing file {path} must hold a mapping of fields, not a list"),
+    ("thing.json", '{"size": "big", "colour": 1}', "invalid thing file {path}: size: Input should be a valid integer, "
+                                                   "unable to parse string as an integer; colour: Extra inputs are not "
+                                                   "permitted"),
+], ids=["empty", "not-a-mapping", "invalid"])
+def test_load_model_refusals_are_one_line(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(UsageError) as caught:
+        load_model(path, _Thing, "thing file", max_bytes=100)
+    assert str(caught.value) == message.format(path=path)
+
+
+def test_load_model_allow_empty_reads_an_empty_file_as_all_defaults(tmp_path):
     path = tmp_path / "thing.yml"
     path.write_text("# nothing yet\n")
-    with pytest.raises(UsageError) as caught:
-        load_model(path, _Thing, "thing file", max_bytes=100)
-    assert str(caught.value) == f"thing file {path} is empty"
     assert load_model(path, _Thing, "thing file", max_bytes=100, allow_empty=True) == _Thing()
-
-
-def test_load_model_validation_error_is_one_line(tmp_path):
-    path = tmp_path / "thing.json"
-    path.write_text('{"size": "big", "colour": 1}')
-    with pytest.raises(UsageError) as caught:
-        load_model(path, _Thing, "thing file", max_bytes=100)
-    assert str(caught.value) == (f"invalid thing file {path}: size: Input should be a valid integer, unable to parse "
-                                 "string as an integer; colour: Extra inputs are not permitted")
-
-
-def test_load_model_refuses_a_document_that_is_not_a_mapping(tmp_path):
-    path = tmp_path / "thing.yml"
-    path.write_text("- a\n- b\n")
-    with pytest.raises(UsageError) as caught:
-        load_model(path, _Thing, "thing file", max_bytes=100)
-    assert str(caught.value) == f"thing file {path} must hold a mapping of fields, not a list"
 
 
 def test_load_model_passes_file_errors_through(tmp_path):
