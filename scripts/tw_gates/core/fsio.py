@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
 
+# Read once, at import, while the process is still single-threaded: reading
+# the umask means setting it, which other threads creating files would see.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 class LockTimeout(TwGatesError):
     """Another writer held the lock for longer than our timeout."""
 
@@ -58,9 +63,7 @@ def atomic_open(
             os.fsync(handle.fileno())
         if permissions is None:
             # mkstemp creates 0600; give the file the mode a plain open() would.
-            umask = os.umask(0)
-            os.umask(umask)
-            permissions = 0o666 & ~umask
+            permissions = 0o666 & ~_UMASK
         os.chmod(tmp, permissions)
         os.replace(tmp, target)
     except BaseException:
