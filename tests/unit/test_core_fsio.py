@@ -219,15 +219,6 @@ def test_read_input_other_os_error_gives_strerror(tmp_path):
     assert str(caught.value) == f"cannot read corpus file {blocker / 'child.json'}: Not a directory"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_read_input_permission_denied(tmp_path):
-    path = tmp_path / "secret.yml"
-    path.write_text("a: 1")
-    path.chmod(0)
-    with pytest.raises(UsageError, match="cannot read registry .*: Permission denied$"):
-        read_input(path, "registry", max_bytes=10)
-
-
 def test_open_input_streams_with_the_same_errors(tmp_path):
     path = tmp_path / "accepted.jsonl"
     path.write_bytes(b"a\nb\n")
