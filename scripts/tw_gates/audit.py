@@ -280,7 +280,9 @@ def check_required_checks(settings: AuditSettings, registry, *, progress: Progre
 
 # --------------------------------------------------------------------------- P0: baseline, performance
 
-def check_baseline(settings: AuditSettings) -> tuple[list[Check], object | None]:
+def check_baseline(settings: AuditSettings, thresholds=None) -> tuple[list[Check], object | None]:
+    """P0 baseline (present, signed) and the current capture against it, with
+    ``thresholds`` (a baseline.Thresholds; default: TW_PERF_* or the defaults)."""
     from tw_gates.baseline import BaselineError, Comparability, Thresholds, compare, parse_capture, read_capture, verify_capture
     from tw_gates.core.settings import load_settings
 
@@ -299,7 +301,7 @@ def check_baseline(settings: AuditSettings) -> tuple[list[Check], object | None]
     try:
         current = parse_capture(read_capture(settings.current, what="current capture"), settings.current,
                                 what="current capture")
-        results = compare(baseline, current, load_settings(Thresholds))
+        results = compare(baseline, current, thresholds or load_settings(Thresholds))
     except (BaselineError, Comparability) as exc:
         checks.append(Check("performance", "fail", str(exc), ExitCode.ERROR))
         return checks, baseline
@@ -467,7 +469,7 @@ def _audit_id(settings: AuditSettings, now: datetime) -> str:
 
 
 def run_audit(settings: AuditSettings, *, progress: Progress = lambda _line: None,
-              today=None) -> AuditOutcome:
+              today=None, thresholds=None) -> AuditOutcome:
     from tw_gates.core.fsio import atomic_write_text
     from tw_gates.schemas.registry import load_registry
 
@@ -476,7 +478,7 @@ def run_audit(settings: AuditSettings, *, progress: Progress = lambda _line: Non
     registry = load_registry(settings.registry)
     checks: list[Check] = []
     checks += check_required_checks(settings, registry, progress=progress)
-    baseline_checks, _ = check_baseline(settings)
+    baseline_checks, _ = check_baseline(settings, thresholds)
     checks += baseline_checks
     hit_checks, hits, expired = check_unregistered_hits(settings, registry, today=today, progress=progress)
     checks += hit_checks
