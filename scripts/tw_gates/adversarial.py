@@ -22,8 +22,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
-import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -54,7 +52,7 @@ from tw_gates.schemas.corpus import (
 BUNDLED_CORPORA = Path(__file__).resolve().parents[2] / "adversarial_corpora"
 MANIFEST = "manifest.json"
 SCHEMA_FILE = "schema.json"
-BUILTIN_PREFIX = "builtin:"
+BUILTIN_PREFIX = adversarial_targets.BUILTIN_PREFIX
 MAX_CORPUS_FILE_BYTES = 8 * 1024 * 1024
 # Output beyond this is not kept (the child is still drained, so it never blocks).
 MAX_OUTPUT_BYTES = 64 * 1024 * 1024
@@ -200,15 +198,7 @@ def target_argv(target: str) -> list[str]:
             known = ", ".join(BUILTIN_PREFIX + n for n in adversarial_targets.NAMES)
             raise UsageError(f"unknown builtin target {target!r} (known: {known})")
         return [sys.executable, "-m", "tw_gates.adversarial_targets", name]
-    try:
-        argv = shlex.split(target)
-    except ValueError as exc:
-        raise UsageError(f"cannot parse --target {target!r}: {exc}") from None
-    if not argv:
-        raise UsageError("--target is empty")
-    if shutil.which(argv[0]) is None:
-        raise UsageError(f"target command not found or not executable: {argv[0]}")
-    return argv
+    return adversarial_targets.command_argv(target)
 
 
 def _target_env() -> dict[str, str]:

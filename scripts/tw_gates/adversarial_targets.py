@@ -26,6 +26,26 @@ import sys
 import time
 
 NAMES = ("commonmark", "safe")
+BUILTIN_PREFIX = "builtin:"
+
+
+def command_argv(target: str) -> list[str]:
+    """A command target (the consumer's own parser: Markdown on stdin, the
+    rendering on stdout) as argv, split like a shell would, its program on PATH."""
+    import shlex
+    import shutil
+
+    from tw_gates.core.errors import UsageError
+
+    try:
+        argv = shlex.split(target)
+    except ValueError as exc:
+        raise UsageError(f"target is not a valid command line: {target!r}: {exc}") from None
+    if not argv:
+        raise UsageError("the target is empty: give a command or builtin:safe / builtin:commonmark")
+    if shutil.which(argv[0]) is None:
+        raise UsageError(f"target command not found or not executable: {argv[0]}")
+    return argv
 PARSE_MS_PREFIX = "tw-gates-parse-ms:"
 
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):")

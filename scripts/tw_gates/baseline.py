@@ -44,9 +44,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from tw_gates.core.errors import ExitCode, TwGatesError, UsageError
 from tw_gates.core.settings import EnvSettings, SigningSettings, env
+from tw_gates.adversarial_targets import BUILTIN_PREFIX
 from tw_gates.schemas.baseline import HostInfo, LatencyStats, PerfCapture
 
-BUILTIN_PREFIX = "builtin:"
 BUILTIN_CORPUS = "builtin:v1"
 CORPUS_SUFFIXES = (".md", ".markdown", ".txt")
 MAX_CORPUS_BYTES = 256 * 1024 * 1024
@@ -273,13 +273,9 @@ def capture(settings: CaptureSettings, *, progress: Progress = lambda _line: Non
                                       runs=settings.runs, timeout=settings.timeout_s,
                                       documents=len(corpus.documents), progress=progress)
     else:
-        try:
-            argv = shlex.split(target)
-        except ValueError as exc:
-            raise UsageError(f"target is not a valid command line: {exc}") from None
-        if not argv:
-            raise UsageError("empty target")
-        measurement = measure_command(argv, corpus, warmup=settings.warmup, runs=settings.runs,
+        from tw_gates.adversarial_targets import command_argv
+
+        measurement = measure_command(command_argv(target), corpus, warmup=settings.warmup, runs=settings.runs,
                                       timeout=settings.timeout_s, progress=progress)
     expected = len(corpus.documents) * settings.runs
     if len(measurement.latencies_ms) != expected:
