@@ -758,16 +758,7 @@ def _run_with_client(run: _Run, client, deadline: float, close_allowed: bool) ->
                            f"{settings.quota_threshold}), so this run files one digest.")
 
     tracker = IssueTracker(client, central, label=settings.label)
-    # 2. May this token write issues there? (Not asked in a dry run: the probe may create the label.)
-    if not settings.dry_run:
-        access = tracker.check_write_access()
-        if access.allowed is not True:
-            reason: FallbackReason = "permission_denied" if access.allowed is False else "permission_unknown"
-            assert access.error is not None
-            return _fail_all(run, access.error, reason)
-        run.echo(f"file-issues: issue write access to {central} confirmed ({access.detail})")
-
-    # 3. One listing, then the plan.
+    # 2. One listing, then the plan.
     try:
         tracker.load()
     except TrackerError as error:
@@ -780,6 +771,21 @@ def _run_with_client(run: _Run, client, deadline: float, close_allowed: bool) ->
     if settings.dry_run:
         _report_plan(run, plan, dry=True)
         return None
+    if plan.writes == 0:
+        # An identical rerun: nothing to write, so no need to ask whether we may
+        # (_execute only tallies the unchanged issues and saves any overflow).
+        _report_plan(run, plan, dry=False)
+        _execute(run, tracker, plan, deadline)
+        return None
+
+    # 3. May this token write issues there? Asked before the first write (not in a
+    # dry run: the probe may create the label).
+    access = tracker.check_write_access()
+    if access.allowed is not True:
+        reason: FallbackReason = "permission_denied" if access.allowed is False else "permission_unknown"
+        assert access.error is not None
+        return _fail_all(run, access.error, reason)
+    run.echo(f"file-issues: issue write access to {central} confirmed ({access.detail})")
 
     # 4. Will the quota carry the plan? Digest first, then cleanup deferred, else fallback.
     plan = _fit_to_quota(run, client, plan, tracked, close_allowed)

@@ -82,6 +82,7 @@ def test_identical_rerun_writes_nothing(cli, github_emulator, tmp_path):
         assert code == 0 and state_changes(emu) == []
         assert {i["number"]: (i["updated_at"], i["body"], i["comments"]) for i in emu.issues(CENTRAL)} == before
         assert emu.count() <= 2 + math.ceil(len(open_issues(emu)) / 100)
+        assert [r.method for r in emu.requests if r.method != "GET"] == []  # not even the write probe
         assert "0 created, 0 updated" in out
     # One digest for the 12 repositories; the 3 per-repository issues were superseded and closed.
     assert [i["title"] for i in open_issues(emu)] == [
