@@ -313,7 +313,7 @@ def test_the_gate_chain_runs_file_issues_from_the_environment(emu, tmp_path, mon
         monkeypatch.setenv(name, value)
     assert "file-issues" not in [g.name for g in select("all")]  # optional: only when named
     result = run_chain(select("s2"))
-    assert result.exit_code == 0 and result.outcomes[0].message.startswith("2 created")
+    assert result.exit_code == 0 and result.outcomes[0].message.startswith("file-issues: 2 created")
     monkeypatch.delenv("GITHUB_TOKEN")
     result = run_chain(select("file-issues"))
     assert result.exit_code == 2 and "S2 fallback: 2 findings" in result.outcomes[0].message

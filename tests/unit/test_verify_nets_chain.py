@@ -3,6 +3,8 @@ the environment, chain order, and the first failing gate skipping the rest."""
 
 from __future__ import annotations
 
+import re
+
 from tests.unit.test_behavioral import junit, suite_cases, write
 from tests.unit.test_verify_nets import GOOD, make_repo
 from tw_gates import chain
@@ -20,8 +22,10 @@ def test_static_gates_pass_on_a_configured_repository(tmp_path, cli, monkeypatch
     repo = make_repo(tmp_path / "repo", GOOD)
     code, out, _ = cli("gates", "--only", "g1,g4,g5", env={"TW_REPO_DIR": str(repo)})
     assert code == 0, out
-    assert "  VERIFIED S1: " in out and "  ENFORCED .github/workflows/ingest.yml" in out
-    summary = [line.split()[:2] for line in out.splitlines() if not line.startswith("  ")]
+    # Each gate prints what its own command prints, then the chain's line for it.
+    assert "\nVERIFIED S1: " in "\n" + out and "\nENFORCED .github/workflows/ingest.yml" in "\n" + out
+    summary = [line.split()[:2] for line in out.splitlines()
+               if re.match(r"(verify-nets|hmac-policy|telemetry-check) +(PASS|FAIL|SKIPPED)", line)]
     assert summary == [["verify-nets", "PASS"], ["hmac-policy", "PASS"], ["telemetry-check", "PASS"]]
 
 
@@ -32,14 +36,14 @@ def test_failing_g1_skips_the_later_gates(tmp_path, cli):
     report = write(tmp_path / "j.xml", junit(suite_cases()))
     code, out, _ = cli("gates", "--only", "g1,g2,g4", env={"TW_REPO_DIR": str(repo), "TW_JUNIT": str(report)})
     assert code == 2
-    assert "verify-nets      FAIL (exit 2)  4/5 safety nets verified; missing C1" in out
+    assert "verify-nets      FAIL (exit 2)  4/5 safety nets verified; missing: C1" in out
     assert "behavioral       SKIPPED        an earlier gate failed" in out
     assert "hmac-policy      SKIPPED        an earlier gate failed" in out
 
 
 def test_g2_reads_its_junit_from_the_environment(tmp_path, cli, monkeypatch):
     code, out, _ = cli("gates", "--only", "g2", env={"TW_JUNIT": str(write(tmp_path / "j.xml", junit(suite_cases())))})
-    assert code == 0 and "behavioral       PASS           14/14 passed" in out
+    assert code == 0 and "behavioral       PASS           G2: 14/14 passed" in out
     monkeypatch.delenv("TW_JUNIT")
     code, out, _ = cli("gates", "--only", "g2")
     assert code == 1 and "no JUnit XML given: pass --junit FILE (or set TW_JUNIT)" in out

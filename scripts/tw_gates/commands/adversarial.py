@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     runner.echo()
     if report.exit_code:
         raise GateRejected(adversarial.verdict(report))
-    runner.echo(adversarial.verdict(report))
+    runner.conclude(adversarial.verdict(report))
     return int(report.exit_code)
 
 

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     publish(outcome, exceptions_file=str(settings.exceptions) if settings.exceptions else "audit_exceptions.yml")
     if outcome.exit_code:
         raise TwGatesError(outcome.summary, exit_code=outcome.exit_code)
-    runner.echo(f"G3: {outcome.summary}")
+    runner.conclude(f"G3: {outcome.summary}")
     return 0
 
 

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         raise GateRejected(f"behavioral tests: {result.summary}")
     if result.passed > result.expected:
         runner.warn(f"{result.passed} tests passed, {result.expected} expected: raise --expect")
-    runner.echo(f"G2: {result.summary}")
+    runner.conclude(f"G2: {result.summary}")
     return int(result.exit_code)
 
 

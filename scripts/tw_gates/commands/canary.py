@@ -72,7 +72,7 @@ def _run(args: argparse.Namespace):
     report = run_result.report
     window = report.window
 
-    runner.echo(report.reason)
+    runner.conclude(report.reason)
     for gate in report.gates:
         runner.echo(f"  {gate.name:<14} {gate.status:<8} last {fmt_value(gate.last_value, gate.metric):<12} "
                     f"worst {fmt_value(gate.worst_value, gate.metric):<12} {gate.rule}")

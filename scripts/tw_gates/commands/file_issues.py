@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if rows:
         runner.append_summary("### tw-gates file-issues\n\n" + runner.markdown_table(
             ["action", "kind", "repository", "issue", "findings"], rows))
-    runner.echo(f"file-issues: {result.message}; {result.api_calls} API calls")
+    runner.conclude(f"file-issues: {result.message}; {result.api_calls} API calls")
     if result.exit_code:
         message = REDACTOR.redact(" ".join(result.message.split()))
         # The workflow command the runner turns into an annotation; plain text elsewhere.

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
         ["ingest gate", "POLICY_REQUIRE_HMAC"], [[s.where, s.detail] for s in result.sites]))
     if result.exit_code:
         raise GateRejected(result.summary)
-    runner.echo(f"G4: {result.summary}")
+    runner.conclude(f"G4: {result.summary}")
     return int(result.exit_code)
 
 

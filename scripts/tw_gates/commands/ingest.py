@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                             file=show(verdict.path, 300))
 
     result = ingest(settings, on_verdict=report, progress=runner.echo)
-    runner.echo(result.describe())
+    runner.conclude(result.describe())
     if result.out:
         runner.echo(f"accepted artifacts: {result.out}")
     runner.set_output("accepted", str(result.accepted))

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     runner.set_output("linux", "true" if result.linux else "false")
     if not result.linux:
         raise GateRejected(result.message)
-    runner.echo(result.message)
+    runner.conclude(result.message)
     return int(result.exit_code)
 
 

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         ["check", "status", "detail"], [[f.check, f.status, f.detail] for f in result.findings]))
     if result.exit_code:
         raise GateRejected(result.summary)
-    runner.echo(f"G5: {result.summary}")
+    runner.conclude(f"G5: {result.summary}")
     return int(result.exit_code)
 
 

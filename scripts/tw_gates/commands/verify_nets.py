@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         [[n.net, "VERIFIED" if n.verified else "MISSING", n.detail] for n in result.nets]))
     if result.exit_code:
         raise GateRejected(f"{result.score} safety nets verified; missing: {', '.join(result.missing)}")
-    runner.echo(f"G1: {result.score} safety nets verified")
+    runner.conclude(f"G1: {result.score} safety nets verified")
     return int(result.exit_code)
 
 

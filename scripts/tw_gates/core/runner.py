@@ -37,6 +37,24 @@ def echo(message: str = "") -> None:
     print(REDACTOR.redact(message), flush=True)
 
 
+_conclusion: str | None = None
+
+
+def conclude(line: str) -> None:
+    """A command's one-line verdict: printed like ``echo``, and kept so that
+    the gate chain can show it in its table without running the gate twice."""
+    global _conclusion
+    _conclusion = REDACTOR.redact(line)
+    echo(line)
+
+
+def take_conclusion() -> str | None:
+    """The last verdict given with ``conclude`` (then forgotten)."""
+    global _conclusion
+    line, _conclusion = _conclusion, None
+    return line
+
+
 def warn(message: str) -> None:
     """A problem that does not stop the gate (stderr)."""
     print(f"warning: {REDACTOR.redact(message)}", file=sys.stderr, flush=True)
