@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from tw_gates import __version__
 from tw_gates.core.errors import ExitCode, UsageError
 from tw_gates.core.settings import SigningSettings, env
+from tw_gates.schemas import first_duplicate
 from tw_gates.core.signing import sha256_hex
 from tw_gates.core.units import parse_size
 from tw_gates.schemas.consumer import check_relative_path
@@ -152,11 +153,9 @@ class PatternCatalog(BaseModel):
     @field_validator("patterns")
     @classmethod
     def _unique_ids(cls, patterns: list[RendererPattern]) -> list[RendererPattern]:
-        seen: set[str] = set()
-        for pattern in patterns:
-            if pattern.id in seen:
-                raise ValueError(f"pattern id {pattern.id} is listed twice")
-            seen.add(pattern.id)
+        twice = first_duplicate(pattern.id for pattern in patterns)
+        if twice is not None:
+            raise ValueError(f"pattern id {twice} is listed twice")
         return patterns
 
     @cached_property

@@ -35,3 +35,14 @@ def load(name: str):
         raise UsageError(f"unknown schema {name!r}; known: {', '.join(sorted(REGISTRY))}")
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def first_duplicate(keys) -> str | None:
+    """The first key met twice, for the "listed twice" validators of the
+    contracts (registry consumers, corpus cases, catalog patterns)."""
+    seen: set[str] = set()
+    for key in keys:
+        if key in seen:
+            return key
+        seen.add(key)
+    return None

@@ -26,6 +26,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tw_gates.schemas import first_duplicate
+
 CASE_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,99}$"
 CATEGORY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,49}$"
 # A generated input larger than this is a corpus mistake, not an attack worth running.
@@ -243,11 +245,9 @@ class CorpusFile(BaseModel):
     @field_validator("cases")
     @classmethod
     def _unique_ids(cls, cases: list[Case]) -> list[Case]:
-        seen: set[str] = set()
-        for case in cases:
-            if case.id in seen:
-                raise ValueError(f"duplicate case id {case.id!r}")
-            seen.add(case.id)
+        twice = first_duplicate(case.id for case in cases)
+        if twice is not None:
+            raise ValueError(f"duplicate case id {twice!r}")
         return cases
 
 

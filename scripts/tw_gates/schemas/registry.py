@@ -38,12 +38,11 @@ class ConsumerRegistry(BaseModel):
     @field_validator("consumers")
     @classmethod
     def _unique(cls, consumers: list[Consumer]) -> list[Consumer]:
-        seen: set[str] = set()
-        for consumer in consumers:
-            key = consumer.repo.lower()
-            if key in seen:
-                raise ValueError(f"{consumer.repo} is listed twice")
-            seen.add(key)
+        from tw_gates.schemas import first_duplicate
+
+        twice = first_duplicate(c.repo.lower() for c in consumers)
+        if twice is not None:
+            raise ValueError(f"{next(c.repo for c in consumers if c.repo.lower() == twice)} is listed twice")
         return consumers
 
     def get(self, repo: str) -> Consumer | None:
