@@ -199,7 +199,7 @@ def scenario_queries(path: Path, scenario: str) -> Path:
     """The bundled queries with the selector pointed at one scenario."""
     import yaml
 
-    from tw_gates.canary_sources import DEFAULT_QUERIES
+    from tw_gates.canary.sources import DEFAULT_QUERIES
 
     document = yaml.safe_load(DEFAULT_QUERIES.read_text())
     document["vars"]["selector"] = f'track="canary",scenario="{scenario}"'

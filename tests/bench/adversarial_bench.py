@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from tw_gates.adversarial import AdversarialSettings, failing_cases, gate  # noqa: E402 - after the path setup
+from tw_gates.parser.adversarial import AdversarialSettings, failing_cases, gate  # noqa: E402 - after the path setup
 
 TARGET_SECONDS = 20.0
 

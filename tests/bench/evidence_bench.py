@@ -26,7 +26,7 @@ TARGET_APPENDS_PER_S = 5000
 
 
 def _writer(root: str, evidence: str, worker: int, blocks: int, fsync: bool, start, results) -> None:
-    from tw_gates.evidence import EvidenceLog, make_block
+    from tw_gates.phases.evidence import EvidenceLog, make_block
 
     os.chdir(root)
     # The blocks are built before the clock starts: the benchmark measures appending.
@@ -113,7 +113,7 @@ def _hold(path: str, ready, release) -> None:
 def lock_timeout_check(folder: Path, timeout: float = 0.5) -> dict:
     """A writer facing a held lock must fail after ~timeout with a message, not block."""
     from tw_gates.core.fsio import LockTimeout
-    from tw_gates.evidence import EvidenceLog, make_block
+    from tw_gates.phases.evidence import EvidenceLog, make_block
 
     evidence = folder / "held.jsonl"
     evidence.touch()

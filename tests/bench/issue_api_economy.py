@@ -47,7 +47,7 @@ from tests.emulator import GitHubEmulator  # noqa: E402
 from tests.emulator.fixtures import pygithub_client  # noqa: E402
 from tw_gates.core import metrics  # noqa: E402
 from tw_gates.core.settings import load_settings  # noqa: E402
-from tw_gates.file_issues import FileIssuesSettings, gate  # noqa: E402
+from tw_gates.issues.file_issues import FileIssuesSettings, gate  # noqa: E402
 
 CENTRAL = "sec/central"
 TOKEN = "ghs_" + "B" * 36

@@ -529,7 +529,7 @@ def snapshot_working_tree(dest: Path, *, source: Path = REPO_ROOT, repository: s
     dest.mkdir(parents=True)
     for rel in sorted(set(listing.decode().split("\0")) - {""}):
         src = source / rel
-        if not os.path.lexists(src) or src.is_dir():  # deleted but still in the index; a submodule
+        if not os.path.lexists(src) or (src.is_dir() and not src.is_symlink()):  # deleted, or a submodule
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dest / rel, follow_symlinks=False)

@@ -10,8 +10,8 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from tw_gates.adversarial import BUNDLED_CORPORA, load_corpora
-from tw_gates.adversarial_targets import allow_listed_link
+from tw_gates.parser.adversarial import BUNDLED_CORPORA, load_corpora
+from tw_gates.parser.targets import allow_listed_link
 from tw_gates.schemas.corpus import Case, CorpusFile, CorpusManifest
 
 SEED_CATEGORIES = {
@@ -176,7 +176,7 @@ def test_safe_target_allow_lists_link_schemes(url, allowed):
 
 def test_builtin_targets_are_processes_reading_stdin():
     def render(name: str, text: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "tw_gates.adversarial_targets", name], input=text.encode(),
+        done = subprocess.run([sys.executable, "-m", "tw_gates.parser.targets", name], input=text.encode(),
                               capture_output=True, timeout=60, check=True)
         assert b"tw-gates-parse-ms:" in done.stderr
         return done.stdout.decode()
@@ -185,6 +185,6 @@ def test_builtin_targets_are_processes_reading_stdin():
     assert "<img src=x onerror" in render("commonmark", attack)
     safe = render("safe", attack)
     assert "&lt;img" in safe and 'href="//evil' not in safe
-    usage = subprocess.run([sys.executable, "-m", "tw_gates.adversarial_targets", "nope"], capture_output=True, timeout=60)
+    usage = subprocess.run([sys.executable, "-m", "tw_gates.parser.targets", "nope"], capture_output=True, timeout=60)
     assert usage.returncode == 1 and b"usage:" in usage.stderr
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tw_gates.baseline import (
+from tw_gates.parser.baseline import (
     Comparability, Thresholds, builtin_corpus, compare, load_corpus, percentile,
 )
 from tw_gates.core.settings import load_settings

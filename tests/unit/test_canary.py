@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tw_gates.canary import Timing, evaluate, load_thresholds, parse_timing, rollback_key
-from tw_gates.canary_sources import Observation, parse_state, record_check, fresh_state, state_document
+from tw_gates.canary.canary import Timing, evaluate, load_thresholds, parse_timing, rollback_key
+from tw_gates.canary.sources import Observation, parse_state, record_check, fresh_state, state_document
 from tw_gates.core.errors import UsageError
 from tw_gates.core.signing import KeyRing
 from tw_gates.schemas.canary import CanaryBaseline, CanaryThresholds

@@ -14,7 +14,7 @@ import pytest
 
 from tests.emulator.fixtures import pygithub_client
 from tests.unit.test_canary import HOUR, T0, decide, hours
-from tw_gates.canary_dashboard import MAX_BODY_CHARS, extract_state, render_dashboard, render_state_block
+from tw_gates.canary.dashboard import MAX_BODY_CHARS, extract_state, render_dashboard, render_state_block
 
 REPO = "acme/canary"
 
@@ -228,8 +228,8 @@ def test_charts_plot_each_interval_with_its_limit():
 
 
 def test_charts_of_a_fine_interval_are_downsampled_to_the_worst_value():
-    from tw_gates.canary import Timing, evaluate, load_thresholds
-    from tw_gates.canary_sources import Observation
+    from tw_gates.canary.canary import Timing, evaluate, load_thresholds
+    from tw_gates.canary.sources import Observation
     from tests.unit.test_canary import BASELINE, GOOD
 
     obs = {T0 + i * 60: Observation(T0 + i * 60, dict(GOOD)) for i in range(2880)}
@@ -251,8 +251,8 @@ def test_state_block_survives_text_that_would_close_the_comment():
 
 
 def test_the_largest_state_fits_in_an_issue_body():
-    from tw_gates.canary import Timing, evaluate, load_thresholds
-    from tw_gates.canary_sources import MAX_STATE_CHECKS, CanaryState, Observation, state_document
+    from tw_gates.canary.canary import Timing, evaluate, load_thresholds
+    from tw_gates.canary.sources import MAX_STATE_CHECKS, CanaryState, Observation, state_document
     from tests.unit.test_canary import BASELINE, GOOD
     from tw_gates.core.signing import KeyRing
 

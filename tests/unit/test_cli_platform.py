@@ -1,6 +1,6 @@
 import pytest
 
-from tw_gates.platform_guard import PlatformSettings, check_platform
+from tw_gates.chain.platform import PlatformSettings, check_platform
 
 
 @pytest.mark.parametrize("platform, runner_os, linux", [
@@ -47,7 +47,7 @@ def test_help_lists_commands(cli):
 
 
 def test_internal_error_is_one_line(cli, monkeypatch):
-    import tw_gates.platform_guard as pg
+    import tw_gates.chain.platform as pg
 
     def broken(settings):
         raise RuntimeError("kaput")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tw_gates.collect import ConsumerError, extract_artifact_json, in_shard, output_name, parse_shard
+from tw_gates.ingest.collect import ConsumerError, extract_artifact_json, in_shard, output_name, parse_shard
 from tw_gates.core.errors import UsageError
 from tw_gates.core.signing import KeyRing
 

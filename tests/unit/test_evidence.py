@@ -8,9 +8,9 @@ import portalocker
 import pytest
 
 from tw_gates.core.errors import UsageError
-from tw_gates import evidence
+from tw_gates.phases import evidence
 from tw_gates.core.fsio import LockTimeout
-from tw_gates.evidence import EvidenceConflict, EvidenceLog, blocks_for_phase, make_block, read_log, verify_log
+from tw_gates.phases.evidence import EvidenceConflict, EvidenceLog, blocks_for_phase, make_block, read_log, verify_log
 from tw_gates.schemas.evidence import EvidenceBlock
 
 SECRET_LINE = 'api_key = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcd"'

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tw_gates.file_issues import (
+from tw_gates.issues.file_issues import (
     DIGEST_KEY,
     Finding,
     findings_from,
@@ -18,7 +18,7 @@ from tw_gates.file_issues import (
     read_marks,
     render_digest_body,
 )
-from tw_gates.issue_tracker import MAX_BODY_CHARS, Marker, TrackedIssue
+from tw_gates.issues.tracker import MAX_BODY_CHARS, Marker, TrackedIssue
 from tw_gates.schemas.audit import AuditReport
 
 CENTRAL = "sec/central"
@@ -244,7 +244,7 @@ def test_primary_rate_limit_past_the_deadline_falls_back_without_waiting(run, em
 
 def test_two_overlapping_runs_converge_to_one_issue_per_repository(emu, tmp_path, monkeypatch):
     from tw_gates.core.settings import load_settings
-    from tw_gates.file_issues import FileIssuesSettings, gate
+    from tw_gates.issues.file_issues import FileIssuesSettings, gate
 
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     monkeypatch.setenv("GITHUB_API_URL", emu.url)
@@ -305,7 +305,7 @@ def test_metrics_use_the_seed_names(run, emu, tmp_path):
 
 
 def test_the_gate_chain_runs_file_issues_from_the_environment(emu, tmp_path, monkeypatch):
-    from tw_gates.chain import run_chain, select
+    from tw_gates.chain.run import run_chain, select
 
     report_path = write_report(tmp_path / "r.json", [hit("acme/a"), hit("acme/b", 2)])
     for name, value in {"TW_AUDIT_REPORT": str(report_path), "TW_CENTRAL_REPO": CENTRAL, "GITHUB_TOKEN": TOKEN,

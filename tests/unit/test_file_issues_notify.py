@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tw_gates.core.redact import REDACTOR
-from tw_gates.notify import notify, notify_slack, slack_escape
+from tw_gates.core.notify import notify, notify_slack, slack_escape
 
 
 class _Hook(BaseHTTPRequestHandler):

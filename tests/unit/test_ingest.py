@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tw_gates.core.signing import KeyRing
-from tw_gates.ingest import REASONS, nesting_depth, one_line
+from tw_gates.ingest.ingest import REASONS, nesting_depth, one_line
 
 KEY_ID, KEY = "k2026", "central-secret-2026-0123456789"
 KEYS_ENV = {"TW_HMAC_KEYS": json.dumps({KEY_ID: KEY})}
@@ -454,7 +454,7 @@ def test_random_mutations_are_rejected_by_name_or_accepted_only_when_unchanged(t
     internal error, never an accepted artifact whose values changed."""
     import random
 
-    from tw_gates.ingest import Policy, judge
+    from tw_gates.ingest.ingest import Policy, judge
 
     original = signed()
     base = json.dumps(original).encode()

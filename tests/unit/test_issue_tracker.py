@@ -9,7 +9,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from tw_gates.core.github_client import GitHubClient
-from tw_gates.issue_tracker import (
+from tw_gates.issues.tracker import (
     MAX_BODY_CHARS,
     IssueTracker,
     Marker,

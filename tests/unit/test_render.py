@@ -3,7 +3,7 @@ import json
 import pytest
 import yaml
 
-from tw_gates.render import (
+from tw_gates.phases.render import (
     RenderError, UnresolvedPlaceholders, find_placeholders, load_values, render_text,
 )
 

@@ -12,7 +12,7 @@ import pytest
 
 from tw_gates.core.signing import KeyRing
 from tw_gates.schemas.consumer import ConsumerArtifact
-from tw_gates.self_audit import DEFAULT_CATALOG, PatternCatalog, load_pattern_catalog, scan, scan_text
+from tw_gates.self_audit.self_audit import DEFAULT_CATALOG, PatternCatalog, load_pattern_catalog, scan, scan_text
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 IDENTITY = ("--repo", "example-org/example-consumer", "--commit", COMMIT, "--branch", "main")
@@ -288,7 +288,7 @@ def test_catalog_schema_is_published(cli):
     (r"x*", None),
 ], ids=lambda value: str(value))
 def test_required_literals_are_a_necessary_condition(regex, needles):
-    from tw_gates.self_audit import required_literals
+    from tw_gates.self_audit.self_audit import required_literals
 
     assert required_literals(regex) == needles
 
@@ -297,7 +297,7 @@ def test_prefilter_never_hides_a_hit():
     """The literal prefilter only skips files the regexes would not match."""
     import random
 
-    from tw_gates.self_audit import RendererPattern
+    from tw_gates.self_audit.self_audit import RendererPattern
 
     catalog = load_pattern_catalog()
     unfiltered = []

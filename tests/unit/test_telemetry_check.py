@@ -6,7 +6,7 @@ import pytest
 
 from tests.conftest import require_tool
 from tests.unit.test_verify_nets import INGEST_ACTION, INGEST_YML, RULES, make_repo
-from tw_gates.telemetry_check import promql_metric_names
+from tw_gates.chain.telemetry_check import promql_metric_names
 
 
 def repo_with(tmp_path, **files):

@@ -7,7 +7,7 @@ import re
 
 from tests.unit.test_behavioral import junit, suite_cases, write
 from tests.unit.test_verify_nets import GOOD, make_repo
-from tw_gates import chain
+from tw_gates.chain import run as chain
 
 
 def test_g1_to_g5_are_in_chain_order_with_their_aliases():

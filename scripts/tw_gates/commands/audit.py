@@ -27,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tw_gates.audit import AuditSettings, publish, run_audit
+    from tw_gates.chain.audit import AuditSettings, publish, run_audit
     from tw_gates.core import runner
     from tw_gates.core.errors import TwGatesError
     from tw_gates.core.settings import load_settings

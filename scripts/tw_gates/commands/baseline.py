@@ -29,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tw_gates import baseline
+    from tw_gates.parser import baseline
     from tw_gates.core import runner
     from tw_gates.core.errors import UsageError
     from tw_gates.core.fsio import atomic_write_json

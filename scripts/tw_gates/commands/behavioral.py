@@ -13,7 +13,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tw_gates.behavioral import BehavioralSettings, check_behavioral
+    from tw_gates.chain.behavioral import BehavioralSettings, check_behavioral
     from tw_gates.core import metrics, runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.settings import load_settings

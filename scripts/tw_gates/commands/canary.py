@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace):
     """Decide, say so, publish outputs and metrics: (exit code, report)."""
-    from tw_gates.canary import CanarySettings, fmt_value, run_canary
+    from tw_gates.canary.canary import CanarySettings, fmt_value, run_canary
     from tw_gates.core import metrics, runner
     from tw_gates.core.settings import load_settings
 

@@ -17,7 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tw_gates.collect import CollectSettings, ConsumerOutcome, collect
+    from tw_gates.ingest.collect import CollectSettings, ConsumerOutcome, collect
     from tw_gates.core import runner
     from tw_gates.core.errors import ExternalServiceError
     from tw_gates.core.fsio import atomic_write_json

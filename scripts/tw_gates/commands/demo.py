@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tw_gates import demo
+    from tw_gates.demo import demo
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
 

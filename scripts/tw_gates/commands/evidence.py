@@ -63,7 +63,7 @@ def _from_stdin() -> dict:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from tw_gates import evidence
+    from tw_gates.phases import evidence
     from tw_gates.core import runner
     from tw_gates.core.errors import UsageError
 
@@ -90,7 +90,7 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from tw_gates import evidence
+    from tw_gates.phases import evidence
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
 

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from tw_gates.core import runner
     from tw_gates.core.redact import REDACTOR
     from tw_gates.core.settings import load_settings
-    from tw_gates.file_issues import FileIssuesSettings, gate
+    from tw_gates.issues.file_issues import FileIssuesSettings, gate
 
     settings = load_settings(FileIssuesSettings, {
         "audit": args.audit, "central_repo": args.central_repo, "dry_run": args.dry_run,

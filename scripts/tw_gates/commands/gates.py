@@ -12,7 +12,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tw_gates import chain
+    from tw_gates.chain import run as chain
     from tw_gates.core import runner
 
     if args.list:

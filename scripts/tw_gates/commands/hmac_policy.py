@@ -13,7 +13,7 @@ def run(args: argparse.Namespace) -> int:
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.settings import load_settings
-    from tw_gates.hmac_policy import HmacPolicySettings, check_hmac_policy
+    from tw_gates.chain.hmac_policy import HmacPolicySettings, check_hmac_policy
 
     result = check_hmac_policy(load_settings(HmacPolicySettings, {"repo_dir": args.repo_dir}))
     for problem in result.parse_errors:

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.settings import load_settings
-    from tw_gates.ingest import IngestSettings, Verdict, ingest, show
+    from tw_gates.ingest.ingest import IngestSettings, Verdict, ingest, show
 
     settings = load_settings(IngestSettings, {
         "artifacts": args.artifacts, "require_hmac": args.require_hmac, "keys_env": args.keys_env,

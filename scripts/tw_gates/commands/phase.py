@@ -74,7 +74,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace):
     from tw_gates.core.settings import load_settings
-    from tw_gates.phase import PhaseSettings
+    from tw_gates.phases.phase import PhaseSettings
 
     return load_settings(PhaseSettings, {
         "phase_dir": args.phase_dir, "github_repository": args.github_repository, "repo_dir": args.repo_dir,
@@ -85,7 +85,7 @@ def _settings(args: argparse.Namespace):
 def _verify(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tw_gates import phase
+    from tw_gates.phases import phase
     from tw_gates.core import runner
 
     result = phase.verify_unlock(args.phase, _settings(args), artifact_path=Path(args.artifact) if args.artifact else None)
@@ -104,7 +104,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _complete(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tw_gates import phase
+    from tw_gates.phases import phase
     from tw_gates.core import runner
     from tw_gates.core.fsio import atomic_write_text
 
@@ -135,7 +135,7 @@ def _complete(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     import json
 
-    from tw_gates import phase
+    from tw_gates.phases import phase
     from tw_gates.core import runner
 
     states = phase.phase_status(_settings(args))

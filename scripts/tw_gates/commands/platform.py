@@ -14,7 +14,7 @@ def run(args: argparse.Namespace) -> int:
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.settings import load_settings
-    from tw_gates.platform_guard import PlatformSettings, check_platform
+    from tw_gates.chain.platform import PlatformSettings, check_platform
 
     result = check_platform(load_settings(PlatformSettings, {"platform": args.platform, "runner_os": args.runner_os}))
     runner.set_output("platform", result.platform)

@@ -17,7 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from tw_gates import render
+    from tw_gates.phases import render
     from tw_gates.core import runner
     from tw_gates.core.fsio import atomic_write_text
 

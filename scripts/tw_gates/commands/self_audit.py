@@ -23,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tw_gates.core import metrics, runner
     from tw_gates.core.settings import load_settings
-    from tw_gates.self_audit import SelfAuditSettings, self_audit
+    from tw_gates.self_audit.self_audit import SelfAuditSettings, self_audit
 
     settings = load_settings(SelfAuditSettings, {
         "repo_dir": args.repo_dir, "patterns_file": args.patterns, "out": args.out, "sarif": args.sarif,

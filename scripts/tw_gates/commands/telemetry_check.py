@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.settings import load_settings
-    from tw_gates.telemetry_check import TelemetrySettings, check_telemetry
+    from tw_gates.chain.telemetry_check import TelemetrySettings, check_telemetry
 
     settings = load_settings(TelemetrySettings, {
         "repo_dir": args.repo_dir, "rules_file": args.rules_file, "promtool": args.promtool,

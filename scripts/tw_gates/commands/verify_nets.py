@@ -13,7 +13,7 @@ def run(args: argparse.Namespace) -> int:
     from tw_gates.core import metrics, runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.settings import load_settings
-    from tw_gates.verify_nets import VerifyNetsSettings, verify_nets
+    from tw_gates.chain.verify_nets import VerifyNetsSettings, verify_nets
 
     result = verify_nets(load_settings(VerifyNetsSettings, {"repo_dir": args.repo_dir}))
     for problem in result.parse_errors:

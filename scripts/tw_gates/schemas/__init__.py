@@ -19,7 +19,7 @@ REGISTRY: dict[str, str] = {
     "adversarial-report": "tw_gates.schemas.corpus:AdversarialReport",
     "phase-artifact": "tw_gates.schemas.phase:PhaseArtifact",
     "evidence-block": "tw_gates.schemas.evidence:EvidenceBlock",
-    "renderer-patterns": "tw_gates.self_audit:PatternCatalog",
+    "renderer-patterns": "tw_gates.self_audit.self_audit:PatternCatalog",
     "canary-metrics": "tw_gates.schemas.canary:CanaryMetrics",
     "canary-baseline": "tw_gates.schemas.canary:CanaryBaseline",
     "canary-thresholds": "tw_gates.schemas.canary:CanaryThresholds",

@@ -27,7 +27,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from tw_gates import __version__
+from tw_gates import DATA_DIR, __version__
 from tw_gates.core.errors import ExitCode, UsageError
 from tw_gates.core.settings import SigningSettings, env
 from tw_gates.schemas import first_duplicate
@@ -37,7 +37,7 @@ from tw_gates.schemas.consumer import check_relative_path
 
 Severity = Literal["critical", "high", "medium", "low"]
 
-DEFAULT_CATALOG = Path(__file__).resolve().parent / "data" / "renderer_patterns.yml"
+DEFAULT_CATALOG = DATA_DIR / "renderer_patterns.yml"
 
 # Folder names whose content is someone else's code or a build output.
 VENDORED_DIRS = frozenset({

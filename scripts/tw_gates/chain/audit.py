@@ -283,7 +283,7 @@ def check_required_checks(settings: AuditSettings, registry, *, progress: Progre
 def check_baseline(settings: AuditSettings, thresholds=None) -> tuple[list[Check], object | None]:
     """P0 baseline (present, signed) and the current capture against it, with
     ``thresholds`` (a baseline.Thresholds; default: TW_PERF_* or the defaults)."""
-    from tw_gates.baseline import BaselineError, Comparability, Thresholds, compare, parse_capture, read_capture, verify_capture
+    from tw_gates.parser.baseline import BaselineError, Comparability, Thresholds, compare, parse_capture, read_capture, verify_capture
     from tw_gates.core.settings import load_settings
 
     try:
@@ -349,7 +349,7 @@ def iter_accepted_artifacts(path: Path) -> Iterator[tuple[int, object]]:
 
 
 def _severity_lookup(settings: AuditSettings) -> tuple[Callable[[str], Severity | None], str]:
-    from tw_gates.self_audit import load_pattern_catalog
+    from tw_gates.self_audit.self_audit import load_pattern_catalog
 
     catalog = load_pattern_catalog(settings.patterns)
     return catalog.severity_of, str(settings.patterns or "the shipped pattern catalog")

@@ -31,7 +31,8 @@ from typing import Callable, Literal
 
 from pydantic import Field, field_validator
 
-from tw_gates import adversarial_targets
+from tw_gates import DATA_DIR
+from tw_gates.parser import targets as adversarial_targets
 from tw_gates.core import proc
 from tw_gates.core.errors import ExitCode, UsageError
 from tw_gates.core.fsio import load_model
@@ -49,7 +50,7 @@ from tw_gates.schemas.corpus import (
     Violation,
 )
 
-BUNDLED_CORPORA = Path(__file__).resolve().parents[2] / "adversarial_corpora"
+BUNDLED_CORPORA = DATA_DIR / "corpora"
 MANIFEST = "manifest.json"
 SCHEMA_FILE = "schema.json"
 BUILTIN_PREFIX = adversarial_targets.BUILTIN_PREFIX
@@ -191,13 +192,13 @@ def plan(corpora: list[Corpus], manifest: CorpusManifest) -> list[PlannedCase]:
 
 def target_argv(target: str) -> list[str]:
     """The command a case runs; builtin targets are this interpreter running
-    ``tw_gates.adversarial_targets``, so they get the same limits."""
+    ``tw_gates.parser.targets``, so they get the same limits."""
     if target.startswith(BUILTIN_PREFIX):
         name = target[len(BUILTIN_PREFIX):]
         if name not in adversarial_targets.NAMES:
             known = ", ".join(BUILTIN_PREFIX + n for n in adversarial_targets.NAMES)
             raise UsageError(f"unknown builtin target {target!r} (known: {known})")
-        return [sys.executable, "-m", "tw_gates.adversarial_targets", name]
+        return [sys.executable, "-m", "tw_gates.parser.targets", name]
     return adversarial_targets.command_argv(target)
 
 

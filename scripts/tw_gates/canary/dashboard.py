@@ -13,8 +13,8 @@ import re
 from datetime import datetime
 from typing import Any
 
-from tw_gates.canary import fmt_interval, fmt_number, fmt_span, fmt_value
-from tw_gates.issue_tracker import inline_code
+from tw_gates.canary.canary import fmt_interval, fmt_number, fmt_span, fmt_value
+from tw_gates.issues.tracker import inline_code
 from tw_gates.schemas.canary import CanaryReport, CheckRecord
 
 STATE_OPEN = "<!-- tw-gates:canary-state "
@@ -206,7 +206,7 @@ class CanaryIssues:
     KIND = "canary"
 
     def __init__(self, client: Any, repo: str, name: str, *, max_issues: int) -> None:
-        from tw_gates.issue_tracker import IssueTracker
+        from tw_gates.issues.tracker import IssueTracker
 
         self.tracker = IssueTracker(client, repo)
         self.repo = repo
@@ -221,7 +221,7 @@ class CanaryIssues:
         return extract_state(issue.body) if issue is not None else (None, [])
 
     def save(self, report: CanaryReport, state_document: dict[str, Any], previous_decision: str | None) -> str:
-        from tw_gates.issue_tracker import fingerprint
+        from tw_gates.issues.tracker import fingerprint
 
         body = render_dashboard(report, state_document)
         # What the dashboard says, without the time it was said: a rerun that
@@ -236,7 +236,7 @@ class CanaryIssues:
 
     def file_rollback(self, report: CanaryReport, rollback_key: str, signals: list[str]) -> str:
         """The rollback issue (idempotent: the same rollback writes nothing)."""
-        from tw_gates.issue_tracker import fingerprint
+        from tw_gates.issues.tracker import fingerprint
 
         existing = self.tracker.find(self.KIND, self.rollback_key)
         if existing is None and self.max_issues < 1:

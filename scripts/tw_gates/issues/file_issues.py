@@ -42,7 +42,7 @@ from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import GitHubSettings, NotifySettings, describe_validation_error, env
 from tw_gates.core.signing import canonical_bytes, sha256_hex
 from tw_gates.core.units import parse_duration
-from tw_gates.issue_tracker import (
+from tw_gates.issues.tracker import (
     DEFAULT_LABEL,
     MAX_BODY_CHARS,
     IssueTracker,
@@ -53,7 +53,7 @@ from tw_gates.issue_tracker import (
     fingerprint,
     inline_code,
 )
-from tw_gates.notify import notify
+from tw_gates.core.notify import notify
 from tw_gates.schemas.audit import AuditReport
 from tw_gates.schemas.consumer import REPO_PATTERN, utc_now_iso
 from tw_gates.schemas.issue_fallback import FallbackFinding, FallbackReason, IssueFallback

@@ -32,7 +32,8 @@ from typing import Any, Mapping, Protocol
 
 from pydantic import AwareDatetime, BaseModel, Field, SecretStr, field_validator
 
-from tw_gates.canary_sources import DATA_DIR, MAX_INPUT_BYTES, MAX_STATE_CHECKS, Observation, bucket_of
+from tw_gates import DATA_DIR
+from tw_gates.canary.sources import MAX_INPUT_BYTES, MAX_STATE_CHECKS, Observation, bucket_of
 from tw_gates.core.errors import ExitCode, TwGatesError, UsageError
 from tw_gates.core.fsio import load_model
 from tw_gates.core.settings import GitHubSettings, NotifySettings, SigningSettings, env
@@ -394,7 +395,7 @@ class Gathered:
 
 def gather_prometheus(settings: CanarySettings, timing: Timing, now: datetime) -> Gathered:
     """The whole window from Prometheus; ExternalServiceError when unreachable."""
-    from tw_gates.canary_sources import PrometheusSource, load_queries
+    from tw_gates.canary.sources import PrometheusSource, load_queries
     from tw_gates.core import runner
 
     queries = load_queries(settings.queries).render(timing.interval_s)
@@ -420,7 +421,7 @@ def gather_prometheus(settings: CanarySettings, timing: Timing, now: datetime) -
 
 def gather_metrics_file(settings: CanarySettings, timing: Timing, now: datetime) -> Gathered:
     """This run's check from the metrics file, in the bucket it was observed in."""
-    from tw_gates.canary_sources import observation_from_metrics
+    from tw_gates.canary.sources import observation_from_metrics
     from tw_gates.schemas.canary import CanaryMetrics
 
     if timing.intervals > MAX_STATE_CHECKS:
@@ -447,7 +448,7 @@ def run_canary(settings: CanarySettings) -> CanaryRun:
     the dashboard issue, and on ROLLBACK the dispatch, Slack and the rollback
     issue. Raises ExternalServiceError (exit 1) when Prometheus is
     unreachable: then nothing is recorded or published."""
-    from tw_gates.canary_sources import FileStateStore
+    from tw_gates.canary.sources import FileStateStore
 
     if settings.baseline is None:
         raise UsageError("--baseline FILE is required (the metrics the canary is compared with)")
@@ -470,7 +471,7 @@ def run_canary(settings: CanarySettings) -> CanaryRun:
     client = issues = None
     store: StateStore | None = None
     if settings.central_repo is not None:
-        from tw_gates.canary_dashboard import CanaryIssues
+        from tw_gates.canary.dashboard import CanaryIssues
         from tw_gates.core.github_client import client_from_settings
 
         client = client_from_settings(settings)
@@ -496,7 +497,7 @@ class StateStore(Protocol):
 def decide_and_publish(settings: CanarySettings, gathered: Gathered, store: StateStore | None, client: Any,
                        issues: Any, *, ring: KeyRing, thresholds: CanaryThresholds, baseline: CanaryBaseline, timing: Timing,
                        now: datetime) -> CanaryRun:
-    from tw_gates.canary_sources import parse_state, record_check, state_document
+    from tw_gates.canary.sources import parse_state, record_check, state_document
     from tw_gates.core import runner
 
     warnings = list(gathered.warnings)
@@ -575,7 +576,7 @@ def announce_rollback(settings: CanarySettings, client: Any, issues: Any, report
     from github import GithubException
 
     from tw_gates.core.github_client import describe_github_error
-    from tw_gates.notify import notify
+    from tw_gates.core.notify import notify
 
     sent = dict(sent)
     done = [signal for signal, for_key in sent.items() if for_key == key]

@@ -67,8 +67,8 @@ class HmacPolicyResult(BaseModel):
 
 
 def check_hmac_policy(settings: HmacPolicySettings) -> HmacPolicyResult:
-    from tw_gates.verify_nets import hmac_policy_of, runs_command
-    from tw_gates.workflow_model import RepoConfig, invocations
+    from tw_gates.chain.verify_nets import hmac_policy_of, runs_command
+    from tw_gates.chain.workflow_model import RepoConfig, invocations
 
     repo = RepoConfig(settings.repo_dir)
     result = HmacPolicyResult(parse_errors=list(repo.errors))

@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tw_gates import DATA_DIR
 from tw_gates.core import proc
 from tw_gates.core.errors import ExitCode, ExternalServiceError, GateRejected, UsageError
 from tw_gates.core.fsio import (
@@ -48,7 +49,7 @@ MAX_ZIP_BYTES = 16 * 1024 * 1024
 MAX_TEXT_INPUT_BYTES = 1024 * 1024  # the values file and the report template
 GIT_TIMEOUT_S = 60
 DEFAULT_PHASE_NAMES = {0: "Prerequisites & Setup"}
-REPORT_TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "phase_completion_report.md"
+REPORT_TEMPLATE = DATA_DIR / "templates" / "phase_completion_report.md"
 
 
 class PhaseSettings(GitHubSettings, SigningSettings):
@@ -401,7 +402,7 @@ class Baseline:
 
 def baseline_from_junit(junit: str, expected: int) -> Baseline:
     """G2's reading of the behavioral JUnit XML."""
-    from tw_gates.behavioral import BehavioralSettings, check_behavioral
+    from tw_gates.chain.behavioral import BehavioralSettings, check_behavioral
     from tw_gates.core.units import format_duration
 
     result = check_behavioral(BehavioralSettings(junit=junit, expect=expected))
@@ -421,7 +422,7 @@ def baseline_from_junit(junit: str, expected: int) -> Baseline:
 
 def safety_nets_verified(repo_dir: Path) -> int:
     """G1's count of verified safety nets in the checkout."""
-    from tw_gates.verify_nets import VerifyNetsSettings, verify_nets
+    from tw_gates.chain.verify_nets import VerifyNetsSettings, verify_nets
 
     return verify_nets(VerifyNetsSettings(repo_dir=repo_dir)).verified_count
 
@@ -483,7 +484,7 @@ def complete_phase(
         detail = f" ({'; '.join(baseline.problems[:5])})" if baseline.problems else ""
         refusals.append(f"behavioral baseline is {baseline.text}, not whole{detail}")
 
-    from tw_gates import evidence
+    from tw_gates.phases import evidence
 
     blocks = evidence.blocks_for_phase(settings.evidence_file, phase)
     cache = evidence.SourceCache(settings.repo_dir)
@@ -595,7 +596,7 @@ def render_report(artifact: PhaseArtifact, *, previous: PhaseArtifact | None, ba
                   values: CompletionValues, blocks: list, repo_dir: Path, template: Path = REPORT_TEMPLATE) -> str:
     """The seed's Appendix B completion report, filled from the artifact and
     the repository, through the render module."""
-    from tw_gates import render
+    from tw_gates.phases import render
     from tw_gates.core.units import format_duration, parse_duration
 
     code_changes, methods_added, methods_removed = _changes(previous, artifact.git_commit, repo_dir)

@@ -100,7 +100,7 @@ class RulesAnalysis(BaseModel):
 
 def analyse_rules(repo_dir: Path, required: tuple[str, ...] | list[str] = REQUIRED_ALERT_METRICS,
                   rules_file: str = RULES_FILE) -> RulesAnalysis:
-    from tw_gates.workflow_model import LineDict, YamlError, load_yaml
+    from tw_gates.chain.workflow_model import LineDict, YamlError, load_yaml
 
     path = repo_dir / rules_file
     analysis = RulesAnalysis(path=rules_file)
@@ -255,7 +255,7 @@ def _promtool(root: Path, rules: str, configured: str | None) -> Finding:
 
 
 def _ingest_workflow(root: Path) -> Finding:
-    from tw_gates.workflow_model import RepoConfig, invocations
+    from tw_gates.chain.workflow_model import RepoConfig, invocations
 
     if not (root / INGEST_WORKFLOW).is_file():
         return Finding(check="ingest-workflow", status="fail", file=INGEST_WORKFLOW, detail=f"{INGEST_WORKFLOW} not found")

@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from tw_gates import DATA_DIR
 from tw_gates.core.errors import UsageError
 from tw_gates.core.fsio import FileTooLarge, read_bytes_limited
 
@@ -504,9 +505,9 @@ def _tw_gates_action_name(sub: str, *, umbrella: bool) -> str | None:
 
 
 def default_tw_gates_root() -> Path | None:
-    """The tw-gates checkout this package runs from (actions/ beside scripts/)."""
-    root = Path(__file__).resolve().parents[2]
-    return root if (root / "actions").is_dir() else None
+    """The tw-gates action definitions this package ships (actions/ and the
+    umbrella action.yml, inside its data)."""
+    return DATA_DIR if (DATA_DIR / "actions").is_dir() else None
 
 
 # --------------------------------------------------------------------------- commands in run: scripts
@@ -658,7 +659,7 @@ def chain_gates(invocation: Invocation) -> list[str] | None:
         selection = "all"
     if "$" in selection:
         return None
-    from tw_gates import chain
+    from tw_gates.chain import run as chain
     from tw_gates.core.errors import TwGatesError
 
     try:

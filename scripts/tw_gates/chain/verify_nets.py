@@ -30,8 +30,8 @@ from pydantic import BaseModel, Field
 
 from tw_gates.core.errors import ExitCode
 from tw_gates.core.settings import EnvSettings, env
-from tw_gates.telemetry_check import INGEST_WORKFLOW, REQUIRED_ALERT_METRICS, RULES_FILE, analyse_rules
-from tw_gates.workflow_model import Invocation, RepoConfig, Resolved, Scope, Step, chain_gates, invocations, resolve
+from tw_gates.chain.telemetry_check import INGEST_WORKFLOW, REQUIRED_ALERT_METRICS, RULES_FILE, analyse_rules
+from tw_gates.chain.workflow_model import Invocation, RepoConfig, Resolved, Scope, Step, chain_gates, invocations, resolve
 
 NETS = ("S1", "S2", "R1", "R2", "C1")
 DEFAULT_MAX_ISSUES = 10  # file-issues' own default cap (DESIGN.md)

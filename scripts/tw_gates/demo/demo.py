@@ -180,7 +180,7 @@ def _count_by_severity(hits: list[Any]) -> str:
 # --- 1. R2 ------------------------------------------------------------------------------
 
 def step_platform(demo: Demo) -> Outcome:
-    from tw_gates.platform_guard import PlatformSettings, check_platform
+    from tw_gates.chain.platform import PlatformSettings, check_platform
 
     result = check_platform(explicit(PlatformSettings, runner_os=os.environ.get("RUNNER_OS")))
     return Outcome("PASS" if result.linux else "FAIL", result.message.removeprefix("R2 platform: "))
@@ -199,7 +199,7 @@ def _content_digest(folder: Path) -> str:
 
 
 def step_self_audit(demo: Demo) -> Outcome:
-    from tw_gates.self_audit import SelfAuditSettings, self_audit
+    from tw_gates.self_audit.self_audit import SelfAuditSettings, self_audit
 
     commit, origin = (demo.head, "the checkout's HEAD") if demo.head else (
         _content_digest(demo.consumer), "no git HEAD: a digest of the example's files")
@@ -220,7 +220,7 @@ def step_self_audit(demo: Demo) -> Outcome:
 def _hit_to_hide(hits: list[Any]) -> Any:
     """The most severe hit outside the registered code paths: what someone
     hiding a finding would remove."""
-    from tw_gates.audit import path_matches
+    from tw_gates.chain.audit import path_matches
 
     outside = [h for h in hits if path_matches(h.path, CODE_PATHS) is None] or list(hits)
     return min(outside, key=lambda h: (SEVERITIES.index(h.severity), h.path, h.line)) if outside else None
@@ -228,7 +228,7 @@ def _hit_to_hide(hits: list[Any]) -> Any:
 
 def step_ingest(demo: Demo) -> Outcome:
     from tw_gates.core.fsio import atomic_write_bytes
-    from tw_gates.ingest import IngestSettings, Verdict, ingest
+    from tw_gates.ingest.ingest import IngestSettings, Verdict, ingest
 
     genuine = demo.self_audit.artifact
     hidden = _hit_to_hide(demo.self_audit.hits)
@@ -266,7 +266,7 @@ def step_ingest(demo: Demo) -> Outcome:
 # --- 4. G1 --------------------------------------------------------------------------------
 
 def step_verify_nets(demo: Demo) -> Outcome:
-    from tw_gates.verify_nets import VerifyNetsSettings, verify_nets
+    from tw_gates.chain.verify_nets import VerifyNetsSettings, verify_nets
 
     result = verify_nets(explicit(VerifyNetsSettings, repo_dir=demo.repo_dir))
     if result.exit_code:
@@ -280,7 +280,7 @@ def step_verify_nets(demo: Demo) -> Outcome:
 # --- 5. G2 --------------------------------------------------------------------------------
 
 def step_behavioral(demo: Demo) -> Outcome:
-    from tw_gates.behavioral import BehavioralSettings, check_behavioral
+    from tw_gates.chain.behavioral import BehavioralSettings, check_behavioral
     from tw_gates.core import proc
 
     if demo.skip_tests:
@@ -314,7 +314,7 @@ def step_behavioral(demo: Demo) -> Outcome:
 # --- 6. baseline --------------------------------------------------------------------------
 
 def step_baseline(demo: Demo) -> Outcome:
-    from tw_gates import baseline
+    from tw_gates.parser import baseline
     from tw_gates.core.fsio import atomic_write_json
 
     settings = explicit(baseline.CaptureSettings, target="builtin:safe", runs=CAPTURE_RUNS, warmup=CAPTURE_WARMUP,
@@ -361,8 +361,8 @@ DEMO_PERF_THRESHOLDS = {"p50_ratio": 1.5, "p95_ratio": 1.5, "p99_ratio": 2.0, "r
 
 
 def _audit(demo: Demo, report_name: str):
-    from tw_gates.audit import AuditSettings, run_audit
-    from tw_gates.baseline import Thresholds
+    from tw_gates.chain.audit import AuditSettings, run_audit
+    from tw_gates.parser.baseline import Thresholds
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     settings = explicit(AuditSettings, report=demo.path("audit", report_name), registry=demo.path("registry.yml"),
@@ -415,7 +415,7 @@ def step_audit(demo: Demo) -> Outcome:
 
 def step_issues(demo: Demo) -> Outcome:
     from tw_gates.core.fsio import atomic_write_text
-    from tw_gates.file_issues import findings_from, load_audit, plan_issues
+    from tw_gates.issues.file_issues import findings_from, load_audit, plan_issues
 
     report = load_audit(demo.path("audit", "before-triage.json"))
     findings = findings_from(report)
@@ -473,8 +473,8 @@ def step_triage(demo: Demo) -> Outcome:
 # --- 10. G4, G5 -----------------------------------------------------------------------------
 
 def step_policy(demo: Demo) -> Outcome:
-    from tw_gates.hmac_policy import HmacPolicySettings, check_hmac_policy
-    from tw_gates.telemetry_check import TelemetrySettings, check_telemetry
+    from tw_gates.chain.hmac_policy import HmacPolicySettings, check_hmac_policy
+    from tw_gates.chain.telemetry_check import TelemetrySettings, check_telemetry
 
     hmac = check_hmac_policy(explicit(HmacPolicySettings, repo_dir=demo.repo_dir))
     telemetry = check_telemetry(explicit(TelemetrySettings, repo_dir=demo.repo_dir))
@@ -496,7 +496,7 @@ def step_policy(demo: Demo) -> Outcome:
 
 def step_phase(demo: Demo) -> Outcome:
     from tw_gates.core.fsio import atomic_write_text
-    from tw_gates.phase import PhaseSettings, complete_phase, verify_unlock
+    from tw_gates.phases.phase import PhaseSettings, complete_phase, verify_unlock
 
     if demo.head is None:
         return Outcome("SKIP", f"{show(demo.repo_dir)} has no git HEAD: a phase artifact records the commit it "
@@ -520,7 +520,7 @@ def step_phase(demo: Demo) -> Outcome:
 # --- 12. canary -----------------------------------------------------------------------------
 
 def _canary(demo: Demo, metrics_name: str):
-    from tw_gates.canary import CanarySettings, run_canary
+    from tw_gates.canary.canary import CanarySettings, run_canary
 
     settings = explicit(CanarySettings, baseline=demo.repo_dir / CANARY_DIR / "baseline.json",
                         metrics=demo.repo_dir / CANARY_DIR / metrics_name, name="demo",
@@ -545,7 +545,7 @@ def step_canary(demo: Demo) -> Outcome:
 # --- 13. adversarial ------------------------------------------------------------------------
 
 def _adversarial(demo: Demo, target: str):
-    from tw_gates import adversarial
+    from tw_gates.parser import adversarial
     from tw_gates.core.fsio import atomic_write_json
 
     settings = explicit(adversarial.AdversarialSettings, target=target, only="smoke",
@@ -705,7 +705,7 @@ def run_demo(repo_dir: Path, out: Path, *, skip_tests: bool = False, only: str |
              echo: Callable[[str], None] = runner.echo) -> DemoResult:
     from tw_gates.core import metrics
     from tw_gates.core.settings import load_settings
-    from tw_gates.phase import head_commit
+    from tw_gates.phases.phase import head_commit
 
     repo_dir, out = repo_dir.resolve(), out.resolve()
     check_folders(repo_dir, out)
@@ -744,7 +744,7 @@ def run_demo(repo_dir: Path, out: Path, *, skip_tests: bool = False, only: str |
 
 
 def _report(done: DemoResult, echo: Callable[[str], None]) -> None:
-    from tw_gates.adversarial import text_table
+    from tw_gates.parser.adversarial import text_table
     from tw_gates.core.fsio import atomic_write_text
 
     told = sum(1 for r in done.results if r.outcome.as_told)

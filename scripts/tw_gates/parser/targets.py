@@ -12,7 +12,7 @@ family the Token Warehouse indexes, in two configurations.
 Each runs as its own process, like any command target, so the gate's time
 and address-space limits apply to it:
 
-    python -m tw_gates.adversarial_targets safe < doc.md > doc.html
+    python -m tw_gates.parser.targets safe < doc.md > doc.html
 
 Input is read as bytes and decoded as UTF-8 with U+FFFD for invalid
 sequences (CommonMark's rule for insecure input). The parse+render time goes
@@ -85,7 +85,7 @@ def build(name: str):
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1 or args[0] not in NAMES:
-        print(f"usage: python -m tw_gates.adversarial_targets {{{'|'.join(NAMES)}}} < input.md", file=sys.stderr)
+        print(f"usage: python -m tw_gates.parser.targets {{{'|'.join(NAMES)}}} < input.md", file=sys.stderr)
         return 1
     parser = build(args[0])
     text = sys.stdin.buffer.read().decode("utf-8", "replace")

@@ -8,7 +8,7 @@ process. The audit (G3) compares a current capture with the signed baseline.
 
 Targets:
 
-* ``builtin:NAME`` - a parser configuration of ``tw_gates.adversarial_targets``
+* ``builtin:NAME`` - a parser configuration of ``tw_gates.parser.targets``
   (``safe``, ``commonmark``), run in a worker subprocess that times each parse
   call in-process (``time.perf_counter_ns``); the worker's peak RSS is the
   parser's.
@@ -44,7 +44,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from tw_gates.core.errors import ExitCode, TwGatesError, UsageError
 from tw_gates.core.settings import EnvSettings, SigningSettings, env
-from tw_gates.adversarial_targets import BUILTIN_PREFIX
+from tw_gates.parser.targets import BUILTIN_PREFIX
 from tw_gates.schemas.baseline import HostInfo, LatencyStats, PerfCapture
 
 BUILTIN_CORPUS = "builtin:v1"
@@ -160,13 +160,13 @@ Progress = Callable[[str], None]
 
 
 def _builtin_names() -> tuple[str, ...]:
-    from tw_gates.adversarial_targets import NAMES
+    from tw_gates.parser.targets import NAMES
 
     return NAMES
 
 
 def _worker_argv() -> list[str]:
-    return [sys.executable, "-m", "tw_gates.baseline"]
+    return [sys.executable, "-m", "tw_gates.parser.baseline"]
 
 
 def measure_builtin(name: str, corpus_spec: str | None, *, warmup: int, runs: int, timeout: float,
@@ -193,7 +193,7 @@ def measure_builtin(name: str, corpus_spec: str | None, *, warmup: int, runs: in
 
 def measure_command(argv: list[str], corpus: Corpus, *, warmup: int, runs: int, timeout: float,
                     progress: Progress) -> Measurement:
-    from tw_gates.adversarial_targets import PARSE_MS_PREFIX
+    from tw_gates.parser.targets import PARSE_MS_PREFIX
     from tw_gates.core import proc
 
     reported: list[float | None] = []
@@ -273,7 +273,7 @@ def capture(settings: CaptureSettings, *, progress: Progress = lambda _line: Non
                                       runs=settings.runs, timeout=settings.timeout_s,
                                       documents=len(corpus.documents), progress=progress)
     else:
-        from tw_gates.adversarial_targets import command_argv
+        from tw_gates.parser.targets import command_argv
 
         measurement = measure_command(command_argv(target), corpus, warmup=settings.warmup, runs=settings.runs,
                                       timeout=settings.timeout_s, progress=progress)
@@ -404,13 +404,13 @@ def compare(baseline: PerfCapture, current: PerfCapture, thresholds: Thresholds)
 # --------------------------------------------------------------------------- worker
 
 def worker_main() -> int:
-    """``python -m tw_gates.baseline``: the builtin-target worker.
+    """``python -m tw_gates.parser.baseline``: the builtin-target worker.
 
     Reads {"target", "corpus", "warmup", "runs"} on stdin, prints
     {"latencies_ms": [...], "peak_rss_kib": N} (latencies in document order,
     runs inner) on stdout."""
     request = json.loads(sys.stdin.read())
-    from tw_gates.adversarial_targets import build
+    from tw_gates.parser.targets import build
 
     parser = build(request["target"])
     texts = [data.decode("utf-8", "replace") for _, data in load_corpus(request["corpus"]).documents]

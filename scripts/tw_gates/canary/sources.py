@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from tw_gates import DATA_DIR
 from tw_gates.core.errors import ExternalServiceError, UsageError
 from tw_gates.core.fsio import FileTooLarge, atomic_write_json, load_model, read_bytes_limited
 from tw_gates.core.redact import REDACTOR
@@ -42,7 +43,6 @@ MAX_POINTS_PER_QUERY = 11_000
 # The file source keeps one check per interval in an issue body (65,536 chars at most).
 MAX_STATE_CHECKS = 600
 STATE_VERSION = "1"
-DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_QUERIES = DATA_DIR / "canary_queries.yml"
 
 

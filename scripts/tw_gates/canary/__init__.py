@@ -1,0 +1,1 @@
+"""The 48-hour canary: sources, the decision, and the dashboard issue."""

@@ -1,0 +1,1 @@
+"""tw-gates demo: the whole story on the bundled example consumer, offline."""

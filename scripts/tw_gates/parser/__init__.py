@@ -1,0 +1,1 @@
+"""The Markdown parser under test: targets, adversarial corpora, and the performance baseline."""

@@ -1,0 +1,1 @@
+"""Phase unlocks: verify and complete, the evidence log, and template rendering."""
