@@ -21,9 +21,9 @@ import socket
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 BUCKETS = ("0.005", "0.01", "0.02", "0.03", "0.04", "0.05", "0.075", "0.1", "0.25", "+Inf")
 NORMAL = (0.05, 0.40, 0.80, 0.90, 0.955, 0.985, 0.997, 0.999, 1.0, 1.0)
@@ -31,8 +31,12 @@ TAIL = (0.05, 0.40, 0.80, 0.82, 0.84, 0.86, 0.90, 0.95, 1.0, 1.0)
 ERROR_RATIO = 0.0002  # 0.02%, under the 0.1% gate
 
 BASELINE = {
-    "schema_version": "1.0", "latency_p50_ms": 12.4, "latency_p95_ms": 38.5,
-    "error_rate_pct": 0.02, "baseline_mismatch_rate_pct": 0.0, "parse_count": 150000,
+    "schema_version": "1.0",
+    "latency_p50_ms": 12.4,
+    "latency_p95_ms": 38.5,
+    "error_rate_pct": 0.02,
+    "baseline_mismatch_rate_pct": 0.0,
+    "parse_count": 150000,
 }
 
 HOUR = 3600
@@ -72,16 +76,24 @@ def sparse(offset: int) -> Minute:
 SCENARIOS: dict[str, Scenario] = {"clean": clean, "spike": p95_spike_at_hour_30, "sparse": sparse}
 
 
-def openmetrics(scenarios: dict[str, Scenario], *, window_end: int, window_s: int = 48 * HOUR,
-                step_s: int = MINUTE, lead_in_s: int = HOUR) -> str:
+def openmetrics(
+    scenarios: dict[str, Scenario],
+    *,
+    window_end: int,
+    window_s: int = 48 * HOUR,
+    step_s: int = MINUTE,
+    lead_in_s: int = HOUR,
+) -> str:
     """Counters and a histogram sampled every ``step_s`` from
     ``window_end - window_s - lead_in_s`` to ``window_end`` (the lead-in lets
     the window's first interval see a full range of samples)."""
     start = window_end - window_s - lead_in_s
     times = range(start, window_end + 1, step_s)
     # Cumulative state per scenario: parses, errors, mismatches, buckets, sum.
-    state = {name: {"parses": 0.0, "errors": 0.0, "mismatches": 0.0, "buckets": [0.0] * len(BUCKETS), "sum": 0.0}
-             for name in scenarios}
+    state = {
+        name: {"parses": 0.0, "errors": 0.0, "mismatches": 0.0, "buckets": [0.0] * len(BUCKETS), "sum": 0.0}
+        for name in scenarios
+    }
     rows: dict[str, list[list[str]]] = {"counters": [], "histogram": []}
     for t in times:
         counter_lines, histogram_lines = [], []
@@ -101,13 +113,17 @@ def openmetrics(scenarios: dict[str, Scenario], *, window_end: int, window_s: in
                 s["sum"] += minute.parses * (minute.distribution[i] - previous) * float(upper)
                 previous = minute.distribution[i]
             labels = f'scenario="{name}",track="canary"'
-            counter_lines += [f"tw_parse_total{{{labels}}} {s['parses']:.6g} {t}",
-                              f"tw_parse_errors_total{{{labels}}} {s['errors']:.6g} {t}",
-                              f"tw_baseline_mismatches_total{{{labels}}} {s['mismatches']:.6g} {t}"]
+            counter_lines += [
+                f"tw_parse_total{{{labels}}} {s['parses']:.6g} {t}",
+                f"tw_parse_errors_total{{{labels}}} {s['errors']:.6g} {t}",
+                f"tw_baseline_mismatches_total{{{labels}}} {s['mismatches']:.6g} {t}",
+            ]
             for upper, count in zip(BUCKETS, s["buckets"]):
                 histogram_lines.append(f'tw_parse_duration_seconds_bucket{{{labels},le="{upper}"}} {count:.10g} {t}')
-            histogram_lines += [f"tw_parse_duration_seconds_count{{{labels}}} {s['buckets'][-1]:.10g} {t}",
-                                f"tw_parse_duration_seconds_sum{{{labels}}} {s['sum']:.10g} {t}"]
+            histogram_lines += [
+                f"tw_parse_duration_seconds_count{{{labels}}} {s['buckets'][-1]:.10g} {t}",
+                f"tw_parse_duration_seconds_sum{{{labels}}} {s['sum']:.10g} {t}",
+            ]
         rows["counters"].append(counter_lines)
         rows["histogram"].append(histogram_lines)
     # OpenMetrics wants each family's samples together, so the counters are
@@ -127,8 +143,12 @@ def backfill(promtool: str, text: str, data_dir: Path) -> None:
     source = data_dir.parent / "canary.om"
     source.write_text(text)
     data_dir.mkdir(parents=True, exist_ok=True)
-    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(source), str(data_dir)],
-                   check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", "-q", str(source), str(data_dir)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     source.unlink()
 
 
@@ -156,10 +176,18 @@ def start_prometheus(prometheus: str, data_dir: Path, *, timeout_s: float = 60) 
         log = data_dir.parent / f"prometheus-{port}.log"
         with open(log, "wb") as handle:
             process = subprocess.Popen(
-                [prometheus, f"--config.file={config}", f"--storage.tsdb.path={data_dir}",
-                 f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=3650d",
-                 "--log.level=warn"],
-                stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    prometheus,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={data_dir}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                    "--storage.tsdb.retention.time=3650d",
+                    "--log.level=warn",
+                ],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and process.poll() is None:
@@ -207,8 +235,9 @@ def scenario_queries(path: Path, scenario: str) -> Path:
     return path
 
 
-def serve(prometheus: str, promtool: str, root: Path, *, window_end: int,
-          scenarios: dict[str, Scenario] | None = None) -> Iterator[PrometheusServer]:
+def serve(
+    prometheus: str, promtool: str, root: Path, *, window_end: int, scenarios: dict[str, Scenario] | None = None
+) -> Iterator[PrometheusServer]:
     """Backfill the scenarios and serve them (a generator for pytest fixtures)."""
     data_dir = root / "tsdb"
     backfill(promtool, openmetrics(scenarios or SCENARIOS, window_end=window_end), data_dir)
@@ -217,5 +246,3 @@ def serve(prometheus: str, promtool: str, root: Path, *, window_end: int,
         yield server
     finally:
         stop_prometheus(server.process)
-
-

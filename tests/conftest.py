@@ -14,15 +14,30 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulator.fixtures import *  # noqa: F401,F403  (github_emulator & co.)
+from tests.emulator.fixtures import *  # noqa: F403  (github_emulator & co.)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _SCRUBBED_ENV = (
-    "GITHUB_TOKEN", "GITHUB_API_URL", "GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_ENV",
-    "GITHUB_PATH", "GITHUB_REPOSITORY", "GITHUB_SHA", "GITHUB_REF_NAME", "RUNNER_OS", "TW_HMAC_KEY",
-    "TW_HMAC_KEY_ID", "TW_HMAC_KEYS", "POLICY_REQUIRE_HMAC", "MAX_ISSUES_PER_RUN", "SLACK_WEBHOOK_URL",
-    "TW_PUSHGATEWAY_URL", "TW_PLATFORM",
+    "GITHUB_TOKEN",
+    "GITHUB_API_URL",
+    "GITHUB_ACTIONS",
+    "GITHUB_OUTPUT",
+    "GITHUB_STEP_SUMMARY",
+    "GITHUB_ENV",
+    "GITHUB_PATH",
+    "GITHUB_REPOSITORY",
+    "GITHUB_SHA",
+    "GITHUB_REF_NAME",
+    "RUNNER_OS",
+    "TW_HMAC_KEY",
+    "TW_HMAC_KEY_ID",
+    "TW_HMAC_KEYS",
+    "POLICY_REQUIRE_HMAC",
+    "MAX_ISSUES_PER_RUN",
+    "SLACK_WEBHOOK_URL",
+    "TW_PUSHGATEWAY_URL",
+    "TW_PLATFORM",
 )
 
 

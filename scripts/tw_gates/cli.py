@@ -94,12 +94,15 @@ def _record_run(name: str, code: int, seconds: float) -> None:
     """Every command leaves a trace in the metrics, whatever its outcome."""
     try:
         sink = metrics.current()
-        sink.counter("tw_gates_command_runs_total", "tw-gates command runs by exit code",
-                     ["command", "exit_code"]).labels(command=name, exit_code=str(int(code))).inc()
-        sink.gauge("tw_gates_command_last_run_timestamp_seconds", "When the command last finished",
-                   ["command"]).labels(command=name).set_to_current_time()
-        sink.gauge("tw_gates_command_duration_seconds", "How long the last run of the command took",
-                   ["command"]).labels(command=name).set(seconds)
+        sink.counter(
+            "tw_gates_command_runs_total", "tw-gates command runs by exit code", ["command", "exit_code"]
+        ).labels(command=name, exit_code=str(int(code))).inc()
+        sink.gauge("tw_gates_command_last_run_timestamp_seconds", "When the command last finished", ["command"]).labels(
+            command=name
+        ).set_to_current_time()
+        sink.gauge(
+            "tw_gates_command_duration_seconds", "How long the last run of the command took", ["command"]
+        ).labels(command=name).set(seconds)
         sink.flush()
     except Exception as exc:  # telemetry must never change a gate's verdict
         runner.warn(f"metrics not written: {type(exc).__name__}: {exc}")

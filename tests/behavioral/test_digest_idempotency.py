@@ -27,14 +27,28 @@ WRITES = ("POST", "PATCH", "PUT", "DELETE")
 
 
 def finding(repo: str, n: int, severity: str = "high", path: str | None = None) -> dict:
-    return {"repo": repo, "path": path or f"src/view_{n}.py", "line": n, "pattern": "jinja2-from-string",
-            "severity": severity}
+    return {
+        "repo": repo,
+        "path": path or f"src/view_{n}.py",
+        "line": n,
+        "pattern": "jinja2-from-string",
+        "severity": severity,
+    }
 
 
 def write_report(tmp_path: Path, found: list[dict], audit_id: str = "audit-1") -> Path:
     path = tmp_path / "audit.json"
-    path.write_text(json.dumps({"audit_id": audit_id, "generated_at": "2026-03-01T00:00:00Z", "exit_code": 2,
-                                "checks": {}, "unregistered_hits": found}))
+    path.write_text(
+        json.dumps(
+            {
+                "audit_id": audit_id,
+                "generated_at": "2026-03-01T00:00:00Z",
+                "exit_code": 2,
+                "checks": {},
+                "unregistered_hits": found,
+            }
+        )
+    )
     return path
 
 
@@ -45,9 +59,17 @@ def setup(emu) -> None:
 
 
 def file_issues(cli, emu, tmp_path: Path, *extra: str):
-    return cli("file-issues", "--audit", tmp_path / "audit.json", "--central-repo", CENTRAL, "--fallback-dir",
-               tmp_path / "fallback", *extra, env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": emu.url,
-                                                   "TW_GITHUB_BACKOFF": "0.01"})
+    return cli(
+        "file-issues",
+        "--audit",
+        tmp_path / "audit.json",
+        "--central-repo",
+        CENTRAL,
+        "--fallback-dir",
+        tmp_path / "fallback",
+        *extra,
+        env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": emu.url, "TW_GITHUB_BACKOFF": "0.01"},
+    )
 
 
 def open_issues(emu) -> list[dict]:
@@ -67,7 +89,10 @@ def test_identical_rerun_writes_nothing(cli, github_emulator, tmp_path):
     """Both shapes: per-repository issues (3 repositories, cap 10) and one digest (12 > cap 10)."""
     emu = github_emulator
     setup(emu)
-    for found in ([finding(f"acme/r{n}", n) for n in range(1, 4)], [finding(f"acme/d{n:02d}", n) for n in range(1, 13)]):
+    for found in (
+        [finding(f"acme/r{n}", n) for n in range(1, 4)],
+        [finding(f"acme/d{n:02d}", n) for n in range(1, 13)],
+    ):
         write_report(tmp_path, found)
         emu.clear_requests()
         code, out, _ = file_issues(cli, emu, tmp_path)
@@ -86,7 +111,8 @@ def test_identical_rerun_writes_nothing(cli, github_emulator, tmp_path):
         assert "0 created, 0 updated" in out
     # One digest for the 12 repositories; the 3 per-repository issues were superseded and closed.
     assert [i["title"] for i in open_issues(emu)] == [
-        "tw-gates digest: 12 unregistered renderer findings in 12 repositories"]
+        "tw-gates digest: 12 unregistered renderer findings in 12 repositories"
+    ]
     assert filed == 1 and len(first_writes) == 1
     assert sorted(i["state_reason"] for i in emu.issues(CENTRAL) if i["state"] == "closed") == ["completed"] * 3
 
@@ -115,18 +141,29 @@ def test_changed_finding_updates_in_place_and_vanished_findings_close(cli, githu
     assert "no longer reports" in emu.comments(CENTRAL, numbers["acme/b"])[0]["body"]
     assert len(emu.issues(CENTRAL)) == 2  # updated in place: no new issue
     assert [(m, re.sub(r"\d+", "N", p)) for m, p, _ in state_changes(emu)] == [
-        ("PATCH", "/repos/sec/central/issues/N"), ("POST", "/repos/sec/central/issues/N/comments"),
-        ("POST", "/repos/sec/central/issues/N/comments"), ("PATCH", "/repos/sec/central/issues/N")]
+        ("PATCH", "/repos/sec/central/issues/N"),
+        ("POST", "/repos/sec/central/issues/N/comments"),
+        ("POST", "/repos/sec/central/issues/N/comments"),
+        ("PATCH", "/repos/sec/central/issues/N"),
+    ]
 
 
 def test_digest_lists_by_severity_and_honours_false_positive_ticks(cli, github_emulator, tmp_path):
     emu = github_emulator
     setup(emu)
     found = [finding(f"acme/low-{n}", n, "low") for n in range(1, 9)]
-    found += [finding("acme/crit", 1, "critical"), finding("acme/many", 1, "high"), finding("acme/many", 2, "high"),
-              finding("acme/one-high", 1, "high")]
-    hostile = finding("acme/crit", 66, "critical", path="docs/@security-team <img src=x onerror=alert(1)> "
-                                                        "[pay](https://evil.example) #12.md")
+    found += [
+        finding("acme/crit", 1, "critical"),
+        finding("acme/many", 1, "high"),
+        finding("acme/many", 2, "high"),
+        finding("acme/one-high", 1, "high"),
+    ]
+    hostile = finding(
+        "acme/crit",
+        66,
+        "critical",
+        path="docs/@security-team <img src=x onerror=alert(1)> [pay](https://evil.example) #12.md",
+    )
     found.append(hostile)
     write_report(tmp_path, found)
     assert file_issues(cli, emu, tmp_path, "--max-issues", "10")[0] == 0
@@ -140,8 +177,12 @@ def test_digest_lists_by_severity_and_honours_false_positive_ticks(cli, github_e
     # A person ticks "false positive" on one finding in the web UI (a body edit).
     target = next(line for line in digest["body"].splitlines() if "`src/view_3.py`:3" in line)
     body = digest["body"].replace(target, target.replace("- [ ]", "- [x]", 1))
-    requests.patch(f"{emu.url}/repos/{CENTRAL}/issues/{digest['number']}", json={"body": body}, timeout=5,
-                   headers={"Authorization": f"Bearer {PERSON}"}).raise_for_status()
+    requests.patch(
+        f"{emu.url}/repos/{CENTRAL}/issues/{digest['number']}",
+        json={"body": body},
+        timeout=5,
+        headers={"Authorization": f"Bearer {PERSON}"},
+    ).raise_for_status()
     marked = ids_in(target)
 
     code, out, _ = file_issues(cli, emu, tmp_path, "--max-issues", "10")
@@ -167,9 +208,24 @@ def test_run_killed_half_way_then_rerun_files_no_duplicate_and_loses_no_finding(
     hang = emu.inject("timeout_hang", method="POST", path=r"/issues$", after=2, seconds=1.0, process=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "TW_"))}
     env.update(GITHUB_TOKEN=TOKEN, GITHUB_API_URL=emu.url, TW_METRICS_DIR=str(tmp_path / "m"), TW_GITHUB_TIMEOUT="20")
-    proc = subprocess.Popen([sys.executable, "-m", "tw_gates", "file-issues", "--audit", str(tmp_path / "audit.json"),
-                             "--central-repo", CENTRAL, "--fallback-dir", str(tmp_path / "fallback")], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tw_gates",
+            "file-issues",
+            "--audit",
+            str(tmp_path / "audit.json"),
+            "--central-repo",
+            CENTRAL,
+            "--fallback-dir",
+            str(tmp_path / "fallback"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 30
         while hang.fired == 0 and time.monotonic() < deadline and proc.poll() is None:

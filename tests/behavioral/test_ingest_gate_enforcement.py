@@ -23,14 +23,21 @@ def now_z() -> str:
 
 def consumer_artifact(repo: str = "example-org/example-consumer", branch: str = "main") -> dict:
     return {
-        "schema_version": "1.0", "repo": repo, "commit": "89abcdef0123456789abcdef0123456789abcdef",
-        "branch": branch, "generated_at": now_z(), "tool_version": "0.1.0",
-        "hits": [{"path": "app/views/profile.py", "line": 15, "pattern": "flask-render-template-string"},
-                 {"path": "web/src/Prévisualisation.jsx", "line": 5, "pattern": "react-dangerously-set-inner-html"}],
+        "schema_version": "1.0",
+        "repo": repo,
+        "commit": "89abcdef0123456789abcdef0123456789abcdef",
+        "branch": branch,
+        "generated_at": now_z(),
+        "tool_version": "0.1.0",
+        "hits": [
+            {"path": "app/views/profile.py", "line": 15, "pattern": "flask-render-template-string"},
+            {"path": "web/src/Prévisualisation.jsx", "line": 5, "pattern": "react-dangerously-set-inner-html"},
+        ],
     }
 
 
 # --- an RFC 8785 canonicaliser written from the RFC, independent of ours ------------
+
 
 def _jcs_string(text: str) -> str:
     # RFC 8785 3.2.2.2: escape '"', '\\' and U+0000..U+001F (short forms where
@@ -69,22 +76,33 @@ def write(folder: Path, name: str, content) -> Path:
 
 
 def run_ingest(cli, tmp_path: Path, *paths: Path):
-    code, out, err = cli("ingest", *[a for p in paths for a in ("--artifact", p)],
-                         "--quarantine", tmp_path / "quarantine", "--out", tmp_path / "accepted.jsonl", env=POLICY)
+    code, out, err = cli(
+        "ingest",
+        *[a for p in paths for a in ("--artifact", p)],
+        "--quarantine",
+        tmp_path / "quarantine",
+        "--out",
+        tmp_path / "accepted.jsonl",
+        env=POLICY,
+    )
     assert "Traceback" not in out + err
     rejected = {}
     for line in out.splitlines():
         if line.startswith("REJECTED "):
-            where, reason, _ = line[len("REJECTED "):].split(": ", 2)
+            where, reason, _ = line[len("REJECTED ") :].split(": ", 2)
             rejected[Path(where).name] = reason
-    accepted = [json.loads(line) for line in (tmp_path / "accepted.jsonl").read_text().splitlines()] \
-        if (tmp_path / "accepted.jsonl").exists() else []
+    accepted = (
+        [json.loads(line) for line in (tmp_path / "accepted.jsonl").read_text().splitlines()]
+        if (tmp_path / "accepted.jsonl").exists()
+        else []
+    )
     return code, rejected, accepted
 
 
 def test_artifact_signed_by_an_independent_rfc8785_hmac_implementation_is_accepted(cli, tmp_path):
-    document = independently_signed(consumer_artifact(branch='feature/ünïcode-"quoted"\\path\u2028'), "k2026",
-                                    KEYS["k2026"])
+    document = independently_signed(
+        consumer_artifact(branch='feature/ünïcode-"quoted"\\path\u2028'), "k2026", KEYS["k2026"]
+    )
     code, rejected, accepted = run_ingest(cli, tmp_path, write(tmp_path / "in", "consumer.json", document))
     assert (code, rejected) == (0, {})
     assert accepted == [document]
@@ -93,8 +111,9 @@ def test_artifact_signed_by_an_independent_rfc8785_hmac_implementation_is_accept
 def test_artifact_signed_with_the_previous_key_verifies_while_both_keys_are_listed(cli, tmp_path):
     old = KeyRing(signing_key=KEYS["k2025"], signing_kid="k2025").sign(consumer_artifact("org/still-on-old-key"))
     new = KeyRing(signing_key=KEYS["k2026"], signing_kid="k2026").sign(consumer_artifact("org/rotated"))
-    code, rejected, accepted = run_ingest(cli, tmp_path, write(tmp_path / "in", "old.json", old),
-                                          write(tmp_path / "in", "new.json", new))
+    code, rejected, accepted = run_ingest(
+        cli, tmp_path, write(tmp_path / "in", "old.json", old), write(tmp_path / "in", "new.json", new)
+    )
     assert (code, rejected) == (0, {})
     assert [a["signature"]["kid"] for a in accepted] == ["k2025", "k2026"]
 
@@ -104,8 +123,11 @@ def test_unsigned_or_tampered_artifact_is_rejected_with_exit_2_and_quarantined_n
     tampered = signer.sign(consumer_artifact("org/tampered"))
     tampered["hits"].pop(0)  # hide the unregistered renderer
     good = signer.sign(consumer_artifact("org/good"))
-    paths = [write(tmp_path / "in", "unsigned.json", consumer_artifact("org/unsigned")),
-             write(tmp_path / "in", "tampered.json", tampered), write(tmp_path / "in", "good.json", good)]
+    paths = [
+        write(tmp_path / "in", "unsigned.json", consumer_artifact("org/unsigned")),
+        write(tmp_path / "in", "tampered.json", tampered),
+        write(tmp_path / "in", "good.json", good),
+    ]
     code, rejected, accepted = run_ingest(cli, tmp_path, *paths)
     assert code == 2
     assert rejected == {"unsigned.json": "missing_signature", "tampered.json": "bad_signature"}
@@ -131,16 +153,27 @@ HOSTILE = {
 def test_hostile_inputs_are_each_rejected_with_exit_2_and_a_reason_naming_the_problem(cli, tmp_path):
     paths = [write(tmp_path / "in", name, raw) for name, (raw, _) in HOSTILE.items()]
     base = consumer_artifact()
-    for name, path_value in (("abs-path.json", "/etc/shadow"), ("dotdot.json", "../../.ssh/id_rsa"),
-                             ("nul-path.json", "a\u0000.py")):
+    for name, path_value in (
+        ("abs-path.json", "/etc/shadow"),
+        ("dotdot.json", "../../.ssh/id_rsa"),
+        ("nul-path.json", "a\u0000.py"),
+    ):
         hostile = {**base, "hits": [{"path": path_value, "line": 1, "pattern": "x"}]}
-        paths.append(write(tmp_path / "in", name, KeyRing(signing_key=KEYS["k2026"], signing_kid="k2026").sign(hostile)))
+        paths.append(
+            write(tmp_path / "in", name, KeyRing(signing_key=KEYS["k2026"], signing_kid="k2026").sign(hostile))
+        )
     (tmp_path / "in" / "big.json").write_bytes(b" " * (11 * 1024 * 1024))  # over the 10 MiB default
     paths.append(tmp_path / "in" / "big.json")
     code, rejected, accepted = run_ingest(cli, tmp_path, *paths)
     expected = {name: reason for name, (_, reason) in HOSTILE.items()}
-    expected.update({"abs-path.json": "unsafe_path", "dotdot.json": "unsafe_path", "nul-path.json": "unsafe_path",
-                     "big.json": "too_large"})
+    expected.update(
+        {
+            "abs-path.json": "unsafe_path",
+            "dotdot.json": "unsafe_path",
+            "nul-path.json": "unsafe_path",
+            "big.json": "too_large",
+        }
+    )
     assert code == 2
     assert rejected == expected
     assert accepted == []

@@ -17,21 +17,45 @@ SECRET_IN_PATH = "ghp_" + "S" * 36  # a token a consumer committed into a file n
 
 
 def hits(n: int) -> list[dict]:
-    found = [{"repo": f"acme/svc-{i}", "path": f"src/render_{i}.py", "line": 10 + i, "pattern": "jinja2-from-string",
-              "severity": "high"} for i in range(n)]
-    found.append({"repo": "acme/svc-0", "path": f"config/{SECRET_IN_PATH}/x.py", "line": 1,
-                  "pattern": "markdown-it-html", "severity": "critical"})
+    found = [
+        {
+            "repo": f"acme/svc-{i}",
+            "path": f"src/render_{i}.py",
+            "line": 10 + i,
+            "pattern": "jinja2-from-string",
+            "severity": "high",
+        }
+        for i in range(n)
+    ]
+    found.append(
+        {
+            "repo": "acme/svc-0",
+            "path": f"config/{SECRET_IN_PATH}/x.py",
+            "line": 1,
+            "pattern": "markdown-it-html",
+            "severity": "critical",
+        }
+    )
     return found
 
 
 def write_report(path: Path, found: list[dict]) -> Path:
-    path.write_text(json.dumps({"audit_id": "audit-7", "generated_at": "2026-03-01T00:00:00Z", "exit_code": 2,
-                                "checks": {}, "unregistered_hits": found}))
+    path.write_text(
+        json.dumps(
+            {
+                "audit_id": "audit-7",
+                "generated_at": "2026-03-01T00:00:00Z",
+                "exit_code": 2,
+                "checks": {},
+                "unregistered_hits": found,
+            }
+        )
+    )
     return path
 
 
 class _Slack(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.server.messages.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
         self.send_response(200)
         self.send_header("Content-Length", "0")
@@ -52,9 +76,16 @@ def slack():
 
 
 def run_file_issues(cli, emu, tmp_path: Path, token: str, repo: str = CENTRAL, **env: str):
-    return cli("file-issues", "--audit", tmp_path / "audit.json", "--central-repo", repo,
-               "--fallback-dir", tmp_path / "fallback",
-               env={"GITHUB_TOKEN": token, "GITHUB_API_URL": emu.url, "TW_GITHUB_BACKOFF": "0.01", **env})
+    return cli(
+        "file-issues",
+        "--audit",
+        tmp_path / "audit.json",
+        "--central-repo",
+        repo,
+        "--fallback-dir",
+        tmp_path / "fallback",
+        env={"GITHUB_TOKEN": token, "GITHUB_API_URL": emu.url, "TW_GITHUB_BACKOFF": "0.01", **env},
+    )
 
 
 def read_fallback(tmp_path: Path) -> tuple[dict, str]:
@@ -136,8 +167,15 @@ def test_permission_lost_mid_run_sends_the_rest_to_the_fallback(cli, github_emul
     emu.add_token(token, kind="fine_grained", repo_permissions={CENTRAL: {"issues": "write"}})
     found = hits(5)
     write_report(tmp_path / "audit.json", found)
-    emu.inject("permission_denied", method="POST", path=r"/issues$", after=2, times=None, permissions="issues=write",
-               message="Resource not accessible by personal access token")
+    emu.inject(
+        "permission_denied",
+        method="POST",
+        path=r"/issues$",
+        after=2,
+        times=None,
+        permissions="issues=write",
+        message="Resource not accessible by personal access token",
+    )
 
     code, out, err = run_file_issues(cli, emu, tmp_path, token)
 

@@ -17,16 +17,35 @@ TOKEN = "ghs_" + "Q" * 36
 
 
 def write_report(tmp_path: Path, repos: int) -> None:
-    hits = [{"repo": f"acme/q{n}", "path": f"app/{n}.py", "line": n, "pattern": "jinja2-from-string",
-             "severity": "medium"} for n in range(1, repos + 1)]
-    (tmp_path / "audit.json").write_text(json.dumps({"audit_id": "audit-q", "generated_at": "2026-03-01T00:00:00Z",
-                                                     "exit_code": 2, "checks": {}, "unregistered_hits": hits}))
+    hits = [
+        {"repo": f"acme/q{n}", "path": f"app/{n}.py", "line": n, "pattern": "jinja2-from-string", "severity": "medium"}
+        for n in range(1, repos + 1)
+    ]
+    (tmp_path / "audit.json").write_text(
+        json.dumps(
+            {
+                "audit_id": "audit-q",
+                "generated_at": "2026-03-01T00:00:00Z",
+                "exit_code": 2,
+                "checks": {},
+                "unregistered_hits": hits,
+            }
+        )
+    )
 
 
 def file_issues(cli, emu, tmp_path: Path, *extra: str):
-    return cli("file-issues", "--audit", tmp_path / "audit.json", "--central-repo", CENTRAL, "--fallback-dir",
-               tmp_path / "fallback", *extra, env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": emu.url,
-                                                   "TW_GITHUB_BACKOFF": "0.01"})
+    return cli(
+        "file-issues",
+        "--audit",
+        tmp_path / "audit.json",
+        "--central-repo",
+        CENTRAL,
+        "--fallback-dir",
+        tmp_path / "fallback",
+        *extra,
+        env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": emu.url, "TW_GITHUB_BACKOFF": "0.01"},
+    )
 
 
 def setup(emu) -> None:
@@ -59,7 +78,10 @@ def test_low_quota_switches_to_one_digest(cli, github_emulator, tmp_path):
     code, out, _ = file_issues(cli, emu, tmp_path)
     assert code == 0
     assert sorted(i["title"].rsplit(" ", 1)[1] for i in emu.issues(CENTRAL) if i["state"] == "open") == [
-        "acme/q1", "acme/q2", "acme/q3"]
+        "acme/q1",
+        "acme/q2",
+        "acme/q3",
+    ]
 
 
 def test_exhausted_quota_falls_back_without_writing(cli, github_emulator, tmp_path):

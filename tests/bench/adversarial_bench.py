@@ -38,8 +38,10 @@ def main() -> int:
     args = parser.parse_args()
 
     settings = AdversarialSettings(target=args.target, jobs=args.jobs, only=",".join(args.only) or None)
-    print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores available, "
-          f"load average {os.getloadavg()[0]:.2f}; python {platform.python_version()}; jobs {args.jobs}")
+    print(
+        f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores available, "
+        f"load average {os.getloadavg()[0]:.2f}; python {platform.python_version()}; jobs {args.jobs}"
+    )
 
     walls, reports = [], []
     for run in range(1, args.runs + 1):
@@ -53,9 +55,11 @@ def main() -> int:
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         reports.append(report)
         failing = failing_cases(report)
-        print(f"run {run}: {len(report.cases)} cases in {walls[-1]:.2f} s wall "
-              f"(load {os.getloadavg()[0]:.2f}), {sum(c.ms for c in report.cases) / 1000:.1f} s of case wall time, "
-              f"{cpu:.1f} s of case CPU (/{args.jobs} = {cpu / args.jobs:.1f} s), {len(failing)} failing")
+        print(
+            f"run {run}: {len(report.cases)} cases in {walls[-1]:.2f} s wall "
+            f"(load {os.getloadavg()[0]:.2f}), {sum(c.ms for c in report.cases) / 1000:.1f} s of case wall time, "
+            f"{cpu:.1f} s of case CPU (/{args.jobs} = {cpu / args.jobs:.1f} s), {len(failing)} failing"
+        )
         if failing:
             print("  failing: " + ", ".join(c.id for c in failing))
             return 1
@@ -64,8 +68,10 @@ def main() -> int:
     print("\nper category (last run): cases, sum of case wall times, sum of parse times, slowest case")
     for summary in last.categories:
         parse = sum(c.parse_ms or 0 for c in last.cases if c.category == summary.category) / 1000
-        print(f"  {summary.category:<20} {summary.cases:>4}  {summary.seconds:7.2f} s  {parse:7.2f} s  "
-              f"{summary.slowest_case} ({summary.slowest_ms:.0f} ms)")
+        print(
+            f"  {summary.category:<20} {summary.cases:>4}  {summary.seconds:7.2f} s  {parse:7.2f} s  "
+            f"{summary.slowest_case} ({summary.slowest_ms:.0f} ms)"
+        )
     startup = [c.ms - c.parse_ms for c in last.cases if c.parse_ms is not None]
     if startup:
         print(f"per-case process overhead (wall - parse): median {statistics.median(startup):.0f} ms")
@@ -75,8 +81,10 @@ def main() -> int:
 
     median = statistics.median(walls)
     verdict = "OK" if median < TARGET_SECONDS else "TOO SLOW"
-    print(f"\nwall time: median {median:.2f} s, min {min(walls):.2f} s, max {max(walls):.2f} s "
-          f"(target < {TARGET_SECONDS:.0f} s): {verdict}")
+    print(
+        f"\nwall time: median {median:.2f} s, min {min(walls):.2f} s, max {max(walls):.2f} s "
+        f"(target < {TARGET_SECONDS:.0f} s): {verdict}"
+    )
     return 0 if median < TARGET_SECONDS else 1
 
 

@@ -18,10 +18,10 @@ import contextlib
 import io
 import json
 import os
-import subprocess
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -76,11 +76,18 @@ def evaluate_once(url: str, folder: Path, window_end: int, interval: str) -> tup
     from tw_gates.canary.canary import CanarySettings, run_canary
     from tw_gates.core.settings import load_settings
 
-    settings = load_settings(CanarySettings, {
-        "baseline": folder / "baseline.json", "prometheus_url": url, "queries": folder / "queries.yml",
-        "thresholds": thresholds_for(folder, interval), "interval": interval,
-        "at": datetime.fromtimestamp(window_end, timezone.utc), "dry_run": True,
-    })
+    settings = load_settings(
+        CanarySettings,
+        {
+            "baseline": folder / "baseline.json",
+            "prometheus_url": url,
+            "queries": folder / "queries.yml",
+            "thresholds": thresholds_for(folder, interval),
+            "interval": interval,
+            "at": datetime.fromtimestamp(window_end, timezone.utc),
+            "dry_run": True,
+        },
+    )
     before = _served_queries(url)
     began = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the run's progress line
@@ -116,10 +123,14 @@ def main() -> int:
     server = start_prometheus(prometheus, folder / "tsdb")
     failures = []
     try:
-        print(f"canary bench on {platform.node()} ({platform.processor() or platform.machine()}, "
-              f"{os.cpu_count()} cores), Python {platform.python_version()}")
-        print(f"data: 49 h of 1-minute samples, 15 series, {samples} samples "
-              f"(generated {generated:.2f}s, promtool backfill {backfilled:.2f}s)")
+        print(
+            f"canary bench on {platform.node()} ({platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} cores), Python {platform.python_version()}"
+        )
+        print(
+            f"data: 49 h of 1-minute samples, 15 series, {samples} samples "
+            f"(generated {generated:.2f}s, promtool backfill {backfilled:.2f}s)"
+        )
         results = {}
         for interval in ("1h", "1m"):
             times, sent, served = [], set(), set()
@@ -131,24 +142,46 @@ def main() -> int:
                 if decision != "PROMOTE":
                     failures.append(f"step {interval}: decided {decision}, expected PROMOTE")
             checks = 48 if interval == "1h" else 2880
-            results[interval] = {"checks_per_metric": checks, "first_s": round(times[0], 4),
-                                 "median_s": round(statistics.median(times), 4), "max_s": round(max(times), 4),
-                                 "queries_sent": sorted(sent), "queries_served": sorted(served)}
-            print(f"step {interval:>2}: {checks:>4} checks/metric  first {times[0] * 1000:7.1f} ms  "
-                  f"median {statistics.median(times) * 1000:7.1f} ms  max {max(times) * 1000:7.1f} ms  "
-                  f"queries sent {sorted(sent)}, served by Prometheus {sorted(int(s) for s in served)}")
+            results[interval] = {
+                "checks_per_metric": checks,
+                "first_s": round(times[0], 4),
+                "median_s": round(statistics.median(times), 4),
+                "max_s": round(max(times), 4),
+                "queries_sent": sorted(sent),
+                "queries_served": sorted(served),
+            }
+            print(
+                f"step {interval:>2}: {checks:>4} checks/metric  first {times[0] * 1000:7.1f} ms  "
+                f"median {statistics.median(times) * 1000:7.1f} ms  max {max(times) * 1000:7.1f} ms  "
+                f"queries sent {sorted(sent)}, served by Prometheus {sorted(int(s) for s in served)}"
+            )
             if max(times) >= TARGET_S:
                 failures.append(f"step {interval}: {max(times):.3f}s >= {TARGET_S}s")
         # The same evaluation as a person runs it: a fresh `tw-gates` process (interpreter start and imports included).
         began = time.perf_counter()
-        cli = subprocess.run([str(Path(sys.executable).parent / "tw-gates"), "canary", "--baseline",
-                              str(folder / "baseline.json"), "--prometheus", server.url, "--queries",
-                              str(folder / "queries.yml"), "--at", datetime.fromtimestamp(window_end, timezone.utc)
-                              .isoformat(), "--dry-run"], capture_output=True, text=True,
-                             env={**os.environ, "TW_METRICS_DIR": str(folder / "metrics")})
+        cli = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "tw-gates"),
+                "canary",
+                "--baseline",
+                str(folder / "baseline.json"),
+                "--prometheus",
+                server.url,
+                "--queries",
+                str(folder / "queries.yml"),
+                "--at",
+                datetime.fromtimestamp(window_end, timezone.utc).isoformat(),
+                "--dry-run",
+            ],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TW_METRICS_DIR": str(folder / "metrics")},
+        )
         results["cli_process_s"] = round(time.perf_counter() - began, 4)
-        print(f"tw-gates canary as a new process (step 1h): {results['cli_process_s'] * 1000:.0f} ms, "
-              f"exit {cli.returncode}")
+        print(
+            f"tw-gates canary as a new process (step 1h): {results['cli_process_s'] * 1000:.0f} ms, "
+            f"exit {cli.returncode}"
+        )
         print(json.dumps({"target_s": TARGET_S, "results": results}))
     finally:
         stop_prometheus(server.process)

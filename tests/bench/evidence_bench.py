@@ -30,8 +30,12 @@ def _writer(root: str, evidence: str, worker: int, blocks: int, fsync: bool, sta
 
     os.chdir(root)
     # The blocks are built before the clock starts: the benchmark measures appending.
-    made = [make_block(f"W{worker:02d}-{i:05d}", i % 5, "source.py", f"{1 + i % 40}-{5 + i % 40}",
-                       f"worker {worker} block {i}") for i in range(blocks)]
+    made = [
+        make_block(
+            f"W{worker:02d}-{i:05d}", i % 5, "source.py", f"{1 + i % 40}-{5 + i % 40}", f"worker {worker} block {i}"
+        )
+        for i in range(blocks)
+    ]
     log = EvidenceLog(evidence, lock_timeout=30, fsync=fsync)
     start.wait()
     began = time.perf_counter()
@@ -50,8 +54,10 @@ def run_bench(procs: int, blocks: int, fsync: bool, folder: Path) -> dict:
     evidence = folder / "evidence_blocks.jsonl"
     ctx = multiprocessing.get_context("fork")
     start, results = ctx.Event(), ctx.Queue()
-    workers = [ctx.Process(target=_writer, args=(str(folder), str(evidence), w, blocks, fsync, start, results))
-               for w in range(procs)]
+    workers = [
+        ctx.Process(target=_writer, args=(str(folder), str(evidence), w, blocks, fsync, start, results))
+        for w in range(procs)
+    ]
     for w in workers:
         w.start()
     time.sleep(1.0)  # let every worker build its blocks and reach the start line
@@ -76,11 +82,17 @@ def run_bench(procs: int, blocks: int, fsync: bool, folder: Path) -> dict:
             bad += 1
     expected = {f"W{w:02d}-{i:05d}" for w in range(procs) for i in range(blocks)}
     return {
-        "processes": procs, "blocks_per_process": blocks, "fsync": fsync,
-        "appends": procs * blocks, "seconds": round(elapsed, 3),
+        "processes": procs,
+        "blocks_per_process": blocks,
+        "fsync": fsync,
+        "appends": procs * blocks,
+        "seconds": round(elapsed, 3),
         "appends_per_s": round(procs * blocks / elapsed),
-        "lines": len(raw_lines) - 1, "lost": len(expected - set(ids)), "duplicated": len(ids) - len(set(ids)),
-        "torn_or_invalid": bad + torn, "bytes": len(data),
+        "lines": len(raw_lines) - 1,
+        "lost": len(expected - set(ids)),
+        "duplicated": len(ids) - len(set(ids)),
+        "torn_or_invalid": bad + torn,
+        "bytes": len(data),
         "worker_exit_codes": sorted({w.exitcode for w in workers}),
     }
 
@@ -172,9 +184,11 @@ def main() -> int:
     rates = sorted(r["appends_per_s"] for r in reports)
     median = rates[len(rates) // 2]
     verdict = "meets" if median >= TARGET_APPENDS_PER_S else "below"
-    print(f"median {median} appends/s over {len(rates)} runs ({args.procs} processes x {args.blocks} blocks, "
-          f"fsync {'off' if args.no_fsync else 'on'}, {os.cpu_count()} CPUs): {verdict} the target of "
-          f"{TARGET_APPENDS_PER_S}/s")
+    print(
+        f"median {median} appends/s over {len(rates)} runs ({args.procs} processes x {args.blocks} blocks, "
+        f"fsync {'off' if args.no_fsync else 'on'}, {os.cpu_count()} CPUs): {verdict} the target of "
+        f"{TARGET_APPENDS_PER_S}/s"
+    )
     for failure in failures:
         print(f"FAIL: {failure}", file=sys.stderr)
     return 1 if failures else 0

@@ -41,8 +41,13 @@ def cli(*argv: str, env: dict[str, str] | None = None) -> tuple[float, int, int,
     """(seconds, exit code, peak RSS KiB of the child, stderr) of one tw-gates process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "tw_gates", *argv], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT / "scripts"), **(env or {})})
+    done = subprocess.run(
+        [sys.executable, "-m", "tw_gates", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "scripts"), **(env or {})},
+    )
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return seconds, done.returncode, max(peak, before), done.stderr
@@ -54,47 +59,92 @@ def static_gates(runs: int) -> None:
         for _ in range(runs):
             seconds, code, _, _ = cli(command, env={"TW_METRICS_DIR": tempfile.mkdtemp()})
             times.append(seconds)
-        print(f"{command:<16} exit {code}  median {statistics.median(times) * 1000:7.0f} ms  "
-              f"(min {min(times) * 1000:.0f} ms, {runs} runs, one process each)")
+        print(
+            f"{command:<16} exit {code}  median {statistics.median(times) * 1000:7.0f} ms  "
+            f"(min {min(times) * 1000:.0f} ms, {runs} runs, one process each)"
+        )
 
 
 def audit(consumers: int, hits: int, folder: Path, outside_every: int) -> None:
     """One hit in `outside_every` lies outside the registered code paths."""
     ring = KeyRing(signing_key="consumer-key-0123456789", signing_kid="c1")
-    registry = ["schema_version: \"1.0\"", "consumers:"]
-    exceptions = ["schema_version: \"1.0\"", "exceptions:"]
+    registry = ['schema_version: "1.0"', "consumers:"]
+    exceptions = ['schema_version: "1.0"', "exceptions:"]
     accepted = folder / "accepted.jsonl"
     with accepted.open("w") as out:
         for n in range(consumers):
             repo = f"acme/consumer-{n:05d}"
-            registry += [f"  - repo: {repo}", "    code_paths: [\"app/rendering/**\", \"*.j2\"]"]
+            registry += [f"  - repo: {repo}", '    code_paths: ["app/rendering/**", "*.j2"]']
             if n % 100 == 0:
-                exceptions += [f"  - repo: {repo}", "    path: legacy/**", "    reason: bench",
-                               "    approver: sec", "    expires: 2999-12-31"]
-            found = [{"path": (f"app/rendering/v{i}.py" if i % outside_every
-                               else f"{'legacy' if i % (2 * outside_every) == 0 else 'src'}/m{i}.py"),
-                      "line": i + 1, "pattern": PATTERNS[i % len(PATTERNS)]} for i in range(hits)]
-            doc = {"schema_version": "1.0", "repo": repo, "commit": SHA, "branch": "main",
-                   "generated_at": "2026-03-01T00:00:00Z", "tool_version": "0.1.0", "hits": found}
+                exceptions += [
+                    f"  - repo: {repo}",
+                    "    path: legacy/**",
+                    "    reason: bench",
+                    "    approver: sec",
+                    "    expires: 2999-12-31",
+                ]
+            found = [
+                {
+                    "path": (
+                        f"app/rendering/v{i}.py"
+                        if i % outside_every
+                        else f"{'legacy' if i % (2 * outside_every) == 0 else 'src'}/m{i}.py"
+                    ),
+                    "line": i + 1,
+                    "pattern": PATTERNS[i % len(PATTERNS)],
+                }
+                for i in range(hits)
+            ]
+            doc = {
+                "schema_version": "1.0",
+                "repo": repo,
+                "commit": SHA,
+                "branch": "main",
+                "generated_at": "2026-03-01T00:00:00Z",
+                "tool_version": "0.1.0",
+                "hits": found,
+            }
             out.write(json.dumps(ring.sign(doc), separators=(",", ":")) + "\n")
     (folder / "registry.yml").write_text("\n".join(registry) + "\n")
     (folder / "exceptions.yml").write_text("\n".join(exceptions) + "\n")
-    baseline = {"captured_at": "2026-01-01T00:00:00Z", "tool_version": "0.1.0", "target": "builtin:safe",
-                "latency_source": "in-process", "corpus": "builtin:v1", "corpus_sha256": "a" * 64,
-                "corpus_documents": 24, "corpus_bytes": 1, "warmup": 2, "runs": 5,
-                "latency": {"samples": 120, "p50_ms": 2, "p95_ms": 10, "p99_ms": 20, "mean_ms": 3, "max_ms": 30},
-                "peak_rss_mib": 40, "host": {"platform": "linux", "python": "3.11"}}
+    baseline = {
+        "captured_at": "2026-01-01T00:00:00Z",
+        "tool_version": "0.1.0",
+        "target": "builtin:safe",
+        "latency_source": "in-process",
+        "corpus": "builtin:v1",
+        "corpus_sha256": "a" * 64,
+        "corpus_documents": 24,
+        "corpus_bytes": 1,
+        "warmup": 2,
+        "runs": 5,
+        "latency": {"samples": 120, "p50_ms": 2, "p95_ms": 10, "p99_ms": 20, "mean_ms": 3, "max_ms": 30},
+        "peak_rss_mib": 40,
+        "host": {"platform": "linux", "python": "3.11"},
+    }
     (folder / "baseline.json").write_text(json.dumps(KeyRing(signing_key=KEY, signing_kid="b").sign(baseline)))
     size = accepted.stat().st_size
     seconds, code, peak, err = cli(
-        "audit", "--report", str(folder / "report.json"), "--registry", str(folder / "registry.yml"),
-        "--exceptions", str(folder / "exceptions.yml"), "--baseline", str(folder / "baseline.json"),
-        "--artifacts", str(accepted), env={"TW_HMAC_KEYS": json.dumps({"b": KEY}), "TW_METRICS_DIR": str(folder)})
+        "audit",
+        "--report",
+        str(folder / "report.json"),
+        "--registry",
+        str(folder / "registry.yml"),
+        "--exceptions",
+        str(folder / "exceptions.yml"),
+        "--baseline",
+        str(folder / "baseline.json"),
+        "--artifacts",
+        str(accepted),
+        env={"TW_HMAC_KEYS": json.dumps({"b": KEY}), "TW_METRICS_DIR": str(folder)},
+    )
     report = json.loads((folder / "report.json").read_text())
     total = consumers * hits
-    print(f"audit 1/{outside_every:<3} out  exit {code}  {seconds:.2f} s for {consumers} artifacts / {total} hits "
-          f"({size / 2**20:.0f} MiB JSONL): {consumers / seconds:,.0f} artifacts/s, {total / seconds:,.0f} hits/s; "
-          f"peak RSS {peak / 1024:.0f} MiB; {len(report['unregistered_hits'])} unregistered hits in the report")
+    print(
+        f"audit 1/{outside_every:<3} out  exit {code}  {seconds:.2f} s for {consumers} artifacts / {total} hits "
+        f"({size / 2**20:.0f} MiB JSONL): {consumers / seconds:,.0f} artifacts/s, {total / seconds:,.0f} hits/s; "
+        f"peak RSS {peak / 1024:.0f} MiB; {len(report['unregistered_hits'])} unregistered hits in the report"
+    )
     if code != 2:
         print(err.strip().splitlines()[-1] if err.strip() else "(no stderr)")
 
@@ -107,9 +157,11 @@ def capture(folder: Path) -> None:
         return
     doc = json.loads(out.read_text())
     lat = doc["latency"]
-    print(f"baseline capture exit {code}  {seconds:.2f} s: builtin:safe on builtin:v1, {lat['samples']} samples, "
-          f"p50 {lat['p50_ms']:.2f} ms, p95 {lat['p95_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms, "
-          f"peak RSS {doc['peak_rss_mib']} MiB (worker)")
+    print(
+        f"baseline capture exit {code}  {seconds:.2f} s: builtin:safe on builtin:v1, {lat['samples']} samples, "
+        f"p50 {lat['p50_ms']:.2f} ms, p95 {lat['p95_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms, "
+        f"peak RSS {doc['peak_rss_mib']} MiB (worker)"
+    )
 
 
 def main() -> int:

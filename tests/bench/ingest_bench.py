@@ -48,8 +48,10 @@ def make_corpus(folder: Path, count: int, hits: int) -> int:
             "branch": "main",
             "generated_at": now,
             "tool_version": "0.1.0",
-            "hits": [{"path": f"src/module_{h % 17}/view_{h}.py", "line": 10 + h, "pattern": PATTERNS[h % len(PATTERNS)]}
-                     for h in range(hits)],
+            "hits": [
+                {"path": f"src/module_{h % 17}/view_{h}.py", "line": 10 + h, "pattern": PATTERNS[h % len(PATTERNS)]}
+                for h in range(hits)
+            ],
         }
         data = json.dumps(ring.sign(document), indent=2).encode("utf-8")
         (folder / f"consumer-{index:05d}.json").write_bytes(data)
@@ -76,7 +78,9 @@ def _memory_kib(pid: int) -> tuple[int, int]:
     """(RSS, PSS) of one process in KiB; (0, 0) when it is gone."""
     try:
         with open(f"/proc/{pid}/smaps_rollup") as handle:
-            values = {line.split(":")[0]: int(line.split()[1]) for line in handle if line.split(":")[0] in ("Rss", "Pss")}
+            values = {
+                line.split(":")[0]: int(line.split()[1]) for line in handle if line.split(":")[0] in ("Rss", "Pss")
+            }
         return values.get("Rss", 0), values.get("Pss", 0)
     except (OSError, ValueError):
         return 0, 0
@@ -114,9 +118,14 @@ def run_measured(argv: list[str], env: dict[str, str], *, sample_memory: bool = 
     done.set()
     if sample_memory:
         sampler.join()
-    return {"seconds": time.perf_counter() - started, "cpu_seconds": _children_cpu() - cpu_before,
-            "exit_code": proc.returncode,
-            "stdout": out.decode(errors="replace"), "stderr": err.decode(errors="replace"), **peak}
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": _children_cpu() - cpu_before,
+        "exit_code": proc.returncode,
+        "stdout": out.decode(errors="replace"),
+        "stderr": err.decode(errors="replace"),
+        **peak,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,13 +148,28 @@ def main(argv: list[str] | None = None) -> int:
         corpus.mkdir()
         t0 = time.perf_counter()
         size = make_corpus(corpus, args.artifacts, args.hits)
-        print(f"corpus: {args.artifacts} artifacts x {args.hits} hits, {size / 2**20:.1f} MiB, "
-              f"generated in {time.perf_counter() - t0:.1f}s", flush=True)
-        env = {**os.environ, "TW_HMAC_KEYS": json.dumps(KEYS), "POLICY_REQUIRE_HMAC": "true",
-               "TW_METRICS_DIR": str(work / "metrics")}
+        print(
+            f"corpus: {args.artifacts} artifacts x {args.hits} hits, {size / 2**20:.1f} MiB, "
+            f"generated in {time.perf_counter() - t0:.1f}s",
+            flush=True,
+        )
+        env = {
+            **os.environ,
+            "TW_HMAC_KEYS": json.dumps(KEYS),
+            "POLICY_REQUIRE_HMAC": "true",
+            "TW_METRICS_DIR": str(work / "metrics"),
+        }
         env.pop("TW_HMAC_KEY", None)
-        command = [tw_gates, "ingest", "--artifact", str(corpus), "--out", str(work / "accepted.jsonl"),
-                   "--quarantine", str(work / "quarantine")]
+        command = [
+            tw_gates,
+            "ingest",
+            "--artifact",
+            str(corpus),
+            "--out",
+            str(work / "accepted.jsonl"),
+            "--quarantine",
+            str(work / "quarantine"),
+        ]
         if args.workers:
             command += ["--workers", str(args.workers)]
         os.sync()  # the corpus's dirty pages are written back now, not during the measurement
@@ -167,8 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         sample = sorted(corpus.iterdir())[: args.sample]
         t0 = time.perf_counter()
         for path in sample:
-            single = subprocess.run([tw_gates, "ingest", "--artifact", str(path), "--quarantine",
-                                     str(work / "quarantine")], env=env, capture_output=True)
+            single = subprocess.run(
+                [tw_gates, "ingest", "--artifact", str(path), "--quarantine", str(work / "quarantine")],
+                env=env,
+                capture_output=True,
+            )
             if single.returncode != 0:
                 print(single.stderr.decode(errors="replace"), file=sys.stderr)
                 return 1
@@ -177,11 +204,13 @@ def main(argv: list[str] | None = None) -> int:
 
         cpus = len(os.sched_getaffinity(0))
         report = {
-            "machine": {"cpus": cpus, "python": sys.version.split()[0],
-                        "load_average_before": round(load_before, 2)},
-            "artifacts": args.artifacts, "hits_per_artifact": args.hits, "corpus_mib": round(size / 2**20, 1),
+            "machine": {"cpus": cpus, "python": sys.version.split()[0], "load_average_before": round(load_before, 2)},
+            "artifacts": args.artifacts,
+            "hits_per_artifact": args.hits,
+            "corpus_mib": round(size / 2**20, 1),
             "batch_runs": len(runs),
-            "batch_seconds_best": round(batch["seconds"], 2), "artifacts_per_second_best": round(rate),
+            "batch_seconds_best": round(batch["seconds"], 2),
+            "artifacts_per_second_best": round(rate),
             "batch_seconds_median": round(median["seconds"], 2),
             "artifacts_per_second_median": round(args.artifacts / median["seconds"]),
             # What the same work gives when it has the machine's CPUs to itself.

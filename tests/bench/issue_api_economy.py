@@ -35,8 +35,8 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import github
 
@@ -59,11 +59,27 @@ def audit(folder: Path, repos: int, changed: bool = False) -> Path:
     for n in range(repos):
         for k in (1, 2):
             line = 100 + k + (1 if changed and n == 0 and k == 1 else 0)
-            hits.append({"repo": f"consumers/app-{n:04d}", "path": f"src/views/page_{k}.py", "line": line,
-                         "pattern": "jinja2-from-string", "severity": ("high", "medium", "low")[n % 3]})
+            hits.append(
+                {
+                    "repo": f"consumers/app-{n:04d}",
+                    "path": f"src/views/page_{k}.py",
+                    "line": line,
+                    "pattern": "jinja2-from-string",
+                    "severity": ("high", "medium", "low")[n % 3],
+                }
+            )
     path = folder / "audit.json"
-    path.write_text(json.dumps({"audit_id": f"bench-{repos}", "generated_at": "2026-03-01T00:00:00Z", "exit_code": 2,
-                                "checks": {}, "unregistered_hits": hits}))
+    path.write_text(
+        json.dumps(
+            {
+                "audit_id": f"bench-{repos}",
+                "generated_at": "2026-03-01T00:00:00Z",
+                "exit_code": 2,
+                "checks": {},
+                "unregistered_hits": hits,
+            }
+        )
+    )
     return path
 
 
@@ -76,8 +92,12 @@ def measure(emu: GitHubEmulator, run: Callable[[], int | None]) -> dict:
     writes = sum(1 for r in log if r.method in WRITES and 200 <= r.status < 300)
     if client_calls is not None:
         assert client_calls == len(log), (client_calls, len(log))
-    return {"calls": len(log), "writes": writes, "search": sum(1 for r in log if r.path.startswith("/search/")),
-            "seconds": round(seconds, 2)}
+    return {
+        "calls": len(log),
+        "writes": writes,
+        "search": sum(1 for r in log if r.path.startswith("/search/")),
+        "seconds": round(seconds, 2),
+    }
 
 
 def open_tracked(emu: GitHubEmulator) -> int:
@@ -86,13 +106,22 @@ def open_tracked(emu: GitHubEmulator) -> int:
 
 # ---------------------------------------------------------------------------- ours
 
+
 def ours(emu: GitHubEmulator, folder: Path, repos: int, cap: int) -> list[dict]:
     rows = []
     for scenario, changed in (("first run", False), ("identical rerun", False), ("one repo changed", True)):
         report = audit(folder, repos, changed)
-        settings = load_settings(FileIssuesSettings, {
-            "audit": report, "central_repo": CENTRAL, "max_issues": cap, "fallback_dir": folder / "fallback",
-            "github_token": TOKEN, "github_api_url": emu.url})
+        settings = load_settings(
+            FileIssuesSettings,
+            {
+                "audit": report,
+                "central_repo": CENTRAL,
+                "max_issues": cap,
+                "fallback_dir": folder / "fallback",
+                "github_token": TOKEN,
+                "github_api_url": emu.url,
+            },
+        )
         before = open_tracked(emu)
 
         def run() -> int:
@@ -110,14 +139,16 @@ def ours(emu: GitHubEmulator, folder: Path, repos: int, cap: int) -> list[dict]:
 
 # ---------------------------------------------------------------------------- naive
 
+
 def naive_run(gh: github.Github, folder: Path, repos: int, changed: bool) -> None:
     """One issue per repository, found by search; stale ones found by listing everything."""
     central = gh.get_repo(CENTRAL)
     wanted: dict[str, str] = {}
     for n in range(repos):
         lines = [100 + k + (1 if changed and n == 0 and k == 1 else 0) for k in (1, 2)]
-        wanted[f"consumers/app-{n:04d}"] = "\n".join(f"- src/views/page_{k}.py:{line}" for k, line in
-                                                    zip((1, 2), lines))
+        wanted[f"consumers/app-{n:04d}"] = "\n".join(
+            f"- src/views/page_{k}.py:{line}" for k, line in zip((1, 2), lines)
+        )
     listed = list(central.get_issues(state="open"))  # every open issue, 30 a page
     for repo, body in wanted.items():
         found = next(iter(gh.search_issues(f'repo:{CENTRAL} is:issue is:open label:tw-gates in:title "{repo}"')), None)
@@ -165,16 +196,21 @@ def prepare(emu: GitHubEmulator) -> None:
 
 # ---------------------------------------------------------------------------- report
 
+
 def table(results: list[dict]) -> str:
-    head = ("| repos | run | ours (cap 10): calls / writes | ours (cap lifted): calls / writes | target (rerun) "
-            "| naive: calls / writes (search) |")
+    head = (
+        "| repos | run | ours (cap 10): calls / writes | ours (cap lifted): calls / writes | target (rerun) "
+        "| naive: calls / writes (search) |"
+    )
     lines = [head, "|---:|---|---:|---:|---:|---:|"]
     for entry in results:
         for capped, lifted, naive_row in zip(entry["ours"], entry["ours_per_repo"], entry["naive"]):
             target = f"≤ {capped['target']} / ≤ {lifted['target']}" if "target" in capped else ""
-            lines.append(f"| {entry['repos']} | {capped['scenario']} | {capped['calls']} / {capped['writes']} | "
-                         f"{lifted['calls']} / {lifted['writes']} | {target} | "
-                         f"{naive_row['calls']} / {naive_row['writes']} ({naive_row['search']}) |")
+            lines.append(
+                f"| {entry['repos']} | {capped['scenario']} | {capped['calls']} / {capped['writes']} | "
+                f"{lifted['calls']} / {lifted['writes']} | {target} | "
+                f"{naive_row['calls']} / {naive_row['writes']} ({naive_row['search']}) |"
+            )
     return "\n".join(lines)
 
 
@@ -190,9 +226,11 @@ def main(argv: list[str] | None = None) -> int:
         metrics.configure(metrics.MetricsSink(folder / "metrics"))
         for repos in sizes:
             entry = {"repos": repos}
-            for name, run in (("ours", lambda e: ours(e, folder, repos, 10)),
-                              ("ours_per_repo", lambda e: ours(e, folder, repos, 1000)),
-                              ("naive", lambda e: naive(e, folder, repos))):
+            for name, run in (
+                ("ours", lambda e: ours(e, folder, repos, 10)),
+                ("ours_per_repo", lambda e: ours(e, folder, repos, 1000)),
+                ("naive", lambda e: naive(e, folder, repos)),
+            ):
                 with GitHubEmulator() as emu:
                     prepare(emu)
                     entry[name] = run(emu)
@@ -202,9 +240,11 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results))
     print()
     for entry in results:
-        print(f"- {entry['repos']} repositories: a naive rerun within the search index lag (60 s) filed "
-              f"{entry['naive_duplicates_with_lag']} duplicate issue(s)"
-              + (" (measured on 100)" if entry["repos"] > 100 else ""))
+        print(
+            f"- {entry['repos']} repositories: a naive rerun within the search index lag (60 s) filed "
+            f"{entry['naive_duplicates_with_lag']} duplicate issue(s)"
+            + (" (measured on 100)" if entry["repos"] > 100 else "")
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

@@ -77,8 +77,13 @@ def run_install_sh(runner_temp: Path, wheelhouse: Path | None) -> tuple[float, f
         env.update(PIP_FIND_LINKS=str(wheelhouse), PIP_NO_INDEX="1")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
-    subprocess.run(["bash", str(REPO_ROOT / "actions" / "setup" / "install.sh")], env=env, check=True,
-                   stdout=subprocess.DEVNULL, timeout=300)
+    subprocess.run(
+        ["bash", str(REPO_ROOT / "actions" / "setup" / "install.sh")],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=300,
+    )
     wall = time.monotonic() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -92,8 +97,9 @@ def measure(runs: int, use_wheelhouse: bool) -> dict[str, list[float]]:
         wheelhouse = None
         if use_wheelhouse:
             wheelhouse = build_wheelhouse(REPO_ROOT / "requirements" / "runtime.txt", job_python(job_path()))
-        rig = ActRig(act=act, base_dir=base / "rig", snapshot=snapshot_working_tree(base / "snapshot"),
-                     wheelhouse=wheelhouse)
+        rig = ActRig(
+            act=act, base_dir=base / "rig", snapshot=snapshot_working_tree(base / "snapshot"), wheelhouse=wheelhouse
+        )
         for number in range(1, runs + 1):
             run = rig.run(WORKFLOW).expect_success()
             job = run.job("bench")
@@ -109,8 +115,11 @@ def measure(runs: int, use_wheelhouse: bool) -> dict[str, list[float]]:
             for label in DIRECT:  # cold, then warm in the same RUNNER_TEMP
                 samples[label].append(run_install_sh(runner_temp, wheelhouse)[1])
             shutil.rmtree(runner_temp, ignore_errors=True)
-            print(f"run {number}/{runs}: " + ", ".join(f"{label} {values[-1]:.2f}s" for label, values in samples.items()),
-                  file=sys.stderr, flush=True)
+            print(
+                f"run {number}/{runs}: " + ", ".join(f"{label} {values[-1]:.2f}s" for label, values in samples.items()),
+                file=sys.stderr,
+                flush=True,
+            )
             shutil.rmtree(run.run_dir, ignore_errors=True)  # the venv: ~100 MB a run
     return samples
 
@@ -118,8 +127,11 @@ def measure(runs: int, use_wheelhouse: bool) -> dict[str, list[float]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="act runs (jobs) to measure (default 7)")
-    parser.add_argument("--no-wheelhouse", action="store_true",
-                        help="cold installs use the package index, as on a runner without a wheel cache")
+    parser.add_argument(
+        "--no-wheelhouse",
+        action="store_true",
+        help="cold installs use the package index, as on a runner without a wheel cache",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     if args.runs < 1:
@@ -129,16 +141,24 @@ def main(argv: list[str] | None = None) -> int:
     samples = measure(args.runs, use_wheelhouse=not args.no_wheelhouse)
     # Timings on a shared 2-core machine mean little without the load they ran under.
     load = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2), "cpus": os.cpu_count()}
-    results = {label: {"median_s": round(statistics.median(values), 3), "min_s": round(min(values), 3),
-                       "max_s": round(max(values), 3), "runs": len(values),
-                       **({"target_s": TARGETS[label]} if label in TARGETS else {})}
-               for label, values in samples.items()}
+    results = {
+        label: {
+            "median_s": round(statistics.median(values), 3),
+            "min_s": round(min(values), 3),
+            "max_s": round(max(values), 3),
+            "runs": len(values),
+            **({"target_s": TARGETS[label]} if label in TARGETS else {}),
+        }
+        for label, values in samples.items()
+    }
     if args.json:
         print(json.dumps({"wheelhouse": not args.no_wheelhouse, "load_average_1m": load, "results": results}, indent=2))
     else:
-        print(f"setup overhead under act, {args.runs} runs, "
-              f"{'local wheelhouse' if not args.no_wheelhouse else 'package index'}; "
-              f"{load['cpus']} CPUs, 1-min load average {load['before']} before, {load['after']} after")
+        print(
+            f"setup overhead under act, {args.runs} runs, "
+            f"{'local wheelhouse' if not args.no_wheelhouse else 'package index'}; "
+            f"{load['cpus']} CPUs, 1-min load average {load['before']} before, {load['after']} after"
+        )
         print(f"{'step':<30} {'median':>8} {'min':>8} {'max':>8}  target")
         for label, row in results.items():
             target = row.get("target_s")

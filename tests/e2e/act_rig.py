@@ -59,10 +59,20 @@ DEFAULT_TIMEOUT = 180.0
 # Inherited variables a job must not see: a developer's or CI's own GitHub/runner
 # context, and tw-gates settings (a test passes those explicitly with env=).
 _BLOCKED_PREFIXES = ("GITHUB_", "RUNNER_", "ACTIONS_", "INPUT_", "TW_", "PYTEST_", "ACT_")
-_BLOCKED_NAMES = frozenset({
-    "ACT", "CI", "VIRTUAL_ENV", "POLICY_REQUIRE_HMAC", "MAX_ISSUES_PER_RUN", "SLACK_WEBHOOK_URL",
-    "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL",
-})
+_BLOCKED_NAMES = frozenset(
+    {
+        "ACT",
+        "CI",
+        "VIRTUAL_ENV",
+        "POLICY_REQUIRE_HMAC",
+        "MAX_ISSUES_PER_RUN",
+        "SLACK_WEBHOOK_URL",
+        "PIP_FIND_LINKS",
+        "PIP_NO_INDEX",
+        "PIP_INDEX_URL",
+        "PIP_EXTRA_INDEX_URL",
+    }
+)
 
 
 class ActRigError(AssertionError):
@@ -116,8 +126,9 @@ class JobResult:
         try:
             return self.steps[step_id]
         except KeyError:
-            raise KeyError(f"job {self.key!r} has no step {step_id!r}; steps: {', '.join(self.steps) or 'none'}") \
-                from None
+            raise KeyError(
+                f"job {self.key!r} has no step {step_id!r}; steps: {', '.join(self.steps) or 'none'}"
+            ) from None
 
 
 @dataclass
@@ -145,7 +156,8 @@ class ActRun:
             raise KeyError(
                 f"act did not run or skip job {key!r} (jobs seen: {', '.join(self.jobs) or 'none'}); "
                 f"act stops a run after a failed reusable-workflow call, and never mentions jobs of "
-                f"workflows the event does not trigger\n{self.tail()}") from None
+                f"workflows the event does not trigger\n{self.tail()}"
+            ) from None
 
     @property
     def log(self) -> str:
@@ -157,8 +169,9 @@ class ActRun:
 
     def expect_success(self) -> ActRun:
         if not self.ok:
-            raise ActRigError(f"act exited {self.returncode}; jobs: "
-                              f"{ {k: j.result for k, j in self.jobs.items()} }\n{self.tail()}")
+            raise ActRigError(
+                f"act exited {self.returncode}; jobs: { {k: j.result for k, j in self.jobs.items()} }\n{self.tail()}"
+            )
         return self
 
     def artifacts(self) -> dict[str, Path]:
@@ -257,8 +270,9 @@ def analyse_uses(repo: Path, workflow: Path, repository: str) -> _Usage:
             owner_repo = "/".join(owner_repo.split("/")[:2])
             other_repo = str((step.get("with") or {}).get("repository") or "") if isinstance(step, dict) else ""
             if owner_repo in EMULATED and other_repo and "${{" not in other_repo:
-                usage.unsupported.add(f"{uses} with repository: {other_repo} (act emulates checkout of this "
-                                      "repository only)")
+                usage.unsupported.add(
+                    f"{uses} with repository: {other_repo} (act emulates checkout of this repository only)"
+                )
             usage.remote.setdefault(owner_repo, set()).add(ref)
     return usage
 
@@ -304,7 +318,7 @@ def _resolve_local(repo: Path, uses: str, repository: str) -> Path | None:
     if uses.startswith("./"):
         sub = uses[2:]
     elif uses.lower().startswith(repository.lower() + "/") or uses.lower().startswith(repository.lower() + "@"):
-        sub = uses[len(repository):].partition("@")[0].lstrip("/")
+        sub = uses[len(repository) :].partition("@")[0].lstrip("/")
     else:
         return None
     target = (repo / sub).resolve()
@@ -316,8 +330,7 @@ def _resolve_local(repo: Path, uses: str, repository: str) -> Path | None:
     return target / "action.yml"  # reported as missing by the caller
 
 
-def local_repository_args(repo: Path, usage: _Usage, repository: str,
-                          stand_ins: Mapping[str, Path]) -> list[str]:
+def local_repository_args(repo: Path, usage: _Usage, repository: str, stand_ins: Mapping[str, Path]) -> list[str]:
     args: list[str] = []
     unknown: list[str] = []
     refs_by_repo = {k: set(v) for k, v in usage.remote.items()}
@@ -337,9 +350,11 @@ def local_repository_args(repo: Path, usage: _Usage, repository: str,
             args += ["--local-repository", f"{owner_repo}@{ref}={folder}"]
     if unknown:
         raise ActRigError(
-            "the workflow uses remote actions that cannot be fetched offline: " + "; ".join(unknown)
+            "the workflow uses remote actions that cannot be fetched offline: "
+            + "; ".join(unknown)
             + f". Add a stand-in under {STUBS_DIR.relative_to(REPO_ROOT)}/ and register it in STAND_INS "
-            "(tests/e2e/act_rig.py), or pass stand_ins= to run().")
+            "(tests/e2e/act_rig.py), or pass stand_ins= to run()."
+        )
     if usage.unsupported:
         raise ActRigError("act cannot run this workflow here: " + "; ".join(sorted(usage.unsupported)))
     return args
@@ -412,8 +427,9 @@ class _LogParser:
         key, caller, doc = self.key_and_doc(event)
         job = self.jobs.get(key)
         if job is None:
-            job = self.jobs[key] = JobResult(key=key, name=str(event.get("job") or "").strip(),
-                                             matrix=dict(event.get("matrix") or {}))
+            job = self.jobs[key] = JobResult(
+                key=key, name=str(event.get("job") or "").strip(), matrix=dict(event.get("matrix") or {})
+            )
             self.job_docs[key] = doc
         message = str(event.get("msg", ""))
         if "jobResult" in event:
@@ -434,7 +450,7 @@ class _LogParser:
             step = job.steps[step_key] = StepResult(id=step_id, name=str(event.get("step") or ""), stage=stage)
         started = f"⭐ Run {stage} "
         if message.startswith(started):
-            step.name = message[len(started):]
+            step.name = message[len(started) :]
         if "stepResult" in event:
             step.result = event["stepResult"]
             if event.get("executionTime"):
@@ -488,8 +504,13 @@ class _LogParser:
             results = {j.result for j in inner}
             caller = self.jobs.setdefault(caller_id, JobResult(key=caller_id, name=caller_id))
             if caller.result is None:
-                caller.result = "failure" if "failure" in results or None in results else \
-                    "success" if "success" in results else "skipped"
+                caller.result = (
+                    "failure"
+                    if "failure" in results or None in results
+                    else "success"
+                    if "success" in results
+                    else "skipped"
+                )
             evals = self.after_evals.get(caller_id, _Evaluations())
             trigger = called.get("on") or {}
             call_outputs = ((trigger.get("workflow_call") or {}) if isinstance(trigger, dict) else {}).get("outputs")
@@ -524,8 +545,12 @@ def snapshot_working_tree(dest: Path, *, source: Path = REPO_ROOT, repository: s
     """Copy the working tree (tracked and untracked, not ignored) into a fresh git repo at dest.
 
     act reads the commit, branch and `origin` (-> GITHUB_REPOSITORY) from git."""
-    listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                             cwd=source, check=True, capture_output=True).stdout
+    listing = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=source,
+        check=True,
+        capture_output=True,
+    ).stdout
     dest.mkdir(parents=True)
     for rel in sorted(set(listing.decode().split("\0")) - {""}):
         src = source / rel
@@ -534,8 +559,12 @@ def snapshot_working_tree(dest: Path, *, source: Path = REPO_ROOT, repository: s
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, dest / rel, follow_symlinks=False)
     git = ["git", "-c", "user.name=tw-gates e2e", "-c", "user.email=e2e@tw-gates.invalid", "-c", "commit.gpgsign=false"]
-    for argv in (["init", "-q", "-b", "main"], ["remote", "add", "origin", f"https://github.com/{repository}.git"],
-                 ["add", "-A"], ["commit", "-q", "--no-verify", "-m", "e2e snapshot of the working tree"]):
+    for argv in (
+        ["init", "-q", "-b", "main"],
+        ["remote", "add", "origin", f"https://github.com/{repository}.git"],
+        ["add", "-A"],
+        ["commit", "-q", "--no-verify", "-m", "e2e snapshot of the working tree"],
+    ):
         subprocess.run(git + argv, cwd=dest, check=True, capture_output=True)
     return dest
 
@@ -579,8 +608,11 @@ def job_path(environ: Mapping[str, str] | None = None) -> str:
     venvs = {os.path.join(sys.prefix, "bin")} if sys.prefix != sys.base_prefix else set()
     if environ.get("VIRTUAL_ENV"):
         venvs.add(os.path.join(environ["VIRTUAL_ENV"], "bin"))
-    return os.pathsep.join(p for p in environ.get("PATH", "").split(os.pathsep)
-                           if p and os.path.normpath(p) not in {os.path.normpath(v) for v in venvs})
+    return os.pathsep.join(
+        p
+        for p in environ.get("PATH", "").split(os.pathsep)
+        if p and os.path.normpath(p) not in {os.path.normpath(v) for v in venvs}
+    )
 
 
 def job_python(path: str) -> str:
@@ -594,8 +626,15 @@ def build_wheelhouse(lock: Path, python: str, *, cache_root: Path | None = None,
     """A folder of the locked wheels for `python`, downloaded once and reused (keyed by lock and interpreter).
 
     Safe under pytest-xdist: workers wait on a lock file; the folder appears atomically."""
-    tag = proc.run([python, "-c", "import sys, sysconfig; print(sys.implementation.cache_tag, sysconfig.get_platform())"],
-                   timeout=30, check=True).text().strip()
+    tag = (
+        proc.run(
+            [python, "-c", "import sys, sysconfig; print(sys.implementation.cache_tag, sysconfig.get_platform())"],
+            timeout=30,
+            check=True,
+        )
+        .text()
+        .strip()
+    )
     key = hashlib.sha256(lock.read_bytes() + tag.encode()).hexdigest()[:16]
     root = cache_root or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tw-gates-e2e"
     target = root / f"wheelhouse-{key}"
@@ -606,12 +645,29 @@ def build_wheelhouse(lock: Path, python: str, *, cache_root: Path | None = None,
             return target
         staging = root / f"wheelhouse-{key}.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
-        result = proc.run([python, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--no-deps",
-                           "--require-hashes", "-r", str(lock), "-d", str(staging)], timeout=timeout)
+        result = proc.run(
+            [
+                python,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--require-hashes",
+                "-r",
+                str(lock),
+                "-d",
+                str(staging),
+            ],
+            timeout=timeout,
+        )
         if not result.ok:
             shutil.rmtree(staging, ignore_errors=True)
-            raise ActRigError(f"could not build the e2e wheelhouse (set TW_E2E_WHEELHOUSE to a folder of the "
-                              f"locked wheels to skip the download): {result.describe()}")
+            raise ActRigError(
+                f"could not build the e2e wheelhouse (set TW_E2E_WHEELHOUSE to a folder of the "
+                f"locked wheels to skip the download): {result.describe()}"
+            )
         (staging / ".complete").write_text(f"{lock}\n{tag}\n", encoding="utf-8")
         shutil.rmtree(target, ignore_errors=True)
         os.rename(staging, target)
@@ -628,8 +684,16 @@ class ActRig:
     ``act.write``); every ``act.run(...)`` gets a fresh act cache, so a fresh
     workspace and RUNNER_TEMP (so a cold tw-gates install) per run."""
 
-    def __init__(self, *, act: str, base_dir: Path, snapshot: Path, wheelhouse: Path | None = None,
-                 repository: str = DEFAULT_REPOSITORY, api_url: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        act: str,
+        base_dir: Path,
+        snapshot: Path,
+        wheelhouse: Path | None = None,
+        repository: str = DEFAULT_REPOSITORY,
+        api_url: str | None = None,
+    ) -> None:
         self.act = act
         self.base_dir = base_dir
         self.snapshot = snapshot
@@ -662,7 +726,7 @@ class ActRig:
         inputs: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
         secrets: Mapping[str, str] | None = None,
-        vars: Mapping[str, str] | None = None,  # noqa: A002 - the name act and GitHub use
+        vars: Mapping[str, str] | None = None,
         event_payload: Mapping[str, Any] | None = None,
         api_url: str | None = None,
         artifacts_dir: Path | None = None,
@@ -691,10 +755,27 @@ class ActRig:
         empty = run_dir / "empty.env"
         empty.write_text("", encoding="utf-8")
 
-        argv = [self.act, event, "-W", str(workflow_path.relative_to(repo)), "--json", "--verbose",
-                "--no-cache-server", "--action-cache-path", str(run_dir / "act-cache"), "--defaultbranch", "main",
-                "--env-file", str(empty), "--secret-file", str(empty), "--var-file", str(empty),
-                "--input-file", str(empty)]
+        argv = [
+            self.act,
+            event,
+            "-W",
+            str(workflow_path.relative_to(repo)),
+            "--json",
+            "--verbose",
+            "--no-cache-server",
+            "--action-cache-path",
+            str(run_dir / "act-cache"),
+            "--defaultbranch",
+            "main",
+            "--env-file",
+            str(empty),
+            "--secret-file",
+            str(empty),
+            "--var-file",
+            str(empty),
+            "--input-file",
+            str(empty),
+        ]
         for label in HOST_LABELS:
             argv += ["-P", f"{label}=-self-hosted"]
         argv += local_repository_args(repo, usage, self.repository, all_stand_ins)
@@ -719,13 +800,24 @@ class ActRig:
         parser = _LogParser(workflow_path, usage, repo, self.repository)
         for item in events:
             parser.feed(item)
-        run = ActRun(argv=argv, returncode=result.returncode, duration_s=result.duration_s, jobs=parser.finish(),
-                     events=events, other_output=other, run_dir=run_dir, repo=repo, artifacts_dir=artifacts,
-                     leftovers_killed=leftovers)
+        run = ActRun(
+            argv=argv,
+            returncode=result.returncode,
+            duration_s=result.duration_s,
+            jobs=parser.finish(),
+            events=events,
+            other_output=other,
+            run_dir=run_dir,
+            repo=repo,
+            artifacts_dir=artifacts,
+            leftovers_killed=leftovers,
+        )
         if result.timed_out:
-            raise ActRigError(f"act did not finish within {timeout:g}s and was killed, and killed "
-                              f"{len(leftovers)} step process(es) left running (log: {run_dir / 'act.jsonl'})"
-                              f"\n{run.tail()}")
+            raise ActRigError(
+                f"act did not finish within {timeout:g}s and was killed, and killed "
+                f"{len(leftovers)} step process(es) left running (log: {run_dir / 'act.jsonl'})"
+                f"\n{run.tail()}"
+            )
         return run
 
     def _materialise(self, workflow: str | Path | Mapping[str, Any], number: int) -> Path:
@@ -740,8 +832,7 @@ class ActRig:
 
     def _process_env(self, run_dir: Path, artifacts: Path) -> dict[str, str]:
         # In host mode the job inherits act's environment: this is the runner's.
-        env = {k: v for k, v in os.environ.items()
-               if k not in _BLOCKED_NAMES and not k.startswith(_BLOCKED_PREFIXES)}
+        env = {k: v for k, v in os.environ.items() if k not in _BLOCKED_NAMES and not k.startswith(_BLOCKED_PREFIXES)}
         env["PATH"] = job_path()
         env["XDG_CACHE_HOME"] = str(run_dir / "xdg-cache")
         env["TW_E2E_ARTIFACT_DIR"] = str(artifacts)
@@ -753,9 +844,16 @@ class ActRig:
         return env
 
 
-def caller_workflow(uses: str, *, with_: Mapping[str, Any] | None = None, secrets: Mapping[str, str] | str | None = None,
-                    on: str | Mapping[str, Any] = "push", permissions: Mapping[str, str] | None = None,
-                    job: str = "call", name: str = "e2e caller") -> str:
+def caller_workflow(
+    uses: str,
+    *,
+    with_: Mapping[str, Any] | None = None,
+    secrets: Mapping[str, str] | str | None = None,
+    on: str | Mapping[str, Any] = "push",
+    permissions: Mapping[str, str] | None = None,
+    job: str = "call",
+    name: str = "e2e caller",
+) -> str:
     """YAML of a workflow whose one job calls a reusable workflow (`workflow_call` under test)."""
     call: dict[str, Any] = {"uses": uses}
     if permissions is not None:

@@ -87,8 +87,10 @@ jobs:
     assert produce.result == "success", run.tail()
     assert consume.result == "success", run.tail()
 
-    stored = {name: sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
-              for name, path in run.artifacts().items()}
+    stored = {
+        name: sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+        for name, path in run.artifacts().items()
+    }
     assert stored == {"report": ["a.txt", "sub/b.txt", "sub/c.log"], "texts": ["a.txt"], "single": ["b.txt"]}
     assert produce.outputs == {"report-id": "1"}
     assert produce.step("texts").outputs["artifact-id"] == "2"
@@ -97,21 +99,30 @@ jobs:
     assert produce.step("again").result == "failure"
     assert any("(409) Conflict" in a.message for a in produce.step("again").annotations)
     assert produce.step("nothing").result == "failure"
-    assert any("No files were found with the provided path: no-such-dir/" in a.message
-               for a in produce.step("nothing").annotations)
+    assert any(
+        "No files were found with the provided path: no-such-dir/" in a.message
+        for a in produce.step("nothing").annotations
+    )
 
     assert consume.step("one").outputs["download-path"].endswith("/got/report")
     assert consume.step("missing").result == "failure"
     assert any("Artifact not found for name: never-uploaded" in a.message for a in consume.annotations)
     assert consume.step("3").lines == [
-        "./all/report/a.txt", "./all/report/sub/b.txt", "./all/report/sub/c.log",
-        "./all/single/b.txt", "./all/texts/a.txt",
-        "./report/a.txt", "./report/sub/b.txt", "./report/sub/c.log",
+        "./all/report/a.txt",
+        "./all/report/sub/b.txt",
+        "./all/report/sub/c.log",
+        "./all/single/b.txt",
+        "./all/texts/a.txt",
+        "./report/a.txt",
+        "./report/sub/b.txt",
+        "./report/sub/c.log",
     ]
 
 
 def test_reusable_workflow_results_and_options_reach_the_job(act):
-    act.write(".github/workflows/e2e-reusable.yml", """\
+    act.write(
+        ".github/workflows/e2e-reusable.yml",
+        """\
 name: reusable
 on:
   workflow_call:
@@ -137,11 +148,15 @@ jobs:
         python: ["3.10", "3.12"]
     steps:
       - run: echo "python ${{ matrix.python }}, api $GITHUB_API_URL, v=${{ vars.LEVEL }}, s=${{ secrets.TOKEN }}"
-""")
+""",
+    )
     # Referenced as a consumer would (owner/repo/path@ref): the rig maps this repository to the copy.
-    run = act.run(caller_workflow("org/tw-gates/.github/workflows/e2e-reusable.yml@v3", with_={"who": "ann"},
-                                  secrets="inherit"),
-                  vars={"LEVEL": "3"}, secrets={"TOKEN": "s3cret-value"}, api_url="http://127.0.0.1:9")
+    run = act.run(
+        caller_workflow("org/tw-gates/.github/workflows/e2e-reusable.yml@v3", with_={"who": "ann"}, secrets="inherit"),
+        vars={"LEVEL": "3"},
+        secrets={"TOKEN": "s3cret-value"},
+        api_url="http://127.0.0.1:9",
+    )
     run.expect_success()
     assert run.job("call").outputs == {"greeting": "hello ann from org/tw-gates"}
     assert run.job("call/greet").outputs == {"text": "hello ann from org/tw-gates"}
@@ -192,7 +207,9 @@ jobs:
       - uses: actions/setup-python@v5
 """)
     with pytest.raises(ActRigError, match=r"'setup-python' \(malformed"):
-        act.run("name: bad\non: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: setup-python\n")
+        act.run(
+            "name: bad\non: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: setup-python\n"
+        )
 
 
 def _processes_with(argument: str) -> list[int]:
@@ -220,7 +237,8 @@ def _unique_sleep() -> str:
 def test_timeout_kills_act_and_the_job_and_reports_the_log_tail(act):
     seconds = _unique_sleep()
     with pytest.raises(ActRigError, match=r"(?s)did not finish within 3s.*Run Main echo started") as info:
-        act.run(f"""\
+        act.run(
+            f"""\
 name: slow
 on: push
 jobs:
@@ -228,7 +246,9 @@ jobs:
     runs-on: ubuntu-latest
     steps:
       - run: echo started; trap '' HUP; sleep {seconds} & sleep {seconds}
-""", timeout=3)
+""",
+            timeout=3,
+        )
     assert "started" in str(info.value)
     assert "killed 3 step process(es) left running" in str(info.value)  # the step's bash and its two sleeps
     assert _processes_with(seconds) == []
@@ -237,7 +257,8 @@ jobs:
 def test_job_steps_reach_the_github_emulator(act, github_emulator):
     github_emulator.add_token("job-token", kind="actions", repo_permissions={"org/tw-gates": {"contents": "read"}})
     github_emulator.add_repo("org/tw-gates")
-    run = act.run("""\
+    run = act.run(
+        """\
 name: api
 on: push
 permissions: {}
@@ -254,6 +275,9 @@ jobs:
                                            headers={"Authorization": "Bearer " + os.environ["GITHUB_TOKEN"]})
           print("default branch:", json.load(urllib.request.urlopen(request, timeout=10))["default_branch"])
           PY
-""", api_url=github_emulator.url, secrets={"GITHUB_TOKEN": "job-token"})
+""",
+        api_url=github_emulator.url,
+        secrets={"GITHUB_TOKEN": "job-token"},
+    )
     assert run.expect_success().job("a").lines == ["default branch: main"]
     assert github_emulator.count("GET", r"^/repos/org/tw-gates$", status=200) == 1

@@ -69,23 +69,34 @@ def emu(github_emulator):
 
 def configure(act) -> None:
     """The repository under test: five nets configured, a registry, a signed baseline."""
-    act.write(".github/workflows/ingest.yml", INGEST_YML.replace("uses: ./actions/ingest-gate",
-                                                                 "run: tw-gates ingest --out accepted.jsonl"))
+    act.write(
+        ".github/workflows/ingest.yml",
+        INGEST_YML.replace("uses: ./actions/ingest-gate", "run: tw-gates ingest --out accepted.jsonl"),
+    )
     act.write("prometheus/rules/audit_rules.yml", RULES)
-    act.write("consumer_registry.yml", textwrap.dedent(f"""\
+    act.write(
+        "consumer_registry.yml",
+        textwrap.dedent(f"""\
         schema_version: "1.0"
         consumers:
           - repo: {CONSUMER}
             code_paths: ["app/rendering/**"]
             required_checks: ["tw-gates / self-audit"]
-        """))
-    baseline = KeyRing(signing_key=KEY, signing_kid="perf").sign(capture_doc().model_dump(mode="json", exclude_none=True))
+        """),
+    )
+    baseline = KeyRing(signing_key=KEY, signing_kid="perf").sign(
+        capture_doc().model_dump(mode="json", exclude_none=True)
+    )
     act.write("perf/baseline.json", json.dumps(baseline, indent=2))
 
 
 def run_caller(act, emu):
-    return act.run(CALLER, api_url=emu.url, timeout=TIMEOUT,
-                   secrets={"TW_HMAC_KEYS": json.dumps({"perf": KEY}), "AUDIT_TOKEN": TOKEN})
+    return act.run(
+        CALLER,
+        api_url=emu.url,
+        timeout=TIMEOUT,
+        secrets={"TW_HMAC_KEYS": json.dumps({"perf": KEY}), "AUDIT_TOKEN": TOKEN},
+    )
 
 
 def first_event_index(run, job_key: str) -> int:

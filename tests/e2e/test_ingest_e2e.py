@@ -33,7 +33,8 @@ DOWNLOAD = """\
 
 
 def central_job(name: str, tamper: bool) -> str:
-    tamper_step = """\
+    tamper_step = (
+        """\
       - name: An attacker drops the unregistered hits
         env:
           ARTIFACTS: ${{ runner.temp }}/consumer-artifacts
@@ -45,7 +46,10 @@ def central_job(name: str, tamper: bool) -> str:
           document["hits"] = [h for h in document["hits"] if h["path"].startswith("app/rendering/")]
           json.dump(document, open(path, "w"))
           PY
-""" if tamper else ""
+"""
+        if tamper
+        else ""
+    )
     return f"""\
   {name}:
     needs: consumer
@@ -85,8 +89,7 @@ jobs:
 
 
 def test_signed_self_audit_artifact_passes_the_ingest_gate_and_a_tampered_copy_fails_with_exit_2(act):
-    run = act.run(WORKFLOW, secrets={"CONSUMER_HMAC_KEY": KEY, "TW_HMAC_KEYS": json.dumps({KEY_ID: KEY})},
-                  timeout=420)
+    run = act.run(WORKFLOW, secrets={"CONSUMER_HMAC_KEY": KEY, "TW_HMAC_KEYS": json.dumps({KEY_ID: KEY})}, timeout=420)
 
     consumer = run.job("consumer")
     assert consumer.result == "success", run.tail()
@@ -102,8 +105,9 @@ def test_signed_self_audit_artifact_passes_the_ingest_gate_and_a_tampered_copy_f
     assert central.result == "success", run.tail()
     gate = central.step("gate")
     assert gate.outputs["accepted"] == "1" and gate.outputs["rejected"] == "0"
-    assert [json.loads(line) for line in central.step("accepted").log.strip().splitlines()
-            if line.startswith("{")] == [artifact]
+    assert [json.loads(line) for line in central.step("accepted").log.strip().splitlines() if line.startswith("{")] == [
+        artifact
+    ]
 
     tampered = run.job("central-tampered")
     assert tampered.result == "failure"
@@ -122,13 +126,24 @@ def test_central_job_collects_from_the_github_api_and_ingests(act, github_emulat
     emu.add_repo("acme/shop")
     emu.add_token("collector-token-0123456789", kind="app", repo_permissions={"acme/shop": {"actions": "read"}})
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    document = KeyRing(signing_key=KEY, signing_kid=KEY_ID).sign({
-        "schema_version": "1.0", "repo": "acme/shop", "commit": "ab" * 20, "branch": "main", "generated_at": stamp,
-        "tool_version": "0.1.0", "hits": [{"path": "web/app.js", "line": 3, "pattern": "dom-inner-html"}]})
+    document = KeyRing(signing_key=KEY, signing_kid=KEY_ID).sign(
+        {
+            "schema_version": "1.0",
+            "repo": "acme/shop",
+            "commit": "ab" * 20,
+            "branch": "main",
+            "generated_at": stamp,
+            "tool_version": "0.1.0",
+            "hits": [{"path": "web/app.js", "line": 3, "pattern": "dom-inner-html"}],
+        }
+    )
     run_id = emu.add_workflow_run("acme/shop", head_branch="main")
     emu.add_artifact("acme/shop", "tw-self-audit", files={"tw-self-audit.json": json.dumps(document)}, run_id=run_id)
-    act.write("central-registry.yml", "schema_version: '1.0'\nconsumers:\n  - {repo: acme/shop, default_branch: main}\n")
-    run = act.run(f"""\
+    act.write(
+        "central-registry.yml", "schema_version: '1.0'\nconsumers:\n  - {repo: acme/shop, default_branch: main}\n"
+    )
+    run = act.run(
+        f"""\
 name: e2e-central
 on: push
 permissions: {{}}
@@ -147,8 +162,11 @@ jobs:
         with:
           artifacts: ${{{{ steps.collect.outputs.out }}}}
           hmac-keys: ${{{{ secrets.TW_HMAC_KEYS }}}}
-""", api_url=emu.url, secrets={"COLLECT_TOKEN": "collector-token-0123456789",
-                               "TW_HMAC_KEYS": json.dumps({KEY_ID: KEY})}, timeout=300)
+""",
+        api_url=emu.url,
+        secrets={"COLLECT_TOKEN": "collector-token-0123456789", "TW_HMAC_KEYS": json.dumps({KEY_ID: KEY})},
+        timeout=300,
+    )
     job = run.expect_success().job("central")
     assert job.step("collect").outputs["collected"] == "1"
     assert "DOWNLOADED acme/shop" in job.step("collect").log
@@ -187,19 +205,33 @@ def test_ingest_workflow_collects_ingests_audits_and_plans_issues(act, github_em
     emu.add_token(token, kind="app", repo_permissions={r: {"actions": "read", "metadata": "read"} for r in consumers})
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for repo, sign in consumers.items():
-        document = {"schema_version": "1.0", "repo": repo, "commit": "cd" * 20, "branch": "main",
-                    "generated_at": stamp, "tool_version": "0.1.0",
-                    "hits": [{"path": "web/app.js", "line": 3, "pattern": "dom-inner-html"}]}
+        document = {
+            "schema_version": "1.0",
+            "repo": repo,
+            "commit": "cd" * 20,
+            "branch": "main",
+            "generated_at": stamp,
+            "tool_version": "0.1.0",
+            "hits": [{"path": "web/app.js", "line": 3, "pattern": "dom-inner-html"}],
+        }
         if sign:
             document = KeyRing(signing_key=KEY, signing_kid=KEY_ID).sign(document)
         run_id = emu.add_workflow_run(repo, head_branch="main")
         emu.add_artifact(repo, "tw-self-audit", files={"tw-self-audit.json": json.dumps(document)}, run_id=run_id)
-    act.write("consumer_registry.yml", "schema_version: '1.0'\nconsumers:\n"
-              + "".join(f"  - {{repo: {r}, default_branch: main, code_paths: ['app/**']}}\n" for r in consumers))
+    act.write(
+        "consumer_registry.yml",
+        "schema_version: '1.0'\nconsumers:\n"
+        + "".join(f"  - {{repo: {r}, default_branch: main, code_paths: ['app/**']}}\n" for r in consumers),
+    )
 
-    run = act.run(".github/workflows/ingest.yml", event="workflow_dispatch", api_url=emu.url,
-                  secrets={"COLLECT_TOKEN": token, "AUDIT_TOKEN": token, "TW_HMAC_KEYS": json.dumps({KEY_ID: KEY})},
-                  stand_ins={"actions/cache": cache_stand_in(tmp_path / "cache-stand-in")}, timeout=480)
+    run = act.run(
+        ".github/workflows/ingest.yml",
+        event="workflow_dispatch",
+        api_url=emu.url,
+        secrets={"COLLECT_TOKEN": token, "AUDIT_TOKEN": token, "TW_HMAC_KEYS": json.dumps({KEY_ID: KEY})},
+        stand_ins={"actions/cache": cache_stand_in(tmp_path / "cache-stand-in")},
+        timeout=480,
+    )
 
     assert run.job("plan").outputs == {"shards": "[1]", "count": "1"}, run.tail()
     shard = next(job for key, job in run.jobs.items() if key.startswith("ingest"))

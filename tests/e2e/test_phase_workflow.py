@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_gates_workflow import CONSUMER, KEY as BASELINE_KEY, TOKEN as AUDIT_TOKEN, configure
+from tests.e2e.test_gates_workflow import CONSUMER, configure
+from tests.e2e.test_gates_workflow import KEY as BASELINE_KEY
+from tests.e2e.test_gates_workflow import TOKEN as AUDIT_TOKEN
 
 pytestmark = pytest.mark.e2e
 
@@ -30,15 +32,19 @@ KEY = "phase-e2e-signing-key-0123456789"
 WORKFLOW = ".github/workflows/phase.yml"
 TIMEOUT = 1200
 # The real suite, written as JUnit XML where phase.yml's behavioral job wants it.
-TESTS_COMMAND = (f"PYTHONPATH=scripts {shlex.quote(sys.executable)} -m pytest tests/behavioral -q "
-                 '-p no:cacheprovider --junitxml "$TW_JUNIT_DIR/behavioral.xml"')
+TESTS_COMMAND = (
+    f"PYTHONPATH=scripts {shlex.quote(sys.executable)} -m pytest tests/behavioral -q "
+    '-p no:cacheprovider --junitxml "$TW_JUNIT_DIR/behavioral.xml"'
+)
 GATES = ["verify-nets", "behavioral", "audit", "hmac-policy", "telemetry-check"]
 
 
 @pytest.fixture
 def emu(github_emulator):
     # The workflow token: reads this repository's Actions artifacts (phase artifacts).
-    github_emulator.add_token(TOKEN, kind="actions", repo_permissions={REPOSITORY: {"actions": "read", "contents": "read"}})
+    github_emulator.add_token(
+        TOKEN, kind="actions", repo_permissions={REPOSITORY: {"actions": "read", "contents": "read"}}
+    )
     github_emulator.add_repo(REPOSITORY, private=True)
     # G3's token and the consumer whose required checks it reads.
     github_emulator.add_token(AUDIT_TOKEN, login="auditor", kind="user", scopes=["repo"])
@@ -57,10 +63,15 @@ def run_phase(act, emu, phase: int, *, name: str = "", push_tag: bool = False):
     inputs = {"phase": str(phase), "tests-command": TESTS_COMMAND, "push-tag": "true" if push_tag else "false"}
     if name:
         inputs["name"] = name
-    secrets = {"GITHUB_TOKEN": TOKEN, "TW_HMAC_KEY": KEY, "TW_HMAC_KEYS": json.dumps({"perf": BASELINE_KEY}),
-               "AUDIT_TOKEN": AUDIT_TOKEN}
-    return act.run(WORKFLOW, event="workflow_dispatch", inputs=inputs, api_url=emu.url, secrets=secrets,
-                   timeout=TIMEOUT)
+    secrets = {
+        "GITHUB_TOKEN": TOKEN,
+        "TW_HMAC_KEY": KEY,
+        "TW_HMAC_KEYS": json.dumps({"perf": BASELINE_KEY}),
+        "AUDIT_TOKEN": AUDIT_TOKEN,
+    }
+    return act.run(
+        WORKFLOW, event="workflow_dispatch", inputs=inputs, api_url=emu.url, secrets=secrets, timeout=TIMEOUT
+    )
 
 
 def git(repo: Path, *args: str) -> str:
@@ -81,10 +92,12 @@ def uploaded(run, phase: int) -> bytes:
 
 def publish(emu, phase: int, data: bytes) -> int:
     """What GitHub keeps after a successful run: the artifact, listed and downloadable."""
-    run_id = emu.add_workflow_run(REPOSITORY, conclusion="success", name="phase", event="workflow_dispatch",
-                                  path=WORKFLOW)
-    return emu.add_artifact(REPOSITORY, f"phase-{phase}-complete", files={f".phase-{phase}.complete.json": data},
-                            run_id=run_id)
+    run_id = emu.add_workflow_run(
+        REPOSITORY, conclusion="success", name="phase", event="workflow_dispatch", path=WORKFLOW
+    )
+    return emu.add_artifact(
+        REPOSITORY, f"phase-{phase}-complete", files={f".phase-{phase}.complete.json": data}, run_id=run_id
+    )
 
 
 def test_phases_unlock_in_order_and_refuse_a_missing_or_tampered_predecessor(rig, emu):
@@ -129,8 +142,10 @@ def test_phases_unlock_in_order_and_refuse_a_missing_or_tampered_predecessor(rig
     assert not run2.ok
     unlock2 = run2.job("unlock")
     assert unlock2.result == "failure"
-    assert ("Phase 1 not complete. Cannot start Phase 2. Reason: no Actions artifact phase-1-complete from a "
-            f"successful run in {REPOSITORY}") in unlock2.log
+    assert (
+        "Phase 1 not complete. Cannot start Phase 2. Reason: no Actions artifact phase-1-complete from a "
+        f"successful run in {REPOSITORY}"
+    ) in unlock2.log
     assert "phase-2-complete" not in run2.artifacts()
     assert run2.jobs.get("complete") is None or run2.job("complete").result != "success"
 

@@ -31,10 +31,12 @@ jobs:
 
 
 def test_platform_guard_passes_on_linux(act):
-    run = act.run(workflow("""\
+    run = act.run(
+        workflow("""\
       - id: guard
         uses: ./actions/platform-guard
-"""))
+""")
+    )
     job = run.expect_success().job("gate")
     guard = job.step("guard")
     assert guard.result == "success"
@@ -44,7 +46,8 @@ def test_platform_guard_passes_on_linux(act):
 
 
 def test_second_gate_in_a_job_reuses_the_install(act):
-    run = act.run(workflow("""\
+    run = act.run(
+        workflow("""\
       - id: guard
         uses: ./actions/platform-guard
       - id: umbrella
@@ -53,7 +56,8 @@ def test_second_gate_in_a_job_reuses_the_install(act):
           gates: platform
       - id: guard_again
         uses: ./actions/platform-guard
-"""))
+""")
+    )
     job = run.expect_success().job("gate")
     first, second, third = (job.step(f"{s}.setup") for s in ("guard", "umbrella", "guard_again"))
     assert "already installed" not in first.log and re.search(r"^tw-gates \S+ installed in ", first.log, re.M)
@@ -64,13 +68,18 @@ def test_second_gate_in_a_job_reuses_the_install(act):
     assert job.step("umbrella").outputs["passed"] == "platform"
 
 
-@pytest.mark.parametrize(("variable", "value", "seen"), [
-    ("TW_PLATFORM", "win32", "win32"),
-    ("RUNNER_OS", "Windows", "Windows"),
-], ids=["python-platform", "runner-os"])
+@pytest.mark.parametrize(
+    ("variable", "value", "seen"),
+    [
+        ("TW_PLATFORM", "win32", "win32"),
+        ("RUNNER_OS", "Windows", "Windows"),
+    ],
+    ids=["python-platform", "runner-os"],
+)
 def test_non_linux_runner_fails_the_job_and_stops_it(act, variable, value, seen):
     # Step-level env: act lets a job's env override no RUNNER_* variable.
-    run = act.run(workflow(f"""\
+    run = act.run(
+        workflow(f"""\
       - id: guard
         uses: ./actions/platform-guard
         env:
@@ -80,7 +89,8 @@ def test_non_linux_runner_fails_the_job_and_stops_it(act, variable, value, seen)
       - id: cleanup
         if: failure()
         run: echo "failure() steps still run"
-"""))
+""")
+    )
     assert run.returncode != 0
     job = run.job("gate")
     assert job.result == "failure"

@@ -15,8 +15,15 @@ from __future__ import annotations
 from .router import Response, error
 from .state import LEVELS, ROLES, Repo, Token
 
-_READ_ALL = {"metadata": "read", "contents": "read", "issues": "read", "actions": "read",
-             "pull_requests": "read", "checks": "read", "statuses": "read"}
+_READ_ALL = {
+    "metadata": "read",
+    "contents": "read",
+    "issues": "read",
+    "actions": "read",
+    "pull_requests": "read",
+    "checks": "read",
+    "statuses": "read",
+}
 _WRITE_ALL = {**{k: "write" for k in _READ_ALL}, "metadata": "read"}
 ROLE_PERMISSIONS = {
     "admin": {**_WRITE_ALL, "administration": "write"},
@@ -83,5 +90,10 @@ def repo_permissions_object(token: Token, repo: Repo) -> dict[str, bool] | None:
         return None
     role = repo.role_of(token.login)
     rank = -1 if role is None else ROLES.index(role)
-    return {"admin": rank >= 4, "maintain": rank >= 3, "push": rank >= 2, "triage": rank >= 1,
-            "pull": rank >= 0 or not repo.private}
+    return {
+        "admin": rank >= 4,
+        "maintain": rank >= 3,
+        "push": rank >= 2,
+        "triage": rank >= 1,
+        "pull": rank >= 0 or not repo.private,
+    }

@@ -65,8 +65,16 @@ class Fault:
         return True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "method": self.method, "path": self.path, "times": self.times,
-                "after": self.after, "params": self.params, "seen": self.seen, "fired": self.fired}
+        return {
+            "kind": self.kind,
+            "method": self.method,
+            "path": self.path,
+            "times": self.times,
+            "after": self.after,
+            "params": self.params,
+            "seen": self.seen,
+            "fired": self.fired,
+        }
 
     def response(self, actor: str, rate_limit: int) -> Response:
         """The answer for a terminal (non-delay) fault."""
@@ -78,15 +86,26 @@ class Fault:
                 resp.headers["Retry-After"] = str(p["retry_after"])
             return resp
         if self.kind == "primary_rate_limit":
-            resp = error(int(p["status"]), f"API rate limit exceeded for {actor}.",
-                         documentation_url=f"{DOCS}/overview/rate-limits-for-the-rest-api")
-            resp.headers.update({"X-RateLimit-Limit": str(rate_limit), "X-RateLimit-Remaining": "0",
-                                 "X-RateLimit-Used": str(rate_limit),
-                                 "X-RateLimit-Reset": str(int(time.time() + float(p["reset_in"])))})
+            resp = error(
+                int(p["status"]),
+                f"API rate limit exceeded for {actor}.",
+                documentation_url=f"{DOCS}/overview/rate-limits-for-the-rest-api",
+            )
+            resp.headers.update(
+                {
+                    "X-RateLimit-Limit": str(rate_limit),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Used": str(rate_limit),
+                    "X-RateLimit-Reset": str(int(time.time() + float(p["reset_in"]))),
+                }
+            )
             return resp
         if self.kind == "secondary_rate_limit":
-            resp = error(int(p["status"]), SECONDARY_MESSAGE,
-                         documentation_url=f"{DOCS}/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits")
+            resp = error(
+                int(p["status"]),
+                SECONDARY_MESSAGE,
+                documentation_url=f"{DOCS}/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+            )
             if p["retry_after"] is not None:
                 resp.headers["Retry-After"] = str(p["retry_after"])
             return resp

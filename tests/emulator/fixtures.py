@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import github
 import pytest
 
 from .server import GitHubEmulator
 
-__all__ = ["github_emulator", "pygithub_client", "GitHubEmulator"]
+__all__ = ["GitHubEmulator", "github_emulator", "pygithub_client"]
 
 
 @pytest.fixture
@@ -19,8 +20,9 @@ def github_emulator() -> Iterator[GitHubEmulator]:
         yield emu
 
 
-def pygithub_client(emu: GitHubEmulator, token: str, *, retry: Any = None, timeout: int = 10,
-                    per_page: int = 30, **kwargs: Any) -> github.Github:
+def pygithub_client(
+    emu: GitHubEmulator, token: str, *, retry: Any = None, timeout: int = 10, per_page: int = 30, **kwargs: Any
+) -> github.Github:
     """A PyGithub client pointed at the emulator.
 
     Defaults differ from PyGithub's on purpose: no retries (pass ``retry=GithubRetry(...)``) and no
@@ -28,5 +30,6 @@ def pygithub_client(emu: GitHubEmulator, token: str, *, retry: Any = None, timeo
     """
     kwargs.setdefault("seconds_between_requests", 0)
     kwargs.setdefault("seconds_between_writes", 0)
-    return github.Github(auth=github.Auth.Token(token), base_url=emu.url, retry=retry, timeout=timeout,
-                         per_page=per_page, **kwargs)
+    return github.Github(
+        auth=github.Auth.Token(token), base_url=emu.url, retry=retry, timeout=timeout, per_page=per_page, **kwargs
+    )

@@ -38,6 +38,7 @@ class Ctx:
 
 # ---------------------------------------------------------------- helpers
 
+
 def paginate(ctx: Ctx, items: list[Any], default: int = 30) -> tuple[list[Any], dict[str, str]]:
     """Slice ``items`` by per_page/page and build GitHub's RFC 5988 Link header."""
     per_page = min(max(_int(ctx.query.get("per_page"), default), 1), 100)
@@ -54,7 +55,7 @@ def paginate(ctx: Ctx, items: list[Any], default: int = 30) -> tuple[list[Any], 
         links += [link(page + 1, "next"), link(last, "last")]
     if page > 1:
         links.append(link(1, "first"))
-    return items[(page - 1) * per_page: page * per_page], ({"Link": ", ".join(links)} if links else {})
+    return items[(page - 1) * per_page : page * per_page], ({"Link": ", ".join(links)} if links else {})
 
 
 def _int(value: str | None, default: int) -> int:
@@ -112,6 +113,7 @@ def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 # ---------------------------------------------------------------- users, rate limit
 
+
 @ROUTER.route("GET", "/user")
 def get_user(ctx: Ctx) -> Response:
     if ctx.token.kind in ("app", "actions"):
@@ -131,6 +133,7 @@ def rate_limit(ctx: Ctx) -> Response:
 
 
 # ---------------------------------------------------------------- repositories
+
 
 @ROUTER.route("GET", "/repos/{owner}/{repo}", perm=("metadata", "read"))
 def get_repo(ctx: Ctx) -> Response:
@@ -156,12 +159,20 @@ def repository_dispatch(ctx: Ctx) -> Response:
         return validation_failed("RepositoryDispatch", "client_payload", "invalid")
     if len(payload) > 10:
         return error(422, "client_payload can have at most 10 top-level properties")
-    ctx.repo.dispatches.append({"event_type": body["event_type"], "client_payload": payload,
-                                "token_kind": ctx.token.kind, "login": ctx.token.login, "at": ctx.now})
+    ctx.repo.dispatches.append(
+        {
+            "event_type": body["event_type"],
+            "client_payload": payload,
+            "token_kind": ctx.token.kind,
+            "login": ctx.token.login,
+            "at": ctx.now,
+        }
+    )
     return Response(204)
 
 
 # ---------------------------------------------------------------- issues
+
 
 @ROUTER.route("GET", "/repos/{owner}/{repo}/issues", perm=("issues", "read"))
 def list_issues(ctx: Ctx) -> Response:
@@ -182,10 +193,14 @@ def list_issues(ctx: Ctx) -> Response:
         if since is None:
             return validation_failed("Issue", "since", "invalid")
         items = [i for i in items if i.updated_at >= since]
-    sort_keys = {"created": lambda i: (i.created_at, i.number), "updated": lambda i: (i.updated_at, i.number),
-                 "comments": lambda i: (len(i.comments), i.number)}
-    items.sort(key=sort_keys.get(q.get("sort", "created"), sort_keys["created"]),
-               reverse=q.get("direction", "desc") != "asc")
+    sort_keys = {
+        "created": lambda i: (i.created_at, i.number),
+        "updated": lambda i: (i.updated_at, i.number),
+        "comments": lambda i: (len(i.comments), i.number),
+    }
+    items.sort(
+        key=sort_keys.get(q.get("sort", "created"), sort_keys["created"]), reverse=q.get("direction", "desc") != "asc"
+    )
     page, headers = paginate(ctx, items)
     return _json([ctx.render.issue(ctx.repo, i) for i in page], headers=headers)
 
@@ -202,9 +217,17 @@ def create_issue(ctx: Ctx) -> Response:
     if labels is None:
         return validation_failed("Issue", "labels", "invalid")
     number = max(ctx.repo.issues, default=0) + 1
-    issue = Issue(id=ctx.state.new_id(), number=number, title=str(title), body=body.get("body"),
-                  user=ctx.token.login, created_at=ctx.now, updated_at=ctx.now,
-                  labels=_ensure_labels(ctx, labels), assignees=list(body.get("assignees") or []))
+    issue = Issue(
+        id=ctx.state.new_id(),
+        number=number,
+        title=str(title),
+        body=body.get("body"),
+        user=ctx.token.login,
+        created_at=ctx.now,
+        updated_at=ctx.now,
+        labels=_ensure_labels(ctx, labels),
+        assignees=list(body.get("assignees") or []),
+    )
     ctx.repo.issues[number] = issue
     return _json(ctx.render.issue(ctx.repo, issue), 201)
 
@@ -269,8 +292,9 @@ def create_comment(ctx: Ctx, number: str) -> Response:
             return early
     if not isinstance(body.get("body"), str) or not body["body"]:
         return validation_failed("IssueComment", "body")
-    comment = Comment(id=ctx.state.new_id(), body=body["body"], user=ctx.token.login,
-                      created_at=ctx.now, updated_at=ctx.now)
+    comment = Comment(
+        id=ctx.state.new_id(), body=body["body"], user=ctx.token.login, created_at=ctx.now, updated_at=ctx.now
+    )
     issue.comments.append(comment)
     issue.updated_at = ctx.now
     return _json(ctx.render.comment(ctx.repo, issue, comment), 201)
@@ -304,6 +328,7 @@ def update_comment(ctx: Ctx, comment_id: str) -> Response:
 
 
 # ---------------------------------------------------------------- labels
+
 
 @ROUTER.route("GET", "/repos/{owner}/{repo}/labels", perm=("issues", "read"))
 def list_labels(ctx: Ctx) -> Response:
@@ -390,10 +415,19 @@ def search_issues(ctx: Ctx) -> Response:
     for name in quals.get("repo", []):
         repo = ctx.state.repo(name)
         if repo is None or not access.has(ctx.token, repo, "issues", "read"):
-            return error(422, "Validation Failed", errors=[{
-                "message": "The listed users and repositories cannot be searched either because the resources "
-                           "do not exist or you do not have permission to view them.",
-                "resource": "Search", "field": "q", "code": "invalid"}])
+            return error(
+                422,
+                "Validation Failed",
+                errors=[
+                    {
+                        "message": "The listed users and repositories cannot be searched either because the resources "
+                        "do not exist or you do not have permission to view them.",
+                        "resource": "Search",
+                        "field": "q",
+                        "code": "invalid",
+                    }
+                ],
+            )
         repos.append(repo)
     if not quals.get("repo"):
         repos = [r for r in ctx.state.repos.values() if access.has(ctx.token, r, "issues", "read")]
@@ -404,19 +438,29 @@ def search_issues(ctx: Ctx) -> Response:
     hits = []
     for repo in repos:
         for issue in repo.issues.values():
-            text = " ".join(filter(None, [issue.title if "title" in fields else "",
-                                          (issue.body or "") if "body" in fields else "",
-                                          " ".join(c.body for c in issue.comments) if "comments" in fields else ""]))
-            if (issue.created_at <= cutoff
-                    and (not kinds or "issue" in kinds)
-                    and (not states or issue.state in states)
-                    and set(quals.get("label", [])) <= {n.lower() for n in issue.labels}
-                    and all(a == issue.user.lower() for a in quals.get("author", []))
-                    and all(w in text.lower() for w in words)):
+            text = " ".join(
+                filter(
+                    None,
+                    [
+                        issue.title if "title" in fields else "",
+                        (issue.body or "") if "body" in fields else "",
+                        " ".join(c.body for c in issue.comments) if "comments" in fields else "",
+                    ],
+                )
+            )
+            if (
+                issue.created_at <= cutoff
+                and (not kinds or "issue" in kinds)
+                and (not states or issue.state in states)
+                and set(quals.get("label", [])) <= {n.lower() for n in issue.labels}
+                and all(a == issue.user.lower() for a in quals.get("author", []))
+                and all(w in text.lower() for w in words)
+            ):
                 hits.append((repo, issue))
     sort = ctx.query.get("sort", "created")
     key = {"updated": lambda h: h[1].updated_at, "comments": lambda h: len(h[1].comments)}.get(
-        sort, lambda h: h[1].created_at)
+        sort, lambda h: h[1].created_at
+    )
     hits.sort(key=key, reverse=ctx.query.get("order", "desc") != "asc")
     page, headers = paginate(ctx, hits[:1000])
     items = [{**ctx.render.issue(r, i), "score": 1.0} for r, i in page]
@@ -426,13 +470,17 @@ def search_issues(ctx: Ctx) -> Response:
 # ---------------------------------------------------------------- branches, protection, rulesets
 # (protection routes are registered before the plain branch route: branch names may contain "/")
 
+
 def _protection(ctx: Ctx, branch: str):
     p = ctx.repo.protections.get(branch)
     return p if p else error(404, "Branch not protected")
 
 
-@ROUTER.route("GET", "/repos/{owner}/{repo}/branches/{branch:path}/protection/required_status_checks",
-              perm=("administration", "read"))
+@ROUTER.route(
+    "GET",
+    "/repos/{owner}/{repo}/branches/{branch:path}/protection/required_status_checks",
+    perm=("administration", "read"),
+)
 def get_required_status_checks(ctx: Ctx, branch: str) -> Response:
     p = _protection(ctx, branch)
     if isinstance(p, Response):
@@ -491,13 +539,15 @@ def rules_for_branch(ctx: Ctx, branch: str) -> Response:
 
 # ---------------------------------------------------------------- actions
 
+
 def _artifact_list(ctx: Ctx, arts: list[Any]) -> Response:
     if ctx.query.get("name"):
         arts = [a for a in arts if a.name == ctx.query["name"]]
     arts = sorted(arts, key=lambda a: (a.created_at, a.id), reverse=True)
     page, headers = paginate(ctx, arts)
-    return _json({"total_count": len(arts), "artifacts": [ctx.render.artifact(ctx.repo, a) for a in page]},
-                 headers=headers)
+    return _json(
+        {"total_count": len(arts), "artifacts": [ctx.render.artifact(ctx.repo, a) for a in page]}, headers=headers
+    )
 
 
 @ROUTER.route("GET", "/repos/{owner}/{repo}/actions/artifacts", perm=("actions", "read"))
@@ -511,8 +561,9 @@ def get_artifact(ctx: Ctx, artifact_id: str) -> Response:
     return _json(ctx.render.artifact(ctx.repo, art)) if art else error(404, "Not Found")
 
 
-@ROUTER.route("GET", "/repos/{owner}/{repo}/actions/artifacts/{artifact_id:int}/{archive_format}",
-              perm=("actions", "read"))
+@ROUTER.route(
+    "GET", "/repos/{owner}/{repo}/actions/artifacts/{artifact_id:int}/{archive_format}", perm=("actions", "read")
+)
 def download_artifact(ctx: Ctx, artifact_id: str, archive_format: str) -> Response:
     art = ctx.repo.artifacts.get(int(artifact_id))
     if art is None or archive_format != "zip":
@@ -539,8 +590,9 @@ def list_runs(ctx: Ctx) -> Response:
     if ctx.query.get("status"):
         runs = [r for r in runs if ctx.query["status"] in (r.status, r.conclusion)]
     page, headers = paginate(ctx, runs)
-    return _json({"total_count": len(runs), "workflow_runs": [ctx.render.run(ctx.repo, r) for r in page]},
-                 headers=headers)
+    return _json(
+        {"total_count": len(runs), "workflow_runs": [ctx.render.run(ctx.repo, r) for r in page]}, headers=headers
+    )
 
 
 @ROUTER.route("GET", "/repos/{owner}/{repo}/actions/runs/{run_id:int}", perm=("actions", "read"))

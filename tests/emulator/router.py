@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 DOCS = "https://docs.github.com/rest"
 
@@ -23,8 +24,9 @@ def error(status: int, message: str, /, **extra: Any) -> Response:
 
 
 def validation_failed(resource: str, field_name: str, code: str = "missing_field") -> Response:
-    return error(422, "Validation Failed",
-                 errors=[{"resource": resource, "code": code, "field": field_name}], status="422")
+    return error(
+        422, "Validation Failed", errors=[{"resource": resource, "code": code, "field": field_name}], status="422"
+    )
 
 
 @dataclass
@@ -45,7 +47,7 @@ def compile_template(template: str) -> re.Pattern[str]:
     """'/repos/{owner}/{repo}/issues/{number:int}' → anchored regex with named groups."""
     out, pos = [], 0
     for m in _PARAM.finditer(template):
-        out.append(re.escape(template[pos:m.start()]))
+        out.append(re.escape(template[pos : m.start()]))
         out.append(f"(?P<{m.group(1)}>{_KINDS[m.group(2)]})")
         pos = m.end()
     out.append(re.escape(template[pos:]))
@@ -56,11 +58,19 @@ class Router:
     def __init__(self) -> None:
         self.routes: list[Route] = []
 
-    def route(self, method: str, template: str, *, perm: tuple[str, str] | None = None,
-              resource: str | None = "core", auth: bool = True) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
+    def route(
+        self,
+        method: str,
+        template: str,
+        *,
+        perm: tuple[str, str] | None = None,
+        resource: str | None = "core",
+        auth: bool = True,
+    ) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
         def register(fn: Callable[..., Response]) -> Callable[..., Response]:
             self.routes.append(Route(method, compile_template(template), fn, perm, resource, auth))
             return fn
+
         return register
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:

@@ -16,9 +16,10 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import access
@@ -26,8 +27,23 @@ from .faults import Fault, FaultPlan
 from .handlers import ROUTER, Ctx
 from .render import Renderer
 from .router import DOCS, Response, Router, error
-from .state import (DEFAULT_LOGINS, ROLES, TOKEN_KINDS, Artifact, Issue, Label, Protection, RateBucket, Repo,
-                    Ruleset, State, Token, WorkflowRun, fake_sha, normalise_check)
+from .state import (
+    DEFAULT_LOGINS,
+    ROLES,
+    TOKEN_KINDS,
+    Artifact,
+    Issue,
+    Label,
+    Protection,
+    RateBucket,
+    Repo,
+    Ruleset,
+    State,
+    Token,
+    WorkflowRun,
+    fake_sha,
+    normalise_check,
+)
 
 CONTROL = Router()  # /_emulator/* : no auth, not logged, not rate limited
 
@@ -46,8 +62,15 @@ class RequestRecord:
 
 
 class GitHubEmulator:
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, html_base: str = "https://github.com",
-                 blob_host: str | None = None, state: State | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        html_base: str = "https://github.com",
+        blob_host: str | None = None,
+        state: State | None = None,
+    ) -> None:
         """``blob_host``: host name artifact downloads redirect to. Default: the other spelling of
         loopback ("localhost" for 127.0.0.1 and vice versa), so the redirect crosses hosts as on
         GitHub and clients must drop the token; pass the API host to keep it on one host."""
@@ -69,7 +92,9 @@ class GitHubEmulator:
         self._server.daemon_threads = True
         self._server.emulator = self  # type: ignore[attr-defined]
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="github-emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="github-emulator", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -95,25 +120,45 @@ class GitHubEmulator:
 
     # ------------------------------------------------------------ seeding
 
-    def add_token(self, token: str, login: str | None = None, kind: str = "user", scopes: Iterable[str] | None = None,
-                  repo_permissions: dict[str, dict[str, str]] | None = None) -> None:
+    def add_token(
+        self,
+        token: str,
+        login: str | None = None,
+        kind: str = "user",
+        scopes: Iterable[str] | None = None,
+        repo_permissions: dict[str, dict[str, str]] | None = None,
+    ) -> None:
         if kind not in TOKEN_KINDS:
             raise ValueError(f"kind must be one of {TOKEN_KINDS}")
         with self.state.lock:
             self.state.tokens[token] = Token(
-                token=token, login=login or DEFAULT_LOGINS.get(kind, "octocat"), kind=kind,
+                token=token,
+                login=login or DEFAULT_LOGINS.get(kind, "octocat"),
+                kind=kind,
                 scopes=list(scopes) if scopes is not None else (["repo"] if kind == "user" else []),
-                repo_permissions={k: dict(v) for k, v in (repo_permissions or {}).items()})
+                repo_permissions={k: dict(v) for k, v in (repo_permissions or {}).items()},
+            )
 
-    def add_repo(self, full_name: str, default_branch: str = "main", private: bool = False,
-                 collaborators: dict[str, str] | None = None, branches: Iterable[str] = ()) -> None:
+    def add_repo(
+        self,
+        full_name: str,
+        default_branch: str = "main",
+        private: bool = False,
+        collaborators: dict[str, str] | None = None,
+        branches: Iterable[str] = (),
+    ) -> None:
         bad = set((collaborators or {}).values()) - set(ROLES)
         if bad or "/" not in full_name:
             raise ValueError(f"bad repo {full_name!r} or roles {bad}")
         with self.state.lock:
             self.state.repos[full_name.lower()] = Repo(
-                id=self.state.new_id(), full_name=full_name, default_branch=default_branch, private=private,
-                collaborators=dict(collaborators or {}), branches=list(branches))
+                id=self.state.new_id(),
+                full_name=full_name,
+                default_branch=default_branch,
+                private=private,
+                collaborators=dict(collaborators or {}),
+                branches=list(branches),
+            )
 
     def add_branch(self, repo: str, branch: str) -> None:
         with self.state.lock:
@@ -125,8 +170,16 @@ class GitHubEmulator:
         with self.state.lock:
             self._repo(repo).labels[name.lower()] = Label(self.state.new_id(), name, color, description)
 
-    def add_issue(self, repo: str, title: str, body: str | None = None, labels: Iterable[str] = (),
-                  state: str = "open", user: str = "octocat", created_at: float | None = None) -> int:
+    def add_issue(
+        self,
+        repo: str,
+        title: str,
+        body: str | None = None,
+        labels: Iterable[str] = (),
+        state: str = "open",
+        user: str = "octocat",
+        created_at: float | None = None,
+    ) -> int:
         """Seed an issue directly (no HTTP, no rate limit). Returns its number."""
         with self.state.lock:
             r = self._repo(repo)
@@ -136,14 +189,23 @@ class GitHubEmulator:
             ts = time.time() if created_at is None else created_at
             number = max(r.issues, default=0) + 1
             r.issues[number] = Issue(
-                id=self.state.new_id(), number=number, title=title, body=body, user=user, created_at=ts,
-                updated_at=ts, state=state, closed_at=ts if state == "closed" else None,
+                id=self.state.new_id(),
+                number=number,
+                title=title,
+                body=body,
+                user=user,
+                created_at=ts,
+                updated_at=ts,
+                state=state,
+                closed_at=ts if state == "closed" else None,
                 state_reason="completed" if state == "closed" else None,
-                labels=[r.label(n).name for n in labels])
+                labels=[r.label(n).name for n in labels],
+            )
             return number
 
-    def set_branch_protection(self, repo: str, branch: str, contexts: Iterable[str] = (), strict: bool = True,
-                              enforce_admins: bool = False) -> None:
+    def set_branch_protection(
+        self, repo: str, branch: str, contexts: Iterable[str] = (), strict: bool = True, enforce_admins: bool = False
+    ) -> None:
         with self.state.lock:
             r = self._repo(repo)
             if not r.has_branch(branch):
@@ -154,33 +216,69 @@ class GitHubEmulator:
         with self.state.lock:
             self._repo(repo).protections.pop(branch, None)
 
-    def add_ruleset(self, repo: str, name: str, branch_patterns: Iterable[str] = ("~DEFAULT_BRANCH",),
-                    required_checks: Iterable[str | dict[str, Any]] = (), enforcement: str = "active",
-                    strict: bool = False, rules: Iterable[dict[str, Any]] = ()) -> int:
+    def add_ruleset(
+        self,
+        repo: str,
+        name: str,
+        branch_patterns: Iterable[str] = ("~DEFAULT_BRANCH",),
+        required_checks: Iterable[str | dict[str, Any]] = (),
+        enforcement: str = "active",
+        strict: bool = False,
+        rules: Iterable[dict[str, Any]] = (),
+    ) -> int:
         """``required_checks``: context names or {"context", "integration_id"}; ``rules``: extra raw rules."""
         if enforcement not in ("active", "evaluate", "disabled"):
             raise ValueError("enforcement must be active, evaluate or disabled")
         with self.state.lock:
-            rs = Ruleset(id=self.state.new_id(), name=name, branch_patterns=list(branch_patterns),
-                         required_checks=[normalise_check(c) for c in required_checks],
-                         enforcement=enforcement, strict=strict, extra_rules=list(rules))
+            rs = Ruleset(
+                id=self.state.new_id(),
+                name=name,
+                branch_patterns=list(branch_patterns),
+                required_checks=[normalise_check(c) for c in required_checks],
+                enforcement=enforcement,
+                strict=strict,
+                extra_rules=list(rules),
+            )
             self._repo(repo).rulesets[rs.id] = rs
             return rs.id
 
-    def add_workflow_run(self, repo: str, run_id: int | None = None, conclusion: str | None = "success",
-                         head_sha: str | None = None, head_branch: str | None = None, name: str = "CI",
-                         status: str = "completed", event: str = "push",
-                         path: str = ".github/workflows/ci.yml") -> int:
+    def add_workflow_run(
+        self,
+        repo: str,
+        run_id: int | None = None,
+        conclusion: str | None = "success",
+        head_sha: str | None = None,
+        head_branch: str | None = None,
+        name: str = "CI",
+        status: str = "completed",
+        event: str = "push",
+        path: str = ".github/workflows/ci.yml",
+    ) -> int:
         with self.state.lock:
             r = self._repo(repo)
             run_id = run_id or self.state.new_id()
-            r.runs[run_id] = WorkflowRun(id=run_id, name=name, head_sha=head_sha or fake_sha(run_id),
-                                         head_branch=head_branch or r.default_branch, conclusion=conclusion,
-                                         status=status, event=event, path=path, run_number=len(r.runs) + 1)
+            r.runs[run_id] = WorkflowRun(
+                id=run_id,
+                name=name,
+                head_sha=head_sha or fake_sha(run_id),
+                head_branch=head_branch or r.default_branch,
+                conclusion=conclusion,
+                status=status,
+                event=event,
+                path=path,
+                run_number=len(r.runs) + 1,
+            )
             return run_id
 
-    def add_artifact(self, repo: str, name: str, files: dict[str, bytes | str] | None = None,
-                     run_id: int | None = None, expired: bool = False, created_at: float | None = None) -> int:
+    def add_artifact(
+        self,
+        repo: str,
+        name: str,
+        files: dict[str, bytes | str] | None = None,
+        run_id: int | None = None,
+        expired: bool = False,
+        created_at: float | None = None,
+    ) -> int:
         """Files are zipped on download. An unknown/None ``run_id`` creates that workflow run."""
         with self.state.lock:
             r = self._repo(repo)
@@ -188,18 +286,26 @@ class GitHubEmulator:
                 run_id = self.add_workflow_run(repo, run_id=run_id)
             art_id = self.state.new_id()
             r.artifacts[art_id] = Artifact(
-                id=art_id, name=name, run_id=run_id, expired=expired,
+                id=art_id,
+                name=name,
+                run_id=run_id,
+                expired=expired,
                 files={p: d.encode() if isinstance(d, str) else d for p, d in (files or {}).items()},
                 created_at=time.time() if created_at is None else created_at,
-                blob_key=fake_sha(("blob", art_id, time.time())))
+                blob_key=fake_sha(("blob", art_id, time.time())),
+            )
             return art_id
 
-    def set_rate_limit(self, remaining: int | None = None, limit: int = 5000, reset_in: float = 3600,
-                       resource: str = "core") -> None:
+    def set_rate_limit(
+        self, remaining: int | None = None, limit: int = 5000, reset_in: float = 3600, resource: str = "core"
+    ) -> None:
         with self.state.lock:
-            self.state.rate[resource] = RateBucket(limit=limit, window=max(int(reset_in), 1),
-                                                   remaining=limit if remaining is None else remaining,
-                                                   reset_at=time.time() + reset_in)
+            self.state.rate[resource] = RateBucket(
+                limit=limit,
+                window=max(int(reset_in), 1),
+                remaining=limit if remaining is None else remaining,
+                reset_at=time.time() + reset_in,
+            )
 
     @property
     def search_lag_seconds(self) -> float:
@@ -212,8 +318,16 @@ class GitHubEmulator:
 
     # ------------------------------------------------------------ faults
 
-    def inject(self, kind: str, *, method: str | None = None, path: str | None = None, times: int | None = 1,
-               after: int = 0, **params: Any) -> Fault:
+    def inject(
+        self,
+        kind: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        times: int | None = 1,
+        after: int = 0,
+        **params: Any,
+    ) -> Fault:
         """``path`` is a regex searched in the request path; ``times=None`` fires forever."""
         with self.state.lock:
             return self.faults.add(Fault(kind, method, path, times, after, params))
@@ -230,10 +344,13 @@ class GitHubEmulator:
             return list(self._log)
 
     def count(self, method: str | None = None, path_regex: str | None = None, status: int | None = None) -> int:
-        return sum(1 for r in self.requests
-                   if (method is None or r.method == method.upper())
-                   and (path_regex is None or re.search(path_regex, r.path))
-                   and (status is None or r.status == status))
+        return sum(
+            1
+            for r in self.requests
+            if (method is None or r.method == method.upper())
+            and (path_regex is None or re.search(path_regex, r.path))
+            and (status is None or r.status == status)
+        )
 
     def clear_requests(self) -> None:
         with self.state.lock:
@@ -304,8 +421,16 @@ class GitHubEmulator:
             self._record(method, path, query, resp.status, raw_token, fault.kind if fault else None)
         return resp
 
-    def _respond(self, method: str, path: str, query: dict[str, str], headers: Any, raw_body: bytes,
-                 raw_token: str | None, fault: Fault | None) -> Response:
+    def _respond(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: Any,
+        raw_body: bytes,
+        raw_token: str | None,
+        fault: Fault | None,
+    ) -> Response:
         now = time.time()
         token = self.state.tokens.get(raw_token) if raw_token else None
         match = ROUTER.match("GET" if method == "HEAD" else method, path)
@@ -324,11 +449,18 @@ class GitHubEmulator:
         elif route.auth and token is None:
             resp, counted = error(401, "Bad credentials"), False
         elif counted and bucket.remaining <= 0:
-            resp, counted = error(403, f"API rate limit exceeded for {self._actor(token)}.",
-                                  documentation_url=f"{DOCS}/overview/rate-limits-for-the-rest-api"), False
+            resp, counted = (
+                error(
+                    403,
+                    f"API rate limit exceeded for {self._actor(token)}.",
+                    documentation_url=f"{DOCS}/overview/rate-limits-for-the-rest-api",
+                ),
+                False,
+            )
         else:
-            resp = self._call(route, {k: unquote(v) for k, v in params.items()}, token, path, query,
-                              raw_body, headers, now)
+            resp = self._call(
+                route, {k: unquote(v) for k, v in params.items()}, token, path, query, raw_body, headers, now
+            )
             if method == "GET" and resp.status == 200:
                 etag = 'W/"' + hashlib.sha256(_encode(resp.body)).hexdigest() + '"'
                 resp.headers["ETag"] = etag
@@ -341,8 +473,17 @@ class GitHubEmulator:
         self._api_headers(resp, token, route, bucket_name, bucket)
         return resp
 
-    def _call(self, route: Any, params: dict[str, str], token: Token | None, path: str, query: dict[str, str],
-              raw_body: bytes, headers: Any, now: float) -> Response:
+    def _call(
+        self,
+        route: Any,
+        params: dict[str, str],
+        token: Token | None,
+        path: str,
+        query: dict[str, str],
+        raw_body: bytes,
+        headers: Any,
+        now: float,
+    ) -> Response:
         host = headers.get("Host") or f"{self.host}:{self.port}"
         repo = None
         if "owner" in params:
@@ -357,8 +498,17 @@ class GitHubEmulator:
             body = json.loads(raw_body) if raw_body.strip() else None
         except ValueError:
             return error(400, "Problems parsing JSON")
-        ctx = Ctx(self.state, Renderer(self.state, f"http://{host}", self.html_base), token, repo, path,
-                  query, body, now, blob_base=f"http://{self._blob_netloc(host)}")
+        ctx = Ctx(
+            self.state,
+            Renderer(self.state, f"http://{host}", self.html_base),
+            token,
+            repo,
+            path,
+            query,
+            body,
+            now,
+            blob_base=f"http://{self._blob_netloc(host)}",
+        )
         try:
             return route.handler(ctx, **params)
         except Exception as exc:  # an emulator bug: make it loud, not a silent hang
@@ -373,13 +523,19 @@ class GitHubEmulator:
         return f"{swapped}:{port}"
 
     def _api_headers(self, resp: Response, token: Token | None, route: Any, name: str, bucket: RateBucket) -> None:
-        h = {"Content-Type": "application/json; charset=utf-8",
-             "X-GitHub-Media-Type": "github.v3; format=json", "X-GitHub-Api-Version-Selected": "2022-11-28",
-             "X-GitHub-Request-Id": fake_sha(("req", len(self._log), time.time()))[:16].upper(),
-             "X-RateLimit-Limit": str(bucket.limit), "X-RateLimit-Remaining": str(bucket.remaining),
-             "X-RateLimit-Reset": str(int(bucket.reset_at)), "X-RateLimit-Used": str(bucket.used),
-             "X-RateLimit-Resource": name,
-             "Vary": "Accept, Authorization, Cookie, X-GitHub-OTP", "Cache-Control": "private, max-age=60, s-maxage=60"}
+        h = {
+            "Content-Type": "application/json; charset=utf-8",
+            "X-GitHub-Media-Type": "github.v3; format=json",
+            "X-GitHub-Api-Version-Selected": "2022-11-28",
+            "X-GitHub-Request-Id": fake_sha(("req", len(self._log), time.time()))[:16].upper(),
+            "X-RateLimit-Limit": str(bucket.limit),
+            "X-RateLimit-Remaining": str(bucket.remaining),
+            "X-RateLimit-Reset": str(int(bucket.reset_at)),
+            "X-RateLimit-Used": str(bucket.used),
+            "X-RateLimit-Resource": name,
+            "Vary": "Accept, Authorization, Cookie, X-GitHub-OTP",
+            "Cache-Control": "private, max-age=60, s-maxage=60",
+        }
         if token is not None and token.kind == "user":
             h["X-OAuth-Scopes"] = ", ".join(token.scopes)
         if route is not None and route.perm:
@@ -392,13 +548,24 @@ class GitHubEmulator:
         uid = self.state.user_id(token.login)
         return f"installation ID {uid}" if token.kind in ("app", "actions") else f"user ID {uid}"
 
-    def _record(self, method: str, path: str, query: dict[str, str], status: int, raw_token: str | None,
-                fault: str | None) -> None:
+    def _record(
+        self, method: str, path: str, query: dict[str, str], status: int, raw_token: str | None, fault: str | None
+    ) -> None:
         with self.state.lock:
             token = self.state.tokens.get(raw_token) if raw_token else None
-            self._log.append(RequestRecord(method, path, query, status, token.kind if token else None,
-                                           token.login if token else None, time.time(), fault,
-                                           sent_token=raw_token is not None))
+            self._log.append(
+                RequestRecord(
+                    method,
+                    path,
+                    query,
+                    status,
+                    token.kind if token else None,
+                    token.login if token else None,
+                    time.time(),
+                    fault,
+                    sent_token=raw_token is not None,
+                )
+            )
 
     # ------------------------------------------------------------ control plane (standalone mode)
 
@@ -447,8 +614,15 @@ def _get_faults(emu: GitHubEmulator, body: Any) -> Response:
 @CONTROL.route("POST", "/_emulator/faults", auth=False)
 def _add_fault(emu: GitHubEmulator, body: Any) -> Response:
     body = dict(body or {})
-    fault = emu.inject(body.pop("kind"), method=body.pop("method", None), path=body.pop("path", None),
-                       times=body.pop("times", 1), after=body.pop("after", 0), **body.pop("params", {}), **body)
+    fault = emu.inject(
+        body.pop("kind"),
+        method=body.pop("method", None),
+        path=body.pop("path", None),
+        times=body.pop("times", 1),
+        after=body.pop("after", 0),
+        **body.pop("params", {}),
+        **body,
+    )
     return Response(201, fault.to_dict())
 
 
@@ -483,7 +657,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = do_HEAD = _dispatch
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - keep test output quiet
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
 

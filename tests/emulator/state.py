@@ -265,8 +265,12 @@ def _repo_from_dict(state: State, r: dict[str, Any]) -> Repo:
     )
     for lb in r.get("labels", []):
         lb = lb if isinstance(lb, dict) else {"name": lb}
-        label = Label(id=lb.get("id") or state.new_id(), name=lb["name"],
-                      color=lb.get("color", "ededed"), description=lb.get("description"))
+        label = Label(
+            id=lb.get("id") or state.new_id(),
+            name=lb["name"],
+            color=lb.get("color", "ededed"),
+            description=lb.get("description"),
+        )
         repo.labels[label.name.lower()] = label
     now = time.time()
     for i in r.get("issues", []):
@@ -297,8 +301,9 @@ def _repo_from_dict(state: State, r: dict[str, Any]) -> Repo:
         a.setdefault("blob_key", fake_sha(("blob", a["id"], time.time())))
         if "run_id" not in a or a["run_id"] not in repo.runs:
             run_id = a.get("run_id") or state.new_id()
-            repo.runs[run_id] = WorkflowRun(id=run_id, name="CI", head_sha=fake_sha(run_id),
-                                            head_branch=repo.default_branch)
+            repo.runs[run_id] = WorkflowRun(
+                id=run_id, name="CI", head_sha=fake_sha(run_id), head_branch=repo.default_branch
+            )
             a["run_id"] = run_id
         repo.artifacts[a["id"]] = Artifact(**a)
     return repo

@@ -16,7 +16,9 @@ from tw_gates.schemas.corpus import AdversarialReport
 PY = shlex.quote(sys.executable)
 
 
-def write_corpora(folder: Path, cases: list[dict], *, defaults: dict | None = None, patterns: dict | None = None) -> Path:
+def write_corpora(
+    folder: Path, cases: list[dict], *, defaults: dict | None = None, patterns: dict | None = None
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     manifest = {"files": ["probe.json"], "patterns": patterns or {}}
     (folder / "manifest.json").write_text(json.dumps(manifest))
@@ -42,13 +44,20 @@ def by_id(report: AdversarialReport) -> dict:
 
 def test_commonmark_preset_fails_the_xss_cases_and_names_them(cli, tmp_path):
     report_path = tmp_path / "report.json"
-    code, out, err = cli("adversarial", "--target", "builtin:commonmark", "--only", "html-xss", "--jobs", "2",
-                         "--report", report_path)
+    code, out, err = cli(
+        "adversarial", "--target", "builtin:commonmark", "--only", "html-xss", "--jobs", "2", "--report", report_path
+    )
     assert code == 2
     report = read_report(report_path)
     cases = by_id(report)
-    for name in ("html-xss-script-tag", "html-xss-img-onerror", "html-xss-svg-onload", "html-xss-iframe-srcdoc",
-                 "html-xss-style-url", "html-xss-anchor-entity-javascript"):
+    for name in (
+        "html-xss-script-tag",
+        "html-xss-img-onerror",
+        "html-xss-svg-onload",
+        "html-xss-iframe-srcdoc",
+        "html-xss-style-url",
+        "html-xss-anchor-entity-javascript",
+    ):
         assert not cases[name].passed, name
         assert any(v.counts_as == "parser" and v.expectation == "must_not_match" for v in cases[name].violations)
         assert name in out
@@ -61,8 +70,9 @@ def test_commonmark_preset_fails_the_xss_cases_and_names_them(cli, tmp_path):
 
 def test_safe_configuration_passes_html_xss_and_uri(cli, tmp_path):
     report_path = tmp_path / "report.json"
-    code, out, _ = cli("adversarial", "--target", "builtin:safe", "--only", "html-xss", "uri", "--jobs", "2",
-                       "--report", report_path)
+    code, out, _ = cli(
+        "adversarial", "--target", "builtin:safe", "--only", "html-xss", "uri", "--jobs", "2", "--report", report_path
+    )
     assert code == 0, out
     report = read_report(report_path)
     assert report.categories_run == ["html-xss", "uri"]
@@ -72,8 +82,9 @@ def test_safe_configuration_passes_html_xss_and_uri(cli, tmp_path):
 
 def test_safe_reports_downstream_checks_apart_and_fails_on_them_only_when_asked(cli, tmp_path):
     report_path = tmp_path / "report.json"
-    code, out, _ = cli("adversarial", "--target", "builtin:safe", "--only", "template-injection", "unicode",
-                       "--report", report_path)
+    code, out, _ = cli(
+        "adversarial", "--target", "builtin:safe", "--only", "template-injection", "unicode", "--report", report_path
+    )
     assert code == 0, out
     report = read_report(report_path)
     downstream = [c for c in report.cases if c.checks == "downstream"]
@@ -83,8 +94,9 @@ def test_safe_reports_downstream_checks_apart_and_fails_on_them_only_when_asked(
     assert "downstream-renderer checks (reported, not failing the gate)" in out
     assert "template-jinja-expression [template-injection] must_not_contain" in out
 
-    code, _, err = cli("adversarial", "--target", "builtin:safe", "--only", "template-injection",
-                       "--downstream", "fail")
+    code, _, err = cli(
+        "adversarial", "--target", "builtin:safe", "--only", "template-injection", "--downstream", "fail"
+    )
     assert code == 2 and "template-jinja-expression" in err
 
 
@@ -108,8 +120,17 @@ def test_a_target_that_sleeps_forever_is_stopped_and_reported(cli, tmp_path):
     corpora = write_corpora(tmp_path / "c", SMALL_CASES)
     report_path = tmp_path / "report.json"
     started = time.monotonic()
-    code, _, err = cli("adversarial", "--corpora", corpora, "--jobs", "2", "--report", report_path,
-                       "--target", python_target("import time\nwhile True: time.sleep(1)"))
+    code, _, err = cli(
+        "adversarial",
+        "--corpora",
+        corpora,
+        "--jobs",
+        "2",
+        "--report",
+        report_path,
+        "--target",
+        python_target("import time\nwhile True: time.sleep(1)"),
+    )
     assert time.monotonic() - started < 30  # killed at its limit (2.3 s), not waited on
     assert code == 2 and "one, two" in err
     for case in read_report(report_path).cases:
@@ -121,8 +142,17 @@ def test_a_target_that_allocates_without_bound_is_stopped_and_reported(cli, tmp_
     corpora = write_corpora(tmp_path / "c", SMALL_CASES[:1])
     report_path = tmp_path / "report.json"
     hog = "chunks = []\nwhile True: chunks.append(b'x' * (16 * 1024 * 1024))"
-    code, _, _ = cli("adversarial", "--corpora", corpora, "--memory-limit", "256", "--report", report_path,
-                     "--target", python_target(hog))
+    code, _, _ = cli(
+        "adversarial",
+        "--corpora",
+        corpora,
+        "--memory-limit",
+        "256",
+        "--report",
+        report_path,
+        "--target",
+        python_target(hog),
+    )
     assert code == 2
     case = read_report(report_path).cases[0]
     crash = [v for v in case.violations if v.expectation == "must_not_crash"]
@@ -133,12 +163,21 @@ def test_a_crashing_target_is_a_violation(cli, tmp_path):
     corpora = write_corpora(tmp_path / "c", SMALL_CASES[:1])
     report_path = tmp_path / "report.json"
     segfault = "import os, signal, sys\nsys.stdin.read()\nos.kill(os.getpid(), signal.SIGSEGV)"
-    code, out, _ = cli("adversarial", "--corpora", corpora, "--report", report_path, "--target", python_target(segfault))
+    code, out, _ = cli(
+        "adversarial", "--corpora", corpora, "--report", report_path, "--target", python_target(segfault)
+    )
     assert code == 2 and "SIGSEGV" in out
     assert read_report(report_path).cases[0].outcome == "killed by signal 11"
 
-    code, out, _ = cli("adversarial", "--corpora", corpora, "--report", report_path,
-                       "--target", "sh -c 'cat >/dev/null; echo broken >&2; exit 3'")
+    code, out, _ = cli(
+        "adversarial",
+        "--corpora",
+        corpora,
+        "--report",
+        report_path,
+        "--target",
+        "sh -c 'cat >/dev/null; echo broken >&2; exit 3'",
+    )
     assert code == 2
     violation = read_report(report_path).cases[0].violations[0]
     assert violation.expectation == "must_not_crash" and "exited 3" in violation.detail and "broken" in violation.detail
@@ -153,8 +192,10 @@ def test_time_memory_and_utf8_expectations(cli, tmp_path):
     corpora = write_corpora(tmp_path / "c", cases)
     report_path = tmp_path / "report.json"
     # Sleeps half a second, holds 200 MiB touched memory, writes a byte that is not UTF-8.
-    target = python_target("import sys, time\nsys.stdin.read()\nheld = b'x' * (200 * 1024 * 1024)\n"
-                           "time.sleep(0.5)\nsys.stdout.buffer.write(b'ok \\xff')")
+    target = python_target(
+        "import sys, time\nsys.stdin.read()\nheld = b'x' * (200 * 1024 * 1024)\n"
+        "time.sleep(0.5)\nsys.stdout.buffer.write(b'ok \\xff')"
+    )
     code, _, _ = cli("adversarial", "--corpora", corpora, "--report", report_path, "--target", target)
     assert code == 2
     cases = by_id(read_report(report_path))
@@ -166,8 +207,18 @@ def test_time_memory_and_utf8_expectations(cli, tmp_path):
 def test_output_checks_and_bytes_input_reach_a_command_target(cli, tmp_path):
     cases = [
         {"id": "echo-nul", "description": "d", "markdown_b64": "YQBi", "expect": {"must_not_contain": ["\u0000"]}},
-        {"id": "echo-named", "description": "d", "markdown": "<b onclick=x>", "expect": {"must_not_match_patterns": ["handler"]}},
-        {"id": "echo-regex", "description": "d", "markdown": "fine text", "expect": {"must_not_match": ["(?i)<script"]}},
+        {
+            "id": "echo-named",
+            "description": "d",
+            "markdown": "<b onclick=x>",
+            "expect": {"must_not_match_patterns": ["handler"]},
+        },
+        {
+            "id": "echo-regex",
+            "description": "d",
+            "markdown": "fine text",
+            "expect": {"must_not_match": ["(?i)<script"]},
+        },
     ]
     patterns = {"handler": {"pattern": r"(?i)<[a-z][^>]*\son[a-z]+=", "description": "an event handler"}}
     corpora = write_corpora(tmp_path / "c", cases, patterns=patterns)
@@ -194,8 +245,11 @@ def test_the_target_does_not_get_the_jobs_secrets(cli, tmp_path):
 def test_list_shows_the_corpus_files(cli):
     code, out, _ = cli("adversarial", "--list")
     assert code == 0
-    for category, file in (("html-xss", "html_xss.json"), ("regex-pathological", "regex_pathological.json"),
-                           ("smoke", "smoke.json")):
+    for category, file in (
+        ("html-xss", "html_xss.json"),
+        ("regex-pathological", "regex_pathological.json"),
+        ("smoke", "smoke.json"),
+    ):
         assert re.search(rf"^{category}\s+{re.escape(file)}\s+\d+", out, re.M)
     assert re.search(r"^\d+ cases in 11 categories$", out, re.M)
     code, out, _ = cli("adversarial", "--list", "--only", "smoke")
@@ -226,8 +280,14 @@ def test_step_outputs_and_job_summary(cli, tmp_path):
     output, summary = tmp_path / "out.txt", tmp_path / "summary.md"
     output.touch()
     summary.touch()
-    code, _, _ = cli("adversarial", "--target", "builtin:commonmark", "--only", "smoke",
-                     env={"GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)})
+    code, _, _ = cli(
+        "adversarial",
+        "--target",
+        "builtin:commonmark",
+        "--only",
+        "smoke",
+        env={"GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)},
+    )
     assert code == 2
     outputs = output.read_text()
     assert "passed<<" in outputs and "false" in outputs and "violations<<" in outputs
@@ -236,19 +296,35 @@ def test_step_outputs_and_job_summary(cli, tmp_path):
     assert "#### Parser violations" in text and "#### Downstream-renderer checks" in text
 
 
-@pytest.mark.parametrize("manifest, corpus, message", [
-    (None, None, "corpus manifest not found: "),
-    ("{", None, "manifest.json is not valid JSON: Expecting property name enclosed in double quotes at line 1"),
-    ({"files": ["probe.json"]}, "[1,", "probe.json is not valid JSON: Expecting value at line 1 column 4"),
-    ({"files": ["probe.json"]}, {"category": "probe", "description": "d", "cases": [{"id": "x", "description": "d"}]},
-     "probe.json: cases.0: Value error, give exactly one of markdown, markdown_b64, generate"),
-    ({"files": ["probe.json"]},
-     {"category": "probe", "description": "d",
-      "cases": [{"id": "x", "description": "d", "markdown": "a", "expect": {"must_not_match_patterns": ["nope"]}}]},
-     "probe.json: x: unknown pattern(s) nope"),
-    ({"files": ["other.json"]}, {"category": "probe", "description": "d", "cases": []},
-     "probe.json not listed in manifest.json"),
-])
+@pytest.mark.parametrize(
+    "manifest, corpus, message",
+    [
+        (None, None, "corpus manifest not found: "),
+        ("{", None, "manifest.json is not valid JSON: Expecting property name enclosed in double quotes at line 1"),
+        ({"files": ["probe.json"]}, "[1,", "probe.json is not valid JSON: Expecting value at line 1 column 4"),
+        (
+            {"files": ["probe.json"]},
+            {"category": "probe", "description": "d", "cases": [{"id": "x", "description": "d"}]},
+            "probe.json: cases.0: Value error, give exactly one of markdown, markdown_b64, generate",
+        ),
+        (
+            {"files": ["probe.json"]},
+            {
+                "category": "probe",
+                "description": "d",
+                "cases": [
+                    {"id": "x", "description": "d", "markdown": "a", "expect": {"must_not_match_patterns": ["nope"]}}
+                ],
+            },
+            "probe.json: x: unknown pattern(s) nope",
+        ),
+        (
+            {"files": ["other.json"]},
+            {"category": "probe", "description": "d", "cases": []},
+            "probe.json not listed in manifest.json",
+        ),
+    ],
+)
 def test_a_bad_corpus_is_one_clear_error_line(cli, tmp_path, manifest, corpus, message):
     folder = tmp_path / "c"
     folder.mkdir()
@@ -262,24 +338,35 @@ def test_a_bad_corpus_is_one_clear_error_line(cli, tmp_path, manifest, corpus, m
     assert len(lines) == 1 and lines[0].startswith("tw-gates adversarial: error: ") and message in lines[0], err
 
 
-@pytest.mark.parametrize("args, message", [
-    ((), "no target: pass --target"),
-    (("--target", "builtin:nope"), "unknown builtin target 'builtin:nope' (known: builtin:commonmark, builtin:safe)"),
-    (("--target", "definitely-not-a-parser-xyz"), "target command not found or not executable"),
-    (("--target", "builtin:safe", "--jobs", "0"), "jobs"),
-    (("--target", "builtin:safe", "--memory-limit", "1"), "memory_limit_mb"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ((), "no target: pass --target"),
+        (
+            ("--target", "builtin:nope"),
+            "unknown builtin target 'builtin:nope' (known: builtin:commonmark, builtin:safe)",
+        ),
+        (("--target", "definitely-not-a-parser-xyz"), "target command not found or not executable"),
+        (("--target", "builtin:safe", "--jobs", "0"), "jobs"),
+        (("--target", "builtin:safe", "--memory-limit", "1"), "memory_limit_mb"),
+    ],
+)
 def test_bad_flags_are_one_clear_error_line(cli, args, message):
     code, _, err = cli("adversarial", *args)
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1
 
 
 def test_the_chain_runs_the_gate_when_selected_and_configured(cli):
-    code, out, _ = cli("gates", "--only", "adversarial",
-                       env={"TW_ADVERSARIAL_TARGET": "builtin:safe", "TW_ADVERSARIAL_ONLY": "smoke"})
+    code, out, _ = cli(
+        "gates", "--only", "adversarial", env={"TW_ADVERSARIAL_TARGET": "builtin:safe", "TW_ADVERSARIAL_ONLY": "smoke"}
+    )
     assert code == 0 and re.search(r"adversarial\s+PASS\s+10 cases against builtin:safe", out)
-    code, out, _ = cli("gates", "--only", "adversarial", env={"TW_ADVERSARIAL_TARGET": "builtin:commonmark",
-                                                               "TW_ADVERSARIAL_ONLY": "smoke"})
+    code, out, _ = cli(
+        "gates",
+        "--only",
+        "adversarial",
+        env={"TW_ADVERSARIAL_TARGET": "builtin:commonmark", "TW_ADVERSARIAL_ONLY": "smoke"},
+    )
     assert code == 2 and "smoke-script-tag" in out
 
 

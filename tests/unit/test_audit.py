@@ -26,8 +26,11 @@ def emu(github_emulator):
     github_emulator.add_token(TOKEN, login="auditor", kind="user", scopes=["repo"])
     for repo in ("acme/web", "acme/docs"):
         github_emulator.add_repo(repo, default_branch="main", collaborators={"auditor": "admin"})
-    github_emulator.add_token(ACTIONS_TOKEN, kind="actions", repo_permissions={
-        "acme/web": {"contents": "read"}, "acme/docs": {"contents": "read"}})
+    github_emulator.add_token(
+        ACTIONS_TOKEN,
+        kind="actions",
+        repo_permissions={"acme/web": {"contents": "read"}, "acme/docs": {"contents": "read"}},
+    )
     return github_emulator
 
 
@@ -44,7 +47,9 @@ class Setup:
         self.write_baseline()
 
     def write_registry(self, text: str | None = None) -> None:
-        self.registry.write_text(text or """\
+        self.registry.write_text(
+            text
+            or """\
 schema_version: "1.0"
 consumers:
   - repo: acme/web
@@ -55,7 +60,8 @@ consumers:
     code_paths: ["site/templates/"]
     required_checks: ["tw-gates / self-audit"]
     severity: low
-""")
+"""
+        )
 
     def write_baseline(self, signed: bool = True, **values) -> None:
         doc = capture_doc(**values).model_dump(mode="json", exclude_none=True)
@@ -70,8 +76,13 @@ consumers:
         self.emu.set_branch_protection("acme/docs", "main", contexts=["tw-gates / self-audit", "lint"])
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {"GITHUB_API_URL": self.emu.url, "GITHUB_TOKEN": TOKEN, "TW_HMAC_KEYS": json.dumps({"perf": KEY}),
-               "TW_GITHUB_RETRIES": "1", "TW_GITHUB_BACKOFF": "0"}
+        env = {
+            "GITHUB_API_URL": self.emu.url,
+            "GITHUB_TOKEN": TOKEN,
+            "TW_HMAC_KEYS": json.dumps({"perf": KEY}),
+            "TW_GITHUB_RETRIES": "1",
+            "TW_GITHUB_BACKOFF": "0",
+        }
         env.update(extra)
         return env
 
@@ -88,12 +99,20 @@ def setup(tmp_path, emu) -> Setup:
 
 
 def artifact(repo: str, hits: list[tuple[str, int, str]], generated_at: str = "2026-03-01T10:00:00Z") -> str:
-    doc = {"schema_version": "1.0", "repo": repo, "commit": SHA, "branch": "main", "generated_at": generated_at,
-           "tool_version": "0.1.0", "hits": [{"path": p, "line": n, "pattern": k} for p, n, k in hits]}
+    doc = {
+        "schema_version": "1.0",
+        "repo": repo,
+        "commit": SHA,
+        "branch": "main",
+        "generated_at": generated_at,
+        "tool_version": "0.1.0",
+        "hits": [{"path": p, "line": n, "pattern": k} for p, n, k in hits],
+    }
     return json.dumps(KeyRing(signing_key="consumer-key-0123456789", signing_kid="c1").sign(doc))
 
 
 # --------------------------------------------------------------------------- P0: required checks
+
 
 def test_green_light_union_of_branch_protection_and_rulesets(setup, cli):
     setup.protect()
@@ -103,10 +122,14 @@ def test_green_light_union_of_branch_protection_and_rulesets(setup, cli):
     assert report.exit_code == 0 and report.audit_id.startswith("local-")
     web = report.checks["required_checks acme/web"]
     assert web.status == "pass"
-    assert web.detail == ("acme/web@main requires tw-gates / self-audit, tests "
-                          "(rulesets: tw-gates / self-audit; branch protection: tests)")
+    assert web.detail == (
+        "acme/web@main requires tw-gates / self-audit, tests "
+        "(rulesets: tw-gates / self-audit; branch protection: tests)"
+    )
     assert report.checks["p0_required_checks"].detail == "2/2 consumer(s) require their status checks"
-    assert report.checks["p0_baseline"].status == "pass" and "signed by key 'perf'" in report.checks["p0_baseline"].detail
+    assert (
+        report.checks["p0_baseline"].status == "pass" and "signed by key 'perf'" in report.checks["p0_baseline"].detail
+    )
     assert report.checks["performance"].status == "skip" and report.checks["unregistered_hits"].status == "skip"
     assert out.splitlines()[-1].startswith("G3: green light")
 
@@ -119,16 +142,21 @@ def test_missing_required_check_is_exit_5_and_the_report_is_still_written(setup,
     report = setup.report_json()
     assert report.exit_code == 5
     assert report.checks["required_checks acme/web"].detail == (
-        "acme/web@main does not require tests (required now: rulesets: tw-gates / self-audit)")
+        "acme/web@main does not require tests (required now: rulesets: tw-gates / self-audit)"
+    )
     assert report.checks["required_checks acme/docs"].status == "pass"
     assert "tw-gates audit: error: p0_required_checks: 1/2 consumer(s) require their status checks" in err
 
 
 def test_rulesets_in_evaluate_mode_do_not_count(setup, cli):
     setup.emu.set_branch_protection("acme/docs", "main", contexts=["tw-gates / self-audit"])
-    setup.emu.add_ruleset("acme/web", "trial", required_checks=["tw-gates / self-audit", "tests"], enforcement="evaluate")
+    setup.emu.add_ruleset(
+        "acme/web", "trial", required_checks=["tw-gates / self-audit", "tests"], enforcement="evaluate"
+    )
     assert cli(*setup.argv(), env=setup.env())[0] == 5
-    setup.emu.add_ruleset("acme/web", "enforced", branch_patterns=["main"], required_checks=["tw-gates / self-audit", "tests"])
+    setup.emu.add_ruleset(
+        "acme/web", "enforced", branch_patterns=["main"], required_checks=["tw-gates / self-audit", "tests"]
+    )
     assert cli(*setup.argv(), env=setup.env())[0] == 0
 
 
@@ -164,7 +192,10 @@ def test_repository_the_token_cannot_see(setup, cli):
     setup.write_registry('consumers:\n  - repo: acme/secret\n    required_checks: ["x"]\n')
     code, _, _ = cli(*setup.argv(), env=setup.env())
     assert code == 5
-    assert "cannot read acme/secret: GitHub answered 404" in setup.report_json().checks["required_checks acme/secret"].detail
+    assert (
+        "cannot read acme/secret: GitHub answered 404"
+        in setup.report_json().checks["required_checks acme/secret"].detail
+    )
 
 
 def test_github_down_is_no_decision_exit_1_but_still_reported(setup, cli):
@@ -188,12 +219,18 @@ def test_default_branch_comes_from_the_api(setup, cli):
 
 # --------------------------------------------------------------------------- P0: baseline, performance
 
-@pytest.mark.parametrize(("prepare", "expected"), [
-    (lambda s: s.baseline.unlink(), "baseline not found"),
-    (lambda s: s.write_baseline(signed=False), "signature rejected (missing_signature)"),
-    (lambda s: s.baseline.write_text(s.baseline.read_text().replace('"p95_ms": 10.0', '"p95_ms": 9.0')),
-     "signature rejected (bad_signature)"),
-])
+
+@pytest.mark.parametrize(
+    ("prepare", "expected"),
+    [
+        (lambda s: s.baseline.unlink(), "baseline not found"),
+        (lambda s: s.write_baseline(signed=False), "signature rejected (missing_signature)"),
+        (
+            lambda s: s.baseline.write_text(s.baseline.read_text().replace('"p95_ms": 10.0', '"p95_ms": 9.0')),
+            "signature rejected (bad_signature)",
+        ),
+    ],
+)
 def test_baseline_missing_unsigned_or_tampered_is_exit_6(setup, cli, prepare, expected):
     setup.protect()
     prepare(setup)
@@ -238,6 +275,7 @@ def test_incomparable_capture_is_exit_1(setup, cli, tmp_path):
 
 # --------------------------------------------------------------------------- unregistered hits
 
+
 def write_exceptions(setup: Setup, entries: str) -> Path:
     path = setup.root / "audit_exceptions.yml"
     path.write_text('schema_version: "1.0"\nexceptions:\n' + entries)
@@ -247,7 +285,9 @@ def write_exceptions(setup: Setup, entries: str) -> Path:
 def test_unregistered_hits_with_globs_exceptions_and_severities(setup, cli):
     setup.protect()
     today = date.today()
-    exceptions = write_exceptions(setup, f"""\
+    exceptions = write_exceptions(
+        setup,
+        f"""\
   - repo: acme/web
     path: legacy/**
     pattern: jinja2-template
@@ -259,21 +299,35 @@ def test_unregistered_hits_with_globs_exceptions_and_severities(setup, cli):
     reason: removed next sprint
     approver: security-lead
     expires: {today - timedelta(days=1)}
-""")
-    setup.artifacts.write_text("\n".join([
-        artifact("acme/web", [("app/rendering/page.py", 3, "jinja2-template")], "2026-03-01T00:00:00Z"),  # older: ignored
-        artifact("acme/web", [
-            ("app/rendering/page.py", 9, "jinja2-template"),   # registered code path
-            ("emails/welcome.j2", 1, "jinja2-template"),       # "*.j2" matches the name at any depth
-            ("legacy/render.py", 4, "jinja2-template"),        # live exception
-            ("legacy/render.py", 5, "jinja2-from-string"),     # exception is for another pattern
-            ("old/view.py", 7, "dom-inner-html"),              # only an expired exception
-            ("src/app.py", 12, "unknown-pattern-id"),          # unknown to the catalog: medium
-        ], "2026-03-02T00:00:00Z"),
-        "",
-        artifact("acme/docs", [("site/templates/a.html", 2, "vue-v-html"), ("site/page.js", 8, "dom-inner-html")]),
-        artifact("someone/else", [("x.py", 1, "jinja2-template")]),
-    ]) + "\n")
+""",
+    )
+    setup.artifacts.write_text(
+        "\n".join(
+            [
+                artifact(
+                    "acme/web", [("app/rendering/page.py", 3, "jinja2-template")], "2026-03-01T00:00:00Z"
+                ),  # older: ignored
+                artifact(
+                    "acme/web",
+                    [
+                        ("app/rendering/page.py", 9, "jinja2-template"),  # registered code path
+                        ("emails/welcome.j2", 1, "jinja2-template"),  # "*.j2" matches the name at any depth
+                        ("legacy/render.py", 4, "jinja2-template"),  # live exception
+                        ("legacy/render.py", 5, "jinja2-from-string"),  # exception is for another pattern
+                        ("old/view.py", 7, "dom-inner-html"),  # only an expired exception
+                        ("src/app.py", 12, "unknown-pattern-id"),  # unknown to the catalog: medium
+                    ],
+                    "2026-03-02T00:00:00Z",
+                ),
+                "",
+                artifact(
+                    "acme/docs", [("site/templates/a.html", 2, "vue-v-html"), ("site/page.js", 8, "dom-inner-html")]
+                ),
+                artifact("someone/else", [("x.py", 1, "jinja2-template")]),
+            ]
+        )
+        + "\n"
+    )
     code, out, err = cli(*setup.argv("--artifacts", setup.artifacts, "--exceptions", exceptions), env=setup.env())
     assert code == 2, out
     report = setup.report_json()
@@ -285,11 +339,15 @@ def test_unregistered_hits_with_globs_exceptions_and_severities(setup, cli):
         ("acme/docs", "site/page.js", 8, "dom-inner-html", "low"),  # the registry's severity override
     ]
     hits = report.checks["unregistered_hits"].detail
-    assert hits.startswith("5 unregistered hit(s) in 3 repositor(ies) from 3 artifact(s); 1 covered by live exceptions; "
-                           "1 matched only expired exceptions (1 critical, 2 high, 1 medium, 1 low")
+    assert hits.startswith(
+        "5 unregistered hit(s) in 3 repositor(ies) from 3 artifact(s); 1 covered by live exceptions; "
+        "1 matched only expired exceptions (1 critical, 2 high, 1 medium, 1 low"
+    )
     assert report.checks["exceptions"].status == "warn"
-    assert f"1 expired and ignored: acme/web old/ (expired {today - timedelta(days=1)}, approver security-lead)" in \
-        report.checks["exceptions"].detail
+    assert (
+        f"1 expired and ignored: acme/web old/ (expired {today - timedelta(days=1)}, approver security-lead)"
+        in report.checks["exceptions"].detail
+    )
     assert report.checks["unknown_consumers"].detail.endswith("someone/else")
     assert "tw-gates audit: error: unregistered_hits: 5 unregistered hit(s)" in err
 
@@ -303,28 +361,41 @@ def test_hits_inside_code_paths_only_is_green(setup, cli):
 
 def test_runner_gets_summary_outputs_and_annotations(setup, cli, tmp_path):
     setup.protect()
-    setup.artifacts.write_text(artifact("acme/web", [("src/a.py", 3, "jinja2-from-string"),
-                                                     ("src/b.js", 4, "jquery-html-sink")]) + "\n")
+    setup.artifacts.write_text(
+        artifact("acme/web", [("src/a.py", 3, "jinja2-from-string"), ("src/b.js", 4, "jquery-html-sink")]) + "\n"
+    )
     summary, outputs = tmp_path / "summary.md", tmp_path / "outputs"
     summary.touch()
     outputs.touch()
-    code, out, _ = cli(*setup.argv("--artifacts", setup.artifacts), env=setup.env(
-        GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary), GITHUB_OUTPUT=str(outputs), GITHUB_RUN_ID="77"))
+    code, out, _ = cli(
+        *setup.argv("--artifacts", setup.artifacts),
+        env=setup.env(
+            GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary), GITHUB_OUTPUT=str(outputs), GITHUB_RUN_ID="77"
+        ),
+    )
     assert code == 2
-    assert "::error title=tw-gates audit%3A unregistered hit,file=src/a.py,line=3::acme/web: renderer pattern " \
-           "jinja2-from-string (critical)" in out
+    assert (
+        "::error title=tw-gates audit%3A unregistered hit,file=src/a.py,line=3::acme/web: renderer pattern "
+        "jinja2-from-string (critical)" in out
+    )
     assert "::warning title=tw-gates audit%3A unregistered hit,file=src/b.js,line=4::" in out
     text = summary.read_text()
-    assert "### tw-gates audit (G3): exit 2" in text and "| critical | acme/web | src/a.py | 3 | jinja2-from-string |" in text
+    assert (
+        "### tw-gates audit (G3): exit 2" in text
+        and "| critical | acme/web | src/a.py | 3 | jinja2-from-string |" in text
+    )
     written = outputs.read_text()
     assert "exit-code" in written and "unregistered" in written
     assert setup.report_json().audit_id == "gh-77-1"
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ('{"not": "an artifact"}\n', "accepted.jsonl:1: not a consumer artifact"),
-    ("not json\n", "accepted.jsonl:1: not a consumer artifact"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"not": "an artifact"}\n', "accepted.jsonl:1: not a consumer artifact"),
+        ("not json\n", "accepted.jsonl:1: not a consumer artifact"),
+    ],
+)
 def test_corrupt_accepted_artifacts_are_exit_1(setup, cli, content, message):
     setup.protect()
     setup.artifacts.write_text(content)
@@ -344,20 +415,24 @@ def test_missing_inputs_are_exit_1(setup, cli):
 
 # --------------------------------------------------------------------------- globs
 
-@pytest.mark.parametrize(("glob", "path", "matches"), [
-    ("app/rendering/**", "app/rendering/a/b.py", True),
-    ("app/rendering/**", "app/renderingx/a.py", False),
-    ("app/rendering", "app/rendering/a.py", True),  # a folder covers what is below it
-    ("app/*.py", "app/a.py", True),
-    ("app/*.py", "app/sub/a.py", False),
-    ("**/templates/*.html", "templates/a.html", True),
-    ("**/templates/*.html", "x/y/templates/a.html", True),
-    ("*.j2", "deep/down/mail.j2", True),
-    ("file?.py", "file1.py", True),
-    ("file[!0-9].py", "file1.py", False),
-    ("file[!0-9].py", "fileA.py", True),
-    ("src/", "src/x/y.js", True),
-])
+
+@pytest.mark.parametrize(
+    ("glob", "path", "matches"),
+    [
+        ("app/rendering/**", "app/rendering/a/b.py", True),
+        ("app/rendering/**", "app/renderingx/a.py", False),
+        ("app/rendering", "app/rendering/a.py", True),  # a folder covers what is below it
+        ("app/*.py", "app/a.py", True),
+        ("app/*.py", "app/sub/a.py", False),
+        ("**/templates/*.html", "templates/a.html", True),
+        ("**/templates/*.html", "x/y/templates/a.html", True),
+        ("*.j2", "deep/down/mail.j2", True),
+        ("file?.py", "file1.py", True),
+        ("file[!0-9].py", "file1.py", False),
+        ("file[!0-9].py", "fileA.py", True),
+        ("src/", "src/x/y.js", True),
+    ],
+)
 def test_glob_semantics(glob, path, matches):
     assert bool(compile_glob(glob).fullmatch(path)) is matches
     assert (path_matches(path, [glob]) == glob) is matches
@@ -370,8 +445,9 @@ def test_shipped_exceptions_file_and_its_example_are_valid(repo_root):
 
     model, _ = load_exceptions(repo_root / "audit_exceptions.yml")
     assert model.exceptions == []
-    example = "\n".join(line[4:] for line in (repo_root / "audit_exceptions.yml").read_text().splitlines()
-                        if line.startswith("#   "))
+    example = "\n".join(
+        line[4:] for line in (repo_root / "audit_exceptions.yml").read_text().splitlines() if line.startswith("#   ")
+    )
     entry = AuditExceptions.model_validate({"exceptions": yaml.safe_load(example)}).exceptions[0]
     assert entry.approver == "security-lead" and path_matches("legacy/emails/a/b.html", [entry.path])
 
@@ -380,9 +456,12 @@ def test_folder_of_shards_is_merged_newest_per_repository(setup, cli):
     setup.protect()
     shards = setup.root / "shards"
     (shards / "b").mkdir(parents=True)
-    (shards / "a.jsonl").write_text(artifact("acme/web", [("src/old.py", 1, "jinja2-template")], "2026-03-01T00:00:00Z") + "\n")
-    (shards / "b" / "c.jsonl").write_text(artifact("acme/web", [("src/new.py", 2, "jinja2-template")],
-                                                   "2026-03-05T00:00:00Z") + "\n")
+    (shards / "a.jsonl").write_text(
+        artifact("acme/web", [("src/old.py", 1, "jinja2-template")], "2026-03-01T00:00:00Z") + "\n"
+    )
+    (shards / "b" / "c.jsonl").write_text(
+        artifact("acme/web", [("src/new.py", 2, "jinja2-template")], "2026-03-05T00:00:00Z") + "\n"
+    )
     (shards / "notes.txt").write_text("not a shard")
     assert cli(*setup.argv("--artifacts", shards), env=setup.env())[0] == 2
     assert [h.path for h in setup.report_json().unregistered_hits] == ["src/new.py"]

@@ -9,10 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tw_gates.parser.baseline import (
-    Comparability, Thresholds, builtin_corpus, compare, load_corpus, percentile,
-)
 from tw_gates.core.settings import load_settings
+from tw_gates.parser.baseline import (
+    Comparability,
+    Thresholds,
+    builtin_corpus,
+    compare,
+    load_corpus,
+    percentile,
+)
 from tw_gates.schemas.baseline import PerfCapture
 
 KEY = {"TW_HMAC_KEY": "baseline-signing-key-0123456789", "TW_HMAC_KEY_ID": "perf2026"}
@@ -37,8 +42,20 @@ def script(tmp_path: Path, name: str, body: str) -> str:
 
 def test_builtin_capture_writes_a_valid_capture(tmp_path, cli, corpus):
     out = tmp_path / "cap.json"
-    code, stdout, _ = cli("baseline", "capture", "--target", "builtin:safe", "--corpus", corpus,
-                          "--runs", "3", "--warmup", "1", "--out", out)
+    code, stdout, _ = cli(
+        "baseline",
+        "capture",
+        "--target",
+        "builtin:safe",
+        "--corpus",
+        corpus,
+        "--runs",
+        "3",
+        "--warmup",
+        "1",
+        "--out",
+        out,
+    )
     assert code == 0, stdout
     capture = PerfCapture.model_validate_json(out.read_text())
     assert capture.target == "builtin:safe" and capture.latency_source == "in-process"
@@ -68,14 +85,19 @@ def test_builtin_corpus_is_deterministic_and_varied():
 
 
 def test_command_target_uses_the_reported_parse_time(tmp_path, cli, corpus):
-    target = script(tmp_path, "parser.py", """\
+    target = script(
+        tmp_path,
+        "parser.py",
+        """\
         import sys
         sys.stdin.buffer.read()
         print("tw-gates-parse-ms: 1.5", file=sys.stderr)
-    """)
+    """,
+    )
     out = tmp_path / "cap.json"
-    code, stdout, _ = cli("baseline", "capture", "--target", target, "--corpus", corpus, "--runs", "2",
-                          "--warmup", "0", "--out", out)
+    code, stdout, _ = cli(
+        "baseline", "capture", "--target", target, "--corpus", corpus, "--runs", "2", "--warmup", "0", "--out", out
+    )
     assert code == 0, stdout
     capture = PerfCapture.model_validate_json(out.read_text())
     assert capture.latency_source == "reported" and capture.latency.p99_ms == 1.5 and capture.latency.samples == 6
@@ -93,18 +115,22 @@ def test_failing_or_hanging_target_is_exit_6(tmp_path, cli, corpus):
     code, _, err = cli("baseline", "capture", "--target", failing, "--corpus", corpus, "--out", tmp_path / "x.json")
     assert code == 6 and "capture failed on a.md" in err and "exited 3" in err
     hanging = script(tmp_path, "hang.py", "import time; time.sleep(60)\n")
-    code, _, err = cli("baseline", "capture", "--target", hanging, "--corpus", corpus, "--timeout", "0.5",
-                       "--out", tmp_path / "x.json")
+    code, _, err = cli(
+        "baseline", "capture", "--target", hanging, "--corpus", corpus, "--timeout", "0.5", "--out", tmp_path / "x.json"
+    )
     assert code == 6 and "timed out" in err
     assert not (tmp_path / "x.json").exists()
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--target", "builtin:nope"], "unknown builtin target builtin:nope (known: builtin:commonmark, builtin:safe)"),
-    (["--corpus", "/nonexistent/corpus"], "corpus folder not found"),
-    (["--target", "'unbalanced"], "not a valid command line"),
-    (["--runs", "0"], "runs"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--target", "builtin:nope"], "unknown builtin target builtin:nope (known: builtin:commonmark, builtin:safe)"),
+        (["--corpus", "/nonexistent/corpus"], "corpus folder not found"),
+        (["--target", "'unbalanced"], "not a valid command line"),
+        (["--runs", "0"], "runs"),
+    ],
+)
 def test_capture_usage_errors(tmp_path, cli, argv, message):
     code, _, err = cli("baseline", "capture", *argv, "--out", tmp_path / "x.json")
     assert code == 1 and message in err
@@ -122,8 +148,12 @@ def test_sign_then_verify_and_key_rotation(tmp_path, cli):
     assert code == 0 and "signed with key 'perf2026'" in out
     assert json.loads(path.read_text())["signature"]["kid"] == "perf2026"
     # A verifier with only the verification keys (rotation: old and new).
-    code, out, _ = cli("baseline", "verify", path, env={
-        "TW_HMAC_KEY": "", "TW_HMAC_KEYS": json.dumps({"perf2025": "x" * 32, "perf2026": KEY["TW_HMAC_KEY"]})})
+    code, out, _ = cli(
+        "baseline",
+        "verify",
+        path,
+        env={"TW_HMAC_KEY": "", "TW_HMAC_KEYS": json.dumps({"perf2025": "x" * 32, "perf2026": KEY["TW_HMAC_KEY"]})},
+    )
     assert code == 0 and "signature valid (key 'perf2026')" in out
 
 
@@ -142,11 +172,14 @@ def test_sign_needs_a_key(tmp_path, cli):
     assert code == 1 and "--sign needs a signing key" in err and not (tmp_path / "y.json").exists()
 
 
-@pytest.mark.parametrize(("tamper", "reason"), [
-    (lambda doc: doc.pop("signature"), "missing_signature"),
-    (lambda doc: doc["latency"].update(p95_ms=doc["latency"]["p95_ms"] / 2), "bad_signature"),
-    (lambda doc: doc["signature"].update(kid="someone-else"), "unknown_kid"),
-])
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        (lambda doc: doc.pop("signature"), "missing_signature"),
+        (lambda doc: doc["latency"].update(p95_ms=doc["latency"]["p95_ms"] / 2), "bad_signature"),
+        (lambda doc: doc["signature"].update(kid="someone-else"), "unknown_kid"),
+    ],
+)
 def test_verify_rejects_tampered_or_unsigned_with_exit_6(tmp_path, cli, tamper, reason):
     path = _capture(tmp_path, cli)
     assert cli("baseline", "sign", path, env=KEY)[0] == 0
@@ -167,14 +200,25 @@ def test_verify_missing_or_invalid_file_is_exit_6(tmp_path, cli):
 
 # --------------------------------------------------------------------------- comparison
 
+
 def capture_doc(p50=2.0, p95=10.0, p99=20.0, rss=40.0, corpus_sha="a" * 64, target="builtin:safe") -> PerfCapture:
-    return PerfCapture.model_validate({
-        "captured_at": "2026-01-01T00:00:00Z", "tool_version": "0.1.0", "target": target,
-        "latency_source": "in-process", "corpus": "builtin:v1", "corpus_sha256": corpus_sha,
-        "corpus_documents": 24, "corpus_bytes": 1000, "warmup": 2, "runs": 5,
-        "latency": {"samples": 120, "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "mean_ms": p50, "max_ms": p99},
-        "peak_rss_mib": rss, "host": {"platform": "linux", "python": "3.11"},
-    })
+    return PerfCapture.model_validate(
+        {
+            "captured_at": "2026-01-01T00:00:00Z",
+            "tool_version": "0.1.0",
+            "target": target,
+            "latency_source": "in-process",
+            "corpus": "builtin:v1",
+            "corpus_sha256": corpus_sha,
+            "corpus_documents": 24,
+            "corpus_bytes": 1000,
+            "warmup": 2,
+            "runs": 5,
+            "latency": {"samples": 120, "p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "mean_ms": p50, "max_ms": p99},
+            "peak_rss_mib": rss,
+            "host": {"platform": "linux", "python": "3.11"},
+        }
+    )
 
 
 def breaches(current: PerfCapture, thresholds: Thresholds | None = None) -> list[str]:

@@ -21,17 +21,26 @@ def junit(cases: list[tuple[str, str, str]], *, suite: str = "pytest") -> str:
     """cases: (classname, name, outcome) with outcome passed|failure|error|skipped."""
     body = []
     for classname, name, outcome in cases:
-        inner = {"passed": "", "failure": '<failure message="assert 1 == 2">trace</failure>',
-                 "error": '<error message="fixture broke">trace</error>',
-                 "skipped": '<skipped message="needs act" type="pytest.skip"/>'}[outcome]
+        inner = {
+            "passed": "",
+            "failure": '<failure message="assert 1 == 2">trace</failure>',
+            "error": '<error message="fixture broke">trace</error>',
+            "skipped": '<skipped message="needs act" type="pytest.skip"/>',
+        }[outcome]
         body.append(f'<testcase classname="{classname}" name="{name}" time="0.01">{inner}</testcase>')
-    return (f'<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="{suite}" tests="{len(cases)}">'
-            + "".join(body) + "</testsuite></testsuites>")
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="{suite}" tests="{len(cases)}">'
+        + "".join(body)
+        + "</testsuite></testsuites>"
+    )
 
 
 def suite_cases(outcome_of=lambda module, i: "passed") -> list[tuple[str, str, str]]:
-    return [(f"tests.behavioral.{module}", f"test_{i}", outcome_of(module, i))
-            for module, count in FILES.items() for i in range(count)]
+    return [
+        (f"tests.behavioral.{module}", f"test_{i}", outcome_of(module, i))
+        for module, count in FILES.items()
+        for i in range(count)
+    ]
 
 
 def write(path: Path, text: str) -> Path:
@@ -48,7 +57,9 @@ def test_all_fourteen_passed(tmp_path, cli):
     assert out.splitlines()[-1] == "G2: 14/14 passed"
 
 
-@pytest.mark.parametrize(("outcome", "shown"), [("failure", "1 failed"), ("error", "1 error"), ("skipped", "1 skipped")])
+@pytest.mark.parametrize(
+    ("outcome", "shown"), [("failure", "1 failed"), ("error", "1 error"), ("skipped", "1 skipped")]
+)
 def test_any_failure_error_or_skip_fails(tmp_path, cli, outcome, shown):
     cases = suite_cases(lambda module, i: outcome if (module, i) == ("test_digest_idempotency", 2) else "passed")
     code, out, err = cli("behavioral", "--junit", write(tmp_path / "j.xml", junit(cases)))
@@ -81,12 +92,15 @@ def test_duplicate_keeps_the_worst_outcome(tmp_path, cli):
 
 def test_folder_glob_and_environment(tmp_path, cli):
     for index, (module, count) in enumerate(FILES.items()):
-        write(tmp_path / "reports" / f"{index}.xml",
-              junit([(f"tests.behavioral.{module}", f"t{i}", "passed") for i in range(count)], suite=module))
+        write(
+            tmp_path / "reports" / f"{index}.xml",
+            junit([(f"tests.behavioral.{module}", f"t{i}", "passed") for i in range(count)], suite=module),
+        )
     assert cli("behavioral", "--junit", tmp_path / "reports")[0] == 0
     assert cli("behavioral", "--junit", f"{tmp_path}/reports/*.xml")[0] == 0
-    code, out, _ = cli("behavioral", env={"TW_JUNIT": f"{tmp_path}/reports/0.xml, {tmp_path}/reports/1.xml",
-                                          "TW_EXPECT_TESTS": "7"})
+    code, out, _ = cli(
+        "behavioral", env={"TW_JUNIT": f"{tmp_path}/reports/0.xml, {tmp_path}/reports/1.xml", "TW_EXPECT_TESTS": "7"}
+    )
     assert code == 0 and "7/7 passed" in out
 
 
@@ -96,15 +110,21 @@ def test_more_than_expected_passes_with_a_warning(tmp_path, cli):
     assert "raise --expect" in err
 
 
-@pytest.mark.parametrize(("setup", "message"), [
-    (lambda p: None, "no JUnit XML given"),
-    (lambda p: write(p / "x.xml", "<testsuites><testsuite"), "is not JUnit XML"),
-    (lambda p: (p / "empty").mkdir(), "no *.xml file in folder"),
-])
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: None, "no JUnit XML given"),
+        (lambda p: write(p / "x.xml", "<testsuites><testsuite"), "is not JUnit XML"),
+        (lambda p: (p / "empty").mkdir(), "no *.xml file in folder"),
+    ],
+)
 def test_bad_input_is_exit_1_with_one_line(tmp_path, cli, setup, message):
     setup(tmp_path)
-    argv = {"no JUnit XML given": [], "is not JUnit XML": ["--junit", tmp_path / "x.xml"],
-            "no *.xml file in folder": ["--junit", tmp_path / "empty"]}[message]
+    argv = {
+        "no JUnit XML given": [],
+        "is not JUnit XML": ["--junit", tmp_path / "x.xml"],
+        "no *.xml file in folder": ["--junit", tmp_path / "empty"],
+    }[message]
     code, _, err = cli("behavioral", *argv)
     assert code == 1 and message in err and "Traceback" not in err
 
@@ -118,7 +138,9 @@ def test_missing_file_and_bad_expect(tmp_path, cli):
 
 def test_real_pytest_junit(tmp_path, cli):
     """JUnit written by pytest itself (parametrised ids, a class, a skip)."""
-    write(tmp_path / "t" / "test_sample.py", textwrap.dedent("""\
+    write(
+        tmp_path / "t" / "test_sample.py",
+        textwrap.dedent("""\
         import pytest
 
         @pytest.mark.parametrize("n", [1, 2, 3])
@@ -131,10 +153,26 @@ def test_real_pytest_junit(tmp_path, cli):
 
         def test_skipped():
             pytest.skip("not here")
-    """))
+    """),
+    )
     report = tmp_path / "junit.xml"
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "t"),
-                    f"--junitxml={report}", "-o", "addopts="], cwd=tmp_path, capture_output=True, check=False)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(tmp_path / "t"),
+            f"--junitxml={report}",
+            "-o",
+            "addopts=",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        check=False,
+    )
     code, out, err = cli("behavioral", "--junit", report, "--expect", "4")
     assert code == 2 and "4/4 passed, 1 skipped" in err
     assert "SKIPPED t.test_sample::test_skipped: not here" in out and "t.test_sample.TestGroup: 1 passed" in out

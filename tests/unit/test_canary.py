@@ -9,17 +9,21 @@ from pathlib import Path
 import pytest
 
 from tw_gates.canary.canary import Timing, evaluate, load_thresholds, parse_timing, rollback_key
-from tw_gates.canary.sources import Observation, parse_state, record_check, fresh_state, state_document
+from tw_gates.canary.sources import Observation, fresh_state, parse_state, record_check, state_document
 from tw_gates.core.errors import UsageError
 from tw_gates.core.signing import KeyRing
 from tw_gates.schemas.canary import CanaryBaseline, CanaryThresholds
 
 HOUR = 3600
 T0 = 1_790_000_000 // HOUR * HOUR  # an hour boundary
-BASELINE = CanaryBaseline(latency_p50_ms=10.0, latency_p95_ms=40.0, error_rate_pct=0.02,
-                          baseline_mismatch_rate_pct=0.0)
-GOOD = {"latency_p50_ms": 10.1, "latency_p95_ms": 41.0, "error_rate_pct": 0.05,
-        "baseline_mismatch_rate_pct": 0.0, "parse_count": 3000.0}
+BASELINE = CanaryBaseline(latency_p50_ms=10.0, latency_p95_ms=40.0, error_rate_pct=0.02, baseline_mismatch_rate_pct=0.0)
+GOOD = {
+    "latency_p50_ms": 10.1,
+    "latency_p95_ms": 41.0,
+    "error_rate_pct": 0.05,
+    "baseline_mismatch_rate_pct": 0.0,
+    "parse_count": 3000.0,
+}
 TIMING = Timing(window_s=48 * HOUR, interval_s=HOUR)
 
 
@@ -27,12 +31,25 @@ def hours(n: int, start: int = T0, **override: float) -> dict[int, Observation]:
     return {start + i * HOUR: Observation(start + i * HOUR, {**GOOD, **override}) for i in range(n)}
 
 
-def decide(observations, *, hours_elapsed: int | None = None, thresholds: CanaryThresholds | None = None,
-           started_at: int | None = T0):
+def decide(
+    observations,
+    *,
+    hours_elapsed: int | None = None,
+    thresholds: CanaryThresholds | None = None,
+    started_at: int | None = T0,
+):
     end = T0 + (hours_elapsed if hours_elapsed is not None else 48) * HOUR
-    return evaluate(observations, baseline=BASELINE, thresholds=thresholds or load_thresholds(None), timing=TIMING,
-                    window_end=end, started_at=started_at, evaluated_at=datetime.fromtimestamp(end, timezone.utc),
-                    name="t", source="file")
+    return evaluate(
+        observations,
+        baseline=BASELINE,
+        thresholds=thresholds or load_thresholds(None),
+        timing=TIMING,
+        window_end=end,
+        started_at=started_at,
+        evaluated_at=datetime.fromtimestamp(end, timezone.utc),
+        name="t",
+        source="file",
+    )
 
 
 def test_whole_clean_window_promotes():
@@ -77,9 +94,12 @@ def test_each_binding_gate_breaches_at_its_bound_and_not_below():
     # p50: baseline 10 +3% = 10.3; p95: 40 +8% = 43.2; error <= 0.1; mismatch 0.
     at_bounds = hours(48, latency_p50_ms=10.3, latency_p95_ms=43.2, error_rate_pct=0.1)
     assert decide(at_bounds).decision == "PROMOTE"
-    for metric, value, gate in [("latency_p50_ms", 10.31, "latency_p50"), ("latency_p95_ms", 43.21, "latency_p95"),
-                                ("error_rate_pct", 0.11, "error_rate"),
-                                ("baseline_mismatch_rate_pct", 0.001, "mismatch_rate")]:
+    for metric, value, gate in [
+        ("latency_p50_ms", 10.31, "latency_p50"),
+        ("latency_p95_ms", 43.21, "latency_p95"),
+        ("error_rate_pct", 0.11, "error_rate"),
+        ("baseline_mismatch_rate_pct", 0.001, "mismatch_rate"),
+    ]:
         observations = hours(48)
         observations[T0 + 30 * HOUR].values[metric] = value
         report = decide(observations)
@@ -97,8 +117,10 @@ def test_rollback_names_every_breached_gate_with_its_interval_and_values():
     assert report.decision == "ROLLBACK" and report.failed_checks == 2
     first = datetime.fromtimestamp(T0 + 2 * HOUR, timezone.utc)
     second = datetime.fromtimestamp(T0 + 7 * HOUR, timezone.utc)
-    assert f"latency_p95 at {first:%Y-%m-%d %H:%M}-{first + timedelta(hours=1):%H:%M} UTC 50 ms > 43.20 ms" \
+    assert (
+        f"latency_p95 at {first:%Y-%m-%d %H:%M}-{first + timedelta(hours=1):%H:%M} UTC 50 ms > 43.20 ms"
         in report.reason
+    )
     assert f"error_rate at {second:%Y-%m-%d %H:%M}" in report.reason and "0.40% > 0.10%" in report.reason
 
 
@@ -167,18 +189,31 @@ def test_thresholds_file_overrides_and_validation(tmp_path: Path):
 
 def test_relative_gate_needs_the_baseline_value():
     thresholds = CanaryThresholds.model_validate(
-        {"gates": [{"name": "err", "metric": "error_rate_pct", "max_increase_pct": 10}]})
+        {"gates": [{"name": "err", "metric": "error_rate_pct", "max_increase_pct": 10}]}
+    )
     baseline = BASELINE.model_copy(update={"error_rate_pct": None})
     with pytest.raises(UsageError, match="baseline has no error_rate_pct"):
-        evaluate({}, baseline=baseline, thresholds=thresholds, timing=TIMING, window_end=T0, started_at=None,
-                 evaluated_at=datetime.now(timezone.utc), name="t", source="file")
+        evaluate(
+            {},
+            baseline=baseline,
+            thresholds=thresholds,
+            timing=TIMING,
+            window_end=T0,
+            started_at=None,
+            evaluated_at=datetime.now(timezone.utc),
+            name="t",
+            source="file",
+        )
 
 
 def test_timing_validation():
     assert parse_timing("48h", "5m").intervals == 576
     assert parse_timing("2d", "1h").intervals == 48
-    for window, interval, message in [("48h", "50m", "whole multiple"), ("1h", "2h", "whole multiple"),
-                                      ("48h", "30s", "at least 1m")]:
+    for window, interval, message in [
+        ("48h", "50m", "whole multiple"),
+        ("1h", "2h", "whole multiple"),
+        ("48h", "30s", "at least 1m"),
+    ]:
         with pytest.raises(UsageError, match=message):
             parse_timing(window, interval)
 
@@ -189,18 +224,24 @@ def test_timing_validation():
 def test_record_check_replaces_within_a_bucket_and_bounds_to_the_window():
     state = fresh_state("t", None, HOUR)
     for i in range(60):
-        state = record_check(state, Observation(T0 + i * HOUR, dict(GOOD)), window_s=48 * HOUR,
-                             window_end=T0 + (i + 1) * HOUR)
+        state = record_check(
+            state, Observation(T0 + i * HOUR, dict(GOOD)), window_s=48 * HOUR, window_end=T0 + (i + 1) * HOUR
+        )
     assert len(state.checks) == 48 and state.started_at == T0
-    again = record_check(state, Observation(T0 + 59 * HOUR, {**GOOD, "latency_p50_ms": 11.0}), window_s=48 * HOUR,
-                         window_end=T0 + 60 * HOUR)
+    again = record_check(
+        state,
+        Observation(T0 + 59 * HOUR, {**GOOD, "latency_p50_ms": 11.0}),
+        window_s=48 * HOUR,
+        window_end=T0 + 60 * HOUR,
+    )
     assert len(again.checks) == 48 and again.checks[-1][1] == 11.0
 
 
 def test_state_signed_with_hmac_detects_an_edit():
     ring = KeyRing(signing_key="k" * 32, signing_kid="k1")
-    state = record_check(fresh_state("t", None, HOUR), Observation(T0, dict(GOOD)), window_s=48 * HOUR,
-                         window_end=T0 + HOUR)
+    state = record_check(
+        fresh_state("t", None, HOUR), Observation(T0, dict(GOOD)), window_s=48 * HOUR, window_end=T0 + HOUR
+    )
     document = state_document(state, ring)
     assert document["signature"]["kid"] == "k1"
     loaded, warnings = parse_state(document, name="t", revision=None, interval_s=HOUR, ring=ring)
@@ -214,13 +255,16 @@ def test_state_signed_with_hmac_detects_an_edit():
     assert loaded.checks == [] and "missing_signature" in warnings[0]
 
 
-@pytest.mark.parametrize("document,why", [
-    ([1, 2], "not a JSON object"),
-    ({"state_version": "1", "name": "t", "interval_s": HOUR, "checks": [["x"]]}, "canary state block"),
-    ({"state_version": "1", "name": "other", "interval_s": HOUR}, "belongs to canary 'other'"),
-    ({"state_version": "1", "name": "t", "interval_s": 60, "revision": "new"}, "interval changed"),
-    ({"state_version": "1", "name": "t", "interval_s": HOUR, "revision": "old"}, "new canary revision new"),
-])
+@pytest.mark.parametrize(
+    "document,why",
+    [
+        ([1, 2], "not a JSON object"),
+        ({"state_version": "1", "name": "t", "interval_s": HOUR, "checks": [["x"]]}, "canary state block"),
+        ({"state_version": "1", "name": "other", "interval_s": HOUR}, "belongs to canary 'other'"),
+        ({"state_version": "1", "name": "t", "interval_s": 60, "revision": "new"}, "interval changed"),
+        ({"state_version": "1", "name": "t", "interval_s": HOUR, "revision": "old"}, "new canary revision new"),
+    ],
+)
 def test_unusable_state_starts_over_with_a_warning(document, why):
     state, warnings = parse_state(document, name="t", revision="new", interval_s=HOUR, ring=None)
     assert state.checks == [] and state.started_at is None
@@ -240,26 +284,46 @@ def test_rollback_key_is_stable_for_the_same_first_breach():
 
 
 def test_example_passing_metrics_hold_until_the_window_is_complete(cli, repo_root: Path):
-    code, out, _ = cli("canary", "--baseline", repo_root / "examples/canary/baseline.json",
-                       "--metrics", repo_root / "examples/canary/metrics_pass.json")
+    code, out, _ = cli(
+        "canary",
+        "--baseline",
+        repo_root / "examples/canary/baseline.json",
+        "--metrics",
+        repo_root / "examples/canary/metrics_pass.json",
+    )
     assert code == 0
     assert out.startswith("HOLD: window not complete (47h left), 1/48 intervals clean")
 
 
 def test_example_failing_metrics_roll_back_naming_each_gate(cli, repo_root: Path, tmp_path: Path):
     report_path = tmp_path / "report.json"
-    code, out, _ = cli("canary", "--baseline", repo_root / "examples/canary/baseline.json",
-                       "--metrics", repo_root / "examples/canary/metrics_fail.json", "--report", report_path)
+    code, out, _ = cli(
+        "canary",
+        "--baseline",
+        repo_root / "examples/canary/baseline.json",
+        "--metrics",
+        repo_root / "examples/canary/metrics_fail.json",
+        "--report",
+        report_path,
+    )
     assert code == 2
     first = out.splitlines()[0]
     assert first.startswith("ROLLBACK: 1 failed check (threshold 1), at ")
-    for part in ("mismatch_rate 0.02% > 0.00%", "error_rate 0.35% > 0.10%", "latency_p50 12.90 ms > 12.36 ms",
-                 "latency_p95 47.30 ms > 43.20 ms"):
+    for part in (
+        "mismatch_rate 0.02% > 0.00%",
+        "error_rate 0.35% > 0.10%",
+        "latency_p50 12.90 ms > 12.36 ms",
+        "latency_p95 47.30 ms > 43.20 ms",
+    ):
         assert part in first
     report = json.loads(report_path.read_text())
     assert report["decision"] == "ROLLBACK" and report["exit_code"] == 2
-    assert sorted(b["gate"] for b in report["breaches"]) == ["error_rate", "latency_p50", "latency_p95",
-                                                             "mismatch_rate"]
+    assert sorted(b["gate"] for b in report["breaches"]) == [
+        "error_rate",
+        "latency_p50",
+        "latency_p95",
+        "mismatch_rate",
+    ]
 
 
 def _at(hour: int) -> str:
@@ -267,16 +331,30 @@ def _at(hour: int) -> str:
 
 
 def test_report_on_stdout_is_json_alone(cli, repo_root: Path):
-    code, out, err = cli("canary", "--baseline", repo_root / "examples/canary/baseline.json",
-                         "--metrics", repo_root / "examples/canary/metrics_fail.json", "--report", "-")
+    code, out, err = cli(
+        "canary",
+        "--baseline",
+        repo_root / "examples/canary/baseline.json",
+        "--metrics",
+        repo_root / "examples/canary/metrics_fail.json",
+        "--report",
+        "-",
+    )
     assert code == 2 and json.loads(out)["decision"] == "ROLLBACK"
     assert err.startswith("ROLLBACK: 1 failed check")
 
 
 def test_file_source_promotes_only_after_48_clean_hourly_checks(cli, repo_root: Path, tmp_path: Path):
     state = tmp_path / "state.json"
-    base = ["canary", "--baseline", repo_root / "examples/canary/baseline.json",
-            "--metrics", repo_root / "examples/canary/metrics_pass.json", "--state-file", state]
+    base = [
+        "canary",
+        "--baseline",
+        repo_root / "examples/canary/baseline.json",
+        "--metrics",
+        repo_root / "examples/canary/metrics_pass.json",
+        "--state-file",
+        state,
+    ]
     for hour in range(47):
         code, out, _ = cli(*base, "--at", _at(hour))
         assert code == 0 and out.startswith("HOLD: window not complete"), (hour, out)
@@ -306,8 +384,15 @@ def test_file_source_missed_runs_hold_and_a_failing_check_rolls_back(cli, repo_r
 def test_damaged_state_file_starts_over_with_a_warning(cli, repo_root: Path, tmp_path: Path):
     state = tmp_path / "state.json"
     state.write_text("{not json")
-    code, out, err = cli("canary", "--baseline", repo_root / "examples/canary/baseline.json",
-                         "--metrics", repo_root / "examples/canary/metrics_pass.json", "--state-file", state)
+    code, out, err = cli(
+        "canary",
+        "--baseline",
+        repo_root / "examples/canary/baseline.json",
+        "--metrics",
+        repo_root / "examples/canary/metrics_pass.json",
+        "--state-file",
+        state,
+    )
     assert code == 0 and "1/48 intervals clean" in out
     assert "unreadable" in err and "starting the canary over" in err
     assert json.loads(state.read_text())["checks"][0][1] == 12.2
@@ -316,28 +401,67 @@ def test_damaged_state_file_starts_over_with_a_warning(cli, repo_root: Path, tmp
 def test_a_state_that_cannot_be_saved_is_exit_1(cli, repo_root: Path, tmp_path: Path):
     folder = tmp_path / "state-is-a-folder"
     folder.mkdir()
-    code, out, err = cli("canary", "--baseline", repo_root / "examples/canary/baseline.json",
-                         "--metrics", repo_root / "examples/canary/metrics_pass.json", "--state-file", folder)
+    code, out, err = cli(
+        "canary",
+        "--baseline",
+        repo_root / "examples/canary/baseline.json",
+        "--metrics",
+        repo_root / "examples/canary/metrics_pass.json",
+        "--state-file",
+        folder,
+    )
     assert code == 1 and out.startswith("HOLD") and "canary state not saved" in err
 
 
 def test_dry_run_writes_no_state(cli, repo_root: Path, tmp_path: Path):
     state = tmp_path / "state.json"
-    code, out, _ = cli("canary", "--baseline", repo_root / "examples/canary/baseline.json", "--metrics",
-                       repo_root / "examples/canary/metrics_pass.json", "--state-file", state, "--dry-run")
+    code, out, _ = cli(
+        "canary",
+        "--baseline",
+        repo_root / "examples/canary/baseline.json",
+        "--metrics",
+        repo_root / "examples/canary/metrics_pass.json",
+        "--state-file",
+        state,
+        "--dry-run",
+    )
     assert code == 0 and "dry run" in out and not state.exists()
 
 
-@pytest.mark.parametrize("args,message", [
-    ([], "--baseline FILE is required"),
-    (["--baseline", "examples/canary/baseline.json"], "give exactly one source"),
-    (["--baseline", "nope.json", "--metrics", "examples/canary/metrics_pass.json"], "baseline file not found: nope.json"),
-    (["--baseline", "examples/canary/baseline.json", "--metrics", "examples/canary/metrics_pass.json",
-      "--interval", "50m"], "whole multiple"),
-    (["--baseline", "examples/canary/baseline.json", "--metrics", "examples/canary/metrics_pass.json",
-      "--window", "bogus"], "not a duration"),
-    (["--baseline", "examples/canary/baseline.json", "--prometheus", "localhost:9090"], "must be an http(s) URL"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ([], "--baseline FILE is required"),
+        (["--baseline", "examples/canary/baseline.json"], "give exactly one source"),
+        (
+            ["--baseline", "nope.json", "--metrics", "examples/canary/metrics_pass.json"],
+            "baseline file not found: nope.json",
+        ),
+        (
+            [
+                "--baseline",
+                "examples/canary/baseline.json",
+                "--metrics",
+                "examples/canary/metrics_pass.json",
+                "--interval",
+                "50m",
+            ],
+            "whole multiple",
+        ),
+        (
+            [
+                "--baseline",
+                "examples/canary/baseline.json",
+                "--metrics",
+                "examples/canary/metrics_pass.json",
+                "--window",
+                "bogus",
+            ],
+            "not a duration",
+        ),
+        (["--baseline", "examples/canary/baseline.json", "--prometheus", "localhost:9090"], "must be an http(s) URL"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_1(cli, repo_root: Path, args, message):
     code, out, err = cli("canary", *args, cwd=repo_root)
     assert code == 1
@@ -346,15 +470,26 @@ def test_bad_input_is_one_line_and_exit_1(cli, repo_root: Path, args, message):
 
 def test_metrics_file_with_a_bad_value_is_rejected(cli, repo_root: Path, tmp_path: Path):
     metrics = tmp_path / "m.json"
-    metrics.write_text(json.dumps({"latency_p50_ms": 1, "latency_p95_ms": 2, "error_rate_pct": 150,
-                                   "baseline_mismatch_rate_pct": 0, "parse_count": 5000}))
+    metrics.write_text(
+        json.dumps(
+            {
+                "latency_p50_ms": 1,
+                "latency_p95_ms": 2,
+                "error_rate_pct": 150,
+                "baseline_mismatch_rate_pct": 0,
+                "parse_count": 5000,
+            }
+        )
+    )
     code, _, err = cli("canary", "--baseline", repo_root / "examples/canary/baseline.json", "--metrics", metrics)
     assert code == 1 and "error_rate_pct: Input should be less than or equal to 100" in err
 
 
 def test_the_canary_is_an_optional_gate_of_the_chain(cli, repo_root: Path):
-    env = {"TW_CANARY_BASELINE": str(repo_root / "examples/canary/baseline.json"),
-           "TW_CANARY_METRICS": str(repo_root / "examples/canary/metrics_fail.json")}
+    env = {
+        "TW_CANARY_BASELINE": str(repo_root / "examples/canary/baseline.json"),
+        "TW_CANARY_METRICS": str(repo_root / "examples/canary/metrics_fail.json"),
+    }
     code, out, _ = cli("gates", "--only", "canary", env=env)
     assert code == 2 and "canary" in out and "ROLLBACK: 1 failed check" in out
     code, out, _ = cli("gates", "--list")

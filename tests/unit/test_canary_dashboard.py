@@ -33,7 +33,7 @@ def slack():
     received: list[dict] = []
 
     class Hook(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's naming
+        def do_POST(self):
             received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(200)
             self.end_headers()
@@ -54,11 +54,29 @@ def _at(hour: int) -> str:
     return datetime.fromtimestamp(T0 + hour * HOUR + 300, timezone.utc).isoformat()
 
 
-def _canary(cli, repo_root: Path, hour: int, metrics: str = "metrics_pass.json", *extra: str,
-            token: str = "tok", github=None, env: dict | None = None):
-    return cli("canary", "--baseline", repo_root / "examples/canary/baseline.json",
-               "--metrics", repo_root / "examples/canary" / metrics, "--central-repo", REPO, "--at", _at(hour), *extra,
-               env={"GITHUB_TOKEN": token, "GITHUB_API_URL": github.url, **(env or {})})
+def _canary(
+    cli,
+    repo_root: Path,
+    hour: int,
+    metrics: str = "metrics_pass.json",
+    *extra: str,
+    token: str = "tok",
+    github=None,
+    env: dict | None = None,
+):
+    return cli(
+        "canary",
+        "--baseline",
+        repo_root / "examples/canary/baseline.json",
+        "--metrics",
+        repo_root / "examples/canary" / metrics,
+        "--central-repo",
+        REPO,
+        "--at",
+        _at(hour),
+        *extra,
+        env={"GITHUB_TOKEN": token, "GITHUB_API_URL": github.url, **(env or {})},
+    )
 
 
 def _edit_body(github, number: int, body: str) -> None:
@@ -109,20 +127,42 @@ def test_decision_change_is_commented_once(cli, repo_root: Path, github):
 def test_rollback_signals_dispatch_and_slack_once(cli, repo_root: Path, github, slack):
     webhook, received = slack
     for hour in (0, 1):
-        code, out, err = _canary(cli, repo_root, hour, "metrics_fail.json", "--dispatch-event", "deploy-rollback",
-                                 "--revision", "v2.8.0", github=github, env={"SLACK_WEBHOOK_URL": webhook})
+        code, out, err = _canary(
+            cli,
+            repo_root,
+            hour,
+            "metrics_fail.json",
+            "--dispatch-event",
+            "deploy-rollback",
+            "--revision",
+            "v2.8.0",
+            github=github,
+            env={"SLACK_WEBHOOK_URL": webhook},
+        )
         assert code == 2, err
     (dispatch,) = github.dispatches(REPO)
     assert dispatch["event_type"] == "deploy-rollback"
     payload = dispatch["client_payload"]
     assert payload["canary"] == "default" and payload["revision"] == "v2.8.0"
-    assert sorted(b["gate"] for b in payload["breaches"]) == ["error_rate", "latency_p50", "latency_p95",
-                                                              "mismatch_rate"]
+    assert sorted(b["gate"] for b in payload["breaches"]) == [
+        "error_rate",
+        "latency_p50",
+        "latency_p95",
+        "mismatch_rate",
+    ]
     assert len(received) == 1 and received[0]["text"].startswith("tw-gates canary default: ROLLBACK: ")
     assert "rollback already announced" in out
     # A new revision is a new canary: its rollback is announced again.
-    code, _, _ = _canary(cli, repo_root, 2, "metrics_fail.json", "--revision", "v2.8.1", github=github,
-                         env={"SLACK_WEBHOOK_URL": webhook})
+    code, _, _ = _canary(
+        cli,
+        repo_root,
+        2,
+        "metrics_fail.json",
+        "--revision",
+        "v2.8.1",
+        github=github,
+        env={"SLACK_WEBHOOK_URL": webhook},
+    )
     assert code == 2 and len(github.dispatches(REPO)) == 2 and len(received) == 2
 
 
@@ -137,8 +177,9 @@ def test_rollback_files_one_issue_and_promotion_closes_it(cli, repo_root: Path, 
     assert github.comments(REPO, rollbacks[0]["number"]) == []
     # The fix, as a new revision on a 2-hour window: HOLD, then PROMOTE closes the rollback issue.
     for hour, expected in ((2, "HOLD"), (3, "PROMOTE")):
-        code, out, _ = _canary(cli, repo_root, hour, "metrics_pass.json", "--revision", "r2", "--window", "2h",
-                               github=github)
+        code, out, _ = _canary(
+            cli, repo_root, hour, "metrics_pass.json", "--revision", "r2", "--window", "2h", github=github
+        )
         assert code == 0 and out.startswith(expected), out
     closed = [i for i in github.issues(REPO) if i["number"] == rollbacks[0]["number"]][0]
     assert closed["state"] == "closed"
@@ -192,8 +233,11 @@ def test_signed_state_cannot_be_forged_by_editing_the_issue(cli, repo_root: Path
     document = _state(issue)
     assert document["signature"]["kid"] == "k2026"
     # Someone claims 46 more clean hours.
-    forged = {**document, "checks": [[T0 + h * HOUR, *document["checks"][0][1:]] for h in range(-46, 2)],
-              "started_at": T0 - 46 * HOUR}
+    forged = {
+        **document,
+        "checks": [[T0 + h * HOUR, *document["checks"][0][1:]] for h in range(-46, 2)],
+        "started_at": T0 - 46 * HOUR,
+    }
     body = issue["body"].replace(render_state_block(document), render_state_block(forged))
     _edit_body(github, issue["number"], body)
     code, out, err = _canary(cli, repo_root, 2, github=github, env=env)
@@ -228,15 +272,23 @@ def test_charts_plot_each_interval_with_its_limit():
 
 
 def test_charts_of_a_fine_interval_are_downsampled_to_the_worst_value():
+    from tests.unit.test_canary import BASELINE, GOOD
     from tw_gates.canary.canary import Timing, evaluate, load_thresholds
     from tw_gates.canary.sources import Observation
-    from tests.unit.test_canary import BASELINE, GOOD
 
     obs = {T0 + i * 60: Observation(T0 + i * 60, dict(GOOD)) for i in range(2880)}
     obs[T0 + 1000 * 60].values["latency_p95_ms"] = 42.5
-    report = evaluate(obs, baseline=BASELINE, thresholds=load_thresholds(None),
-                      timing=Timing(window_s=48 * HOUR, interval_s=60), window_end=T0 + 48 * HOUR, started_at=T0,
-                      evaluated_at=datetime.now(timezone.utc), name="t", source="prometheus")
+    report = evaluate(
+        obs,
+        baseline=BASELINE,
+        thresholds=load_thresholds(None),
+        timing=Timing(window_s=48 * HOUR, interval_s=60),
+        window_end=T0 + 48 * HOUR,
+        started_at=T0,
+        evaluated_at=datetime.now(timezone.utc),
+        name="t",
+        source="prometheus",
+    )
     body = render_dashboard(report, None)
     bars = re.findall(r"bar \[(.*)\]", body)[1].split(", ")
     assert len(bars) == 48 and bars.count("42.5") == 1
@@ -251,9 +303,9 @@ def test_state_block_survives_text_that_would_close_the_comment():
 
 
 def test_the_largest_state_fits_in_an_issue_body():
+    from tests.unit.test_canary import BASELINE, GOOD
     from tw_gates.canary.canary import Timing, evaluate, load_thresholds
     from tw_gates.canary.sources import MAX_STATE_CHECKS, CanaryState, Observation, state_document
-    from tests.unit.test_canary import BASELINE, GOOD
     from tw_gates.core.signing import KeyRing
 
     interval = 300
@@ -262,10 +314,17 @@ def test_the_largest_state_fits_in_an_issue_body():
     obs = {c[0]: Observation(c[0], dict(zip(GOOD, c[1:]))) for c in checks}
     for i in range(0, MAX_STATE_CHECKS, 2):
         obs[T0 + i * interval].values["parse_count"] = 10  # many inconclusive rows for the details table
-    report = evaluate(obs, baseline=BASELINE, thresholds=load_thresholds(None),
-                      timing=Timing(window_s=MAX_STATE_CHECKS * interval, interval_s=interval),
-                      window_end=T0 + MAX_STATE_CHECKS * interval, started_at=T0,
-                      evaluated_at=datetime.now(timezone.utc), name="default", source="file")
+    report = evaluate(
+        obs,
+        baseline=BASELINE,
+        thresholds=load_thresholds(None),
+        timing=Timing(window_s=MAX_STATE_CHECKS * interval, interval_s=interval),
+        window_end=T0 + MAX_STATE_CHECKS * interval,
+        started_at=T0,
+        evaluated_at=datetime.now(timezone.utc),
+        name="default",
+        source="file",
+    )
     document = state_document(state, KeyRing(signing_key="x" * 32))
     body = render_dashboard(report, document)
     assert len(body) < MAX_BODY_CHARS

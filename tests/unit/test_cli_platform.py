@@ -3,10 +3,18 @@ import pytest
 from tw_gates.chain.platform import PlatformSettings, check_platform
 
 
-@pytest.mark.parametrize("platform, runner_os, linux", [
-    ("linux", None, True), ("linux", "Linux", True), ("darwin", None, False), ("win32", None, False),
-    ("linux", "Windows", False), ("linux", "macOS", False), ("freebsd14", None, False),
-])
+@pytest.mark.parametrize(
+    "platform, runner_os, linux",
+    [
+        ("linux", None, True),
+        ("linux", "Linux", True),
+        ("darwin", None, False),
+        ("win32", None, False),
+        ("linux", "Windows", False),
+        ("linux", "macOS", False),
+        ("freebsd14", None, False),
+    ],
+)
 def test_check_platform(platform, runner_os, linux):
     result = check_platform(PlatformSettings(platform=platform, runner_os=runner_os))
     assert result.linux is linux
@@ -29,7 +37,9 @@ def test_cli_exit_codes_and_message(cli):
 def test_runner_annotation_and_outputs(cli, tmp_path):
     out_file = tmp_path / "out"
     out_file.touch()
-    code, out, err = cli("platform", env={"GITHUB_ACTIONS": "true", "RUNNER_OS": "macOS", "GITHUB_OUTPUT": str(out_file)})
+    code, out, err = cli(
+        "platform", env={"GITHUB_ACTIONS": "true", "RUNNER_OS": "macOS", "GITHUB_OUTPUT": str(out_file)}
+    )
     assert code == 2 and "::error title=tw-gates platform::" in out
     assert "linux<<" in out_file.read_text() and "false" in out_file.read_text()
 
@@ -55,7 +65,10 @@ def test_internal_error_is_one_line(cli, monkeypatch):
     monkeypatch.setattr(pg, "check_platform", broken)
     code, out, err = cli("platform")
     assert code == 1
-    assert err.strip() == "tw-gates platform: error: internal error: RuntimeError: kaput (set TW_GATES_DEBUG=1 for a traceback)"
+    assert (
+        err.strip()
+        == "tw-gates platform: error: internal error: RuntimeError: kaput (set TW_GATES_DEBUG=1 for a traceback)"
+    )
 
 
 def test_every_run_is_counted_in_metrics(cli, tmp_path):

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tw_gates.ingest.collect import ConsumerError, extract_artifact_json, in_shard, output_name, parse_shard
 from tw_gates.core.errors import UsageError
 from tw_gates.core.signing import KeyRing
+from tw_gates.ingest.collect import ConsumerError, extract_artifact_json, in_shard, output_name, parse_shard
 
 TOKEN = "ghs_collector_token_for_tests_0123456789ab"
 RING = KeyRing({"k1": "consumer-key-0123456789"}, signing_key="consumer-key-0123456789", signing_kid="k1")
@@ -22,9 +22,15 @@ RING = KeyRing({"k1": "consumer-key-0123456789"}, signing_key="consumer-key-0123
 
 def artifact_json(repo: str, marker: int = 1) -> bytes:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    document = {"schema_version": "1.0", "repo": repo, "commit": f"{marker:040x}", "branch": "main",
-                "generated_at": stamp, "tool_version": "0.1.0",
-                "hits": [{"path": "app/views.py", "line": marker, "pattern": "jinja2-from-string"}]}
+    document = {
+        "schema_version": "1.0",
+        "repo": repo,
+        "commit": f"{marker:040x}",
+        "branch": "main",
+        "generated_at": stamp,
+        "tool_version": "0.1.0",
+        "hits": [{"path": "app/views.py", "line": marker, "pattern": "jinja2-from-string"}],
+    }
     return json.dumps(RING.sign(document), indent=2).encode()
 
 
@@ -36,20 +42,39 @@ def world(github_emulator, tmp_path):
         emu.add_repo(repo, default_branch="main")
     emu.add_token(TOKEN, kind="app", repo_permissions={r: {"actions": "read"} for r in ("acme/shop", "acme/blog")})
     registry = tmp_path / "consumer_registry.yml"
-    registry.write_text("schema_version: '1.0'\nconsumers:\n"
-                        "  - {repo: acme/shop, default_branch: main}\n"
-                        "  - {repo: acme/blog}\n")  # default branch from the API
+    registry.write_text(
+        "schema_version: '1.0'\nconsumers:\n  - {repo: acme/shop, default_branch: main}\n  - {repo: acme/blog}\n"
+    )  # default branch from the API
     return emu, registry
 
 
 def collect(cli, emu, registry: Path, tmp_path: Path, *extra, env: dict | None = None):
-    return cli("collect", "--registry", registry, "--out", tmp_path / "collected", "--etag-cache",
-               tmp_path / "etags.json", *extra,
-               env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": emu.url, "TW_GITHUB_RETRIES": "0", **(env or {})})
+    return cli(
+        "collect",
+        "--registry",
+        registry,
+        "--out",
+        tmp_path / "collected",
+        "--etag-cache",
+        tmp_path / "etags.json",
+        *extra,
+        env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": emu.url, "TW_GITHUB_RETRIES": "0", **(env or {})},
+    )
 
 
-def add(emu, repo, content: bytes | dict, *, age: float = 0, conclusion="success", branch="main",
-        event="push", expired=False, name="tw-self-audit", file="tw-self-audit.json") -> int:
+def add(
+    emu,
+    repo,
+    content: bytes | dict,
+    *,
+    age: float = 0,
+    conclusion="success",
+    branch="main",
+    event="push",
+    expired=False,
+    name="tw-self-audit",
+    file="tw-self-audit.json",
+) -> int:
     run = emu.add_workflow_run(repo, conclusion=conclusion, head_branch=branch, event=event)
     files = content if isinstance(content, dict) else {file: content}
     return emu.add_artifact(repo, name, files=files, run_id=run, expired=expired, created_at=time.time() - age)
@@ -58,13 +83,13 @@ def add(emu, repo, content: bytes | dict, *, age: float = 0, conclusion="success
 def test_newest_artifact_of_a_successful_default_branch_run_is_collected(cli, world, tmp_path):
     emu, registry = world
     good = artifact_json("acme/shop", 1)
-    add(emu, "acme/shop", artifact_json("acme/shop", 9), age=500)            # older success
-    add(emu, "acme/shop", good, age=400)                                     # the one
-    add(emu, "acme/shop", b"{}", age=300, conclusion="failure")              # failed run
-    add(emu, "acme/shop", b"{}", age=200, branch="feature/x")                # other branch
-    add(emu, "acme/shop", b"{}", age=100, event="pull_request")              # a PR (a fork may call its branch main)
-    add(emu, "acme/shop", b"{}", age=50, expired=True)                       # expired
-    add(emu, "acme/shop", b"{}", age=10, name="other-artifact")              # another name
+    add(emu, "acme/shop", artifact_json("acme/shop", 9), age=500)  # older success
+    add(emu, "acme/shop", good, age=400)  # the one
+    add(emu, "acme/shop", b"{}", age=300, conclusion="failure")  # failed run
+    add(emu, "acme/shop", b"{}", age=200, branch="feature/x")  # other branch
+    add(emu, "acme/shop", b"{}", age=100, event="pull_request")  # a PR (a fork may call its branch main)
+    add(emu, "acme/shop", b"{}", age=50, expired=True)  # expired
+    add(emu, "acme/shop", b"{}", age=10, name="other-artifact")  # another name
     add(emu, "acme/blog", artifact_json("acme/blog"), age=10)
     code, out, err = collect(cli, emu, registry, tmp_path)
     assert code == 0, out + err
@@ -117,7 +142,9 @@ def test_consumer_without_artifact_is_missing_and_inaccessible_one_is_an_error(c
     add(emu, "acme/blog", b"{}", conclusion="failure")
     code, out, err = collect(cli, emu, registry, tmp_path, "--manifest", tmp_path / "manifest.json")
     assert code == 1
-    assert "MISSING    acme/blog: none of the 1 unexpired 'tw-self-audit' artifact(s) comes from a successful run" in out
+    assert (
+        "MISSING    acme/blog: none of the 1 unexpired 'tw-self-audit' artifact(s) comes from a successful run" in out
+    )
     assert "ERROR      acme/secret: GET /repos/acme/secret/actions/artifacts: GitHub answered 404" in out
     assert "1 consumer(s) could not be collected: acme/secret; the 1 collected are in" in err
     assert (tmp_path / "collected" / "acme__shop.json").exists()  # the others are still collected
@@ -147,9 +174,17 @@ def test_collected_artifacts_pass_the_ingest_gate(cli, world, tmp_path):
     add(emu, "acme/shop", artifact_json("acme/shop"))
     add(emu, "acme/blog", artifact_json("acme/blog"))
     assert collect(cli, emu, registry, tmp_path)[0] == 0
-    code, out, err = cli("ingest", "--artifact", tmp_path / "collected", "--require-hmac", "--out",
-                         tmp_path / "accepted.jsonl", "--quarantine", tmp_path / "q",
-                         env={"TW_HMAC_KEYS": json.dumps({"k1": "consumer-key-0123456789"})})
+    code, out, err = cli(
+        "ingest",
+        "--artifact",
+        tmp_path / "collected",
+        "--require-hmac",
+        "--out",
+        tmp_path / "accepted.jsonl",
+        "--quarantine",
+        tmp_path / "q",
+        env={"TW_HMAC_KEYS": json.dumps({"k1": "consumer-key-0123456789"})},
+    )
     assert code == 0, out + err
     repos = sorted(json.loads(line)["repo"] for line in (tmp_path / "accepted.jsonl").read_text().splitlines())
     assert repos == ["acme/blog", "acme/shop"]
@@ -201,14 +236,18 @@ def zip_of(members: dict[str, bytes], *, encrypted: bool = False) -> bytes:
     return bytes(data)
 
 
-@pytest.mark.parametrize(("members", "message"), [
-    ({"/etc/cron.d/x.json": b"{}"}, "zip-slip"),
-    ({"a/../../x.json": b"{}"}, "zip-slip"),
-    ({"C:/x.json": b"{}"}, "zip-slip"),
-    ({"dir\\x.json": b"{}"}, "zip-slip"),
-    ({"report.sarif": b"{}"}, "must hold one *.json"),
-    ({"big.json": b" " * 5000}, "more than the limit of 1000"),
-], ids=["absolute", "dotdot", "drive", "backslash", "no-json", "too-big"])
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({"/etc/cron.d/x.json": b"{}"}, "zip-slip"),
+        ({"a/../../x.json": b"{}"}, "zip-slip"),
+        ({"C:/x.json": b"{}"}, "zip-slip"),
+        ({"dir\\x.json": b"{}"}, "zip-slip"),
+        ({"report.sarif": b"{}"}, "must hold one *.json"),
+        ({"big.json": b" " * 5000}, "more than the limit of 1000"),
+    ],
+    ids=["absolute", "dotdot", "drive", "backslash", "no-json", "too-big"],
+)
 def test_extraction_refuses_hostile_zips(members, message):
     with pytest.raises(ConsumerError, match=message.replace("*", r"\*")):
         extract_artifact_json(zip_of(members), 1000)

@@ -6,14 +6,26 @@ import time
 
 import portalocker
 import pytest
-
 from pydantic import BaseModel, ConfigDict
 
 from tw_gates.core.errors import UsageError
 from tw_gates.core.fsio import (
-    FileTooLarge, InputNotFound, InputTooLarge, LockTimeout, atomic_open, atomic_write_bytes, atomic_write_json,
-    atomic_write_text, file_lock, load_document, load_model, locked_append_lines, open_input, read_bytes_limited,
-    read_input, read_text_input,
+    FileTooLarge,
+    InputNotFound,
+    InputTooLarge,
+    LockTimeout,
+    atomic_open,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    file_lock,
+    load_document,
+    load_model,
+    locked_append_lines,
+    open_input,
+    read_bytes_limited,
+    read_input,
+    read_text_input,
 )
 from tw_gates.core.redact import REDACTOR
 
@@ -69,7 +81,9 @@ def test_concurrent_appends_lose_and_tear_nothing(tmp_path):
 def test_append_times_out_when_lock_is_held(tmp_path):
     path = tmp_path / "log.jsonl"
     path.touch()
-    holder = portalocker.Lock(str(path), mode="a", flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
+    holder = portalocker.Lock(
+        str(path), mode="a", flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
+    )
     holder.acquire()
     try:
         # portalocker's lock is per open file description: another process is the honest test.
@@ -139,10 +153,9 @@ def test_atomic_open_streams_into_place_only_when_the_block_ends(tmp_path):
 def test_atomic_open_exception_keeps_old_content_and_removes_temp(tmp_path):
     target = tmp_path / "out.jsonl"
     target.write_bytes(b"old\n")
-    with pytest.raises(RuntimeError, match="judge crashed"):
-        with atomic_open(target) as handle:
-            handle.write(b"half")
-            raise RuntimeError("judge crashed")
+    with pytest.raises(RuntimeError, match="judge crashed"), atomic_open(target) as handle:
+        handle.write(b"half")
+        raise RuntimeError("judge crashed")
     assert target.read_bytes() == b"old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.jsonl"]
 
@@ -154,9 +167,8 @@ def test_atomic_open_failed_replace_removes_temp(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)
-    with pytest.raises(OSError, match="disk full"):
-        with atomic_open(target) as handle:
-            handle.write(b"new")
+    with pytest.raises(OSError, match="disk full"), atomic_open(target) as handle:
+        handle.write(b"new")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -171,9 +183,8 @@ def test_atomic_open_text_mode_and_explicit_permissions(tmp_path):
 
 
 def test_atomic_open_refuses_other_modes(tmp_path):
-    with pytest.raises(ValueError, match="'wb' or 'w'"):
-        with atomic_open(tmp_path / "x", "ab"):
-            pass
+    with pytest.raises(ValueError, match="'wb' or 'w'"), atomic_open(tmp_path / "x", "ab"):
+        pass
     assert list(tmp_path.iterdir()) == []
 
 
@@ -301,13 +312,21 @@ def test_load_model_validates(tmp_path):
     assert load_model(path, _Thing, "thing file", max_bytes=100) == _Thing(name="x", size=3)
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("thing.yml", "# nothing yet\n", "thing file {path} is empty"),
-    ("thing.yml", "- a\n- b\n", "thing file {path} must hold a mapping of fields, not a list"),
-    ("thing.json", '{"size": "big", "colour": 1}', "invalid thing file {path}: size: Input should be a valid integer, "
-                                                   "unable to parse string as an integer; colour: Extra inputs are not "
-                                                   "permitted"),
-], ids=["empty", "not-a-mapping", "invalid"])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("thing.yml", "# nothing yet\n", "thing file {path} is empty"),
+        ("thing.yml", "- a\n- b\n", "thing file {path} must hold a mapping of fields, not a list"),
+        (
+            "thing.json",
+            '{"size": "big", "colour": 1}',
+            "invalid thing file {path}: size: Input should be a valid integer, "
+            "unable to parse string as an integer; colour: Extra inputs are not "
+            "permitted",
+        ),
+    ],
+    ids=["empty", "not-a-mapping", "invalid"],
+)
 def test_load_model_refusals_are_one_line(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content)

@@ -26,10 +26,18 @@ def client(emu, **kw):
 
 
 def test_endpoint_labels_have_bounded_cardinality():
-    assert endpoint_of("get", "https://api.github.com/repos/a/b/issues/12/comments?page=2") == \
-        "GET /repos/{owner}/{repo}/issues/{n}/comments"
-    assert endpoint_of("GET", "http://ghe.local/api/v3/repos/a/b/labels/tw-gates") == "GET /repos/{owner}/{repo}/labels/{name}"
-    assert endpoint_of("GET", "/repos/a/b/branches/main/protection") == "GET /repos/{owner}/{repo}/branches/{name}/protection"
+    assert (
+        endpoint_of("get", "https://api.github.com/repos/a/b/issues/12/comments?page=2")
+        == "GET /repos/{owner}/{repo}/issues/{n}/comments"
+    )
+    assert (
+        endpoint_of("GET", "http://ghe.local/api/v3/repos/a/b/labels/tw-gates")
+        == "GET /repos/{owner}/{repo}/labels/{name}"
+    )
+    assert (
+        endpoint_of("GET", "/repos/a/b/branches/main/protection")
+        == "GET /repos/{owner}/{repo}/branches/{name}/protection"
+    )
 
 
 def test_settings_select_the_api_and_calls_are_counted_like_the_server_saw_them(emu, monkeypatch):

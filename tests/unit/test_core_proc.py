@@ -31,14 +31,18 @@ def test_background_child_left_behind_does_not_hang_us():
 
 
 def test_stdin_and_output_cap():
-    result = run([PY, "-c", "import sys; d=sys.stdin.read(); sys.stdout.write(d*1000)"], timeout=10,
-                 input="abc", max_output_bytes=100)
+    result = run(
+        [PY, "-c", "import sys; d=sys.stdin.read(); sys.stdout.write(d*1000)"],
+        timeout=10,
+        input="abc",
+        max_output_bytes=100,
+    )
     assert result.stdout == b"abc" * 33 + b"a" and result.stdout_truncated
 
 
 def test_address_space_limit_stops_a_hog():
     hog = "x = bytearray(2 * 1024 ** 3)"
-    result = run([PY, "-c", hog], timeout=20, limits=Limits(address_space_bytes=512 * 1024 ** 2))
+    result = run([PY, "-c", hog], timeout=20, limits=Limits(address_space_bytes=512 * 1024**2))
     assert result.returncode != 0 and b"MemoryError" in result.stderr
 
 

@@ -58,8 +58,13 @@ def test_redact_obj_walks_structures():
 
 
 def test_secret_env_values_by_name():
-    env = {"GITHUB_TOKEN": "t0ken-value-1", "TW_HMAC_KEYS": '{"k1": "s1-secret-a", "k2": "s2-secret-b"}',
-           "HOME": "/root", "TW_HMAC_KEY_ID": "k1", "SLACK_WEBHOOK_URL": "https://hooks.slack.com/x"}
+    env = {
+        "GITHUB_TOKEN": "t0ken-value-1",
+        "TW_HMAC_KEYS": '{"k1": "s1-secret-a", "k2": "s2-secret-b"}',
+        "HOME": "/root",
+        "TW_HMAC_KEY_ID": "k1",
+        "SLACK_WEBHOOK_URL": "https://hooks.slack.com/x",
+    }
     values = set(secret_env_values(env))
     assert {"t0ken-value-1", "s1-secret-a", "s2-secret-b", "https://hooks.slack.com/x"} <= values
     assert "/root" not in values and "k1" not in values

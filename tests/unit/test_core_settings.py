@@ -46,12 +46,16 @@ def test_key_ring_from_env(monkeypatch):
         load_settings(SigningSettings).key_ring()
 
 
-@pytest.mark.parametrize("text, seconds", [("7d", 604800), ("48h", 172800), ("1h30m", 5400), ("90", 90), ("250ms", 0.25)])
+@pytest.mark.parametrize(
+    "text, seconds", [("7d", 604800), ("48h", 172800), ("1h30m", 5400), ("90", 90), ("250ms", 0.25)]
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("text, size", [("10MiB", 10 * 1024**2), ("500KB", 500_000), ("1024", 1024), ("1.5GiB", int(1.5 * 1024**3))])
+@pytest.mark.parametrize(
+    "text, size", [("10MiB", 10 * 1024**2), ("500KB", 500_000), ("1024", 1024), ("1.5GiB", int(1.5 * 1024**3))]
+)
 def test_sizes(text, size):
     assert parse_size(text) == size
 

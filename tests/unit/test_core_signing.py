@@ -75,7 +75,9 @@ def test_each_signature_failure_has_its_reason(mutate, reason):
 def test_rotation_old_kid_verifies_while_listed():
     old = KeyRing(signing_key="old-secret-123", signing_kid="2025")
     signed = old.sign(DOC)
-    both = KeyRing({"2025": "old-secret-123", "2026": "new-secret-456"}, signing_key="new-secret-456", signing_kid="2026")
+    both = KeyRing(
+        {"2025": "old-secret-123", "2026": "new-secret-456"}, signing_key="new-secret-456", signing_kid="2026"
+    )
     assert both.verify(signed) == "2025"
     only_new = KeyRing({"2026": "new-secret-456"})
     with pytest.raises(SignatureError) as err:

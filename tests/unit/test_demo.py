@@ -14,8 +14,19 @@ from tw_gates.core.redact import REDACTOR
 
 # What each step says when the story goes as told, with --skip-tests.
 EXPECTED_LABELS = {
-    1: "PASS", 2: "PASS", 3: "EXPECTED REJECTION", 4: "PASS", 5: "NOT RUN", 6: "PASS", 7: "EXPECTED exit 2",
-    8: "PASS", 9: "PASS", 10: "PASS", 11: "NOT RUN", 12: "EXPECTED ROLLBACK", 13: "EXPECTED violations",
+    1: "PASS",
+    2: "PASS",
+    3: "EXPECTED REJECTION",
+    4: "PASS",
+    5: "NOT RUN",
+    6: "PASS",
+    7: "EXPECTED exit 2",
+    8: "PASS",
+    9: "PASS",
+    10: "PASS",
+    11: "NOT RUN",
+    12: "EXPECTED ROLLBACK",
+    13: "EXPECTED violations",
 }
 # Two captures a second apart on a busy test machine can differ by more than the
 # audit's default ratios; the performance check itself is tested in test_baseline/test_audit.
@@ -63,7 +74,9 @@ def test_demo_tells_the_story_offline(cli, repo_root, tmp_path):
     assert artifact["signature"]["kid"] == "demo"
     assert json.loads((out / "consumer" / "tw-self-audit.sarif").read_text())["version"] == "2.1.0"
     assert sorted(p.name for p in (out / "quarantine").iterdir()) == [
-        "tw-self-audit.tampered.json", "tw-self-audit.tampered.json.reason.json"]
+        "tw-self-audit.tampered.json",
+        "tw-self-audit.tampered.json.reason.json",
+    ]
     reason = json.loads((out / "quarantine" / "tw-self-audit.tampered.json.reason.json").read_text())
     assert reason["reason"] == "bad_signature"
     assert len((out / "accepted.jsonl").read_text().splitlines()) == 1
@@ -97,8 +110,17 @@ def test_demo_tells_the_story_offline(cli, repo_root, tmp_path):
 
 def test_demo_signs_with_the_users_key_when_set(cli, repo_root, tmp_path):
     key = "user-demo-key-0123456789"
-    code, stdout, _ = cli("demo", "--only", "self-audit,ingest", "--out", tmp_path / "out", "--repo-dir", repo_root,
-                          env={"TW_HMAC_KEY": key, "TW_HMAC_KEY_ID": "k-user"}, cwd=tmp_path)
+    code, stdout, _ = cli(
+        "demo",
+        "--only",
+        "self-audit,ingest",
+        "--out",
+        tmp_path / "out",
+        "--repo-dir",
+        repo_root,
+        env={"TW_HMAC_KEY": key, "TW_HMAC_KEY_ID": "k-user"},
+        cwd=tmp_path,
+    )
     assert code == 0, stdout
     assert "signing key: TW_HMAC_KEY, key id 'k-user'" in stdout
     artifact = (tmp_path / "out" / "consumer" / "tw-self-audit.json").read_text()
@@ -110,7 +132,8 @@ def test_demo_outside_a_checkout_is_one_line_exit_1(cli, tmp_path):
     assert code == 1 and stdout == ""
     assert stderr.strip().splitlines() == [
         f"tw-gates demo: error: no examples/consumer under {tmp_path.resolve()}: run the demo from the root of a "
-        "tw-gates checkout, or pass --repo-dir"]
+        "tw-gates checkout, or pass --repo-dir"
+    ]
     assert not (tmp_path / "demo-out").exists()
 
     code, _, stderr = cli("demo", "--only", "nope", "--repo-dir", Path(__file__).resolve().parents[2], cwd=tmp_path)
@@ -126,4 +149,5 @@ def test_a_step_against_the_story_exits_2_and_the_story_goes_on(cli, repo_root, 
     assert steps[4][1].startswith("FAIL: 0/5 safety nets verified")
     assert steps[12][1].startswith("EXPECTED ROLLBACK: ")
     assert stderr.strip().splitlines() == [
-        "tw-gates demo: error: 1 step(s) did not go as the story expects: 4 (verify-nets)"]
+        "tw-gates demo: error: 1 step(s) did not go as the story expects: 4 (verify-nets)"
+    ]

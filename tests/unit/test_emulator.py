@@ -31,8 +31,11 @@ def emu(github_emulator: GitHubEmulator) -> GitHubEmulator:
     e.add_repo("acme/secret", private=True)
     e.add_token("pat", login="writer", kind="user", scopes=["repo", "workflow"])
     e.add_token("reader-pat", login="reader", kind="user")
-    e.add_token("gh-actions", kind="actions",
-                repo_permissions={REPO: {"issues": "write", "contents": "read", "actions": "read"}})
+    e.add_token(
+        "gh-actions",
+        kind="actions",
+        repo_permissions={REPO: {"issues": "write", "contents": "read", "actions": "read"}},
+    )
     e.add_token("app", kind="app", repo_permissions={REPO: {"issues": "read", "administration": "read"}})
     e.add_token("fg", login="writer", kind="fine_grained", repo_permissions={REPO: {"issues": "read"}})
     return e
@@ -46,6 +49,7 @@ def http(emu: GitHubEmulator, method: str, path: str, token: str | None = "pat",
 
 
 # ------------------------------------------------------------------ identity and permissions
+
 
 def test_user_and_repo_permissions_by_token_kind(emu):
     gh = pygithub_client(emu, "pat")
@@ -94,6 +98,7 @@ def test_permission_denials_look_like_github(emu):
 
 # ------------------------------------------------------------------ issues, comments, labels
 
+
 def test_issue_lifecycle_labels_and_comments(emu):
     repo = pygithub_client(emu, "gh-actions").get_repo(REPO)
     issue = repo.create_issue("Gate failed", body="details", labels=["gate", "sev:high"], assignees=["writer"])
@@ -108,8 +113,12 @@ def test_issue_lifecycle_labels_and_comments(emu):
 
     issue.edit(title="Gate failed (2)", body="more", state="closed", state_reason="not_planned", labels=["gate"])
     fresh = repo.get_issue(1)
-    assert (fresh.title, fresh.body, fresh.state, fresh.state_reason) == ("Gate failed (2)", "more", "closed",
-                                                                          "not_planned")
+    assert (fresh.title, fresh.body, fresh.state, fresh.state_reason) == (
+        "Gate failed (2)",
+        "more",
+        "closed",
+        "not_planned",
+    )
     assert fresh.closed_at is not None and [lb.name for lb in fresh.labels] == ["gate"]
     fresh.edit(state="open")
     assert repo.get_issue(1).state_reason == "reopened" and repo.get_issue(1).closed_at is None
@@ -132,8 +141,13 @@ def test_issue_list_filters(emu):
     assert [i.title for i in repo.get_issues()] == ["new open", "old open"]
     assert [i.title for i in repo.get_issues(state="all", labels=["a", "b"])] == ["closed"]
     assert [i.title for i in repo.get_issues(state="all", direction="asc")][0] == "old open"
-    since = [i.title for i in repo.get_issues(state="all", since=github.GithubObject.datetime.fromtimestamp(
-        time.time() - 50, tz=github.GithubObject.timezone.utc))]
+    since = [
+        i.title
+        for i in repo.get_issues(
+            state="all",
+            since=github.GithubObject.datetime.fromtimestamp(time.time() - 50, tz=github.GithubObject.timezone.utc),
+        )
+    ]
     assert "old open" not in since and len(since) == 2
 
 
@@ -144,9 +158,12 @@ def test_pagination_link_headers_and_total_count(emu):
     assert len(first.json()) == 100
     assert first.headers["Link"] == (
         f'<{emu.url}/repos/{REPO}/issues?per_page=100&page=2>; rel="next", '
-        f'<{emu.url}/repos/{REPO}/issues?per_page=100&page=3>; rel="last"')
+        f'<{emu.url}/repos/{REPO}/issues?per_page=100&page=3>; rel="last"'
+    )
     third = http(emu, "GET", f"/repos/{REPO}/issues", params={"per_page": 100, "page": 3})
-    assert len(third.json()) == 50 and 'rel="prev"' in third.headers["Link"] and 'rel="next"' not in third.headers["Link"]
+    assert (
+        len(third.json()) == 50 and 'rel="prev"' in third.headers["Link"] and 'rel="next"' not in third.headers["Link"]
+    )
 
     gh = pygithub_client(emu, "pat", per_page=100)
     emu.clear_requests()
@@ -167,7 +184,9 @@ def test_validation_and_unknown_routes(emu):
     assert http(emu, "GET", f"/repos/{REPO}/issues/99").status_code == 404
     dup = http(emu, "POST", f"/repos/{REPO}/labels", json={"name": "x"})
     assert dup.status_code == 201
-    assert http(emu, "POST", f"/repos/{REPO}/labels", json={"name": "X"}).json()["errors"][0]["code"] == "already_exists"
+    assert (
+        http(emu, "POST", f"/repos/{REPO}/labels", json={"name": "X"}).json()["errors"][0]["code"] == "already_exists"
+    )
 
 
 def test_concurrent_creation_is_thread_safe(emu):
@@ -185,6 +204,7 @@ def test_concurrent_creation_is_thread_safe(emu):
 
 
 # ------------------------------------------------------------------ rate limits and conditional requests
+
 
 def test_rate_limit_headers_and_rate_limit_endpoint(emu):
     emu.set_rate_limit(remaining=10, limit=10, reset_in=3600)
@@ -216,6 +236,7 @@ def test_etag_conditional_request_is_free(emu):
 
 
 # ------------------------------------------------------------------ faults
+
 
 def test_server_error_burst_is_retried_by_github_retry(emu):
     emu.inject("server_error", method="POST", path=r"/issues$", times=2, status=502)
@@ -287,8 +308,12 @@ def test_denial_not_found_latency_and_hang_faults(emu):
 
     emu.inject("timeout_hang", method="POST", seconds=1, process=True)
     with pytest.raises(requests.exceptions.ReadTimeout):
-        requests.post(f"{emu.url}/repos/{REPO}/issues", json={"title": "landed anyway"},
-                      headers={"Authorization": "token pat"}, timeout=0.3)
+        requests.post(
+            f"{emu.url}/repos/{REPO}/issues",
+            json={"title": "landed anyway"},
+            headers={"Authorization": "token pat"},
+            timeout=0.3,
+        )
     deadline = time.monotonic() + 5
     while not emu.issues(REPO) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -309,6 +334,7 @@ def test_denial_not_found_latency_and_hang_faults(emu):
 
 
 # ------------------------------------------------------------------ search
+
 
 def test_search_issues_with_indexing_lag(emu):
     emu.add_issue(REPO, "Gate failure in build", body="token leak", labels=["gate"], created_at=time.time() - 60)
@@ -331,6 +357,7 @@ def test_search_issues_with_indexing_lag(emu):
 
 # ------------------------------------------------------------------ branch protection and rulesets
 
+
 def test_branch_protection(emu):
     admin = "admin-pat"
     emu.add_token(admin, login="acme")  # the owner is admin
@@ -352,24 +379,34 @@ def test_branch_protection(emu):
 
 
 def test_rulesets_and_rules_for_branch(emu):
-    active = emu.add_ruleset(REPO, "gates", branch_patterns=["~DEFAULT_BRANCH"],
-                             required_checks=["gates / verify", {"context": "ci", "integration_id": 15368}])
-    emu.add_ruleset(REPO, "trial", branch_patterns=["refs/heads/main"], required_checks=["soon"],
-                    enforcement="evaluate")
+    active = emu.add_ruleset(
+        REPO,
+        "gates",
+        branch_patterns=["~DEFAULT_BRANCH"],
+        required_checks=["gates / verify", {"context": "ci", "integration_id": 15368}],
+    )
+    emu.add_ruleset(
+        REPO, "trial", branch_patterns=["refs/heads/main"], required_checks=["soon"], enforcement="evaluate"
+    )
     emu.add_ruleset(REPO, "releases", branch_patterns=["refs/heads/release/*"], required_checks=["rel"])
 
     rules = http(emu, "GET", f"/repos/{REPO}/rules/branches/main", token="gh-actions").json()
     assert len(rules) == 1 and rules[0]["type"] == "required_status_checks"
     assert rules[0]["ruleset_id"] == active and rules[0]["ruleset_source"] == REPO
     assert rules[0]["parameters"]["required_status_checks"] == [
-        {"context": "gates / verify", "integration_id": None}, {"context": "ci", "integration_id": 15368}]
+        {"context": "gates / verify", "integration_id": None},
+        {"context": "ci", "integration_id": 15368},
+    ]
     release = http(emu, "GET", f"/repos/{REPO}/rules/branches/release/1.2").json()
     assert [r["parameters"]["required_status_checks"][0]["context"] for r in release] == ["rel"]
     assert http(emu, "GET", f"/repos/{REPO}/rules/branches/feature").json() == []
 
     listing = http(emu, "GET", f"/repos/{REPO}/rulesets").json()
-    assert [(r["name"], r["enforcement"]) for r in listing] == [("gates", "active"), ("trial", "evaluate"),
-                                                                ("releases", "active")]
+    assert [(r["name"], r["enforcement"]) for r in listing] == [
+        ("gates", "active"),
+        ("trial", "evaluate"),
+        ("releases", "active"),
+    ]
     detail = http(emu, "GET", f"/repos/{REPO}/rulesets/{active}").json()
     assert detail["conditions"]["ref_name"]["include"] == ["~DEFAULT_BRANCH"] and detail["rules"]
     assert http(emu, "GET", f"/repos/{REPO}/rulesets/999999").status_code == 404
@@ -377,10 +414,12 @@ def test_rulesets_and_rules_for_branch(emu):
 
 # ------------------------------------------------------------------ actions: runs, artifacts, dispatch
 
+
 def test_artifacts_runs_and_zip_download(emu):
     run_id = emu.add_workflow_run(REPO, conclusion="failure", head_sha="a" * 40, name="gates")
-    old = emu.add_artifact(REPO, "report", files={"report.json": b'{"ok": false}'}, run_id=run_id,
-                           created_at=time.time() - 10)
+    old = emu.add_artifact(
+        REPO, "report", files={"report.json": b'{"ok": false}'}, run_id=run_id, created_at=time.time() - 10
+    )
     new = emu.add_artifact(REPO, "report", files={"report.json": b'{"ok": true}', "dir/log.txt": "hi"})
     gone = emu.add_artifact(REPO, "old-logs", files={"x": b"y"}, expired=True)
 
@@ -420,6 +459,7 @@ def test_repository_dispatch(emu):
 
 # ------------------------------------------------------------------ state files and standalone mode
 
+
 def test_state_round_trip(emu):
     emu.add_issue(REPO, "kept", labels=["l"])
     emu.set_branch_protection(REPO, "main", contexts=["ci"])
@@ -438,13 +478,24 @@ def test_state_round_trip(emu):
 def test_standalone_mode(tmp_path):
     state = {
         "tokens": [{"token": "t0", "login": "octocat", "kind": "user"}],
-        "repos": [{"full_name": "o/r", "private": True, "collaborators": {"octocat": "write"},
-                   "artifacts": [{"name": "sbom", "files": {"a.txt": "aGVsbG8="}}]}],
+        "repos": [
+            {
+                "full_name": "o/r",
+                "private": True,
+                "collaborators": {"octocat": "write"},
+                "artifacts": [{"name": "sbom", "files": {"a.txt": "aGVsbG8="}}],
+            }
+        ],
     }
     state_file = tmp_path / "state.json"
     state_file.write_text(json.dumps(state))
-    proc = subprocess.Popen([sys.executable, "-m", "tests.emulator", "--port", "0", "--state", str(state_file)],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.emulator", "--port", "0", "--state", str(state_file)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         line = proc.stdout.readline().strip()
         assert line.startswith("EMULATOR_URL=http://127.0.0.1:")

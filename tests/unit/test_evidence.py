@@ -8,8 +8,8 @@ import portalocker
 import pytest
 
 from tw_gates.core.errors import UsageError
-from tw_gates.phases import evidence
 from tw_gates.core.fsio import LockTimeout
+from tw_gates.phases import evidence
 from tw_gates.phases.evidence import EvidenceConflict, EvidenceLog, blocks_for_phase, make_block, read_log, verify_log
 from tw_gates.schemas.evidence import EvidenceBlock
 
@@ -46,8 +46,9 @@ def test_secret_cut_by_truncation_is_redacted_first(repo):
     assert "Z9Z9" not in block.code_snippet
 
 
-@pytest.mark.parametrize("lines, message", [("0-2", "1 <= A <= B"), ("3-2", "1 <= A <= B"), ("2-9", "past the end"),
-                                            ("a-b", "not A-B")])
+@pytest.mark.parametrize(
+    "lines, message", [("0-2", "1 <= A <= B"), ("3-2", "1 <= A <= B"), ("2-9", "past the end"), ("a-b", "not A-B")]
+)
 def test_bad_line_ranges_are_usage_errors(repo, lines, message):
     with pytest.raises(UsageError, match=message):
         make_block("EV", 1, "src/gate.py", lines, "d")
@@ -158,7 +159,9 @@ def test_concurrent_writers_lose_tear_and_duplicate_nothing(repo):
 
 
 def _hold_lock(path, ready, release):
-    with portalocker.Lock(str(path), mode="a", flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING):
+    with portalocker.Lock(
+        str(path), mode="a", flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
+    ):
         ready.set()
         release.wait(30)
 
@@ -176,8 +179,22 @@ def test_writer_that_cannot_get_the_lock_fails_with_a_message(repo, cli):
         with pytest.raises(LockTimeout, match="within 0.3s"):
             EvidenceLog(path, lock_timeout=0.3).add(make_block("EV-1", 1, "src/gate.py", "1-1", "d"))
         assert time.monotonic() - started < 10  # it gave up instead of blocking on the holder
-        code, _, err = cli("evidence", "add", "--id", "EV-1", "--phase", "1", "--file", "src/gate.py", "--lines",
-                           "1-1", "--description", "d", "--lock-timeout", "0.2")
+        code, _, err = cli(
+            "evidence",
+            "add",
+            "--id",
+            "EV-1",
+            "--phase",
+            "1",
+            "--file",
+            "src/gate.py",
+            "--lines",
+            "1-1",
+            "--description",
+            "d",
+            "--lock-timeout",
+            "0.2",
+        )
         assert code == 1
         assert "could not lock" in err and "another writer holds it" in err
     finally:
@@ -190,8 +207,20 @@ def test_cli_add_by_flags_and_stdin_and_verify(repo, cli, monkeypatch):
     import io
     import sys
 
-    code, out, err = cli("evidence", "add", "--id", "EV-1", "--phase", "1", "--file", "src/gate.py", "--lines", "1-2",
-                         "--description", "the gate")
+    code, out, err = cli(
+        "evidence",
+        "add",
+        "--id",
+        "EV-1",
+        "--phase",
+        "1",
+        "--file",
+        "src/gate.py",
+        "--lines",
+        "1-2",
+        "--description",
+        "the gate",
+    )
     assert code == 0, err
     assert "EV-1 recorded" in out
     seed = {"evidence_id": "EV-2", "phase": 2, "file": "src/gate.py", "lines": "3-3", "description": "seed style"}

@@ -17,6 +17,7 @@ def test_reads_only_what_is_new_since_the_cursor(tmp_path):
         def inner(data, from_start):
             seen.append((data, from_start))
             return lines
+
         return inner
 
     cursor = locked_read_append(path, decide(["a"]))
@@ -56,7 +57,9 @@ def test_decide_raising_appends_nothing_and_releases_the_lock(tmp_path):
 
 
 def _hold(path, ready, release):
-    with portalocker.Lock(str(path), mode="a", flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING):
+    with portalocker.Lock(
+        str(path), mode="a", flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
+    ):
         ready.set()
         release.wait(30)
 

@@ -30,14 +30,25 @@ def hit(repo: str, n: int = 1, severity: str = "high", pattern: str = "jinja2-fr
 
 
 def write_report(path: Path, hits: list[dict], *, audit_id: str = "audit-1", exit_code: int = 2) -> Path:
-    path.write_text(json.dumps({"audit_id": audit_id, "generated_at": "2026-01-02T03:04:05Z", "exit_code": exit_code,
-                                "checks": {}, "unregistered_hits": hits}), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            {
+                "audit_id": audit_id,
+                "generated_at": "2026-01-02T03:04:05Z",
+                "exit_code": exit_code,
+                "checks": {},
+                "unregistered_hits": hits,
+            }
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
 def report(hits: list[dict], exit_code: int = 2) -> AuditReport:
-    return AuditReport.model_validate({"audit_id": "a", "generated_at": "2026-01-02T03:04:05Z",
-                                       "exit_code": exit_code, "unregistered_hits": hits})
+    return AuditReport.model_validate(
+        {"audit_id": "a", "generated_at": "2026-01-02T03:04:05Z", "exit_code": exit_code, "unregistered_hits": hits}
+    )
 
 
 def tracked(number: int, kind: str, key: str, body: str = "", fp: str = "0" * 64) -> TrackedIssue:
@@ -45,6 +56,7 @@ def tracked(number: int, kind: str, key: str, body: str = "", fp: str = "0" * 64
 
 
 # ------------------------------------------------------------------ pure: findings and plan
+
 
 def test_findings_are_deduplicated_and_ids_survive_a_severity_change():
     found = findings_from(report([hit("acme/a", 1, "low"), hit("acme/a", 1, "critical"), hit("acme/b", 2)]))
@@ -77,7 +89,9 @@ def test_false_positive_ticks_are_read_back_and_unticking_reports_again():
     findings = findings_from(report([hit(f"acme/r{n}", n) for n in range(4)]))
     digest = plan_issues(findings, [], cap=1, audit_id="a").upserts[0]
     target = findings[2]
-    ticked = digest.body.replace(f"- [ ] false positive · **high** · `src/mod2.py`", "- [x] false positive · **high** · `src/mod2.py`")
+    ticked = digest.body.replace(
+        "- [ ] false positive · **high** · `src/mod2.py`", "- [x] false positive · **high** · `src/mod2.py`"
+    )
     assert ticked != digest.body and read_marks(ticked).ticked == {target.id}
     plan = plan_issues(findings, [tracked(1, "digest", DIGEST_KEY, ticked, digest.fingerprint)], cap=1, audit_id="a")
     item = plan.upserts[0]
@@ -87,26 +101,38 @@ def test_false_positive_ticks_are_read_back_and_unticking_reports_again():
     marks = read_marks(item.body)
     assert marks.kept_false == {target.id} and target.id not in marks.listed
     # The next run keeps it suppressed without counting it again.
-    steady = plan_issues(findings, [tracked(1, "digest", DIGEST_KEY, item.body, item.fingerprint)], cap=1,
-                         audit_id="a").upserts[0]
+    steady = plan_issues(
+        findings, [tracked(1, "digest", DIGEST_KEY, item.body, item.fingerprint)], cap=1, audit_id="a"
+    ).upserts[0]
     assert steady.action == "unchanged" and not steady.newly_marked
     # Unticked in the false-positive list: reported again.
-    unticked = item.body.replace(f"- [x] false positive · **high** · `acme/r2`", "- [ ] false positive · **high** · `acme/r2`")
-    back = plan_issues(findings, [tracked(1, "digest", DIGEST_KEY, unticked, item.fingerprint)], cap=1,
-                       audit_id="a").upserts[0]
+    unticked = item.body.replace(
+        "- [x] false positive · **high** · `acme/r2`", "- [ ] false positive · **high** · `acme/r2`"
+    )
+    back = plan_issues(
+        findings, [tracked(1, "digest", DIGEST_KEY, unticked, item.fingerprint)], cap=1, audit_id="a"
+    ).upserts[0]
     assert target.id in {f.id for f in back.active} and "1 reported again" in back.comment
 
 
 def test_plan_closes_resolved_superseded_and_duplicate_issues_but_never_others():
     findings = findings_from(report([hit("acme/a", 1)]))
-    existing = [tracked(1, "repo", "acme/a"), tracked(2, "repo", "acme/gone"), tracked(3, "repo", "acme/a"),
-                tracked(4, "digest", DIGEST_KEY), tracked(5, "canary", "dashboard")]
+    existing = [
+        tracked(1, "repo", "acme/a"),
+        tracked(2, "repo", "acme/gone"),
+        tracked(3, "repo", "acme/a"),
+        tracked(4, "digest", DIGEST_KEY),
+        tracked(5, "canary", "dashboard"),
+    ]
     plan = plan_issues(findings, existing, cap=10, audit_id="a")
     assert [(c.issue.number, c.why) for c in plan.closes] == [(3, "duplicate"), (2, "resolved"), (4, "superseded")]
     assert [u.existing.number for u in plan.upserts] == [1]
     to_digest = plan_issues(findings, existing, cap=0, audit_id="a")
-    assert [(c.issue.number, c.why) for c in to_digest.closes] == [(3, "duplicate"), (1, "superseded"),
-                                                                   (2, "superseded")]
+    assert [(c.issue.number, c.why) for c in to_digest.closes] == [
+        (3, "duplicate"),
+        (1, "superseded"),
+        (2, "superseded"),
+    ]
     assert to_digest.upserts[0].existing.number == 4
     # A failed audit (exit_code 1) closes nothing.
     assert plan_issues([], existing, cap=10, audit_id="a", close_allowed=False).closes == []
@@ -132,18 +158,25 @@ def test_deadline_accepts_durations_times_and_epochs():
 
 # ------------------------------------------------------------------ command line
 
-@pytest.mark.parametrize("argv, needle", [
-    ([], "--audit REPORT.json is required"),
-    (["--audit", "{report}"], "--central-repo OWNER/REPO is required"),
-    (["--audit", "{report}", "--central-repo", "not a repo"], "central_repo: Value error, must be owner/name"),
-    (["--audit", "{report}", "--central-repo", CENTRAL, "--max-issues", "-1"], "max_issues"),
-    (["--audit", "{missing}", "--central-repo", CENTRAL], "audit report not found"),
-    (["--audit", "{broken}", "--central-repo", CENTRAL], "invalid audit report"),
-    (["--audit", "{report}", "--central-repo", CENTRAL, "--deadline", "soon"], "not a duration"),
-])
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        ([], "--audit REPORT.json is required"),
+        (["--audit", "{report}"], "--central-repo OWNER/REPO is required"),
+        (["--audit", "{report}", "--central-repo", "not a repo"], "central_repo: Value error, must be owner/name"),
+        (["--audit", "{report}", "--central-repo", CENTRAL, "--max-issues", "-1"], "max_issues"),
+        (["--audit", "{missing}", "--central-repo", CENTRAL], "audit report not found"),
+        (["--audit", "{broken}", "--central-repo", CENTRAL], "invalid audit report"),
+        (["--audit", "{report}", "--central-repo", CENTRAL, "--deadline", "soon"], "not a duration"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_1(cli, tmp_path, argv, needle):
-    paths = {"report": write_report(tmp_path / "r.json", [hit("acme/a")]), "missing": tmp_path / "none.json",
-             "broken": tmp_path / "broken.json"}
+    paths = {
+        "report": write_report(tmp_path / "r.json", [hit("acme/a")]),
+        "missing": tmp_path / "none.json",
+        "broken": tmp_path / "broken.json",
+    }
     paths["broken"].write_text('{"audit_id": ""}')
     code, out, err = cli("file-issues", *[a.format(**paths) for a in argv])
     assert code == 1 and needle in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -151,22 +184,25 @@ def test_bad_input_is_one_line_and_exit_1(cli, tmp_path, argv, needle):
 
 def test_dry_run_without_token_prints_the_plan_and_writes_nothing(cli, tmp_path):
     report_path = write_report(tmp_path / "r.json", [hit(f"acme/r{n}", n) for n in range(12)])
-    code, out, err = cli("file-issues", "--audit", report_path, "--central-repo", CENTRAL, "--dry-run",
-                         "--fallback-dir", tmp_path / "fb")
+    code, out, err = cli(
+        "file-issues", "--audit", report_path, "--central-repo", CENTRAL, "--dry-run", "--fallback-dir", tmp_path / "fb"
+    )
     assert code == 0 and "[dry run] would-create digest (12 findings)" in out
     assert not (tmp_path / "fb").exists()
 
 
 def test_without_a_token_every_finding_goes_to_the_fallback(cli, tmp_path):
     report_path = write_report(tmp_path / "r.json", [hit("acme/a", 1), hit("acme/b", 2)])
-    code, out, err = cli("file-issues", "--audit", report_path, "--central-repo", CENTRAL, "--fallback-dir",
-                         tmp_path / "fb")
+    code, out, err = cli(
+        "file-issues", "--audit", report_path, "--central-repo", CENTRAL, "--fallback-dir", tmp_path / "fb"
+    )
     assert code == 2 and "::error title=tw-gates file-issues::S2 fallback: 2 findings" in out
     doc = json.loads((tmp_path / "fb" / "issue-fallback-audit-1.json").read_text())
     assert doc["reason"] == "no_token" and len(doc["findings"]) == 2
 
 
 # ------------------------------------------------------------------ against the emulator
+
 
 @pytest.fixture
 def emu(github_emulator):
@@ -178,13 +214,23 @@ def emu(github_emulator):
 @pytest.fixture
 def run(cli, emu, tmp_path):
     """Run file-issues against the emulator; returns (code, out, err)."""
+
     def invoke(hits: list[dict] | None = None, *extra: str, env: dict | None = None, audit_id: str = "audit-1"):
         if hits is not None:
             write_report(tmp_path / "report.json", hits, audit_id=audit_id)
-        base = {"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": emu.url, "TW_GITHUB_BACKOFF": "0.01",
-                "TW_GITHUB_RETRIES": "3"}
-        return cli("file-issues", "--audit", tmp_path / "report.json", "--central-repo", CENTRAL,
-                   "--fallback-dir", tmp_path / "fallback", *extra, env={**base, **(env or {})})
+        base = {"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": emu.url, "TW_GITHUB_BACKOFF": "0.01", "TW_GITHUB_RETRIES": "3"}
+        return cli(
+            "file-issues",
+            "--audit",
+            tmp_path / "report.json",
+            "--central-repo",
+            CENTRAL,
+            "--fallback-dir",
+            tmp_path / "fallback",
+            *extra,
+            env={**base, **(env or {})},
+        )
+
     return invoke
 
 
@@ -210,11 +256,16 @@ def test_github_down_mid_run_saves_the_rest_and_a_rerun_converges(run, emu, tmp_
     assert code == 2 and "github_unavailable" in err
     saved = {(f["repo"]) for f in fallback(tmp_path)["findings"]}
     assert saved == {"acme/r1", "acme/r2", "acme/r3"} and [i["title"] for i in open_issues(emu)] == [
-        "tw-gates: 1 unregistered renderer finding in acme/r0"]
+        "tw-gates: 1 unregistered renderer finding in acme/r0"
+    ]
     emu.clear_faults()
     code, out, _ = run()
-    assert code == 0 and sorted(i["title"][-7:] for i in open_issues(emu)) == ["acme/r0", "acme/r1", "acme/r2",
-                                                                                  "acme/r3"]
+    assert code == 0 and sorted(i["title"][-7:] for i in open_issues(emu)) == [
+        "acme/r0",
+        "acme/r1",
+        "acme/r2",
+        "acme/r3",
+    ]
 
 
 def test_a_timed_out_create_that_landed_is_not_left_duplicated(run, emu):
@@ -255,8 +306,9 @@ def test_two_overlapping_runs_converge_to_one_issue_per_repository(emu, tmp_path
     results = []
 
     def one_run(name: str) -> None:
-        settings = load_settings(FileIssuesSettings, {"audit": report_path, "central_repo": CENTRAL,
-                                                      "fallback_dir": tmp_path / name})
+        settings = load_settings(
+            FileIssuesSettings, {"audit": report_path, "central_repo": CENTRAL, "fallback_dir": tmp_path / name}
+        )
         results.append(gate(settings, echo=lambda line: None))
 
     threads = [threading.Thread(target=one_run, args=(n,)) for n in ("one", "two")]
@@ -268,16 +320,19 @@ def test_two_overlapping_runs_converge_to_one_issue_per_repository(emu, tmp_path
     assert emu.count("POST", r"/issues$") == 6  # the race really happened
     assert sorted(i["title"][-7:] for i in open_issues(emu)) == ["acme/r0", "acme/r1", "acme/r2"]
     kept = {i["number"] for i in open_issues(emu)}
-    assert kept == {min(i["number"] for i in emu.issues(CENTRAL) if i["title"].endswith(r)) for r in
-                    ("acme/r0", "acme/r1", "acme/r2")}
+    assert kept == {
+        min(i["number"] for i in emu.issues(CENTRAL) if i["title"].endswith(r))
+        for r in ("acme/r0", "acme/r1", "acme/r2")
+    }
 
 
 def test_quota_too_small_for_one_issue_per_repo_switches_to_digest(run, emu):
     emu.set_rate_limit(remaining=6)
     code, out, _ = run([hit(f"acme/r{n}", n) for n in range(8)], "--quota-threshold", "0")
     assert code == 0 and "switching to one digest" in out
-    assert [i["title"] for i in open_issues(emu)] == ["tw-gates digest: 8 unregistered renderer findings in "
-                                                      "8 repositories"]
+    assert [i["title"] for i in open_issues(emu)] == [
+        "tw-gates digest: 8 unregistered renderer findings in 8 repositories"
+    ]
 
 
 def test_body_limit_overflow_is_listed_in_the_artifact_without_failing(run, emu, tmp_path):
@@ -308,8 +363,13 @@ def test_the_gate_chain_runs_file_issues_from_the_environment(emu, tmp_path, mon
     from tw_gates.chain.run import run_chain, select
 
     report_path = write_report(tmp_path / "r.json", [hit("acme/a"), hit("acme/b", 2)])
-    for name, value in {"TW_AUDIT_REPORT": str(report_path), "TW_CENTRAL_REPO": CENTRAL, "GITHUB_TOKEN": TOKEN,
-                        "GITHUB_API_URL": emu.url, "TW_FALLBACK_DIR": str(tmp_path / "fb")}.items():
+    for name, value in {
+        "TW_AUDIT_REPORT": str(report_path),
+        "TW_CENTRAL_REPO": CENTRAL,
+        "GITHUB_TOKEN": TOKEN,
+        "GITHUB_API_URL": emu.url,
+        "TW_FALLBACK_DIR": str(tmp_path / "fb"),
+    }.items():
         monkeypatch.setenv(name, value)
     assert "file-issues" not in [g.name for g in select("all")]  # optional: only when named
     result = run_chain(select("s2"))
@@ -323,8 +383,17 @@ def test_a_dry_run_that_cannot_read_the_tracker_fails_without_writing_anything(c
     github_emulator.add_repo(CENTRAL, private=True)
     github_emulator.add_token(TOKEN, kind="app", repo_permissions={"other/repo": {"issues": "write"}})
     report_path = write_report(tmp_path / "r.json", [hit("acme/a")])
-    code, out, err = cli("file-issues", "--audit", report_path, "--central-repo", CENTRAL, "--dry-run",
-                         "--fallback-dir", tmp_path / "fb", env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github_emulator.url})
+    code, out, err = cli(
+        "file-issues",
+        "--audit",
+        report_path,
+        "--central-repo",
+        CENTRAL,
+        "--dry-run",
+        "--fallback-dir",
+        tmp_path / "fb",
+        env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": github_emulator.url},
+    )
     assert code == 1 and "dry run: listing open 'tw-gates' issues in sec/central" in err
     assert not (tmp_path / "fb").exists() and github_emulator.count("POST") == 0
 
@@ -333,7 +402,9 @@ def test_every_alerting_series_exists_from_the_first_run(run, emu, tmp_path):
     from prometheus_client.parser import text_string_to_metric_families
 
     run([hit("acme/a")])
-    families = {f.name: f for f in text_string_to_metric_families((tmp_path / ".metrics" / "tw_gates.prom").read_text())}
+    families = {
+        f.name: f for f in text_string_to_metric_families((tmp_path / ".metrics" / "tw_gates.prom").read_text())
+    }
     failures = {s.labels["reason"]: s.value for s in families["audit_issue_create_failures"].samples}
     assert failures.get("permission_denied") == 0 and failures.get("rate_limit") == 0 and "body_limit" not in failures
     for name in ("audit_digest_created", "audit_fp_marked", "audit_findings_filed"):

@@ -9,12 +9,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tw_gates.core.redact import REDACTOR
 from tw_gates.core.notify import notify, notify_slack, slack_escape
+from tw_gates.core.redact import REDACTOR
 
 
 class _Hook(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.received.append((self.path, json.loads(body)))  # type: ignore[attr-defined]
         if self.server.delay:  # type: ignore[attr-defined]

@@ -29,8 +29,9 @@ def test_every_ingest_gate_enforced(tmp_path, cli):
     code, out, _ = cli("hmac-policy", "--repo-dir", repo)
     assert code == 0, out
     lines = out.splitlines()
-    assert lines[0].startswith("ENFORCED .github/workflows/backfill.yml job 'backfill' step 'Re-ingest': "
-                               "POLICY_REQUIRE_HMAC=TRUE (job env")
+    assert lines[0].startswith(
+        "ENFORCED .github/workflows/backfill.yml job 'backfill' step 'Re-ingest': POLICY_REQUIRE_HMAC=TRUE (job env"
+    )
     assert lines[1].startswith("ENFORCED .github/workflows/ingest.yml job 'ingest' step 'Ingest gate'")
     assert lines[-1] == "G4: POLICY_REQUIRE_HMAC=true at every ingest gate (2/2)"
 
@@ -39,8 +40,10 @@ def test_one_unenforced_ingest_fails_the_gate_even_if_another_enforces(tmp_path,
     repo = repo_with(tmp_path, **{".github/workflows/backfill.yml": SECOND_INGEST})
     code, out, err = cli("hmac-policy", "--repo-dir", repo)
     assert code == 2
-    assert ("NOT ENFORCED .github/workflows/backfill.yml job 'backfill' step 'Re-ingest': POLICY_REQUIRE_HMAC "
-            "is not set (the ingest gate then accepts unsigned artifacts)") in out
+    assert (
+        "NOT ENFORCED .github/workflows/backfill.yml job 'backfill' step 'Re-ingest': POLICY_REQUIRE_HMAC "
+        "is not set (the ingest gate then accepts unsigned artifacts)"
+    ) in out
     assert "POLICY_REQUIRE_HMAC is not true at 1 of 2 ingest gate(s)" in err
     # G1's S1 is satisfied by the enforcing one: G4 is the stricter check.
     code, out, _ = cli("verify-nets", "--repo-dir", repo)
@@ -61,7 +64,9 @@ def test_no_ingest_gate_anywhere_fails(tmp_path, cli):
 
 
 def test_explicit_false_is_reported_with_its_source(tmp_path, cli):
-    workflow = INGEST_YML.replace("        uses: ./actions/ingest-gate\n",
-                                  "        uses: ./actions/ingest-gate\n        with:\n          require-hmac: 'no'\n")
+    workflow = INGEST_YML.replace(
+        "        uses: ./actions/ingest-gate\n",
+        "        uses: ./actions/ingest-gate\n        with:\n          require-hmac: 'no'\n",
+    )
     code, out, _ = cli("hmac-policy", "--repo-dir", repo_with(tmp_path, **{".github/workflows/ingest.yml": workflow}))
     assert code == 2 and "POLICY_REQUIRE_HMAC='no'" in out and "`with: require-hmac`" in out

@@ -56,6 +56,7 @@ def write(folder: Path, name: str, content: dict | str | bytes) -> Path:
 @pytest.fixture
 def ingest(cli, tmp_path):
     """Run `tw-gates ingest` on the given files; (code, out, err, rejected lines by file name)."""
+
     def invoke(*paths: Path, extra: tuple = (), env: dict | None = None):
         args = ["ingest", "--quarantine", tmp_path / "quarantine", "--out", tmp_path / "accepted.jsonl"]
         for path in paths:
@@ -65,7 +66,7 @@ def ingest(cli, tmp_path):
         lines = {}
         for line in out.splitlines():
             if line.startswith("REJECTED "):
-                where, reason, message = line[len("REJECTED "):].split(": ", 2)
+                where, reason, message = line[len("REJECTED ") :].split(": ", 2)
                 lines[Path(where).name] = (reason, message)
         return code, out, err, lines
 
@@ -83,6 +84,7 @@ def assert_rejected(result, name: str, reason: str, words: str = "") -> str:
 
 
 # --- accepted ------------------------------------------------------------------------
+
 
 def test_valid_signed_artifact_is_accepted_and_merged_exactly_as_received(ingest, tmp_path):
     document = signed()
@@ -107,6 +109,7 @@ def test_small_clock_skew_ahead_is_tolerated(ingest, tmp_path):
 
 
 # --- the file ------------------------------------------------------------------------
+
 
 def test_fifo_is_rejected_without_being_opened(ingest, tmp_path):
     (tmp_path / "in").mkdir()
@@ -139,6 +142,7 @@ def test_file_larger_than_max_bytes_is_refused_before_reading(ingest, tmp_path):
 
 # --- the bytes -----------------------------------------------------------------------
 
+
 def test_invalid_utf8_is_rejected(ingest, tmp_path):
     raw = json.dumps(artifact()).encode().replace(b'"main"', b'"ma\xffin"')
     assert_rejected(ingest(write(tmp_path / "in", "latin.json", raw)), "latin.json", "invalid_utf8", "byte")
@@ -146,8 +150,9 @@ def test_invalid_utf8_is_rejected(ingest, tmp_path):
 
 def test_lone_surrogate_escape_is_rejected(ingest, tmp_path):
     text = json.dumps(artifact()).replace('"main"', '"ma\\ud800in"')
-    assert_rejected(ingest(write(tmp_path / "in", "surrogate.json", text)), "surrogate.json", "invalid_utf8",
-                    "surrogate")
+    assert_rejected(
+        ingest(write(tmp_path / "in", "surrogate.json", text)), "surrogate.json", "invalid_utf8", "surrogate"
+    )
 
 
 @pytest.mark.parametrize("depth", [65, 5000, 1_000_000])
@@ -164,8 +169,11 @@ def test_nesting_depth_is_measured_without_recursion():
     assert nesting_depth({"a": [{"b": 1}]}) == 3 and nesting_depth("x") == 0
 
 
-@pytest.mark.parametrize("text", ["{", "", "\ufeff{}", '{"a": 1} trailing', "{'a': 1}"],
-                         ids=["truncated", "empty", "bom", "trailing", "single-quotes"])
+@pytest.mark.parametrize(
+    "text",
+    ["{", "", "\ufeff{}", '{"a": 1} trailing', "{'a': 1}"],
+    ids=["truncated", "empty", "bom", "trailing", "single-quotes"],
+)
 def test_malformed_json_is_rejected(ingest, tmp_path, text):
     assert_rejected(ingest(write(tmp_path / "in", "bad.json", text)), "bad.json", "invalid_json")
 
@@ -194,26 +202,42 @@ def test_non_finite_numbers_are_rejected(ingest, tmp_path, number):
 
 # --- the contract --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("version", ["2.0", "0.9", 1.0])
 def test_unknown_schema_version_is_rejected(ingest, tmp_path, version):
-    message = assert_rejected(ingest(write(tmp_path / "in", "v.json", signed(schema_version=version))), "v.json",
-                              "unknown_schema_version")
+    message = assert_rejected(
+        ingest(write(tmp_path / "in", "v.json", signed(schema_version=version))), "v.json", "unknown_schema_version"
+    )
     assert "1.0" in message
 
 
-@pytest.mark.parametrize(("change", "words"), [
-    (lambda d: d.pop("commit"), "commit"),
-    (lambda d: d.update(commit="abc"), "commit"),
-    (lambda d: d.update(repo="no-slash"), "repo"),
-    (lambda d: d.update(extra_field=1), "extra_field"),
-    (lambda d: d.update(generated_at="2026-01-01T00:00:00+02:00"), "utc"),
-    (lambda d: d.update(hits=[{"path": "a.py", "line": 0, "pattern": "x"}]), "line"),
-    (lambda d: d.update(hits="many"), "hits"),
-    (lambda d: d.pop("schema_version"), "schema_version"),
-    (lambda d: d.update(hits=[{"path": "a.py", "line": True, "pattern": "x"}]), "line"),
-    (lambda d: d.update(hits=[{"path": "a.py", "line": 5.0, "pattern": "x"}]), "line"),
-], ids=["missing-commit", "short-commit", "bad-repo", "extra-field", "non-utc", "line-zero", "hits-not-list",
-        "no-schema-version", "line-bool", "line-float"])
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda d: d.pop("commit"), "commit"),
+        (lambda d: d.update(commit="abc"), "commit"),
+        (lambda d: d.update(repo="no-slash"), "repo"),
+        (lambda d: d.update(extra_field=1), "extra_field"),
+        (lambda d: d.update(generated_at="2026-01-01T00:00:00+02:00"), "utc"),
+        (lambda d: d.update(hits=[{"path": "a.py", "line": 0, "pattern": "x"}]), "line"),
+        (lambda d: d.update(hits="many"), "hits"),
+        (lambda d: d.pop("schema_version"), "schema_version"),
+        (lambda d: d.update(hits=[{"path": "a.py", "line": True, "pattern": "x"}]), "line"),
+        (lambda d: d.update(hits=[{"path": "a.py", "line": 5.0, "pattern": "x"}]), "line"),
+    ],
+    ids=[
+        "missing-commit",
+        "short-commit",
+        "bad-repo",
+        "extra-field",
+        "non-utc",
+        "line-zero",
+        "hits-not-list",
+        "no-schema-version",
+        "line-bool",
+        "line-float",
+    ],
+)
 def test_schema_violations_are_rejected_naming_the_field(ingest, tmp_path, change, words):
     document = artifact()
     change(document)
@@ -224,14 +248,18 @@ def test_top_level_array_is_a_schema_violation(ingest, tmp_path):
     assert_rejected(ingest(write(tmp_path / "in", "list.json", "[]")), "list.json", "schema_violation", "not an object")
 
 
-@pytest.mark.parametrize(("path", "words"), [
-    ("/etc/passwd", "absolute"),
-    ("C:\\Windows\\system.ini", "absolute"),
-    ("app/../../etc/passwd", ".."),
-    ("..\\secrets.txt", ".."),
-    ("app/ok\u0000.py", "nul"),
-    ("app/evil\n::error::forged.py", "control"),
-], ids=["absolute", "windows-drive", "dotdot", "backslash-dotdot", "nul", "newline"])
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("/etc/passwd", "absolute"),
+        ("C:\\Windows\\system.ini", "absolute"),
+        ("app/../../etc/passwd", ".."),
+        ("..\\secrets.txt", ".."),
+        ("app/ok\u0000.py", "nul"),
+        ("app/evil\n::error::forged.py", "control"),
+    ],
+    ids=["absolute", "windows-drive", "dotdot", "backslash-dotdot", "nul", "newline"],
+)
 def test_unsafe_hit_paths_are_rejected(ingest, tmp_path, path, words):
     document = signed(hits=[{"path": "ok.py", "line": 1, "pattern": "x"}, {"path": path, "line": 2, "pattern": "x"}])
     result = ingest(write(tmp_path / "in", "p.json", document))
@@ -242,10 +270,13 @@ def test_unsafe_hit_paths_are_rejected(ingest, tmp_path, path, words):
 
 # --- the signature -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_missing_signature_is_rejected_under_the_policy(ingest, tmp_path, how):
     path = write(tmp_path / "in", "unsigned.json", artifact())
-    result = ingest(path, extra=("--require-hmac",)) if how == "flag" else ingest(path, env={"POLICY_REQUIRE_HMAC": "true"})
+    result = (
+        ingest(path, extra=("--require-hmac",)) if how == "flag" else ingest(path, env={"POLICY_REQUIRE_HMAC": "true"})
+    )
     assert_rejected(result, "unsigned.json", "missing_signature")
 
 
@@ -278,11 +309,15 @@ def test_unsupported_alg_is_rejected(ingest, tmp_path, alg):
     assert_rejected(ingest(write(tmp_path / "in", "alg.json", document)), "alg.json", "unsupported_alg")
 
 
-@pytest.mark.parametrize("signature", [
-    "deadbeef",
-    {"alg": "HMAC-SHA256", "kid": KEY_ID, "value": "XYZ"},
-    {"alg": "HMAC-SHA256", "kid": KEY_ID, "value": "AB" * 32},
-], ids=["string", "not-hex", "uppercase-hex"])
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "deadbeef",
+        {"alg": "HMAC-SHA256", "kid": KEY_ID, "value": "XYZ"},
+        {"alg": "HMAC-SHA256", "kid": KEY_ID, "value": "AB" * 32},
+    ],
+    ids=["string", "not-hex", "uppercase-hex"],
+)
 def test_malformed_signature_is_rejected(ingest, tmp_path, signature):
     document = artifact(signature=signature)
     assert_rejected(ingest(write(tmp_path / "in", "m.json", document)), "m.json", "malformed_signature")
@@ -309,12 +344,16 @@ def test_previous_key_verifies_while_both_keys_are_listed(ingest, tmp_path):
 
 def test_keys_can_come_from_another_variable(ingest, tmp_path):
     path = write(tmp_path / "in", "a.json", signed())
-    code, out, _, _ = ingest(path, extra=("--require-hmac", "--keys-env", "CONSUMER_KEYS"),
-                             env={"TW_HMAC_KEYS": "", "CONSUMER_KEYS": json.dumps({KEY_ID: KEY})})
+    code, out, _, _ = ingest(
+        path,
+        extra=("--require-hmac", "--keys-env", "CONSUMER_KEYS"),
+        env={"TW_HMAC_KEYS": "", "CONSUMER_KEYS": json.dumps({KEY_ID: KEY})},
+    )
     assert code == 0, out
 
 
 # --- freshness -----------------------------------------------------------------------
+
 
 def test_artifact_older_than_max_age_is_rejected(ingest, tmp_path):
     path = write(tmp_path / "in", "old.json", signed(generated_at=stamp(-timedelta(days=8))))
@@ -331,6 +370,7 @@ def test_artifact_from_the_future_is_rejected_as_replay(ingest, tmp_path):
 
 # --- many artifacts, outputs, usage --------------------------------------------------
 
+
 def test_many_artifacts_from_folders_and_globs_in_one_pooled_call(ingest, tmp_path):
     expected = {}
     for index in range(150):  # above the pool threshold: judged by worker processes
@@ -343,8 +383,12 @@ def test_many_artifacts_from_folders_and_globs_in_one_pooled_call(ingest, tmp_pa
             expected[name] = "missing_signature"
         else:
             write(tmp_path / "a", name, signed(repo=f"org/c{index:03d}"))
-    code, out, err, lines = ingest(tmp_path / "a", str(tmp_path / "b" / "**" / "*.json"), tmp_path / "a",
-                                   extra=("--require-hmac", "--workers", "2"))
+    code, out, err, lines = ingest(
+        tmp_path / "a",
+        str(tmp_path / "b" / "**" / "*.json"),
+        tmp_path / "a",
+        extra=("--require-hmac", "--workers", "2"),
+    )
     assert code == 2
     assert {name: reason for name, (reason, _) in lines.items()} == expected
     accepted = [json.loads(line)["repo"] for line in (tmp_path / "accepted.jsonl").read_text().splitlines()]
@@ -364,8 +408,13 @@ def test_quarantine_keeps_the_bytes_and_never_overwrites(ingest, tmp_path):
     ingest(first)
     quarantine = tmp_path / "quarantine"
     assert sorted(p.name for p in quarantine.iterdir()) == [
-        "same-1.json", "same-1.json.reason.json", "same-2.json", "same-2.json.reason.json",
-        "same.json", "same.json.reason.json"]
+        "same-1.json",
+        "same-1.json.reason.json",
+        "same-2.json",
+        "same-2.json.reason.json",
+        "same.json",
+        "same.json.reason.json",
+    ]
     assert (quarantine / "same.json").read_bytes() == raw == (quarantine / "same-2.json").read_bytes()
     reason = json.loads((quarantine / "same-1.json.reason.json").read_text())
     assert reason["reason"] == "invalid_json" and reason["artifact"] == str(second)
@@ -390,18 +439,35 @@ def test_accepted_output_is_replaced_atomically_and_kept_on_usage_error(ingest, 
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".accepted.jsonl.")]
 
 
-@pytest.mark.parametrize(("args", "env", "message"), [
-    (("--artifact", "nope.json"), {}, "artifact not found: nope.json"),
-    (("--artifact", "in/*.nothing"), {}, "no artifact matches"),
-    ((), {}, "no artifacts given"),
-    (("--artifact", "in", "--max-bytes", "lots"), {}, "not a size"),
-    (("--artifact", "in"), {"POLICY_REQUIRE_HMAC": "maybe"}, "POLICY_REQUIRE_HMAC: Input should be a valid boolean"),
-    (("--artifact", "in", "--require-hmac"), {"TW_HMAC_KEYS": ""}, "no verification keys"),
-    (("--artifact", "in"), {"TW_HMAC_KEYS": "{not json"}, "TW_HMAC_KEYS is not valid JSON"),
-    (("--artifact", "in", "--out", "in"), {}, "is a folder"),
-    (("--artifact", "in", "--quarantine", "in/a.json"), {}, "cannot use --quarantine"),
-], ids=["missing-file", "empty-glob", "no-artifacts", "bad-size", "bad-policy", "policy-without-keys", "bad-keys",
-        "out-is-folder", "quarantine-is-file"])
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (("--artifact", "nope.json"), {}, "artifact not found: nope.json"),
+        (("--artifact", "in/*.nothing"), {}, "no artifact matches"),
+        ((), {}, "no artifacts given"),
+        (("--artifact", "in", "--max-bytes", "lots"), {}, "not a size"),
+        (
+            ("--artifact", "in"),
+            {"POLICY_REQUIRE_HMAC": "maybe"},
+            "POLICY_REQUIRE_HMAC: Input should be a valid boolean",
+        ),
+        (("--artifact", "in", "--require-hmac"), {"TW_HMAC_KEYS": ""}, "no verification keys"),
+        (("--artifact", "in"), {"TW_HMAC_KEYS": "{not json"}, "TW_HMAC_KEYS is not valid JSON"),
+        (("--artifact", "in", "--out", "in"), {}, "is a folder"),
+        (("--artifact", "in", "--quarantine", "in/a.json"), {}, "cannot use --quarantine"),
+    ],
+    ids=[
+        "missing-file",
+        "empty-glob",
+        "no-artifacts",
+        "bad-size",
+        "bad-policy",
+        "policy-without-keys",
+        "bad-keys",
+        "out-is-folder",
+        "quarantine-is-file",
+    ],
+)
 def test_usage_errors_exit_1_with_one_line(cli, tmp_path, args, env, message):
     write(tmp_path / "in", "a.json", signed())
     code, out, err = cli("ingest", *args, env={**KEYS_ENV, **env}, cwd=tmp_path)
@@ -410,7 +476,7 @@ def test_usage_errors_exit_1_with_one_line(cli, tmp_path, args, env, message):
 
 
 def test_one_line_keeps_every_value():
-    pretty = json.dumps(artifact(branch="a\u2028b\x85c \"q\" \\ \u00e9"), indent=4, ensure_ascii=False)
+    pretty = json.dumps(artifact(branch='a\u2028b\x85c "q" \\ \u00e9'), indent=4, ensure_ascii=False)
     line = one_line(pretty.replace("\n", "\r\n"))
     assert "\n" not in line and "\r" not in line and len(line.splitlines()) == 1
     assert json.loads(line) == json.loads(pretty)
@@ -421,8 +487,9 @@ def test_runner_outputs_summary_and_annotations(ingest, tmp_path):
     output.touch()
     summary.touch()
     paths = (write(tmp_path / "in", "good.json", signed()), write(tmp_path / "in", "bad.json", "{"))
-    code, out, _, _ = ingest(*paths, env={"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(output),
-                                          "GITHUB_STEP_SUMMARY": str(summary)})
+    code, out, _, _ = ingest(
+        *paths, env={"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary)}
+    )
     assert code == 2
     assert "::error title=tw-gates ingest rejected an artifact,file=" in out
     values = output.read_text()
@@ -439,8 +506,13 @@ def test_every_reason_is_documented(repo_root):
 def test_chain_runs_the_ingest_gate_from_the_environment(cli, tmp_path):
     good = write(tmp_path / "in", "good.json", signed())
     bad = write(tmp_path / "in", "bad.json", artifact())
-    env = {**KEYS_ENV, "POLICY_REQUIRE_HMAC": "true", "TW_INGEST_ARTIFACTS": f"{good}\n{bad}\n",
-           "TW_INGEST_QUARANTINE": str(tmp_path / "q"), "TW_INGEST_OUT": str(tmp_path / "acc.jsonl")}
+    env = {
+        **KEYS_ENV,
+        "POLICY_REQUIRE_HMAC": "true",
+        "TW_INGEST_ARTIFACTS": f"{good}\n{bad}\n",
+        "TW_INGEST_QUARANTINE": str(tmp_path / "q"),
+        "TW_INGEST_OUT": str(tmp_path / "acc.jsonl"),
+    }
     code, out, _ = cli("gates", "--only", "s1", env=env)
     assert code == 2
     assert "REJECTED" in out and "missing_signature" in out and "1 accepted, 1 rejected" in out
@@ -459,8 +531,29 @@ def test_random_mutations_are_rejected_by_name_or_accepted_only_when_unchanged(t
     original = signed()
     base = json.dumps(original).encode()
     policy = Policy(ring=RING, require_hmac=True, max_age_s=7 * 86400, max_bytes=1 << 20, quarantine_dir=None)
-    tokens = [b"NaN", b"1e999", b"\\u0000", b"\\ud800", b"[", b"]", b"{", b"}", b'"', b"\\", b",", b":", b"null",
-              b"\xff", b"\xc0\xaf", b"\x00", b'"../x"', b'"/etc"', b"9" * 30, b"0.5", b"\xef\xbb\xbf"]
+    tokens = [
+        b"NaN",
+        b"1e999",
+        b"\\u0000",
+        b"\\ud800",
+        b"[",
+        b"]",
+        b"{",
+        b"}",
+        b'"',
+        b"\\",
+        b",",
+        b":",
+        b"null",
+        b"\xff",
+        b"\xc0\xaf",
+        b"\x00",
+        b'"../x"',
+        b'"/etc"',
+        b"9" * 30,
+        b"0.5",
+        b"\xef\xbb\xbf",
+    ]
     rng = random.Random(2026)
     path = tmp_path / "mutant.json"
     for _ in range(2000):
@@ -471,7 +564,7 @@ def test_random_mutations_are_rejected_by_name_or_accepted_only_when_unchanged(t
             if operation == 0 and data:
                 data[at] = rng.randrange(256)
             elif operation == 1:
-                del data[at:at + rng.randrange(1, 20)]
+                del data[at : at + rng.randrange(1, 20)]
             elif operation == 2:
                 data[at:at] = rng.choice(tokens)
             else:
@@ -494,7 +587,11 @@ def test_quarantine_inside_the_input_folder_is_not_ingested_again(cli, tmp_path)
     code, out, _ = cli(*args, env=KEYS_ENV)
     assert code == 2 and "1 accepted, 1 rejected" in out
     assert sorted(p.name for p in (incoming / "quarantine").iterdir()) == [
-        "bad-1.json", "bad-1.json.reason.json", "bad.json", "bad.json.reason.json"]
+        "bad-1.json",
+        "bad-1.json.reason.json",
+        "bad.json",
+        "bad.json.reason.json",
+    ]
 
 
 def test_overlapping_glob_judges_each_file_once(ingest, tmp_path):
@@ -510,8 +607,13 @@ def test_path_check_shortcut_agrees_with_the_detailed_rules():
     from tw_gates.schemas.consumer import check_relative_path
 
     def unsafe(path: str) -> bool:  # the rules, spelled out slowly
-        return ("\x00" in path or path.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:[\\/]", path) is not None
-                or any(part == ".." for part in re.split(r"[\\/]", path)) or any(ord(c) < 0x20 for c in path))
+        return (
+            "\x00" in path
+            or path.startswith(("/", "\\", "~"))
+            or re.match(r"^[A-Za-z]:[\\/]", path) is not None
+            or any(part == ".." for part in re.split(r"[\\/]", path))
+            or any(ord(c) < 0x20 for c in path)
+        )
 
     alphabet = ["a", ".", "..", "/", "\\", "~", "C:", "\x00", "\n", "\x1f", " ", "é", ":", "x.py"]
     rng = random.Random(7)

@@ -12,8 +12,19 @@ import rfc8785
 from tw_gates.core.signing import _canonical_bytes_fast, canonical_bytes
 
 TRICKY_STRINGS = [
-    "", "plain", 'quote " and backslash \\', "\b\f\n\r\t", "\x00\x01\x1f\x7f", "\u2028\u2029\x85",
-    "é ü ß", "€", "\U0001f600 emoji", "\ufeff bom", "</script>", "\uffff", "a" * 300,
+    "",
+    "plain",
+    'quote " and backslash \\',
+    "\b\f\n\r\t",
+    "\x00\x01\x1f\x7f",
+    "\u2028\u2029\x85",
+    "é ü ß",
+    "€",
+    "\U0001f600 emoji",
+    "\ufeff bom",
+    "</script>",
+    "\uffff",
+    "a" * 300,
 ]
 
 
@@ -22,7 +33,7 @@ def random_value(rng: random.Random, depth: int = 0):
     if choice == 0:
         return rng.choice(TRICKY_STRINGS) + rng.choice(TRICKY_STRINGS)
     if choice == 1:
-        return rng.choice([0, -1, 1, 2**53 - 1, -(2**53 - 1), rng.randrange(-10**9, 10**9)])
+        return rng.choice([0, -1, 1, 2**53 - 1, -(2**53 - 1), rng.randrange(-(10**9), 10**9)])
     if choice == 2:
         return rng.choice([True, False, None])
     if choice == 3:
@@ -47,11 +58,31 @@ def test_fast_path_equals_rfc8785_on_random_documents():
     assert used_fast > 2500
 
 
-@pytest.mark.parametrize("value", [
-    {"a": 1.5}, [0.1], {"big": 2**53}, {"neg": -(2**53)}, {"\u00e9": 1}, {"\U0001f600": 1, "\uffff": 2},
-    {"s": "\ud800"}, {1: "not a str key"}, ("tuple",),
-], ids=["float", "float-in-list", "big-int", "big-negative", "non-ascii-key", "utf16-order-key", "lone-surrogate",
-        "int-key", "tuple"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": 1.5},
+        [0.1],
+        {"big": 2**53},
+        {"neg": -(2**53)},
+        {"\u00e9": 1},
+        {"\U0001f600": 1, "\uffff": 2},
+        {"s": "\ud800"},
+        {1: "not a str key"},
+        ("tuple",),
+    ],
+    ids=[
+        "float",
+        "float-in-list",
+        "big-int",
+        "big-negative",
+        "non-ascii-key",
+        "utf16-order-key",
+        "lone-surrogate",
+        "int-key",
+        "tuple",
+    ],
+)
 def test_fast_path_steps_aside_where_it_could_differ(value):
     assert _canonical_bytes_fast(value) is None
 

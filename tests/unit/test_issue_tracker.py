@@ -32,6 +32,7 @@ def render(markdown: str) -> str:
 
 # ------------------------------------------------------------------ marker and fingerprint
 
+
 def test_marker_round_trips_and_is_read_from_the_first_line_only():
     marker = Marker("repo", "acme/widgets", FP_A)
     body = marker.render() + "\nhello"
@@ -108,6 +109,7 @@ def test_titles_are_one_line_without_pings():
 
 # ------------------------------------------------------------------ against the emulator
 
+
 @pytest.fixture
 def emu(github_emulator):
     github_emulator.add_repo(CENTRAL, collaborators={"writer": "write", "reader": "read"})
@@ -116,22 +118,33 @@ def emu(github_emulator):
     github_emulator.add_token("actions-write-1", kind="actions", repo_permissions={CENTRAL: {"issues": "write"}})
     github_emulator.add_token("actions-read-1", kind="actions", repo_permissions={CENTRAL: {"issues": "read"}})
     github_emulator.add_token("app-none-12345", kind="app", repo_permissions={"other/repo": {"issues": "write"}})
-    github_emulator.add_token("fg-read-12345", login="writer", kind="fine_grained",
-                              repo_permissions={CENTRAL: {"issues": "read"}})
-    github_emulator.add_token("fg-write-1234", login="writer", kind="fine_grained",
-                              repo_permissions={CENTRAL: {"issues": "write"}})
+    github_emulator.add_token(
+        "fg-read-12345", login="writer", kind="fine_grained", repo_permissions={CENTRAL: {"issues": "read"}}
+    )
+    github_emulator.add_token(
+        "fg-write-1234", login="writer", kind="fine_grained", repo_permissions={CENTRAL: {"issues": "write"}}
+    )
     return github_emulator
 
 
 def tracker(emu, token=WRITER, **kw) -> IssueTracker:
-    return IssueTracker(GitHubClient(token, emu.url, timeout=5, backoff_s=0.01, retries=kw.pop("retries", 2)),
-                        CENTRAL, **kw)
+    return IssueTracker(
+        GitHubClient(token, emu.url, timeout=5, backoff_s=0.01, retries=kw.pop("retries", 2)), CENTRAL, **kw
+    )
 
 
-@pytest.mark.parametrize("token, allowed", [
-    (WRITER, True), ("actions-write-1", True), ("fg-write-1234", True),
-    ("reader-token-1", False), ("actions-read-1", False), ("app-none-12345", False), ("fg-read-12345", False),
-])
+@pytest.mark.parametrize(
+    "token, allowed",
+    [
+        (WRITER, True),
+        ("actions-write-1", True),
+        ("fg-write-1234", True),
+        ("reader-token-1", False),
+        ("actions-read-1", False),
+        ("app-none-12345", False),
+        ("fg-read-12345", False),
+    ],
+)
 def test_write_probe_answers_for_every_token_kind_and_creates_the_label_once(emu, token, allowed):
     first = tracker(emu, token).check_write_access()
     assert first.allowed is allowed
@@ -153,12 +166,12 @@ def test_write_probe_says_unknown_when_github_fails(emu):
 
 def test_listing_pages_ignores_unmarked_issues_and_finds_duplicates(emu):
     for n in range(150):
-        emu.add_issue(CENTRAL, f"filed {n}", body=Marker("repo", f"acme/r{n}", FP_A).render() + "\nbody",
-                      labels=["tw-gates"])
+        emu.add_issue(
+            CENTRAL, f"filed {n}", body=Marker("repo", f"acme/r{n}", FP_A).render() + "\nbody", labels=["tw-gates"]
+        )
     emu.add_issue(CENTRAL, "a person's issue", body="no marker", labels=["tw-gates"])
     emu.add_issue(CENTRAL, "unlabelled", body=Marker("repo", "acme/x", FP_A).render())
-    emu.add_issue(CENTRAL, "closed", body=Marker("repo", "acme/y", FP_A).render(), labels=["tw-gates"],
-                  state="closed")
+    emu.add_issue(CENTRAL, "closed", body=Marker("repo", "acme/y", FP_A).render(), labels=["tw-gates"], state="closed")
     dup = emu.add_issue(CENTRAL, "dup", body=Marker("repo", "acme/r3", FP_B).render(), labels=["tw-gates"])
     emu.clear_requests()
     t = tracker(emu)
@@ -184,8 +197,9 @@ def test_upsert_writes_only_on_change_and_close_comments_first(emu):
     emu.clear_requests()
     assert fresh.upsert("canary", "dashboard", title="x", body="v1", fingerprint=FP_A).action == "unchanged"
     assert emu.count() == 0
-    updated = fresh.upsert("canary", "dashboard", title="canary v2", body="v2", fingerprint=FP_B,
-                           change_comment="what changed")
+    updated = fresh.upsert(
+        "canary", "dashboard", title="canary v2", body="v2", fingerprint=FP_B, change_comment="what changed"
+    )
     assert updated.action == "updated" and updated.commented
     assert [r.method for r in emu.requests] == ["PATCH", "POST"]
     assert emu.issues(CENTRAL)[0]["body"].endswith("\nv2") and emu.issues(CENTRAL)[0]["number"] == number
@@ -216,8 +230,7 @@ def test_errors_are_classified(emu):
         t.upsert("repo", "acme/a", title="t", body="b", fingerprint=FP_A)
     assert denied.value.category == "permission" and denied.value.accepted_permissions == "issues=write"
     emu.inject("primary_rate_limit", path=r"/issues$", reset_in=3600)
-    limited = IssueTracker(GitHubClient(WRITER, emu.url, timeout=5, retries=2, deadline=time.time() + 5),
-                           CENTRAL)
+    limited = IssueTracker(GitHubClient(WRITER, emu.url, timeout=5, retries=2, deadline=time.time() + 5), CENTRAL)
     with pytest.raises(TrackerError) as rate:
         limited.load()
     assert rate.value.category == "rate_limit"

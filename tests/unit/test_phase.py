@@ -77,21 +77,56 @@ def test_complete_writes_a_signed_valid_artifact_that_unlocks_the_next_phase(rep
 def test_next_phase_carries_safety_nets_and_evidence_and_reports_changes(repo, cli):
     assert complete(cli, 0)[0] == 0
     commit(repo, "ingest.py", "def ingest():\n    return 2\n\n\ndef reject():\n    return 2\n")
-    code, _, err = cli("evidence", "add", "--id", "EV-1-ingest", "--phase", "1", "--file", "ingest.py", "--lines",
-                       "1-2", "--description", "ingest rejects")
+    code, _, err = cli(
+        "evidence",
+        "add",
+        "--id",
+        "EV-1-ingest",
+        "--phase",
+        "1",
+        "--file",
+        "ingest.py",
+        "--lines",
+        "1-2",
+        "--description",
+        "ingest rejects",
+    )
     assert code == 0, err
-    cli("evidence", "add", "--id", "EV-2-other", "--phase", "2", "--file", "ingest.py", "--lines", "5-6",
-        "--description", "next phase")
+    cli(
+        "evidence",
+        "add",
+        "--id",
+        "EV-2-other",
+        "--phase",
+        "2",
+        "--file",
+        "ingest.py",
+        "--lines",
+        "5-6",
+        "--description",
+        "next phase",
+    )
     code, out, err = complete(cli, 1, "--name", "Ingest gate", "--report", "report.md")
     assert code == 0, err
     artifact = PhaseArtifact.model_validate(load(repo, 1))
     assert [(e.evidence_id, e.file, e.lines) for e in artifact.evidence_blocks] == [("EV-1-ingest", "ingest.py", "1-2")]
     assert artifact.safety_nets_count_before == load(repo, 0)["safety_nets_count_after"]
     report = (repo / "report.md").read_text()
-    for heading in ("## Summary", "### Code Changes", "### Methods Added", "### Methods Removed",
-                    "## Validation Results", "### Performance", "### CI Gates", "### Safety Nets Count",
-                    "## Evidence Blocks", "## Issues Encountered", "## Time Tracking",
-                    "## Deviations from Specification", "## Next Steps"):
+    for heading in (
+        "## Summary",
+        "### Code Changes",
+        "### Methods Added",
+        "### Methods Removed",
+        "## Validation Results",
+        "### Performance",
+        "### CI Gates",
+        "### Safety Nets Count",
+        "## Evidence Blocks",
+        "## Issues Encountered",
+        "## Time Tracking",
+        "## Deviations from Specification",
+        "## Next Steps",
+    ):
         assert heading in report
     assert "{{" not in report
     assert "# Phase 1 Completion Report" in report and "Ingest gate" in report
@@ -102,10 +137,13 @@ def test_next_phase_carries_safety_nets_and_evidence_and_reports_changes(repo, c
     assert "tw-gates phase verify 2" in report
 
 
-@pytest.mark.parametrize("gates, values, message", [
-    ("G1,G2,G3,G4", 'baseline_pass_count: "14/14"\n', "CI gates not passed: G5"),
-    (ALL_GATES, 'baseline_pass_count: "13/14"\n', "behavioral baseline is 13/14, not whole"),
-])
+@pytest.mark.parametrize(
+    "gates, values, message",
+    [
+        ("G1,G2,G3,G4", 'baseline_pass_count: "14/14"\n', "CI gates not passed: G5"),
+        (ALL_GATES, 'baseline_pass_count: "13/14"\n', "behavioral baseline is 13/14, not whole"),
+    ],
+)
 def test_complete_refuses_without_all_gates_and_a_whole_baseline(repo, cli, gates, values, message):
     (repo / "values.yml").write_text(values)
     code, _, err = cli("phase", "complete", "0", "--gates-passed", gates, "--from-file", "values.yml")
@@ -127,14 +165,18 @@ def _junit(path, failing=0, count=14):
     for i in range(count):
         body = '><failure message="boom">trace</failure>' if i < failing else ">"
         cases.append(JUNIT_CASE.format(i=i, body=body))
-    path.write_text(f'<?xml version="1.0"?><testsuites><testsuite name="behavioral" time="7.0" tests="{count}">'
-                    + "".join(cases) + "</testsuite></testsuites>")
+    path.write_text(
+        f'<?xml version="1.0"?><testsuites><testsuite name="behavioral" time="7.0" tests="{count}">'
+        + "".join(cases)
+        + "</testsuite></testsuites>"
+    )
 
 
 def test_baseline_comes_from_g2_junit(repo, cli):
     _junit(repo / "junit.xml")
-    code, _, err = cli("phase", "complete", "0", "--gates-passed", ALL_GATES, "--junit", "junit.xml",
-                       "--report", "r.md")
+    code, _, err = cli(
+        "phase", "complete", "0", "--gates-passed", ALL_GATES, "--junit", "junit.xml", "--report", "r.md"
+    )
     assert code == 0, err
     assert load(repo, 0)["baseline_pass_count"] == "14/14"
     assert "**Duration**: 7.0s" in (repo / "r.md").read_text()
@@ -181,13 +223,16 @@ def _other_kid(document):
     document["signature"]["kid"] = "stranger"
 
 
-@pytest.mark.parametrize("change, reason", [
-    (_tamper, "signature check failed: signature does not match (key id 'k2026') (bad_signature)"),
-    (_unsign, "signature check failed: no signature (missing_signature)"),
-    (_other_kid, "unknown key id 'stranger'"),
-    (_bad_version, "min_schema_version is '2.0'; this tw-gates reads schema 1.0"),
-    (_missing_key, "missing required keys: ci_gates_passed"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        (_tamper, "signature check failed: signature does not match (key id 'k2026') (bad_signature)"),
+        (_unsign, "signature check failed: no signature (missing_signature)"),
+        (_other_kid, "unknown key id 'stranger'"),
+        (_bad_version, "min_schema_version is '2.0'; this tw-gates reads schema 1.0"),
+        (_missing_key, "missing required keys: ci_gates_passed"),
+    ],
+)
 def test_an_altered_artifact_is_refused_with_the_reason(repo, cli, change, reason):
     assert complete(cli, 0)[0] == 0
     document = load(repo, 0)

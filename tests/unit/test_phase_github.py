@@ -48,8 +48,16 @@ def _artifact_of_phase_0(repo, cli):
     return data
 
 
-def _publish(emu, data, *, conclusion="success", name="phase-0-complete", member=".phase-0.complete.json",
-             created_at=None, expired=False):
+def _publish(
+    emu,
+    data,
+    *,
+    conclusion="success",
+    name="phase-0-complete",
+    member=".phase-0.complete.json",
+    created_at=None,
+    expired=False,
+):
     run = emu.add_workflow_run(REPO, conclusion=conclusion, name="phase", path=".github/workflows/phase.yml")
     return emu.add_artifact(REPO, name, files={member: data}, run_id=run, created_at=created_at, expired=expired)
 
@@ -92,8 +100,10 @@ def test_no_artifact_from_a_successful_run_refuses(repo, emu, cli):
     _publish(emu, _artifact_of_phase_0(repo, cli), conclusion="failure")
     code, _, err = cli("phase", "verify", "1", "--source", "github")
     assert code == 2
-    assert ("Phase 0 not complete. Cannot start Phase 1. Reason: no Actions artifact phase-0-complete from a "
-            f"successful run in {REPO}") in err
+    assert (
+        "Phase 0 not complete. Cannot start Phase 1. Reason: no Actions artifact phase-0-complete from a "
+        f"successful run in {REPO}"
+    ) in err
 
 
 def test_a_zip_without_the_artifact_file_refuses(repo, emu, cli):
@@ -106,8 +116,9 @@ def test_a_zip_without_the_artifact_file_refuses(repo, emu, cli):
 def test_phase_complete_takes_the_previous_artifact_from_github(repo, emu, cli):
     _publish(emu, _artifact_of_phase_0(repo, cli))
     commit(repo, "next.py", "x = 1\n")
-    code, out, err = cli("phase", "complete", "1", "--gates-passed", ALL_GATES, "--from-file", "values.yml",
-                         "--source", "github")
+    code, out, err = cli(
+        "phase", "complete", "1", "--gates-passed", ALL_GATES, "--from-file", "values.yml", "--source", "github"
+    )
     assert code == 0, err
     assert load(repo, 1)["phase"] == 1
 

@@ -32,25 +32,43 @@ def test_promtool_test_rules_passes():
 
 
 def test_every_alert_has_a_firing_and_a_silent_case():
-    alerts = {rule["alert"] for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]
-              if "alert" in rule}
+    alerts = {
+        rule["alert"]
+        for group in yaml.safe_load(RULES.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
     fires: set[str] = set()
     silent: set[str] = set()
     for path in TESTS:
         for case in yaml.safe_load(path.read_text())["tests"]:
             for check in case.get("alert_rule_test", []):
                 (fires if check.get("exp_alerts") else silent).add(check["alertname"])
-    assert alerts >= {"TwGatesIssueCreateFailures", "TwGatesDigestTooFrequent", "TwGatesFalsePositiveRateHigh",
-                      "TwGatesFileIssuesAbsent", "TwGatesFileIssuesStale", "TwGatesFileIssuesNoActivity"}
+    assert alerts >= {
+        "TwGatesIssueCreateFailures",
+        "TwGatesDigestTooFrequent",
+        "TwGatesFalsePositiveRateHigh",
+        "TwGatesFileIssuesAbsent",
+        "TwGatesFileIssuesStale",
+        "TwGatesFileIssuesNoActivity",
+    }
     assert alerts - fires == set() and alerts - silent == set()
 
 
 def test_the_rules_read_the_metrics_file_issues_writes():
     text = RULES.read_text()
     source = (ROOT / "scripts" / "tw_gates" / "issues" / "file_issues.py").read_text()
-    for name in ("audit_issue_create_failures_total", "audit_digest_created_total", "audit_fp_marked_total",
-                 "audit_findings_filed_total", "audit_unregistered_repos_total"):
+    for name in (
+        "audit_issue_create_failures_total",
+        "audit_digest_created_total",
+        "audit_fp_marked_total",
+        "audit_findings_filed_total",
+        "audit_unregistered_repos_total",
+    ):
         assert name in text and f'"{name}"' in source
-    for name in ("github_api_quota_remaining", "tw_gates_command_last_run_timestamp_seconds",
-                 "tw_gates_command_runs_total"):
+    for name in (
+        "github_api_quota_remaining",
+        "tw_gates_command_last_run_timestamp_seconds",
+        "tw_gates_command_runs_total",
+    ):
         assert name in text

@@ -4,15 +4,22 @@ import pytest
 import yaml
 
 from tw_gates.phases.render import (
-    RenderError, UnresolvedPlaceholders, find_placeholders, load_values, render_text,
+    RenderError,
+    UnresolvedPlaceholders,
+    find_placeholders,
+    load_values,
+    render_text,
 )
 
-TRICKY = 'He said: "hi" # not a comment\nsecond line \\ {{NOT_EXPANDED}} \'quoted\', [x]: {y}'
+TRICKY = "He said: \"hi\" # not a comment\nsecond line \\ {{NOT_EXPANDED}} 'quoted', [x]: {y}"
 
 
 def test_markdown_gets_values_as_they_are_and_spaced_placeholders_count():
-    out = render_text("# Phase {{PHASE}} - {{ PHASE_NAME }}\n\n{{LIST}}\n", {
-        "PHASE": 1, "PHASE_NAME": "Ingest *gate*", "LIST": "- a\n- b"}, "text")
+    out = render_text(
+        "# Phase {{PHASE}} - {{ PHASE_NAME }}\n\n{{LIST}}\n",
+        {"PHASE": 1, "PHASE_NAME": "Ingest *gate*", "LIST": "- a\n- b"},
+        "text",
+    )
     assert out == "# Phase 1 - Ingest *gate*\n\n- a\n- b\n"
 
 
@@ -35,12 +42,20 @@ def test_values_are_not_expanded_again():
 
 
 def test_json_values_are_escaped_in_strings_and_typed_as_values():
-    template = '{"name": "{{NAME}}", "msg": "pre {{NAME}} post", "n": {{COUNT}}, "gates": {{GATES}}, ' \
-               '"flag": {{FLAG}}, "count_text": "{{COUNT}}"}'
+    template = (
+        '{"name": "{{NAME}}", "msg": "pre {{NAME}} post", "n": {{COUNT}}, "gates": {{GATES}}, '
+        '"flag": {{FLAG}}, "count_text": "{{COUNT}}"}'
+    )
     out = render_text(template, {"NAME": TRICKY, "COUNT": 14, "GATES": ["G1", "G2"], "FLAG": False}, "json")
     data = json.loads(out)
-    assert data == {"name": TRICKY, "msg": f"pre {TRICKY} post", "n": 14, "gates": ["G1", "G2"], "flag": False,
-                    "count_text": "14"}
+    assert data == {
+        "name": TRICKY,
+        "msg": f"pre {TRICKY} post",
+        "n": 14,
+        "gates": ["G1", "G2"],
+        "flag": False,
+        "count_text": "14",
+    }
 
 
 def test_json_that_cannot_be_valid_is_refused():
@@ -106,7 +121,7 @@ def test_cli_render_to_file_and_unresolved_exit_2(cli, tmp_path):
     template = tmp_path / "t.json"
     template.write_text('{"phase": {{PHASE}}, "name": "{{PHASE_NAME}}"}\n')
     values = tmp_path / "v.yml"
-    values.write_text('PHASE: 2\nPHASE_NAME: \'say "hi"\'\nEXTRA: 1\n')
+    values.write_text("PHASE: 2\nPHASE_NAME: 'say \"hi\"'\nEXTRA: 1\n")
     out = tmp_path / "out" / "r.json"
     code, stdout, err = cli("render", template, "--values", values, "--out", out)
     assert code == 0, err

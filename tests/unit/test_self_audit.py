@@ -23,16 +23,27 @@ EXAMPLES: dict[str, tuple[str, str, str]] = {
     # id: (file name, hit, no hit)
     "jinja2-from-string": ("r.py", "env.from_string(source)", "env.get_template('a.html')"),
     "flask-render-template-string": ("r.py", "return render_template_string(tpl)", "return render_template('a.html')"),
-    "jinja2-template": ("r.py", "import jinja2\nt = jinja2.Template(src)", "from string import Template\nt = Template(src)"),
+    "jinja2-template": (
+        "r.py",
+        "import jinja2\nt = jinja2.Template(src)",
+        "from string import Template\nt = Template(src)",
+    ),
     "jinja2-autoescape-disabled": ("r.py", "Environment(autoescape=False)", "Environment(autoescape=True)"),
     "markupsafe-markup": ("r.py", "return Markup(html)", "return escape(html)"),
-    "django-template": ("r.py", "from django.template import Template\nTemplate(src)", "from string import Template\nTemplate(src)"),
+    "django-template": (
+        "r.py",
+        "from django.template import Template\nTemplate(src)",
+        "from string import Template\nTemplate(src)",
+    ),
     "django-render-to-string": ("r.py", "render_to_string('a.html', ctx)", "render('a.html', ctx)"),
     "django-mark-safe": ("r.py", "mark_safe(value)", "conditional_escape(value)"),
     "mako-template": ("r.py", "from mako.template import Template\nTemplate(text=src)", "Template(src)"),
     "tornado-template": ("r.py", "from tornado import template\ntemplate.Template(src)", "template.Loader('t')"),
-    "markdown-it-html-enabled": ("r.js", "const md = require('markdown-it')({ html: true });",
-                                 "const md = require('markdown-it')({ html: false });"),
+    "markdown-it-html-enabled": (
+        "r.js",
+        "const md = require('markdown-it')({ html: true });",
+        "const md = require('markdown-it')({ html: false });",
+    ),
     "template-safe-filter": ("t.html", "<p>{{ body|safe }}</p>", "<p>{{ body }}</p>"),
     "template-autoescape-off": ("t.html", "{% autoescape off %}{{ x }}{% endautoescape %}", "{% autoescape on %}"),
     "handlebars-triple-stash": ("t.hbs", "<div>{{{ body }}}</div>", "<div>{{ body }}</div>"),
@@ -42,7 +53,11 @@ EXAMPLES: dict[str, tuple[str, str, str]] = {
     "react-dangerously-set-inner-html": ("c.jsx", "<div dangerouslySetInnerHTML={{ __html: h }} />", "<div>{h}</div>"),
     "vue-v-html": ("c.vue", '<div v-html="body"></div>', '<div v-text="body"></div>'),
     "dom-inner-html": ("c.js", "el.innerHTML = html;", "if (el.innerHTML === html) {}"),
-    "dom-insert-adjacent-html": ("c.js", "el.insertAdjacentHTML('beforeend', h)", "el.insertAdjacentText('beforeend', h)"),
+    "dom-insert-adjacent-html": (
+        "c.js",
+        "el.insertAdjacentHTML('beforeend', h)",
+        "el.insertAdjacentText('beforeend', h)",
+    ),
     "dom-document-write": ("c.js", "document.write(h)", "document.title = h"),
     "svelte-html-tag": ("c.svelte", "<div>{@html body}</div>", "<div>{body}</div>"),
     "angular-bypass-sanitizer": ("c.ts", "this.s.bypassSecurityTrustHtml(h)", "this.s.sanitize(1, h)"),
@@ -51,8 +66,11 @@ EXAMPLES: dict[str, tuple[str, str, str]] = {
     "lodash-template": ("c.js", "const t = _.template(src)", "const t = _.escape(src)"),
     "handlebars-compile": ("c.js", "Handlebars.compile(src)", "Handlebars.registerHelper('x', f)"),
     "handlebars-safe-string": ("c.js", "new Handlebars.SafeString(h)", "Handlebars.escapeExpression(h)"),
-    "nunjucks-render-string": ("c.js", "const nunjucks = require('nunjucks');\nnunjucks.renderString(src, ctx)",
-                               "const nunjucks = require('nunjucks');\nnunjucks.render('a.njk', ctx)"),
+    "nunjucks-render-string": (
+        "c.js",
+        "const nunjucks = require('nunjucks');\nnunjucks.renderString(src, ctx)",
+        "const nunjucks = require('nunjucks');\nnunjucks.render('a.njk', ctx)",
+    ),
     "go-template-html-cast": ("v.go", "return template.HTML(body)", "return template.HTMLEscapeString(body)"),
     "go-text-template": ("v.go", 'import "text/template"', 'import "html/template"'),
 }
@@ -86,31 +104,46 @@ def test_catalog_loader_gives_severities_for_the_audit():
 
 def test_custom_catalog_replaces_or_extends_the_default(tmp_path):
     own = tmp_path / "own.yml"
-    own.write_text("patterns:\n  - {id: eval-call, regex: '\\beval\\(', severity: low, description: eval, globs: ['*.py']}\n")
+    own.write_text(
+        "patterns:\n  - {id: eval-call, regex: '\\beval\\(', severity: low, description: eval, globs: ['*.py']}\n"
+    )
     assert list(load_pattern_catalog(own).by_id) == ["eval-call"]
-    own.write_text("extends_default: true\npatterns:\n"
-                   "  - {id: eval-call, regex: '\\beval\\(', severity: low, description: eval, globs: ['*.py']}\n"
-                   "  - {id: dom-inner-html, regex: 'innerHTML', severity: low, description: x, globs: ['*.js']}\n")
+    own.write_text(
+        "extends_default: true\npatterns:\n"
+        "  - {id: eval-call, regex: '\\beval\\(', severity: low, description: eval, globs: ['*.py']}\n"
+        "  - {id: dom-inner-html, regex: 'innerHTML', severity: low, description: x, globs: ['*.js']}\n"
+    )
     merged = load_pattern_catalog(own)
     assert merged.severity_of("eval-call") == "low"
     assert merged.severity_of("dom-inner-html") == "low"  # same id replaces
     assert merged.severity_of("jinja2-from-string") == "critical"
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    ("patterns:\n  - {id: x, regex: '(', severity: low, description: d, globs: ['*']}\n", "not a valid regex"),
-    ("patterns:\n  - {id: x, regex: 'a*', severity: low, description: d, globs: ['*']}\n", "matches the empty string"),
-    ("patterns:\n  - {id: x, regex: 'a', severity: urgent, description: d, globs: ['*']}\n", "severity"),
-    ("patterns: [{id: x, regex: a, severity: low, description: d, globs: ['*']},"
-     " {id: x, regex: b, severity: low, description: d, globs: ['*']}]\n", "listed twice"),
-    ("patterns: [\n", "is not valid YAML: expected the node content, but found '<stream end>' at line 2"),
-], ids=["bad-regex", "empty-match", "bad-severity", "duplicate-id", "bad-yaml"])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("patterns:\n  - {id: x, regex: '(', severity: low, description: d, globs: ['*']}\n", "not a valid regex"),
+        (
+            "patterns:\n  - {id: x, regex: 'a*', severity: low, description: d, globs: ['*']}\n",
+            "matches the empty string",
+        ),
+        ("patterns:\n  - {id: x, regex: 'a', severity: urgent, description: d, globs: ['*']}\n", "severity"),
+        (
+            "patterns: [{id: x, regex: a, severity: low, description: d, globs: ['*']},"
+            " {id: x, regex: b, severity: low, description: d, globs: ['*']}]\n",
+            "listed twice",
+        ),
+        ("patterns: [\n", "is not valid YAML: expected the node content, but found '<stream end>' at line 2"),
+    ],
+    ids=["bad-regex", "empty-match", "bad-severity", "duplicate-id", "bad-yaml"],
+)
 def test_bad_catalog_is_a_usage_error(cli, tmp_path, content, message):
     catalog = tmp_path / "bad.yml"
     catalog.write_text(content)
     (tmp_path / "repo").mkdir()
-    code, out, err = cli("self-audit", "--repo-dir", tmp_path / "repo", "--patterns", catalog,
-                         "--out", tmp_path / "a.json", *IDENTITY)
+    code, out, err = cli(
+        "self-audit", "--repo-dir", tmp_path / "repo", "--patterns", catalog, "--out", tmp_path / "a.json", *IDENTITY
+    )
     assert code == 1
     assert message in err and "Traceback" not in err
 
@@ -147,10 +180,20 @@ def test_scan_skips_vendored_minified_binary_and_huge_files(tmp_path):
 
 
 def git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True,
-                          env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
-                               "GIT_COMMITTER_EMAIL": "t@example.com", "PATH": "/usr/bin:/bin",
-                               "HOME": str(root)}).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(root), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(root),
+        },
+    ).stdout.strip()
 
 
 @pytest.fixture
@@ -183,8 +226,16 @@ def test_in_a_git_checkout_only_tracked_files_are_scanned_and_identity_comes_fro
 
 def test_flags_and_runner_env_win_over_git(cli, git_checkout, tmp_path):
     out_file = tmp_path / "artifact.json"
-    code, _, err = cli("self-audit", "--repo-dir", git_checkout, "--out", out_file, "--branch", "release",
-                       env={"GITHUB_REPOSITORY": "acme-corp/from-env", "GITHUB_SHA": COMMIT, "GITHUB_REF_NAME": "main"})
+    code, _, err = cli(
+        "self-audit",
+        "--repo-dir",
+        git_checkout,
+        "--out",
+        out_file,
+        "--branch",
+        "release",
+        env={"GITHUB_REPOSITORY": "acme-corp/from-env", "GITHUB_SHA": COMMIT, "GITHUB_REF_NAME": "main"},
+    )
     assert code == 0, err
     artifact = json.loads(out_file.read_text())
     assert (artifact["repo"], artifact["commit"], artifact["branch"]) == ("acme-corp/from-env", COMMIT, "release")
@@ -198,15 +249,33 @@ def test_folder_inside_another_repository_needs_its_identity_given(cli, repo_roo
 
 
 def test_bad_identity_is_a_usage_error_naming_the_field(cli, tmp_path):
-    code, _, err = cli("self-audit", "--repo-dir", tmp_path, "--out", tmp_path / "a.json",
-                       "--repo", "not a repo", "--commit", COMMIT, "--branch", "main")
+    code, _, err = cli(
+        "self-audit",
+        "--repo-dir",
+        tmp_path,
+        "--out",
+        tmp_path / "a.json",
+        "--repo",
+        "not a repo",
+        "--commit",
+        COMMIT,
+        "--branch",
+        "main",
+    )
     assert code == 1 and "repo" in err and "Traceback" not in err
 
 
 def test_example_consumer_artifact_is_signed_and_valid(cli, repo_root, tmp_path):
     out_file = tmp_path / "artifact.json"
-    code, out, err = cli("self-audit", "--repo-dir", repo_root / "examples/consumer", "--out", out_file, *IDENTITY,
-                         env={"TW_HMAC_KEY": "consumer-signing-key-1", "TW_HMAC_KEY_ID": "k2026"})
+    code, out, err = cli(
+        "self-audit",
+        "--repo-dir",
+        repo_root / "examples/consumer",
+        "--out",
+        out_file,
+        *IDENTITY,
+        env={"TW_HMAC_KEY": "consumer-signing-key-1", "TW_HMAC_KEY_ID": "k2026"},
+    )
     assert code == 0, err
     document = json.loads(out_file.read_text())
     ConsumerArtifact.model_validate(document)
@@ -220,16 +289,25 @@ def test_example_consumer_artifact_is_signed_and_valid(cli, repo_root, tmp_path)
 
 
 def test_unsigned_artifact_warns(cli, repo_root, tmp_path):
-    code, out, err = cli("self-audit", "--repo-dir", repo_root / "examples/consumer", "--out", tmp_path / "a.json",
-                         *IDENTITY)
+    code, out, err = cli(
+        "self-audit", "--repo-dir", repo_root / "examples/consumer", "--out", tmp_path / "a.json", *IDENTITY
+    )
     assert code == 0
     assert "signature" not in json.loads((tmp_path / "a.json").read_text())
     assert "unsigned" in out and "POLICY_REQUIRE_HMAC=true will reject it" in err
 
 
 def test_sarif_output_locates_every_hit(cli, repo_root, tmp_path):
-    code, _, err = cli("self-audit", "--repo-dir", repo_root / "examples/consumer", "--out", tmp_path / "a.json",
-                       "--sarif", tmp_path / "hits.sarif", *IDENTITY)
+    code, _, err = cli(
+        "self-audit",
+        "--repo-dir",
+        repo_root / "examples/consumer",
+        "--out",
+        tmp_path / "a.json",
+        "--sarif",
+        tmp_path / "hits.sarif",
+        *IDENTITY,
+    )
     assert code == 0, err
     artifact = json.loads((tmp_path / "a.json").read_text())
     sarif = json.loads((tmp_path / "hits.sarif").read_text())
@@ -261,14 +339,23 @@ def test_sarif_fingerprint_survives_a_line_moving(tmp_path):
 def test_runner_outputs_and_annotations(cli, repo_root, tmp_path):
     output = tmp_path / "github_output"
     output.touch()  # the runner creates it
-    code, out, _ = cli("self-audit", "--repo-dir", repo_root / "examples/consumer", "--out", tmp_path / "a.json",
-                       *IDENTITY, env={"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(output)})
+    code, out, _ = cli(
+        "self-audit",
+        "--repo-dir",
+        repo_root / "examples/consumer",
+        "--out",
+        tmp_path / "a.json",
+        *IDENTITY,
+        env={"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(output)},
+    )
     assert code == 0
     text = output.read_text()
     assert "signed" in text and "artifact" in text
     assert "9" in text.split("hits", 1)[1].splitlines()[1]  # hits<<delimiter, 9, delimiter
-    assert "::warning title=tw-gates self-audit,file=app/views/profile.py,line=15::" \
-           "renderer pattern flask-render-template-string (critical)" in out
+    assert (
+        "::warning title=tw-gates self-audit,file=app/views/profile.py,line=15::"
+        "renderer pattern flask-render-template-string (critical)" in out
+    )
 
 
 def test_catalog_schema_is_published(cli):
@@ -276,17 +363,21 @@ def test_catalog_schema_is_published(cli):
     assert code == 0 and json.loads(out)["title"] == PatternCatalog.model_config["title"]
 
 
-@pytest.mark.parametrize(("regex", "needles"), [
-    (r"\.from_string\s*\(", (".from_string",)),
-    (r"\b(?:jinja2\.)?Template\s*\(", ("Template",)),           # the optional group is not required
-    (r"\b(?:mark_safe|SafeString)\s*\(", ("mark_safe", "SafeString")),
-    (r"\.html_safe\b|<%==|\braw\s*\(", (".html_safe", "<%==", "raw")),
-    (r"foo|\w+bar", ("foo", "bar")),
-    (r"foo|\w+", None),                                          # an alternative without a literal
-    (r"(?i)template", None),                                     # case-insensitive: no literal test
-    (r"ab(?i:cdef)g", ("ab",)),
-    (r"x*", None),
-], ids=lambda value: str(value))
+@pytest.mark.parametrize(
+    ("regex", "needles"),
+    [
+        (r"\.from_string\s*\(", (".from_string",)),
+        (r"\b(?:jinja2\.)?Template\s*\(", ("Template",)),  # the optional group is not required
+        (r"\b(?:mark_safe|SafeString)\s*\(", ("mark_safe", "SafeString")),
+        (r"\.html_safe\b|<%==|\braw\s*\(", (".html_safe", "<%==", "raw")),
+        (r"foo|\w+bar", ("foo", "bar")),
+        (r"foo|\w+", None),  # an alternative without a literal
+        (r"(?i)template", None),  # case-insensitive: no literal test
+        (r"ab(?i:cdef)g", ("ab",)),
+        (r"x*", None),
+    ],
+    ids=lambda value: str(value),
+)
 def test_required_literals_are_a_necessary_condition(regex, needles):
     from tw_gates.self_audit.self_audit import required_literals
 
@@ -305,8 +396,26 @@ def test_prefilter_never_hides_a_hit():
         copy = RendererPattern.model_validate(pattern.model_dump())
         copy._needles = copy._requires_needles = None
         unfiltered.append(copy)
-    words = ["Template(", "template.", "jinja2", "django.template", "mako", "innerHTML =", "{{{x}}}", "|safe",
-             ".from_string(", "$('#a').html(x)", "jQuery", "v-html=", "raw(", "<%==", "x", " ", "\n", "autoescape=False"]
+    words = [
+        "Template(",
+        "template.",
+        "jinja2",
+        "django.template",
+        "mako",
+        "innerHTML =",
+        "{{{x}}}",
+        "|safe",
+        ".from_string(",
+        "$('#a').html(x)",
+        "jQuery",
+        "v-html=",
+        "raw(",
+        "<%==",
+        "x",
+        " ",
+        "\n",
+        "autoescape=False",
+    ]
     rng = random.Random(3)
     for _ in range(500):
         text = "".join(rng.choice(words) for _ in range(rng.randrange(1, 12)))

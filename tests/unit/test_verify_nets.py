@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tw_gates.core.settings import load_settings
 from tw_gates.chain.verify_nets import VerifyNetsSettings, verify_nets
 from tw_gates.chain.workflow_model import RepoConfig, invocations
+from tw_gates.core.settings import load_settings
 
 SHA = "11bd71901bbe5b1630ceea73d27597364c9af683"
 
@@ -121,8 +121,13 @@ def nets_of(root: Path) -> dict[str, object]:
 def with_changes(tmp_path: Path, **changes: str | None) -> Path:
     files = dict(GOOD)
     for key, value in changes.items():
-        files[{"ingest": ".github/workflows/ingest.yml", "action": "actions/ingest-gate/action.yml",
-               "rules": "prometheus/rules/audit_rules.yml"}.get(key, key)] = value
+        files[
+            {
+                "ingest": ".github/workflows/ingest.yml",
+                "action": "actions/ingest-gate/action.yml",
+                "rules": "prometheus/rules/audit_rules.yml",
+            }.get(key, key)
+        ] = value
     return make_repo(tmp_path / "repo", files)
 
 
@@ -137,13 +142,17 @@ def test_fully_configured_repository_verifies_five_of_five_with_evidence(tmp_pat
     # Evidence names file, job and step, and where the value came from.
     assert ".github/workflows/ingest.yml job 'ingest' step 'Ingest gate'" in s1
     assert "POLICY_REQUIRE_HMAC=true" in s1 and "default of input 'require-hmac'" in s1
-    assert ("fallback folder 'out/fallback' (--fallback-dir of `tw-gates file-issues` in run:); "
-            "step 'Keep the fallback' uploads 'out/fallback' with `if: failure()`") in s2
+    assert (
+        "fallback folder 'out/fallback' (--fallback-dir of `tw-gates file-issues` in run:); "
+        "step 'Keep the fallback' uploads 'out/fallback' with `if: failure()`"
+    ) in s2
     assert "MAX_ISSUES_PER_RUN=5" in r1 and "job concurrency group 'tw-gates-issues'" in r1
     assert "Linux runners (ubuntu-*/linux) for .github/workflows/ingest.yml (ingest, issues)" in r2
-    assert c1.endswith("5 alert(s) in 1 group(s) reading audit_issue_create_failures_total, audit_digest_created_total, "
-                       "github_api_quota_remaining, audit_unregistered_repos_total, audit_fp_marked_total, "
-                       "tw_gates_command_runs_total")
+    assert c1.endswith(
+        "5 alert(s) in 1 group(s) reading audit_issue_create_failures_total, audit_digest_created_total, "
+        "github_api_quota_remaining, audit_unregistered_repos_total, audit_fp_marked_total, "
+        "tw_gates_command_runs_total"
+    )
 
 
 def test_one_missing_net_fails_with_exit_2_and_names_it(tmp_path, cli):
@@ -163,54 +172,69 @@ def test_repo_dir_from_environment_and_unknown_folder(tmp_path, cli):
 
 # --------------------------------------------------------------------------- S1
 
+
 def test_s1_needs_the_ingest_workflow(tmp_path):
     repo = with_changes(tmp_path, ingest=None, **{".github/workflows/other.yml": INGEST_YML})
     s1 = nets_of(repo)["S1"]
     assert not s1.verified and ".github/workflows/ingest.yml not found" in s1.detail
 
 
-@pytest.mark.parametrize(("step_env", "expected"), [
-    ('POLICY_REQUIRE_HMAC: "false"', "POLICY_REQUIRE_HMAC is 'false' from step env"),
-    ("POLICY_REQUIRE_HMAC: ${{ vars.REQUIRE_HMAC }}", "only known at run time"),
-    ("POLICY_REQUIRE_HMAC: ''", "POLICY_REQUIRE_HMAC is not set"),
-], ids=["false", "vars", "empty"])
+@pytest.mark.parametrize(
+    ("step_env", "expected"),
+    [
+        ('POLICY_REQUIRE_HMAC: "false"', "POLICY_REQUIRE_HMAC is 'false' from step env"),
+        ("POLICY_REQUIRE_HMAC: ${{ vars.REQUIRE_HMAC }}", "only known at run time"),
+        ("POLICY_REQUIRE_HMAC: ''", "POLICY_REQUIRE_HMAC is not set"),
+    ],
+    ids=["false", "vars", "empty"],
+)
 def test_s1_step_env_overrides_job_env(tmp_path, step_env, expected):
     # An action that does not set POLICY_REQUIRE_HMAC itself runs with the
     # caller's env: the step's value beats the job's "true".
     action = INGEST_ACTION.replace("        POLICY_REQUIRE_HMAC: ${{ inputs.require-hmac }}\n", "")
-    workflow = INGEST_YML.replace("        uses: ./actions/ingest-gate\n",
-                                  f"        uses: ./actions/ingest-gate\n        env:\n          {step_env}\n")
+    workflow = INGEST_YML.replace(
+        "        uses: ./actions/ingest-gate\n",
+        f"        uses: ./actions/ingest-gate\n        env:\n          {step_env}\n",
+    )
     s1 = nets_of(with_changes(tmp_path, ingest=workflow, action=action))["S1"]
     assert not s1.verified
     assert expected in s1.detail and "job 'ingest' step 'Ingest gate'" in s1.detail
 
 
 def test_s1_action_input_overrides_caller_env(tmp_path):
-    workflow = INGEST_YML.replace("        uses: ./actions/ingest-gate\n",
-                                  "        uses: ./actions/ingest-gate\n        with:\n          require-hmac: false\n")
+    workflow = INGEST_YML.replace(
+        "        uses: ./actions/ingest-gate\n",
+        "        uses: ./actions/ingest-gate\n        with:\n          require-hmac: false\n",
+    )
     s1 = nets_of(with_changes(tmp_path, ingest=workflow))["S1"]
     assert not s1.verified and "`with: require-hmac`" in s1.detail
 
 
 def test_s1_run_step_with_require_hmac_flag_or_workflow_env(tmp_path):
-    flag = INGEST_YML.replace("        uses: ./actions/ingest-gate\n",
-                              "        run: tw-gates ingest --require-hmac --out accepted.jsonl\n")
+    flag = INGEST_YML.replace(
+        "        uses: ./actions/ingest-gate\n", "        run: tw-gates ingest --require-hmac --out accepted.jsonl\n"
+    )
     flag = flag.replace('      POLICY_REQUIRE_HMAC: "true"\n', '      POLICY_REQUIRE_HMAC: "false"\n')
     s1 = nets_of(with_changes(tmp_path / "a", ingest=flag))["S1"]
     assert s1.verified and "--require-hmac of `tw-gates ingest`" in s1.detail
 
     workflow_env = INGEST_YML.replace("permissions: {}\n", "permissions: {}\nenv:\n  POLICY_REQUIRE_HMAC: 'true'\n", 1)
     workflow_env = workflow_env.replace('    env:\n      POLICY_REQUIRE_HMAC: "true"\n', "")
-    workflow_env = workflow_env.replace("        uses: ./actions/ingest-gate\n",
-                                        "        run: python3 -m tw_gates ingest --out accepted.jsonl\n")
+    workflow_env = workflow_env.replace(
+        "        uses: ./actions/ingest-gate\n", "        run: python3 -m tw_gates ingest --out accepted.jsonl\n"
+    )
     s1 = nets_of(with_changes(tmp_path / "b", ingest=workflow_env))["S1"]
     assert s1.verified and "workflow env of .github/workflows/ingest.yml" in s1.detail
 
 
 def test_s1_reusable_workflow_input_default(tmp_path):
-    workflow = INGEST_YML.replace("  workflow_dispatch:\n", (
-        "  workflow_call:\n    inputs:\n      require-hmac:\n        type: string\n        default: 'true'\n"))
-    workflow = workflow.replace('POLICY_REQUIRE_HMAC: "true"', "POLICY_REQUIRE_HMAC: ${{ inputs.require-hmac || 'false' }}")
+    workflow = INGEST_YML.replace(
+        "  workflow_dispatch:\n",
+        ("  workflow_call:\n    inputs:\n      require-hmac:\n        type: string\n        default: 'true'\n"),
+    )
+    workflow = workflow.replace(
+        'POLICY_REQUIRE_HMAC: "true"', "POLICY_REQUIRE_HMAC: ${{ inputs.require-hmac || 'false' }}"
+    )
     workflow = workflow.replace("        uses: ./actions/ingest-gate\n", "        run: tw-gates ingest\n")
     s1 = nets_of(with_changes(tmp_path, ingest=workflow))["S1"]
     assert s1.verified and "inputs.require-hmac" in s1.detail
@@ -221,7 +245,9 @@ def test_s1_remote_reference_reads_the_bundled_action(tmp_path):
     workflow = INGEST_YML.replace("uses: ./actions/ingest-gate", "uses: org/tw-gates/actions/ingest-gate@v3")
     repo = with_changes(tmp_path, ingest=workflow, action=None)
     found = invocations(RepoConfig(repo, tw_gates_root=tw_gates))
-    assert [(c.command, c.env["POLICY_REQUIRE_HMAC"].value) for c in found if c.command == "ingest"] == [("ingest", "true")]
+    assert [(c.command, c.env["POLICY_REQUIRE_HMAC"].value) for c in found if c.command == "ingest"] == [
+        ("ingest", "true")
+    ]
     # An actions/<name> of another project is not ours.
     other = INGEST_YML.replace("uses: ./actions/ingest-gate", "uses: someone/else/actions/ingest-gate@v1")
     repo = with_changes(tmp_path / "other", ingest=other, action=None)
@@ -230,20 +256,27 @@ def test_s1_remote_reference_reads_the_bundled_action(tmp_path):
 
 # --------------------------------------------------------------------------- S2 / R1
 
+
 def test_s2_needs_an_upload_that_runs_on_failure(tmp_path):
     no_if = INGEST_YML.replace("        if: failure()\n", "")
     s2 = nets_of(with_changes(tmp_path / "a", ingest=no_if))["S2"]
     assert not s2.verified and "nothing uploads the fallback artifact on failure" in s2.detail
     always = INGEST_YML.replace("if: failure()", "if: ${{ always() }}")
     assert nets_of(with_changes(tmp_path / "b", ingest=always))["S2"].verified
-    before = INGEST_YML.split("      - name: File issues")[0] + textwrap.dedent(f"""\
+    before = (
+        INGEST_YML.split("      - name: File issues")[0]
+        + textwrap.dedent(f"""\
           - if: failure()
             uses: actions/upload-artifact@{SHA}
             with:
               path: out/fallback
           - name: File issues
             run: tw-gates file-issues
-    """).replace("\n", "\n      ").rstrip() + "\n"
+    """)
+        .replace("\n", "\n      ")
+        .rstrip()
+        + "\n"
+    )
     assert not nets_of(with_changes(tmp_path / "c", ingest=before))["S2"].verified  # upload runs before filing
 
 
@@ -255,7 +288,8 @@ def test_s2_and_r1_without_file_issues(tmp_path):
 
 
 def test_s2_fallback_uploaded_inside_the_action(tmp_path):
-    action = """\
+    action = (
+        """\
     name: file issues
     runs:
       using: composite
@@ -263,26 +297,44 @@ def test_s2_fallback_uploaded_inside_the_action(tmp_path):
         - shell: bash
           run: tw-gates file-issues
         - if: failure()
-          uses: actions/upload-artifact@""" + SHA + """
+          uses: actions/upload-artifact@"""
+        + SHA
+        + """
           with:
             path: tw-gates-fallback
     """
+    )
     workflow = INGEST_YML.split("      - name: File issues")[0] + "      - uses: ./actions/file-issues\n"
     s2 = nets_of(with_changes(tmp_path, ingest=workflow, **{"actions/file-issues/action.yml": action}))["S2"]
-    assert s2.verified and ("fallback folder 'tw-gates-fallback' (file-issues' default); "
-                            "./actions/file-issues/action.yml step 2 uploads 'tw-gates-fallback'") in s2.detail
+    assert (
+        s2.verified
+        and (
+            "fallback folder 'tw-gates-fallback' (file-issues' default); "
+            "./actions/file-issues/action.yml step 2 uploads 'tw-gates-fallback'"
+        )
+        in s2.detail
+    )
 
 
 def test_s2_upload_must_include_the_fallback_folder(tmp_path):
-    elsewhere = INGEST_YML.replace("          path: out/fallback\n", "          path: |\n            logs/\n            !logs/tmp\n")
+    elsewhere = INGEST_YML.replace(
+        "          path: out/fallback\n", "          path: |\n            logs/\n            !logs/tmp\n"
+    )
     s2 = nets_of(with_changes(tmp_path / "a", ingest=elsewhere))["S2"]
-    assert not s2.verified and "uploads 'logs/, !logs/tmp' on failure, but the fallback goes to 'out/fallback'" in s2.detail
-    parent = INGEST_YML.replace("          path: out/fallback\n", "          path: |\n            logs/\n            out/\n")
+    assert (
+        not s2.verified
+        and "uploads 'logs/, !logs/tmp' on failure, but the fallback goes to 'out/fallback'" in s2.detail
+    )
+    parent = INGEST_YML.replace(
+        "          path: out/fallback\n", "          path: |\n            logs/\n            out/\n"
+    )
     assert nets_of(with_changes(tmp_path / "b", ingest=parent))["S2"].verified
 
 
 def test_r1_needs_a_concurrency_group(tmp_path):
-    workflow = INGEST_YML.replace("    concurrency:\n      group: tw-gates-issues\n      cancel-in-progress: false\n", "")
+    workflow = INGEST_YML.replace(
+        "    concurrency:\n      group: tw-gates-issues\n      cancel-in-progress: false\n", ""
+    )
     r1 = nets_of(with_changes(tmp_path / "a", ingest=workflow))["R1"]
     assert not r1.verified and "job 'issues'" in r1.detail and "without a `concurrency:` group" in r1.detail
     top = workflow.replace("permissions: {}\n", "permissions: {}\nconcurrency: tw-gates-central\n", 1)
@@ -290,16 +342,21 @@ def test_r1_needs_a_concurrency_group(tmp_path):
     assert r1.verified and "workflow concurrency group 'tw-gates-central'" in r1.detail
 
 
-@pytest.mark.parametrize(("cap", "verified", "expected"), [
-    (None, True, "default cap 10 of file-issues"),
-    ("'0'", True, "MAX_ISSUES_PER_RUN=0"),
-    ("ten", False, "must be a whole number"),
-    ("${{ vars.CAP }}", True, "checked by file-issues at run time"),
-])
+@pytest.mark.parametrize(
+    ("cap", "verified", "expected"),
+    [
+        (None, True, "default cap 10 of file-issues"),
+        ("'0'", True, "MAX_ISSUES_PER_RUN=0"),
+        ("ten", False, "must be a whole number"),
+        ("${{ vars.CAP }}", True, "checked by file-issues at run time"),
+    ],
+)
 def test_r1_cap(tmp_path, cap, verified, expected):
     workflow = INGEST_YML.replace("      MAX_ISSUES_PER_RUN: 5\n", f"      MAX_ISSUES_PER_RUN: {cap}\n" if cap else "")
     if cap is None:
-        workflow = workflow.replace("    env:\n    steps:\n      - name: File issues", "    steps:\n      - name: File issues")
+        workflow = workflow.replace(
+            "    env:\n    steps:\n      - name: File issues", "    steps:\n      - name: File issues"
+        )
     r1 = nets_of(with_changes(tmp_path, ingest=workflow))["R1"]
     assert r1.verified is verified and expected in r1.detail
 
@@ -312,6 +369,7 @@ def test_r1_flag_wins_over_env(tmp_path):
 
 # --------------------------------------------------------------------------- R2
 
+
 def test_r2_non_linux_job_without_guard(tmp_path):
     workflow = INGEST_YML.replace("runs-on: ubuntu-latest\n    concurrency", "runs-on: windows-latest\n    concurrency")
     r2 = nets_of(with_changes(tmp_path, ingest=workflow))["R2"]
@@ -319,17 +377,25 @@ def test_r2_non_linux_job_without_guard(tmp_path):
 
 
 def test_r2_platform_guard_covers_any_runner(tmp_path):
-    workflow = INGEST_YML.replace("runs-on: ubuntu-latest\n    concurrency", "runs-on: [self-hosted, gpu]\n    concurrency")
-    workflow = workflow.replace("      - name: File issues\n", "      - run: tw-gates platform\n      - name: File issues\n")
+    workflow = INGEST_YML.replace(
+        "runs-on: ubuntu-latest\n    concurrency", "runs-on: [self-hosted, gpu]\n    concurrency"
+    )
+    workflow = workflow.replace(
+        "      - name: File issues\n", "      - run: tw-gates platform\n      - name: File issues\n"
+    )
     r2 = nets_of(with_changes(tmp_path, ingest=workflow))["R2"]
-    assert r2.verified and r2.detail == ("platform guard in .github/workflows/ingest.yml (issues); "
-                                         "Linux runners (ubuntu-*/linux) for .github/workflows/ingest.yml (ingest)")
+    assert r2.verified and r2.detail == (
+        "platform guard in .github/workflows/ingest.yml (issues); "
+        "Linux runners (ubuntu-*/linux) for .github/workflows/ingest.yml (ingest)"
+    )
 
 
 def test_r2_umbrella_selection_decides(tmp_path):
-    umbrella = make_repo(tmp_path / "repo", {
-        **GOOD,
-        "action.yml": """\
+    umbrella = make_repo(
+        tmp_path / "repo",
+        {
+            **GOOD,
+            "action.yml": """\
         name: tw-gates
         inputs:
           gates:
@@ -343,7 +409,8 @@ def test_r2_umbrella_selection_decides(tmp_path):
                 TW_GATES_SELECTION: ${{ inputs.gates }}
               run: '"$TW_GATES_BIN/tw-gates" gates --only "$TW_GATES_SELECTION"'
         """,
-    })
+        },
+    )
     extra = "  mac:\n    runs-on: macos-latest\n    steps:\n      - uses: ./\n        with:\n          gates: {}\n"
     wf = umbrella / ".github/workflows/ingest.yml"
     wf.write_text(INGEST_YML + extra.format("platform"))
@@ -356,35 +423,53 @@ def test_r2_umbrella_selection_decides(tmp_path):
 
 
 def test_r2_matrix_runner(tmp_path):
-    workflow = INGEST_YML.replace("runs-on: ubuntu-latest\n    concurrency", (
-        "strategy:\n      matrix:\n        os: [ubuntu-22.04, windows-2022]\n    runs-on: ${{ matrix.os }}\n    concurrency"))
+    workflow = INGEST_YML.replace(
+        "runs-on: ubuntu-latest\n    concurrency",
+        (
+            "strategy:\n      matrix:\n        os: [ubuntu-22.04, windows-2022]\n    runs-on: ${{ matrix.os }}\n    concurrency"
+        ),
+    )
     r2 = nets_of(with_changes(tmp_path, ingest=workflow))["R2"]
     assert not r2.verified and "windows-2022" in r2.detail
 
 
 # --------------------------------------------------------------------------- C1
 
-@pytest.mark.parametrize(("rules", "expected"), [
-    ("groups: [", "invalid YAML"),
-    ("groups: []\n", "no `groups:` list"),
-    ("groups:\n  - name: g\n    rules:\n      - record: x\n        expr: vector(1)\n", "defines no alerts"),
-    ("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n"
-     "        annotations:\n          summary: tw_gates_command_runs_total is not read here\n",
-     "no alert reads audit_issue_create_failures_total, audit_digest_created_total"),
-    (RULES.replace("increase(audit_digest_created_total[1d])", 'absent(up{job="audit_digest_created_total"})'),
-     "no alert reads audit_digest_created_total"),
-])
+
+@pytest.mark.parametrize(
+    ("rules", "expected"),
+    [
+        ("groups: [", "invalid YAML"),
+        ("groups: []\n", "no `groups:` list"),
+        ("groups:\n  - name: g\n    rules:\n      - record: x\n        expr: vector(1)\n", "defines no alerts"),
+        (
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n"
+            "        annotations:\n          summary: tw_gates_command_runs_total is not read here\n",
+            "no alert reads audit_issue_create_failures_total, audit_digest_created_total",
+        ),
+        (
+            RULES.replace("increase(audit_digest_created_total[1d])", 'absent(up{job="audit_digest_created_total"})'),
+            "no alert reads audit_digest_created_total",
+        ),
+    ],
+)
 def test_c1_rules_must_parse_and_alert_on_the_metrics(tmp_path, rules, expected):
     c1 = nets_of(with_changes(tmp_path, rules=rules))["C1"]
     assert not c1.verified and expected in c1.detail
 
 
 def test_c1_metric_read_through_a_recording_rule(tmp_path):
-    rules = RULES.replace("    rules:\n", (
-        "    rules:\n      - record: tw:failures:rate1h\n"
-        "        expr: sum(rate(tw_gates_command_runs_total{exit_code!=\"0\"}[1h]))\n"), 1)
-    rules = rules.replace("sum by (command) (increase(tw_gates_command_runs_total{exit_code!=\"0\"}[1h]))",
-                          "tw:failures:rate1h")
+    rules = RULES.replace(
+        "    rules:\n",
+        (
+            "    rules:\n      - record: tw:failures:rate1h\n"
+            '        expr: sum(rate(tw_gates_command_runs_total{exit_code!="0"}[1h]))\n'
+        ),
+        1,
+    )
+    rules = rules.replace(
+        'sum by (command) (increase(tw_gates_command_runs_total{exit_code!="0"}[1h]))', "tw:failures:rate1h"
+    )
     assert "tw_gates_command_runs_total" not in rules.split("alert:", 1)[1]
     c1 = nets_of(with_changes(tmp_path, rules=rules))["C1"]
     assert c1.verified and "tw_gates_command_runs_total" in c1.detail

@@ -24,8 +24,11 @@ def test_static_gates_pass_on_a_configured_repository(tmp_path, cli, monkeypatch
     assert code == 0, out
     # Each gate prints what its own command prints, then the chain's line for it.
     assert "\nVERIFIED S1: " in "\n" + out and "\nENFORCED .github/workflows/ingest.yml" in "\n" + out
-    summary = [line.split()[:2] for line in out.splitlines()
-               if re.match(r"(verify-nets|hmac-policy|telemetry-check) +(PASS|FAIL|SKIPPED)", line)]
+    summary = [
+        line.split()[:2]
+        for line in out.splitlines()
+        if re.match(r"(verify-nets|hmac-policy|telemetry-check) +(PASS|FAIL|SKIPPED)", line)
+    ]
     assert summary == [["verify-nets", "PASS"], ["hmac-policy", "PASS"], ["telemetry-check", "PASS"]]
 
 

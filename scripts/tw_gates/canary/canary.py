@@ -25,10 +25,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 from pydantic import AwareDatetime, BaseModel, Field, SecretStr, field_validator
 
@@ -66,7 +67,9 @@ class CanarySettings(GitHubSettings, SigningSettings, NotifySettings):
     metrics: Path | None = Field(None, validation_alias=env("TW_CANARY_METRICS", "metrics"))
     prometheus_url: str | None = Field(None, validation_alias=env("TW_PROMETHEUS_URL", "prometheus_url"))
     prometheus_token: SecretStr | None = Field(None, validation_alias=env("TW_PROMETHEUS_TOKEN", "prometheus_token"))
-    prometheus_timeout_s: float = Field(30.0, gt=0, validation_alias=env("TW_PROMETHEUS_TIMEOUT", "prometheus_timeout_s"))
+    prometheus_timeout_s: float = Field(
+        30.0, gt=0, validation_alias=env("TW_PROMETHEUS_TIMEOUT", "prometheus_timeout_s")
+    )
     prometheus_retries: int = Field(2, ge=0, le=10, validation_alias=env("TW_PROMETHEUS_RETRIES", "prometheus_retries"))
     queries: Path | None = Field(None, validation_alias=env("TW_CANARY_QUERIES", "queries"))
     thresholds: Path | None = Field(None, validation_alias=env("TW_CANARY_THRESHOLDS", "thresholds"))
@@ -77,7 +80,9 @@ class CanarySettings(GitHubSettings, SigningSettings, NotifySettings):
     name: str = Field("default", pattern=NAME_PATTERN, validation_alias=env("TW_CANARY_NAME", "name"))
     revision: str | None = Field(None, max_length=200, validation_alias=env("TW_CANARY_REVISION", "revision"))
     central_repo: str | None = Field(None, validation_alias=env("TW_CENTRAL_REPO", "central_repo"))
-    dispatch_event: str = Field(DEFAULT_DISPATCH_EVENT, validation_alias=env("TW_CANARY_DISPATCH_EVENT", "dispatch_event"))
+    dispatch_event: str = Field(
+        DEFAULT_DISPATCH_EVENT, validation_alias=env("TW_CANARY_DISPATCH_EVENT", "dispatch_event")
+    )
     state_file: Path | None = Field(None, validation_alias=env("TW_CANARY_STATE_FILE", "state_file"))
     report: Path | None = Field(None, validation_alias=env("TW_CANARY_REPORT", "report"))
     # The cap every tw-gates issue filer honours (file-issues too); 0: no rollback issue.
@@ -143,8 +148,10 @@ def gate_limit(gate: GateThreshold, baseline: CanaryBaseline) -> tuple[float, st
     if reference is None:
         raise UsageError(f"gate {gate.name} is relative to the baseline, but the baseline has no {gate.metric}")
     limit = reference * (1 + gate.max_increase_pct / 100)
-    return limit, (f"<= baseline {fmt_number(reference)}{unit} +{fmt_number(gate.max_increase_pct)}% "
-                   f"= {fmt_value(limit, gate.metric)}")
+    return limit, (
+        f"<= baseline {fmt_number(reference)}{unit} +{fmt_number(gate.max_increase_pct)}% "
+        f"= {fmt_value(limit, gate.metric)}"
+    )
 
 
 def unit_of(metric: str) -> str:
@@ -185,8 +192,11 @@ def iso(epoch: int) -> datetime:
 def fmt_interval(start: int, interval_s: int) -> str:
     """'2026-11-24 06:00-07:00 UTC' (the date of the end too when it differs)."""
     begin, end = iso(start), iso(start + interval_s)
-    tail = end.strftime("%H:%M") if end.date() == begin.date() or end.time() == datetime.min.time() else \
-        end.strftime("%Y-%m-%d %H:%M")
+    tail = (
+        end.strftime("%H:%M")
+        if end.date() == begin.date() or end.time() == datetime.min.time()
+        else end.strftime("%Y-%m-%d %H:%M")
+    )
     return f"{begin:%Y-%m-%d %H:%M}-{tail} UTC"
 
 
@@ -229,8 +239,13 @@ def evaluate(
         observation = observations.get(bucket)
         if observation is None:
             not_yet = started_at is None or bucket < started_at
-            checks.append(CheckRecord(interval_start=iso(bucket), status="missing",
-                                      note="before the canary started" if not_yet else "no data"))
+            checks.append(
+                CheckRecord(
+                    interval_start=iso(bucket),
+                    status="missing",
+                    note="before the canary started" if not_yet else "no data",
+                )
+            )
             tally["before_start" if not_yet else "missing"] += 1
             continue
         values = observation.values
@@ -259,16 +274,27 @@ def evaluate(
             if judged:
                 breached.append(gate.name)
                 gate_fails[gate.name] += 1
-                breaches.append(Breach(gate=gate.name, metric=gate.metric, interval_start=iso(bucket),
-                                       interval_end=iso(bucket + interval_s), value=value, limit=limit))
+                breaches.append(
+                    Breach(
+                        gate=gate.name,
+                        metric=gate.metric,
+                        interval_start=iso(bucket),
+                        interval_end=iso(bucket + interval_s),
+                        value=value,
+                        limit=limit,
+                    )
+                )
             else:
                 unjudged_over.append(gate.name)
         if unjudged_over:
             notes.append(f"over the limit but not judged: {', '.join(unjudged_over)}")
         status = "failed" if breached else "clean" if not notes else "inconclusive"
         tally[status] += 1
-        checks.append(CheckRecord(interval_start=iso(bucket), status=status, breached=breached, note="; ".join(notes),
-                                  values=dict(values)))
+        checks.append(
+            CheckRecord(
+                interval_start=iso(bucket), status=status, breached=breached, note="; ".join(notes), values=dict(values)
+            )
+        )
 
     intervals = timing.intervals
     complete = started_at is not None and window_end - started_at >= timing.window_s
@@ -281,33 +307,67 @@ def evaluate(
         limit, rule = limits[gate.name]
         worst_value, worst_bucket = worst.get(gate.name, (None, None))
         status = "fail" if gate_fails[gate.name] else "pass" if gate_seen[gate.name] else "no_data"
-        gates.append(GateStatus(name=gate.name, metric=gate.metric, rule=rule, limit=limit, status=status,
-                                last_value=last.get(gate.name), worst_value=worst_value,
-                                worst_at=iso(worst_bucket) if worst_bucket is not None else None,
-                                failed_checks=gate_fails[gate.name]))
+        gates.append(
+            GateStatus(
+                name=gate.name,
+                metric=gate.metric,
+                rule=rule,
+                limit=limit,
+                status=status,
+                last_value=last.get(gate.name),
+                worst_value=worst_value,
+                worst_at=iso(worst_bucket) if worst_bucket is not None else None,
+                failed_checks=gate_fails[gate.name],
+            )
+        )
 
     if failed >= thresholds.failure_threshold:
         decision = "ROLLBACK"
         reason = rollback_reason(breaches, failed, thresholds, interval_s)
     elif complete and coverage + 1e-9 >= thresholds.min_coverage_pct:
         decision = "PROMOTE"
-        reason = (f"PROMOTE: {fmt_span(timing.window_s)} window clean, {tally['clean']}/{intervals} intervals "
-                  f"({coverage:.1f}% >= {fmt_number(thresholds.min_coverage_pct)}%)")
+        reason = (
+            f"PROMOTE: {fmt_span(timing.window_s)} window clean, {tally['clean']}/{intervals} intervals "
+            f"({coverage:.1f}% >= {fmt_number(thresholds.min_coverage_pct)}%)"
+        )
     else:
         decision = "HOLD"
         reason = hold_reason(tally, intervals, coverage, complete, time_left, started_at, thresholds, failed)
 
     window = WindowSummary(
-        start=iso(window_start), end=iso(window_end), duration_s=timing.window_s, interval_s=interval_s,
-        started_at=iso(started_at) if started_at is not None else None, complete=complete, time_left_s=time_left,
-        intervals_total=intervals, clean=tally["clean"], failed=failed, inconclusive=tally["inconclusive"],
-        missing=tally["missing"], before_start=tally["before_start"], coverage_pct=round(coverage, 3),
+        start=iso(window_start),
+        end=iso(window_end),
+        duration_s=timing.window_s,
+        interval_s=interval_s,
+        started_at=iso(started_at) if started_at is not None else None,
+        complete=complete,
+        time_left_s=time_left,
+        intervals_total=intervals,
+        clean=tally["clean"],
+        failed=failed,
+        inconclusive=tally["inconclusive"],
+        missing=tally["missing"],
+        before_start=tally["before_start"],
+        coverage_pct=round(coverage, 3),
     )
     return CanaryReport(
-        name=name, revision=revision, source=source, evaluated_at=evaluated_at, decision=decision,
-        exit_code=int(EXIT_BY_DECISION[decision]), reason=reason, window=window, failed_checks=failed,
-        failure_threshold=thresholds.failure_threshold, baseline=baseline, thresholds=thresholds, gates=gates,
-        breaches=breaches, checks=checks, queries_sent=queries_sent, warnings=list(warnings or []),
+        name=name,
+        revision=revision,
+        source=source,
+        evaluated_at=evaluated_at,
+        decision=decision,
+        exit_code=int(EXIT_BY_DECISION[decision]),
+        reason=reason,
+        window=window,
+        failed_checks=failed,
+        failure_threshold=thresholds.failure_threshold,
+        baseline=baseline,
+        thresholds=thresholds,
+        gates=gates,
+        breaches=breaches,
+        checks=checks,
+        queries_sent=queries_sent,
+        warnings=list(warnings or []),
     )
 
 
@@ -323,23 +383,34 @@ def rollback_reason(breaches: list[Breach], failed: int, thresholds: CanaryThres
         first = items[0]
         when = "" if shared else f" at {fmt_interval(int(first.interval_start.timestamp()), interval_s)}"
         more = f" (+{len(items) - 1} more interval{'s' if len(items) > 2 else ''})" if len(items) > 1 else ""
-        parts.append(f"{gate}{when} {fmt_value(first.value, first.metric)} > {fmt_value(first.limit, first.metric)}"
-                     f"{more}")
+        parts.append(
+            f"{gate}{when} {fmt_value(first.value, first.metric)} > {fmt_value(first.limit, first.metric)}{more}"
+        )
     checks = f"{failed} failed check{'s' if failed != 1 else ''} (threshold {thresholds.failure_threshold})"
     if shared:
         checks += f", at {fmt_interval(int(next(iter(firsts)).timestamp()), interval_s)}"
     return f"ROLLBACK: {checks}: " + "; ".join(parts)
 
 
-def hold_reason(tally: dict[str, int], intervals: int, coverage: float, complete: bool, time_left: int,
-                started_at: int | None, thresholds: CanaryThresholds, failed: int) -> str:
+def hold_reason(
+    tally: dict[str, int],
+    intervals: int,
+    coverage: float,
+    complete: bool,
+    time_left: int,
+    started_at: int | None,
+    thresholds: CanaryThresholds,
+    failed: int,
+) -> str:
     if started_at is None:
         return "HOLD: no check in the window yet"
     parts = []
     if not complete:
         parts.append(f"window not complete ({fmt_span(time_left)} left)")
-    parts.append(f"{tally['clean']}/{intervals} intervals clean ({coverage:.1f}%, "
-                 f"{fmt_number(thresholds.min_coverage_pct)}% needed)")
+    parts.append(
+        f"{tally['clean']}/{intervals} intervals clean ({coverage:.1f}%, "
+        f"{fmt_number(thresholds.min_coverage_pct)}% needed)"
+    )
     if tally["inconclusive"]:
         parts.append(f"{tally['inconclusive']} inconclusive")
     if tally["missing"]:
@@ -403,20 +474,26 @@ def gather_prometheus(settings: CanarySettings, timing: Timing, now: datetime) -
     source = PrometheusSource(
         settings.prometheus_url,
         token=settings.prometheus_token.get_secret_value() if settings.prometheus_token else None,
-        timeout_s=settings.prometheus_timeout_s, retries=settings.prometheus_retries)
-    runner.echo(f"canary {settings.name}: {len(queries)} range queries to {source.base_url} over "
-                f"{fmt_span(timing.window_s)} (step {fmt_span(timing.interval_s)})")
+        timeout_s=settings.prometheus_timeout_s,
+        retries=settings.prometheus_retries,
+    )
+    runner.echo(
+        f"canary {settings.name}: {len(queries)} range queries to {source.base_url} over "
+        f"{fmt_span(timing.window_s)} (step {fmt_span(timing.interval_s)})"
+    )
     try:
-        observations = source.fetch(queries, window_start=window_end - timing.window_s, window_end=window_end,
-                                    interval_s=timing.interval_s)
+        observations = source.fetch(
+            queries, window_start=window_end - timing.window_s, window_end=window_end, interval_s=timing.interval_s
+        )
     finally:
         source.close()
     if settings.start is not None:
         started_at = bucket_of(settings.start.timestamp(), timing.interval_s)
     else:
         started_at = min(observations) if observations else None
-    return Gathered(window_end, observations, started_at, queries_sent=source.queries_sent,
-                    warnings=list(source.warnings))
+    return Gathered(
+        window_end, observations, started_at, queries_sent=source.queries_sent, warnings=list(source.warnings)
+    )
 
 
 def gather_metrics_file(settings: CanarySettings, timing: Timing, now: datetime) -> Gathered:
@@ -425,8 +502,10 @@ def gather_metrics_file(settings: CanarySettings, timing: Timing, now: datetime)
     from tw_gates.schemas.canary import CanaryMetrics
 
     if timing.intervals > MAX_STATE_CHECKS:
-        raise UsageError(f"the metrics file source keeps one check per interval, at most {MAX_STATE_CHECKS} "
-                         f"in a window; {timing.intervals} asked: use a longer --interval")
+        raise UsageError(
+            f"the metrics file source keeps one check per interval, at most {MAX_STATE_CHECKS} "
+            f"in a window; {timing.intervals} asked: use a longer --interval"
+        )
     metrics = load_model(settings.metrics, CanaryMetrics, "metrics file", max_bytes=MAX_INPUT_BYTES)
     observed = metrics.observed_at or now
     if (observed - now).total_seconds() > 300:
@@ -434,12 +513,16 @@ def gather_metrics_file(settings: CanarySettings, timing: Timing, now: datetime)
     bucket = bucket_of(observed.timestamp(), timing.interval_s)
     window_end = bucket_of(now.timestamp(), timing.interval_s) + timing.interval_s  # the current interval counts
     if bucket < window_end - timing.window_s:
-        raise UsageError(f"metrics file {settings.metrics}: observed_at {observed.isoformat()} is older than "
-                         f"the {fmt_span(timing.window_s)} window")
+        raise UsageError(
+            f"metrics file {settings.metrics}: observed_at {observed.isoformat()} is older than "
+            f"the {fmt_span(timing.window_s)} window"
+        )
     gathered = Gathered(window_end, this_check=observation_from_metrics(metrics, bucket))
     if bucket < window_end - timing.interval_s:
-        gathered.warnings.append(f"metrics file is stale (observed {fmt_interval(bucket, timing.interval_s)}): "
-                                 "recorded for that interval; the current one stays missing")
+        gathered.warnings.append(
+            f"metrics file is stale (observed {fmt_interval(bucket, timing.interval_s)}): "
+            "recorded for that interval; the current one stays missing"
+        )
     return gathered
 
 
@@ -475,13 +558,22 @@ def run_canary(settings: CanarySettings) -> CanaryRun:
         from tw_gates.core.github_client import client_from_settings
 
         client = client_from_settings(settings)
-        store = issues = CanaryIssues(client, settings.central_repo, settings.name,
-                                      max_issues=settings.max_issues)
+        store = issues = CanaryIssues(client, settings.central_repo, settings.name, max_issues=settings.max_issues)
     elif settings.state_file is not None:
         store = FileStateStore(settings.state_file)
     try:
-        return decide_and_publish(settings, gathered, store, client, issues, ring=ring, thresholds=thresholds,
-                                  baseline=baseline, timing=timing, now=now)
+        return decide_and_publish(
+            settings,
+            gathered,
+            store,
+            client,
+            issues,
+            ring=ring,
+            thresholds=thresholds,
+            baseline=baseline,
+            timing=timing,
+            now=now,
+        )
     finally:
         if client is not None:
             client.publish_metrics()
@@ -494,23 +586,35 @@ class StateStore(Protocol):
     def save(self, report: CanaryReport, document: dict[str, Any], previous_decision: str | None) -> str: ...
 
 
-def decide_and_publish(settings: CanarySettings, gathered: Gathered, store: StateStore | None, client: Any,
-                       issues: Any, *, ring: KeyRing, thresholds: CanaryThresholds, baseline: CanaryBaseline, timing: Timing,
-                       now: datetime) -> CanaryRun:
+def decide_and_publish(
+    settings: CanarySettings,
+    gathered: Gathered,
+    store: StateStore | None,
+    client: Any,
+    issues: Any,
+    *,
+    ring: KeyRing,
+    thresholds: CanaryThresholds,
+    baseline: CanaryBaseline,
+    timing: Timing,
+    now: datetime,
+) -> CanaryRun:
     from tw_gates.canary.sources import parse_state, record_check, state_document
     from tw_gates.core import runner
 
     warnings = list(gathered.warnings)
     stored, load_warnings = store.load() if store is not None else (None, [])
-    state, state_warnings = parse_state(stored, name=settings.name, revision=settings.revision,
-                                        interval_s=timing.interval_s, ring=ring)
+    state, state_warnings = parse_state(
+        stored, name=settings.name, revision=settings.revision, interval_s=timing.interval_s, ring=ring
+    )
     warnings += load_warnings + state_warnings
     observations, started_at = gathered.observations, gathered.started_at
     if gathered.this_check is not None:
         state = record_check(state, gathered.this_check, window_s=timing.window_s, window_end=gathered.window_end)
         observations = state.observations()
-        started_at = (bucket_of(settings.start.timestamp(), timing.interval_s) if settings.start is not None
-                      else state.started_at)
+        started_at = (
+            bucket_of(settings.start.timestamp(), timing.interval_s) if settings.start is not None else state.started_at
+        )
     else:
         # Prometheus holds the checks; the state keeps only the decision and the rollback announced.
         state = state.model_copy(update={"checks": [], "started_at": None})
@@ -518,10 +622,18 @@ def decide_and_publish(settings: CanarySettings, gathered: Gathered, store: Stat
         runner.warn(warning)
 
     report = evaluate(
-        observations, baseline=baseline, thresholds=thresholds, timing=timing, window_end=gathered.window_end,
-        started_at=started_at, evaluated_at=now, name=settings.name,
-        source="file" if gathered.this_check is not None else "prometheus", revision=settings.revision,
-        queries_sent=gathered.queries_sent, warnings=warnings,
+        observations,
+        baseline=baseline,
+        thresholds=thresholds,
+        timing=timing,
+        window_end=gathered.window_end,
+        started_at=started_at,
+        evaluated_at=now,
+        name=settings.name,
+        source="file" if gathered.this_check is not None else "prometheus",
+        revision=settings.revision,
+        queries_sent=gathered.queries_sent,
+        warnings=warnings,
     )
     run = CanaryRun(report=report)
     if settings.report is not None:
@@ -559,14 +671,29 @@ def _write_report(target: Path, report: CanaryReport) -> None:
 
 def dispatch_payload(report: CanaryReport) -> dict:
     """The repository_dispatch client_payload (GitHub allows 10 top-level keys)."""
-    breaches = [{"gate": b.gate, "interval_start": b.interval_start.isoformat(), "value": b.value, "limit": b.limit}
-                for b in report.breaches[:10]]
-    return {"canary": report.name, "revision": report.revision, "decision": report.decision,
-            "reason": report.reason[:1000], "breaches": breaches, "evaluated_at": report.evaluated_at.isoformat()}
+    breaches = [
+        {"gate": b.gate, "interval_start": b.interval_start.isoformat(), "value": b.value, "limit": b.limit}
+        for b in report.breaches[:10]
+    ]
+    return {
+        "canary": report.name,
+        "revision": report.revision,
+        "decision": report.decision,
+        "reason": report.reason[:1000],
+        "breaches": breaches,
+        "evaluated_at": report.evaluated_at.isoformat(),
+    }
 
 
-def announce_rollback(settings: CanarySettings, client: Any, issues: Any, report: CanaryReport, key: str,
-                      sent: dict[str, str], run: CanaryRun) -> dict[str, str]:
+def announce_rollback(
+    settings: CanarySettings,
+    client: Any,
+    issues: Any,
+    report: CanaryReport,
+    key: str,
+    sent: dict[str, str],
+    run: CanaryRun,
+) -> dict[str, str]:
     """The rollback signals: repository_dispatch, Slack, the rollback issue.
 
     ``sent`` maps a signal to the rollback (``rollback_key``) it last went out
@@ -584,8 +711,9 @@ def announce_rollback(settings: CanarySettings, client: Any, issues: Any, report
         run.actions.append(f"rollback already announced ({', '.join(sorted(done))}): not sent again")
     if client is not None and settings.dispatch_enabled and sent.get("dispatch") != key:
         try:
-            client.repo(settings.central_repo).create_repository_dispatch(settings.dispatch_event,
-                                                                          dispatch_payload(report))
+            client.repo(settings.central_repo).create_repository_dispatch(
+                settings.dispatch_event, dispatch_payload(report)
+            )
         except (GithubException, requests.RequestException, TwGatesError) as exc:
             run.problems.append(f"repository_dispatch to {settings.central_repo} failed: {describe_github_error(exc)}")
         else:

@@ -101,15 +101,19 @@ def render_dashboard(report: CanaryReport, state_document: dict[str, Any] | None
         worst = fmt_value(gate.worst_value, gate.metric)
         if gate.worst_at is not None:
             worst += f" ({gate.worst_at:%m-%d %H:%M})"
-        lines.append(f"| {gate.name} | {_cell(gate.rule)} | {fmt_value(gate.last_value, gate.metric)} | {worst} | "
-                     f"{gate.failed_checks} | {STATUS_ICON[gate.status]} |")
+        lines.append(
+            f"| {gate.name} | {_cell(gate.rule)} | {fmt_value(gate.last_value, gate.metric)} | {worst} | "
+            f"{gate.failed_checks} | {STATUS_ICON[gate.status]} |"
+        )
     lines.append(f"\nAt least {report.thresholds.min_samples} samples (parse_count) per check; fewer: inconclusive.")
     if report.breaches:
         lines += ["", "### Breaches", "", "| interval | gate | value | limit |", "|---|---|---|---|"]
         for breach in report.breaches[:MAX_LISTED_INTERVALS]:
             start = int(breach.interval_start.timestamp())
-            lines.append(f"| {fmt_interval(start, window.interval_s)} | {breach.gate} | "
-                         f"{fmt_value(breach.value, breach.metric)} | {fmt_value(breach.limit, breach.metric)} |")
+            lines.append(
+                f"| {fmt_interval(start, window.interval_s)} | {breach.gate} | "
+                f"{fmt_value(breach.value, breach.metric)} | {fmt_value(breach.limit, breach.metric)} |"
+            )
         if len(report.breaches) > MAX_LISTED_INTERVALS:
             lines.append(f"\n…and {len(report.breaches) - MAX_LISTED_INTERVALS} more breaches (see the JSON report).")
     lines += ["", f"### Last {fmt_span(window.duration_s)}", ""]
@@ -117,8 +121,11 @@ def render_dashboard(report: CanaryReport, state_document: dict[str, Any] | None
     details = render_interval_details(report)
     if report.warnings:
         lines += ["", "### Warnings", ""] + [f"- {_cell(w)}" for w in report.warnings[:20]]
-    footer = ["", "<sub>Updated by `tw-gates canary` on every run; the hidden block below is its state. "
-              "Do not edit it (a damaged or unverifiable block starts the canary over).</sub>"]
+    footer = [
+        "",
+        "<sub>Updated by `tw-gates canary` on every run; the hidden block below is its state. "
+        "Do not edit it (a damaged or unverifiable block starts the canary over).</sub>",
+    ]
     state = [render_state_block(state_document)] if state_document is not None else []
     body = "\n".join(lines + details + footer + [""] + state) + "\n"
     if len(body) > MAX_BODY_CHARS:
@@ -132,12 +139,18 @@ def render_interval_details(report: CanaryReport) -> list[str]:
     if not shown:
         return []
     interval_s = report.window.interval_s
-    lines = ["", f"<details><summary>{len(shown)} interval(s) not clean</summary>", "",
-             "| interval | status | detail |", "|---|---|---|"]
+    lines = [
+        "",
+        f"<details><summary>{len(shown)} interval(s) not clean</summary>",
+        "",
+        "| interval | status | detail |",
+        "|---|---|---|",
+    ]
     for check in shown[-MAX_LISTED_INTERVALS:]:
         detail = ", ".join(check.breached) if check.breached else check.note
-        lines.append(f"| {fmt_interval(int(check.interval_start.timestamp()), interval_s)} | {check.status} | "
-                     f"{_cell(detail)} |")
+        lines.append(
+            f"| {fmt_interval(int(check.interval_start.timestamp()), interval_s)} | {check.status} | {_cell(detail)} |"
+        )
     lines += ["", "</details>"]
     return lines
 
@@ -151,8 +164,9 @@ def _downsample(points: list[tuple[datetime, float]]) -> list[tuple[datetime, fl
     if len(points) <= MAX_CHART_POINTS:
         return points
     size = -(-len(points) // MAX_CHART_POINTS)
-    return [(group[0][0], max(v for _, v in group)) for group in
-            (points[i:i + size] for i in range(0, len(points), size))]
+    return [
+        (group[0][0], max(v for _, v in group)) for group in (points[i : i + size] for i in range(0, len(points), size))
+    ]
 
 
 def _label(moment: datetime, interval_s: int) -> str:
@@ -165,15 +179,21 @@ def _chart_number(value: float) -> str:
     return f"{value:.4f}".rstrip("0").rstrip(".") or "0"
 
 
-def xychart(title: str, y_title: str, points: list[tuple[datetime, float]], limit: float | None,
-            interval_s: int) -> list[str]:
+def xychart(
+    title: str, y_title: str, points: list[tuple[datetime, float]], limit: float | None, interval_s: int
+) -> list[str]:
     """A Mermaid xychart-beta: the metric as a bar per interval, the limit as a line."""
     labels = ", ".join(f'"{_label(t, interval_s)}"' for t, _ in points)
     values = [v for _, v in points]
     top = max(values + ([limit] if limit is not None else []))
-    lines = ["```mermaid", "xychart-beta", f'    title "{title}"', f"    x-axis [{labels}]",
-             f'    y-axis "{y_title}" 0 --> {_chart_number(top * 1.15 or 1)}',
-             f"    bar [{', '.join(_chart_number(v) for v in values)}]"]
+    lines = [
+        "```mermaid",
+        "xychart-beta",
+        f'    title "{title}"',
+        f"    x-axis [{labels}]",
+        f'    y-axis "{y_title}" 0 --> {_chart_number(top * 1.15 or 1)}',
+        f"    bar [{', '.join(_chart_number(v) for v in values)}]",
+    ]
     if limit is not None:
         lines.append(f"    line [{', '.join(_chart_number(limit) for _ in values)}]")
     lines.append("```")
@@ -183,9 +203,11 @@ def xychart(title: str, y_title: str, points: list[tuple[datetime, float]], limi
 def render_charts(report: CanaryReport) -> list[str]:
     limits = {g.metric: g.limit for g in report.gates}
     interval_s = report.window.interval_s
-    charts = [("latency_p50_ms", "p50 latency (ms), limit as a line", "ms"),
-              ("latency_p95_ms", "p95 latency (ms), limit as a line", "ms"),
-              ("error_rate_pct", "error rate (%), limit as a line", "%")]
+    charts = [
+        ("latency_p50_ms", "p50 latency (ms), limit as a line", "ms"),
+        ("latency_p95_ms", "p95 latency (ms), limit as a line", "ms"),
+        ("error_rate_pct", "error rate (%), limit as a line", "%"),
+    ]
     lines: list[str] = []
     for metric, title, unit in charts:
         points = _downsample(_series(report.checks, metric))
@@ -230,8 +252,14 @@ class CanaryIssues:
         comment = None
         if previous_decision is not None and previous_decision != report.decision:
             comment = f"Decision changed: {previous_decision} → **{report.decision}**.\n\n> {_cell(report.reason)}"
-        outcome = self.tracker.upsert(self.KIND, self.name, title=title_for(self.name), body=body,
-                                      fingerprint=fingerprint(content), change_comment=comment)
+        outcome = self.tracker.upsert(
+            self.KIND,
+            self.name,
+            title=title_for(self.name),
+            body=body,
+            fingerprint=fingerprint(content),
+            change_comment=comment,
+        )
         return f"dashboard issue #{outcome.issue.number} {outcome.action} ({outcome.issue.html_url})"
 
     def file_rollback(self, report: CanaryReport, rollback_key: str, signals: list[str]) -> str:
@@ -243,8 +271,14 @@ class CanaryIssues:
             return "no rollback issue filed: MAX_ISSUES_PER_RUN is 0 (the dashboard issue shows the rollback)"
         body = render_rollback_issue(report, signals, self.tracker.find(self.KIND, self.name))
         comment = f"A new rollback of this canary.\n\n> {_cell(report.reason)}" if existing is not None else None
-        outcome = self.tracker.upsert(self.KIND, self.rollback_key, title=rollback_title(report), body=body,
-                                      fingerprint=fingerprint([rollback_key]), change_comment=comment)
+        outcome = self.tracker.upsert(
+            self.KIND,
+            self.rollback_key,
+            title=rollback_title(report),
+            body=body,
+            fingerprint=fingerprint([rollback_key]),
+            change_comment=comment,
+        )
         return f"rollback issue #{outcome.issue.number} {outcome.action} ({outcome.issue.html_url})"
 
     def close_rollback(self, report: CanaryReport) -> str | None:
@@ -264,16 +298,29 @@ def rollback_title(report: CanaryReport) -> str:
 
 def render_rollback_issue(report: CanaryReport, signals: list[str], dashboard: Any) -> str:
     interval_s = report.window.interval_s
-    lines = [f"## 🔴 Canary {_code(report.name)} says ROLLBACK", "", f"> {_cell(report.reason)}", "",
-             f"- revision: {inline_code(report.revision) if report.revision else 'n/a'}",
-             f"- evaluated: {_when(report.evaluated_at)}",
-             f"- dashboard: {f'#{dashboard.number}' if dashboard is not None else title_for(report.name)}",
-             "", "| interval | gate | value | limit |", "|---|---|---|---|"]
+    lines = [
+        f"## 🔴 Canary {_code(report.name)} says ROLLBACK",
+        "",
+        f"> {_cell(report.reason)}",
+        "",
+        f"- revision: {inline_code(report.revision) if report.revision else 'n/a'}",
+        f"- evaluated: {_when(report.evaluated_at)}",
+        f"- dashboard: {f'#{dashboard.number}' if dashboard is not None else title_for(report.name)}",
+        "",
+        "| interval | gate | value | limit |",
+        "|---|---|---|---|",
+    ]
     for breach in report.breaches[:MAX_LISTED_INTERVALS]:
         start = int(breach.interval_start.timestamp())
-        lines.append(f"| {fmt_interval(start, interval_s)} | {breach.gate} | {fmt_value(breach.value, breach.metric)} | "
-                     f"{fmt_value(breach.limit, breach.metric)} |")
-    lines += ["", "Signals sent: " + ("; ".join(signals) if signals else "none") + ".", "",
-              "The rollback runbook is in tw-gates' `docs/canary.md`. This issue is closed when the canary "
-              "promotes; a new revision is a new canary."]
+        lines.append(
+            f"| {fmt_interval(start, interval_s)} | {breach.gate} | {fmt_value(breach.value, breach.metric)} | "
+            f"{fmt_value(breach.limit, breach.metric)} |"
+        )
+    lines += [
+        "",
+        "Signals sent: " + ("; ".join(signals) if signals else "none") + ".",
+        "",
+        "The rollback runbook is in tw-gates' `docs/canary.md`. This issue is closed when the canary "
+        "promotes; a new revision is a new canary.",
+    ]
     return "\n".join(lines) + "\n"

@@ -18,10 +18,11 @@ import json
 import math
 import re
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import requests
@@ -107,8 +108,9 @@ def record_check(state: CanaryState, observation: Observation, *, window_s: int,
     started = state.started_at
     if started is None or observation.bucket < started:
         started = observation.bucket
-    return state.model_copy(update={"checks": [kept[b] for b in sorted(kept)], "started_at": started,
-                                    "signature": None})
+    return state.model_copy(
+        update={"checks": [kept[b] for b in sorted(kept)], "started_at": started, "signature": None}
+    )
 
 
 def state_document(state: CanaryState, ring: KeyRing | None) -> dict[str, Any]:
@@ -117,8 +119,9 @@ def state_document(state: CanaryState, ring: KeyRing | None) -> dict[str, Any]:
     return ring.sign(document) if ring is not None and ring.can_sign else document
 
 
-def parse_state(document: Any, *, name: str, revision: str | None, interval_s: int,
-                ring: KeyRing | None) -> tuple[CanaryState, list[str]]:
+def parse_state(
+    document: Any, *, name: str, revision: str | None, interval_s: int, ring: KeyRing | None
+) -> tuple[CanaryState, list[str]]:
     """The stored state if it is usable for this canary, else a fresh one and
     the reason (never an exception: a person may have edited the issue)."""
     warnings: list[str] = []
@@ -132,8 +135,9 @@ def parse_state(document: Any, *, name: str, revision: str | None, interval_s: i
         try:
             ring.verify(document)
         except SignatureError as exc:
-            return start_over, [f"canary state block failed HMAC verification ({exc.reason}: {exc.message}): "
-                                "starting the canary over"]
+            return start_over, [
+                f"canary state block failed HMAC verification ({exc.reason}: {exc.message}): starting the canary over"
+            ]
     elif document.get("signature") is not None:
         warnings.append("canary state block is signed but no TW_HMAC_KEY/TW_HMAC_KEYS is set to verify it")
     try:
@@ -168,11 +172,13 @@ class QuerySet(BaseModel):
             raise UsageError(f"queries file has no query for: {', '.join(missing)}")
         unknown_metrics = sorted(set(self.queries) - set(ALL_METRICS))
         if unknown_metrics:
-            raise UsageError(f"queries file names unknown metric(s): {', '.join(unknown_metrics)} "
-                             f"(known: {', '.join(ALL_METRICS)})")
+            raise UsageError(
+                f"queries file names unknown metric(s): {', '.join(unknown_metrics)} (known: {', '.join(ALL_METRICS)})"
+            )
         values = {**self.vars, "interval": f"{interval_s}s"}
         rendered = {}
         for metric in ALL_METRICS:
+
             def fill(match: re.Match[str], metric: str = metric) -> str:
                 key = match.group(1)
                 if key not in values:
@@ -194,8 +200,15 @@ class PrometheusSource:
     """Range queries against the Prometheus HTTP API (also Thanos, Mimir,
     VictoriaMetrics: any server with ``/api/v1/query_range``)."""
 
-    def __init__(self, base_url: str, *, token: str | None = None, timeout_s: float = 30.0,
-                 retries: int = 2, backoff_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout_s: float = 30.0,
+        retries: int = 2,
+        backoff_s: float = 0.5,
+    ) -> None:
         if not re.match(r"^https?://[^/\s]+", base_url or ""):
             raise UsageError(f"--prometheus must be an http(s) URL, got {base_url!r}")
         self.base_url = base_url.rstrip("/")
@@ -206,9 +219,16 @@ class PrometheusSource:
         self.session = requests.Session()
         # Retries for a restart or an overloaded server; a refused connection
         # is retried too (quickly) before we give up with exit 1.
-        retry = Retry(total=retries, connect=retries, read=retries, status=retries, backoff_factor=backoff_s,
-                      status_forcelist=(429, 502, 503, 504), allowed_methods=frozenset({"GET", "POST"}),
-                      raise_on_status=False)
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            backoff_factor=backoff_s,
+            status_forcelist=(429, 502, 503, 504),
+            allowed_methods=frozenset({"GET", "POST"}),
+            raise_on_status=False,
+        )
         adapter = HTTPAdapter(max_retries=retry, pool_maxsize=len(ALL_METRICS))
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
@@ -242,7 +262,8 @@ class PrometheusSource:
             if response.status_code in (400, 422):
                 raise UsageError(f"Prometheus rejected the query for {metric}{detail}: {promql}")
             raise ExternalServiceError(
-                f"Prometheus at {self.base_url} answered HTTP {response.status_code} to the query for {metric}{detail}")
+                f"Prometheus at {self.base_url} answered HTTP {response.status_code} to the query for {metric}{detail}"
+            )
         for warning in payload.get("warnings") or []:
             with self._lock:
                 self.warnings.append(f"Prometheus warning for {metric}: {warning}")
@@ -252,27 +273,34 @@ class PrometheusSource:
         series = data.get("result") or []
         if len(series) > 1:
             labels = ", ".join(json.dumps(s.get("metric", {}), sort_keys=True) for s in series[:3])
-            raise UsageError(f"query for {metric} returned {len(series)} series ({labels}...); aggregate it to one, "
-                             "e.g. sum(...) or histogram_quantile(q, sum by (le) (...))")
+            raise UsageError(
+                f"query for {metric} returned {len(series)} series ({labels}...); aggregate it to one, "
+                "e.g. sum(...) or histogram_quantile(q, sum by (le) (...))"
+            )
         points: dict[int, float | None] = {}
         for timestamp, raw in (series[0].get("values") or []) if series else []:
             value = float(raw)
             points[int(round(float(timestamp)))] = value if math.isfinite(value) else None
         return points
 
-    def fetch(self, queries: Mapping[str, str], *, window_start: int, window_end: int,
-              interval_s: int) -> dict[int, Observation]:
+    def fetch(
+        self, queries: Mapping[str, str], *, window_start: int, window_end: int, interval_s: int
+    ) -> dict[int, Observation]:
         """Every interval of [window_start, window_end) from one range query per
         metric. The point at T describes the interval (T - step, T], so the
         points are the interval ends."""
         points = (window_end - window_start) // interval_s
         if points > MAX_POINTS_PER_QUERY:
-            raise UsageError(f"window/interval = {points} points per query; Prometheus allows at most "
-                             f"{MAX_POINTS_PER_QUERY}: use a longer --interval")
+            raise UsageError(
+                f"window/interval = {points} points per query; Prometheus allows at most "
+                f"{MAX_POINTS_PER_QUERY}: use a longer --interval"
+            )
         first, last = window_start + interval_s, window_end
         with ThreadPoolExecutor(max_workers=len(queries)) as pool:
-            futures = {metric: pool.submit(self.query_range, metric, promql, first, last, interval_s)
-                       for metric, promql in queries.items()}
+            futures = {
+                metric: pool.submit(self.query_range, metric, promql, first, last, interval_s)
+                for metric, promql in queries.items()
+            }
             results = {metric: future.result() for metric, future in futures.items()}
         observations: dict[int, Observation] = {}
         for metric, series in results.items():

@@ -32,11 +32,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator
 
 from pydantic import Field, ValidationError
 
@@ -68,6 +68,7 @@ class AuditSettings(GitHubSettings, SigningSettings):
 
 # --------------------------------------------------------------------------- globs
 
+
 @lru_cache(maxsize=4096)
 def compile_glob(pattern: str) -> re.Pattern[str]:
     """A path glob: ``**`` spans folders, ``*``/``?``/``[..]`` stay in one
@@ -88,9 +89,9 @@ def compile_glob(pattern: str) -> re.Pattern[str]:
         elif body[i] == "?":
             out.append("[^/]")
             i += 1
-        elif body[i] == "[" and "]" in body[i + 2:]:
+        elif body[i] == "[" and "]" in body[i + 2 :]:
             end = body.index("]", i + 2)
-            inner = body[i + 1:end]
+            inner = body[i + 1 : end]
             inner = "^" + inner[1:] if inner.startswith("!") else inner
             out.append(f"[{inner.replace(chr(92), chr(92) * 2)}]")
             i = end + 1
@@ -111,6 +112,7 @@ def path_matches(path: str, globs: list[str]) -> str | None:
 
 
 # --------------------------------------------------------------------------- checks
+
 
 @dataclass
 class Check:
@@ -154,14 +156,16 @@ def overall_exit(checks: list[Check]) -> ExitCode:
 
 # --------------------------------------------------------------------------- P0: required checks
 
+
 def _required_contexts_from_rules(client, repo: str, branch: str) -> set[str]:
     from urllib.parse import quote
 
     found: set[str] = set()
     page = 1
     while True:
-        rules = client.request_json("GET", f"/repos/{repo}/rules/branches/{quote(branch, safe='')}",
-                                    params={"per_page": 100, "page": page})
+        rules = client.request_json(
+            "GET", f"/repos/{repo}/rules/branches/{quote(branch, safe='')}", params={"per_page": 100, "page": page}
+        )
         if not isinstance(rules, list):
             break
         for rule in rules:
@@ -183,7 +187,8 @@ def _required_contexts_from_protection(client, repo: str, branch: str) -> tuple[
 
     try:
         data = client.request_json(
-            "GET", f"/repos/{repo}/branches/{quote(branch, safe='')}/protection/required_status_checks")
+            "GET", f"/repos/{repo}/branches/{quote(branch, safe='')}/protection/required_status_checks"
+        )
     except GithubException as exc:
         if exc.status == 404:
             return set(), None
@@ -191,7 +196,9 @@ def _required_contexts_from_protection(client, repo: str, branch: str) -> tuple[
             return _contexts_from_branch(client, repo, branch)
         raise
     contexts = {str(c) for c in (data or {}).get("contexts") or []}
-    contexts |= {str(c["context"]) for c in (data or {}).get("checks") or [] if isinstance(c, dict) and c.get("context")}
+    contexts |= {
+        str(c["context"]) for c in (data or {}).get("checks") or [] if isinstance(c, dict) and c.get("context")
+    }
     return contexts, None
 
 
@@ -223,10 +230,17 @@ def check_required_checks(settings: AuditSettings, registry, *, progress: Progre
         return [Check("p0_required_checks", "skip", "no consumer in the registry lists required_checks")]
     if settings.github_token is None:
         names = ", ".join(c.repo for c in consumers)
-        return [Check("p0_required_checks", "fail", (
-            f"GITHUB_TOKEN is not set: the required status checks of {names} cannot be confirmed "
-            "(fail closed); set GITHUB_TOKEN to a token that can read those repositories"),
-            ExitCode.P0_PROTECTION)]
+        return [
+            Check(
+                "p0_required_checks",
+                "fail",
+                (
+                    f"GITHUB_TOKEN is not set: the required status checks of {names} cannot be confirmed "
+                    "(fail closed); set GITHUB_TOKEN to a token that can read those repositories"
+                ),
+                ExitCode.P0_PROTECTION,
+            )
+        ]
     client = client_from_settings(settings)
     checks: list[Check] = []
     try:
@@ -234,17 +248,28 @@ def check_required_checks(settings: AuditSettings, registry, *, progress: Progre
             progress(f"required checks {index}/{len(consumers)}: {consumer.repo}")
             name = f"required_checks {consumer.repo}"
             try:
-                branch = consumer.default_branch or str(client.request_json("GET", f"/repos/{consumer.repo}")["default_branch"])
+                branch = consumer.default_branch or str(
+                    client.request_json("GET", f"/repos/{consumer.repo}")["default_branch"]
+                )
                 ruleset = _required_contexts_from_rules(client, consumer.repo, branch)
                 classic, unreadable = _required_contexts_from_protection(client, consumer.repo, branch)
             except GithubException as exc:
                 if exc.status in (401, 403, 404):
-                    checks.append(Check(name, "fail", (
-                        f"cannot read {consumer.repo}: {describe_github_error(exc)} "
-                        "(the token cannot see it, or is not valid)"), ExitCode.P0_PROTECTION))
+                    checks.append(
+                        Check(
+                            name,
+                            "fail",
+                            (
+                                f"cannot read {consumer.repo}: {describe_github_error(exc)} "
+                                "(the token cannot see it, or is not valid)"
+                            ),
+                            ExitCode.P0_PROTECTION,
+                        )
+                    )
                     continue
-                checks.append(Check(name, "fail", f"GitHub failed: {describe_github_error(exc)}; no decision",
-                                    ExitCode.ERROR))
+                checks.append(
+                    Check(name, "fail", f"GitHub failed: {describe_github_error(exc)}; no decision", ExitCode.ERROR)
+                )
                 break
             except (RequestException, TwGatesError) as exc:  # unreachable, or the deadline passed
                 checks.append(Check(name, "fail", f"{describe_github_error(exc)}; no decision", ExitCode.ERROR))
@@ -280,39 +305,64 @@ def check_required_checks(settings: AuditSettings, registry, *, progress: Progre
 
 # --------------------------------------------------------------------------- P0: baseline, performance
 
+
 def check_baseline(settings: AuditSettings, thresholds=None) -> tuple[list[Check], object | None]:
     """P0 baseline (present, signed) and the current capture against it, with
     ``thresholds`` (a baseline.Thresholds; default: TW_PERF_* or the defaults)."""
-    from tw_gates.parser.baseline import BaselineError, Comparability, Thresholds, compare, parse_capture, read_capture, verify_capture
     from tw_gates.core.settings import load_settings
+    from tw_gates.parser.baseline import (
+        BaselineError,
+        Comparability,
+        Thresholds,
+        compare,
+        parse_capture,
+        read_capture,
+        verify_capture,
+    )
 
     try:
         baseline, kid = verify_capture(settings.baseline, settings)
     except BaselineError as exc:
-        return [Check("p0_baseline", "fail", f"{exc} (capture one with `tw-gates baseline capture`, then "
-                      "`tw-gates baseline sign`)", ExitCode.P0_BASELINE),
-                Check("performance", "skip", "no valid baseline to compare with")], None
-    checks = [Check("p0_baseline", "pass", (
-        f"{settings.baseline} signed by key {kid!r}: {baseline.target} on {baseline.corpus}, "
-        f"p95 {baseline.latency.p95_ms:g} ms, peak RSS {baseline.peak_rss_mib:g} MiB, captured {baseline.captured_at:%Y-%m-%d}"))]
+        return [
+            Check(
+                "p0_baseline",
+                "fail",
+                f"{exc} (capture one with `tw-gates baseline capture`, then `tw-gates baseline sign`)",
+                ExitCode.P0_BASELINE,
+            ),
+            Check("performance", "skip", "no valid baseline to compare with"),
+        ], None
+    checks = [
+        Check(
+            "p0_baseline",
+            "pass",
+            (
+                f"{settings.baseline} signed by key {kid!r}: {baseline.target} on {baseline.corpus}, "
+                f"p95 {baseline.latency.p95_ms:g} ms, peak RSS {baseline.peak_rss_mib:g} MiB, captured {baseline.captured_at:%Y-%m-%d}"
+            ),
+        )
+    ]
     if settings.current is None:
         checks.append(Check("performance", "skip", "no current capture given (--current): nothing compared"))
         return checks, baseline
     try:
-        current = parse_capture(read_capture(settings.current, what="current capture"), settings.current,
-                                what="current capture")
+        current = parse_capture(
+            read_capture(settings.current, what="current capture"), settings.current, what="current capture"
+        )
         results = compare(baseline, current, thresholds or load_settings(Thresholds))
     except (BaselineError, Comparability) as exc:
         checks.append(Check("performance", "fail", str(exc), ExitCode.ERROR))
         return checks, baseline
     breaches = [r for r in results if not r.ok]
     detail = "; ".join(r.text for r in (breaches or results))
-    checks.append(Check("performance", "fail" if breaches else "pass", detail,
-                        ExitCode.REJECTED if breaches else ExitCode.OK))
+    checks.append(
+        Check("performance", "fail" if breaches else "pass", detail, ExitCode.REJECTED if breaches else ExitCode.OK)
+    )
     return checks, baseline
 
 
 # --------------------------------------------------------------------------- unregistered hits
+
 
 def accepted_files(path: Path) -> list[Path]:
     """The accepted-artifacts file, or every *.jsonl below a folder (the shards
@@ -344,8 +394,9 @@ def iter_accepted_artifacts(path: Path) -> Iterator[tuple[int, object]]:
             try:
                 yield number, ConsumerArtifact.model_validate_json(raw)
             except ValidationError as exc:
-                raise UsageError(f"{path}:{number}: not a consumer artifact: "
-                                 f"{describe_validation_error(exc, 'artifact')}") from None
+                raise UsageError(
+                    f"{path}:{number}: not a consumer artifact: {describe_validation_error(exc, 'artifact')}"
+                ) from None
 
 
 def _severity_lookup(settings: AuditSettings) -> tuple[Callable[[str], Severity | None], str]:
@@ -364,8 +415,9 @@ class _Evaluated:
     expired_only: int = 0
 
 
-def check_unregistered_hits(settings: AuditSettings, registry, *, today, progress: Progress
-                            ) -> tuple[list[Check], list[UnregisteredHit], list[tuple[int, str]]]:
+def check_unregistered_hits(
+    settings: AuditSettings, registry, *, today, progress: Progress
+) -> tuple[list[Check], list[UnregisteredHit], list[tuple[int, str]]]:
     from tw_gates.schemas.exceptions import AuditExceptions, load_exceptions
 
     exceptions, lines = AuditExceptions(), []
@@ -375,15 +427,20 @@ def check_unregistered_hits(settings: AuditSettings, registry, *, today, progres
     if exceptions_path is not None:
         exceptions, lines = load_exceptions(exceptions_path)
     live = [e for e in exceptions.exceptions if e.live_on(today)]
-    expired = [(lines[i] if i < len(lines) else 0, e) for i, e in enumerate(exceptions.exceptions) if not e.live_on(today)]
+    expired = [
+        (lines[i] if i < len(lines) else 0, e) for i, e in enumerate(exceptions.exceptions) if not e.live_on(today)
+    ]
     checks: list[Check] = []
-    expired_notes = [(line, f"exception for {e.repo} {e.path} (approved by {e.approver}) expired on {e.expires}")
-                     for line, e in expired]
+    expired_notes = [
+        (line, f"exception for {e.repo} {e.path} (approved by {e.approver}) expired on {e.expires}")
+        for line, e in expired
+    ]
     if exceptions_path is not None:
         detail = f"{len(live)} live exception(s) in {exceptions_path}"
         if expired:
             detail += f"; {len(expired)} expired and ignored: " + "; ".join(
-                f"{e.repo} {e.path} (expired {e.expires}, approver {e.approver})" for _, e in expired)
+                f"{e.repo} {e.path} (expired {e.expires}, approver {e.approver})" for _, e in expired
+            )
         checks.append(Check("exceptions", "warn" if expired else "pass", detail))
 
     if settings.artifacts is None:
@@ -410,8 +467,11 @@ def check_unregistered_hits(settings: AuditSettings, registry, *, today, progres
             if key in seen or path_matches(hit.path, code_paths):
                 continue
             seen.add(key)
-            covering = [e for e in repo_exceptions
-                        if (e.pattern is None or e.pattern == hit.pattern) and path_matches(hit.path, [e.path])]
+            covering = [
+                e
+                for e in repo_exceptions
+                if (e.pattern is None or e.pattern == hit.pattern) and path_matches(hit.path, [e.path])
+            ]
             if any(e.live_on(today) for e in covering):
                 result.excepted += 1
                 continue
@@ -435,27 +495,41 @@ def check_unregistered_hits(settings: AuditSettings, registry, *, today, progres
     expired_only = sum(e.expired_only for e in evaluated)
     unknown_consumers = [e.repo for e in evaluated if not e.registered]
     # Built without re-validation: every field comes from a validated artifact.
-    hits = [UnregisteredHit.model_construct(repo=e.repo, path=p, line=n, pattern=k, severity=sev)
-            for e in evaluated for p, n, k, sev in e.hits]
+    hits = [
+        UnregisteredHit.model_construct(repo=e.repo, path=p, line=n, pattern=k, severity=sev)
+        for e in evaluated
+        for p, n, k, sev in e.hits
+    ]
     order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
     hits.sort(key=lambda h: (order[h.severity], h.repo.lower(), h.path, h.line, h.pattern))
-    detail = (f"{len(hits)} unregistered hit(s) in {len({h.repo for h in hits})} repositor(ies) "
-              f"from {len(newest)} artifact(s); {excepted} covered by live exceptions")
+    detail = (
+        f"{len(hits)} unregistered hit(s) in {len({h.repo for h in hits})} repositor(ies) "
+        f"from {len(newest)} artifact(s); {excepted} covered by live exceptions"
+    )
     if expired_only:
         detail += f"; {expired_only} matched only expired exceptions"
     if hits:
         by_severity = {s: sum(1 for h in hits if h.severity == s) for s in order if any(h.severity == s for h in hits)}
         detail += " (" + ", ".join(f"{n} {s}" for s, n in by_severity.items()) + f"; severities from {catalog_name})"
-    checks.append(Check("unregistered_hits", "fail" if hits else "pass", detail,
-                        ExitCode.REJECTED if hits else ExitCode.OK))
+    checks.append(
+        Check("unregistered_hits", "fail" if hits else "pass", detail, ExitCode.REJECTED if hits else ExitCode.OK)
+    )
     if unknown_consumers:
-        checks.append(Check("unknown_consumers", "warn", (
-            f"artifacts from repositories not in the registry (every hit counts as unregistered): "
-            f"{', '.join(sorted(set(unknown_consumers)))}")))
+        checks.append(
+            Check(
+                "unknown_consumers",
+                "warn",
+                (
+                    f"artifacts from repositories not in the registry (every hit counts as unregistered): "
+                    f"{', '.join(sorted(set(unknown_consumers)))}"
+                ),
+            )
+        )
     return checks, hits, expired_notes
 
 
 # --------------------------------------------------------------------------- the gate
+
 
 def _audit_id(settings: AuditSettings, now: datetime) -> str:
     if settings.audit_id:
@@ -468,8 +542,9 @@ def _audit_id(settings: AuditSettings, now: datetime) -> str:
     return f"local-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def run_audit(settings: AuditSettings, *, progress: Progress = lambda _line: None,
-              today=None, thresholds=None) -> AuditOutcome:
+def run_audit(
+    settings: AuditSettings, *, progress: Progress = lambda _line: None, today=None, thresholds=None
+) -> AuditOutcome:
     from tw_gates.core.fsio import atomic_write_text
     from tw_gates.schemas.registry import load_registry
 
@@ -483,8 +558,13 @@ def run_audit(settings: AuditSettings, *, progress: Progress = lambda _line: Non
     hit_checks, hits, expired = check_unregistered_hits(settings, registry, today=today, progress=progress)
     checks += hit_checks
     code = overall_exit(checks)
-    report = AuditReport(audit_id=_audit_id(settings, now), generated_at=now, exit_code=int(code),
-                         checks={c.name: c.result() for c in checks}, unregistered_hits=hits)
+    report = AuditReport(
+        audit_id=_audit_id(settings, now),
+        generated_at=now,
+        exit_code=int(code),
+        checks={c.name: c.result() for c in checks},
+        unregistered_hits=hits,
+    )
     # Redacted as one text (the default of atomic_write_text): per field, a
     # report of 100,000 hits spends most of its time in the redactor.
     atomic_write_text(settings.report, json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
@@ -514,13 +594,19 @@ def publish(outcome: AuditOutcome, *, exceptions_file: str | None) -> None:
     runner.set_output("report", str(outcome.report_path))
     runner.set_output("unregistered", str(len(report.unregistered_hits)))
     rows = [[c.name, c.status, c.detail] for c in outcome.checks]
-    summary = [f"### tw-gates audit (G3): exit {report.exit_code}\n",
-               runner.markdown_table(["check", "status", "detail"], rows)]
+    summary = [
+        f"### tw-gates audit (G3): exit {report.exit_code}\n",
+        runner.markdown_table(["check", "status", "detail"], rows),
+    ]
     if report.unregistered_hits:
         shown = report.unregistered_hits[:SUMMARY_HITS]
         summary.append(f"\n#### Unregistered hits ({len(report.unregistered_hits)})\n")
-        summary.append(runner.markdown_table(["severity", "repository", "file", "line", "pattern"],
-                                             [[h.severity, h.repo, h.path, h.line, h.pattern] for h in shown]))
+        summary.append(
+            runner.markdown_table(
+                ["severity", "repository", "file", "line", "pattern"],
+                [[h.severity, h.repo, h.path, h.line, h.pattern] for h in shown],
+            )
+        )
         if len(report.unregistered_hits) > len(shown):
             summary.append(f"\n…and {len(report.unregistered_hits) - len(shown)} more in `{outcome.report_path}`.\n")
     runner.append_summary("\n".join(summary))
@@ -528,11 +614,21 @@ def publish(outcome: AuditOutcome, *, exceptions_file: str | None) -> None:
         return
     for hit in report.unregistered_hits[:MAX_ANNOTATIONS]:
         level = "error" if hit.severity in ("critical", "high") else "warning"
-        runner.annotate(level, f"{hit.repo}: renderer pattern {hit.pattern} ({hit.severity}) outside the "
-                        "registered code_paths and not covered by a live exception",
-                        file=hit.path, line=hit.line, title="tw-gates audit: unregistered hit")
+        runner.annotate(
+            level,
+            f"{hit.repo}: renderer pattern {hit.pattern} ({hit.severity}) outside the "
+            "registered code_paths and not covered by a live exception",
+            file=hit.path,
+            line=hit.line,
+            title="tw-gates audit: unregistered hit",
+        )
     if len(report.unregistered_hits) > MAX_ANNOTATIONS:
-        runner.annotate("warning", f"{len(report.unregistered_hits) - MAX_ANNOTATIONS} more unregistered hits "
-                        f"in {outcome.report_path}", title="tw-gates audit")
+        runner.annotate(
+            "warning",
+            f"{len(report.unregistered_hits) - MAX_ANNOTATIONS} more unregistered hits in {outcome.report_path}",
+            title="tw-gates audit",
+        )
     for line, text in outcome.expired_exceptions:
-        runner.annotate("warning", text, file=exceptions_file, line=line or None, title="tw-gates audit: expired exception")
+        runner.annotate(
+            "warning", text, file=exceptions_file, line=line or None, title="tw-gates audit: expired exception"
+        )

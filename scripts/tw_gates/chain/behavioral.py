@@ -121,8 +121,12 @@ def _outcome(case) -> tuple[Outcome, str]:
         tag = type(result).__name__.lower()
         outcome: Outcome = "error" if tag == "error" else "skipped" if tag == "skipped" else "failed"
         if _SEVERITY[outcome] > _SEVERITY[worst[0]]:
-            worst = (outcome, (result.message or result.text or "").strip().splitlines()[0][:200]
-                     if (result.message or result.text) else "")
+            worst = (
+                outcome,
+                (result.message or result.text or "").strip().splitlines()[0][:200]
+                if (result.message or result.text)
+                else "",
+            )
     return worst
 
 
@@ -151,8 +155,9 @@ def read_junit(paths: list[Path], expected: int) -> BehavioralResult:
                     if _SEVERITY[previous.outcome] >= _SEVERITY[outcome]:
                         continue
                 cases[key] = CaseResult(suite=classname, name=case.name or "", outcome=outcome, message=message)
-    return BehavioralResult(expected=expected, files=[str(p) for p in paths], cases=list(cases.values()),
-                            duplicates=duplicates)
+    return BehavioralResult(
+        expected=expected, files=[str(p) for p in paths], cases=list(cases.values()), duplicates=duplicates
+    )
 
 
 def check_behavioral(settings: BehavioralSettings) -> BehavioralResult:

@@ -84,6 +84,14 @@ def check_hmac_policy(settings: HmacPolicySettings) -> HmacPolicyResult:
             enforced, detail = True, f"POLICY_REQUIRE_HMAC={policy.value} ({policy.source})"
         else:
             enforced, detail = False, f"POLICY_REQUIRE_HMAC={policy.value!r} ({policy.source})"
-        result.sites.append(IngestSite(where=call.where, via=call.via, enforced=enforced, detail=detail,
-                                       file=call.step.workflow.rel, line=call.step.line))
+        result.sites.append(
+            IngestSite(
+                where=call.where,
+                via=call.via,
+                enforced=enforced,
+                detail=detail,
+                file=call.step.workflow.rel,
+                line=call.step.line,
+            )
+        )
     return result

@@ -39,10 +39,11 @@ def check_platform(settings: PlatformSettings) -> PlatformResult:
     linux = python_linux and runner_linux
     seen = settings.platform if not python_linux else (settings.runner_os or settings.platform)
     if linux:
-        message = f"R2 platform: Linux ({settings.platform}{', runner ' + settings.runner_os if settings.runner_os else ''})"
+        message = (
+            f"R2 platform: Linux ({settings.platform}{', runner ' + settings.runner_os if settings.runner_os else ''})"
+        )
     else:
         message = (
-            f"R2 platform: tw-gates runs on Linux only, this is {seen!r}; "
-            "use a Linux runner (runs-on: ubuntu-latest)"
+            f"R2 platform: tw-gates runs on Linux only, this is {seen!r}; use a Linux runner (runs-on: ubuntu-latest)"
         )
     return PlatformResult(platform=settings.platform, runner_os=settings.runner_os, linux=linux, message=message)

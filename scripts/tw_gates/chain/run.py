@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from pydantic import BaseModel
 
@@ -104,7 +104,7 @@ def select(selection: str | list[str] | None) -> list[GateSpec]:
     if unknown:
         known = ", ".join(g.name for g in GATES)
         raise UsageError(f"unknown gate(s): {', '.join(unknown)} (known: {known}, or all)")
-    return [g for g in GATES if "all" in words and not g.optional or any(w in g.names for w in words)]
+    return [g for g in GATES if ("all" in words and not g.optional) or any(w in g.names for w in words)]
 
 
 def run_chain(gates: list[GateSpec], *, on_outcome: Callable[[GateOutcome], None] | None = None) -> ChainResult:
@@ -120,5 +120,5 @@ def run_chain(gates: list[GateSpec], *, on_outcome: Callable[[GateOutcome], None
         if on_outcome:
             on_outcome(outcome)
         if not outcome.passed:
-            return ChainResult(outcomes=outcomes, skipped=[g.name for g in gates[index + 1:]])
+            return ChainResult(outcomes=outcomes, skipped=[g.name for g in gates[index + 1 :]])
     return ChainResult(outcomes=outcomes, skipped=[])

@@ -41,8 +41,20 @@ REQUIRED_ALERT_METRICS: tuple[str, ...] = (
 
 _SERIES_SUFFIXES = ("", "_total", "_bucket", "_count", "_sum")
 _PROMQL_KEYWORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless", "offset",
-    "inf", "nan", "atan2",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "inf",
+    "nan",
+    "atan2",
 }
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _BRACES = re.compile(r"\{[^{}]*\}")
@@ -98,8 +110,9 @@ class RulesAnalysis(BaseModel):
         return self.valid and bool(self.alerts) and not self.missing
 
 
-def analyse_rules(repo_dir: Path, required: tuple[str, ...] | list[str] = REQUIRED_ALERT_METRICS,
-                  rules_file: str = RULES_FILE) -> RulesAnalysis:
+def analyse_rules(
+    repo_dir: Path, required: tuple[str, ...] | list[str] = REQUIRED_ALERT_METRICS, rules_file: str = RULES_FILE
+) -> RulesAnalysis:
     from tw_gates.chain.workflow_model import LineDict, YamlError, load_yaml
 
     path = repo_dir / rules_file
@@ -168,6 +181,7 @@ def _expand_records(names: set[str], records: dict[str, str], depth: int = 0) ->
 
 # --------------------------------------------------------------------------- the gate
 
+
 class TelemetrySettings(EnvSettings):
     repo_dir: Path = Field(Path("."), validation_alias=env("TW_REPO_DIR", "repo_dir"))
     rules_file: str = Field(RULES_FILE, validation_alias=env("TW_RULES_FILE", "rules_file"))
@@ -220,17 +234,31 @@ def check_telemetry(settings: TelemetrySettings) -> TelemetryResult:
     analysis = analyse_rules(root, settings.metrics(), settings.rules_file)
     rules = settings.rules_file
     if analysis.valid:
-        findings.append(Finding(check="rules", status="ok", file=rules, detail=(
-            f"{rules} parsed: {analysis.groups} group(s), {len(analysis.alerts)} alert(s), "
-            f"{len(analysis.records)} recording rule(s)")))
+        findings.append(
+            Finding(
+                check="rules",
+                status="ok",
+                file=rules,
+                detail=(
+                    f"{rules} parsed: {analysis.groups} group(s), {len(analysis.alerts)} alert(s), "
+                    f"{len(analysis.records)} recording rule(s)"
+                ),
+            )
+        )
     else:
         findings.append(Finding(check="rules", status="fail", file=rules, detail="; ".join(analysis.problems)))
     if analysis.present:
         findings.append(_promtool(root, rules, settings.promtool))
     if analysis.valid:
         if analysis.missing:
-            findings.append(Finding(check="coverage", status="fail", file=rules, detail=(
-                f"no alert reads {', '.join(analysis.missing)} (add an alert whose expr uses it)")))
+            findings.append(
+                Finding(
+                    check="coverage",
+                    status="fail",
+                    file=rules,
+                    detail=(f"no alert reads {', '.join(analysis.missing)} (add an alert whose expr uses it)"),
+                )
+            )
         else:
             covered = ", ".join(f"{m} ({', '.join(a)})" for m, a in analysis.covered.items())
             findings.append(Finding(check="coverage", status="ok", file=rules, detail=f"alerts cover {covered}"))
@@ -243,22 +271,27 @@ def _promtool(root: Path, rules: str, configured: str | None) -> Finding:
 
     binary = configured or shutil.which("promtool")
     if not binary:
-        return Finding(check="promtool", status="skip", file=rules,
-                       detail="promtool not on PATH: `promtool check rules` not run (install the prometheus package)")
+        return Finding(
+            check="promtool",
+            status="skip",
+            file=rules,
+            detail="promtool not on PATH: `promtool check rules` not run (install the prometheus package)",
+        )
     result = proc.run([binary, "check", "rules", rules], timeout=60, cwd=root)
     output = (result.stdout + result.stderr).decode("utf-8", "replace").strip()
     if result.ok:
         return Finding(check="promtool", status="ok", file=rules, detail=f"`promtool check rules {rules}` passed")
     last = next((line.strip() for line in reversed(output.splitlines()) if line.strip()), result.describe())
-    return Finding(check="promtool", status="fail", file=rules,
-                   detail=f"`promtool check rules {rules}` failed: {last}")
+    return Finding(check="promtool", status="fail", file=rules, detail=f"`promtool check rules {rules}` failed: {last}")
 
 
 def _ingest_workflow(root: Path) -> Finding:
     from tw_gates.chain.workflow_model import RepoConfig, invocations
 
     if not (root / INGEST_WORKFLOW).is_file():
-        return Finding(check="ingest-workflow", status="fail", file=INGEST_WORKFLOW, detail=f"{INGEST_WORKFLOW} not found")
+        return Finding(
+            check="ingest-workflow", status="fail", file=INGEST_WORKFLOW, detail=f"{INGEST_WORKFLOW} not found"
+        )
     repo = RepoConfig(root)
     workflow = repo.workflow(Path(INGEST_WORKFLOW).name)
     if workflow is None:
@@ -266,8 +299,17 @@ def _ingest_workflow(root: Path) -> Finding:
         return Finding(check="ingest-workflow", status="fail", file=INGEST_WORKFLOW, detail=problem)
     runs = [i for i in invocations(repo) if i.step.workflow is workflow and i.command == "ingest"]
     if not runs:
-        return Finding(check="ingest-workflow", status="fail", file=INGEST_WORKFLOW, line=workflow.data.line,
-                       detail=f"{INGEST_WORKFLOW} does not run the ingest gate (`tw-gates ingest` or actions/ingest-gate)")
+        return Finding(
+            check="ingest-workflow",
+            status="fail",
+            file=INGEST_WORKFLOW,
+            line=workflow.data.line,
+            detail=f"{INGEST_WORKFLOW} does not run the ingest gate (`tw-gates ingest` or actions/ingest-gate)",
+        )
     first = runs[0]
-    return Finding(check="ingest-workflow", status="ok", file=INGEST_WORKFLOW,
-                   detail=f"{INGEST_WORKFLOW} runs the ingest gate in job {first.step.job.id!r} {first.step.label}")
+    return Finding(
+        check="ingest-workflow",
+        status="ok",
+        file=INGEST_WORKFLOW,
+        detail=f"{INGEST_WORKFLOW} runs the ingest gate in job {first.step.job.id!r} {first.step.label}",
+    )

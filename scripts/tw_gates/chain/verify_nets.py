@@ -28,10 +28,19 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tw_gates.chain.telemetry_check import INGEST_WORKFLOW, REQUIRED_ALERT_METRICS, RULES_FILE, analyse_rules
+from tw_gates.chain.workflow_model import (
+    Invocation,
+    RepoConfig,
+    Resolved,
+    Scope,
+    Step,
+    chain_gates,
+    invocations,
+    resolve,
+)
 from tw_gates.core.errors import ExitCode
 from tw_gates.core.settings import EnvSettings, env
-from tw_gates.chain.telemetry_check import INGEST_WORKFLOW, REQUIRED_ALERT_METRICS, RULES_FILE, analyse_rules
-from tw_gates.chain.workflow_model import Invocation, RepoConfig, Resolved, Scope, Step, chain_gates, invocations, resolve
 
 NETS = ("S1", "S2", "R1", "R2", "C1")
 DEFAULT_MAX_ISSUES = 10  # file-issues' own default cap (DESIGN.md)
@@ -90,6 +99,7 @@ def verify_nets(settings: VerifyNetsSettings) -> VerifyNetsResult:
 
 # --------------------------------------------------------------------------- helpers
 
+
 def runs_command(call: Invocation, command: str) -> bool:
     """True when the invocation runs ``command`` itself or through the chain."""
     if call.command == command:
@@ -112,6 +122,7 @@ def hmac_policy_of(call: Invocation) -> Resolved | None:
 
 # --------------------------------------------------------------------------- S1
 
+
 def _s1(repo: RepoConfig, calls: list[Invocation]) -> NetStatus:
     ingest_runs = [c for c in calls if runs_command(c, "ingest")]
     workflow = repo.workflow(Path(INGEST_WORKFLOW).name)
@@ -119,18 +130,34 @@ def _s1(repo: RepoConfig, calls: list[Invocation]) -> NetStatus:
         reason = f"{INGEST_WORKFLOW} not found"
         if any(Path(INGEST_WORKFLOW).name in e for e in repo.errors):
             reason = next(e for e in repo.errors if Path(INGEST_WORKFLOW).name in e)
-        return NetStatus(net="S1", verified=False, file=INGEST_WORKFLOW, detail=(
-            f"{reason}: the ingest workflow must exist (POLICY_REQUIRE_HMAC=true on its ingest gate)"))
+        return NetStatus(
+            net="S1",
+            verified=False,
+            file=INGEST_WORKFLOW,
+            detail=(f"{reason}: the ingest workflow must exist (POLICY_REQUIRE_HMAC=true on its ingest gate)"),
+        )
     if not ingest_runs:
-        return NetStatus(net="S1", verified=False, file=workflow.rel, line=workflow.data.line, detail=(
-            "no workflow step runs the ingest gate (actions/ingest-gate or `tw-gates ingest`)"))
+        return NetStatus(
+            net="S1",
+            verified=False,
+            file=workflow.rel,
+            line=workflow.data.line,
+            detail=("no workflow step runs the ingest gate (actions/ingest-gate or `tw-gates ingest`)"),
+        )
     enforced = [c for c in ingest_runs if (p := hmac_policy_of(c)) is not None and p.is_true]
     if enforced:
         call = next((c for c in enforced if c.step.workflow is workflow), enforced[0])
         policy = hmac_policy_of(call)
-        return NetStatus(net="S1", verified=True, file=call.step.workflow.rel, line=call.step.line, detail=(
-            f"{call.where} runs the ingest gate ({call.via}) with POLICY_REQUIRE_HMAC={policy.value} "
-            f"({policy.source}); {INGEST_WORKFLOW} present"))
+        return NetStatus(
+            net="S1",
+            verified=True,
+            file=call.step.workflow.rel,
+            line=call.step.line,
+            detail=(
+                f"{call.where} runs the ingest gate ({call.via}) with POLICY_REQUIRE_HMAC={policy.value} "
+                f"({policy.source}); {INGEST_WORKFLOW} present"
+            ),
+        )
     call = ingest_runs[0]
     policy = hmac_policy_of(call)
     if policy is None or (policy.known and not policy.value):
@@ -139,12 +166,20 @@ def _s1(repo: RepoConfig, calls: list[Invocation]) -> NetStatus:
         why = f"POLICY_REQUIRE_HMAC comes from {policy.source}"
     else:
         why = f"POLICY_REQUIRE_HMAC is {_describe(policy)}"
-    return NetStatus(net="S1", verified=False, file=call.step.workflow.rel, line=call.step.line, detail=(
-        f"the ingest gate runs without HMAC enforcement: {call.where}: {why}; set POLICY_REQUIRE_HMAC: 'true' "
-        "in the env of that step, its job or the workflow"))
+    return NetStatus(
+        net="S1",
+        verified=False,
+        file=call.step.workflow.rel,
+        line=call.step.line,
+        detail=(
+            f"the ingest gate runs without HMAC enforcement: {call.where}: {why}; set POLICY_REQUIRE_HMAC: 'true' "
+            "in the env of that step, its job or the workflow"
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- S2 and R1
+
 
 def _filing(calls: list[Invocation]) -> list[Invocation]:
     return [c for c in calls if runs_command(c, "file-issues")]
@@ -169,8 +204,12 @@ def _covers(upload_paths: str, directory: str) -> bool:
         path = line.strip().removeprefix("./").rstrip("/")
         if not path or path.startswith("!"):
             continue
-        if target == path or target.startswith(path + "/") or path.startswith(target + "/") \
-                or fnmatch.fnmatchcase(target, path):
+        if (
+            target == path
+            or target.startswith(path + "/")
+            or path.startswith(target + "/")
+            or fnmatch.fnmatchcase(target, path)
+        ):
             return True
     return False
 
@@ -181,12 +220,14 @@ def _fallback_upload(call: Invocation) -> tuple[str | None, str | None]:
     candidates: list[tuple[str, str, str]] = []  # (label, path, condition)
     if call.action is not None and call.action_step_index is not None:
         inputs = call.action.input_scope(call.step.given_inputs())
-        for index, step in enumerate(call.action.steps[call.action_step_index + 1:], call.action_step_index + 2):
+        for index, step in enumerate(call.action.steps[call.action_step_index + 1 :], call.action_step_index + 2):
             if _is_failure_upload(str(step.get("uses") or ""), str(step.get("if") or "")):
                 raw = (step.get("with") or {}).get("path") if isinstance(step.get("with"), dict) else None
                 path = resolve(raw, Scope(env=call.env, inputs=inputs), source="upload path")
-                candidates.append((f"{call.action.rel} step {index}", path.value if path.known else "", str(step.get("if"))))
-    for later in call.step.job.steps[call.step.index + 1:]:
+                candidates.append(
+                    (f"{call.action.rel} step {index}", path.value if path.known else "", str(step.get("if")))
+                )
+    for later in call.step.job.steps[call.step.index + 1 :]:
         if _is_failure_upload(later.uses or "", later.if_):
             path = resolve(later.with_.get("path"), later.scope(), source="upload path")
             candidates.append((later.label, path.value if path.known else "", later.if_))
@@ -195,10 +236,15 @@ def _fallback_upload(call: Invocation) -> tuple[str | None, str | None]:
     for label, path, condition in candidates:
         if not path or not folder.known or _covers(path, folder.value or ""):
             shown = f" {_one_line(path)!r}" if path else ""
-            return (f"fallback folder {folder.value!r} ({folder.source}); {label} uploads{shown} with `if: {condition}`",
-                    None)
+            return (
+                f"fallback folder {folder.value!r} ({folder.source}); {label} uploads{shown} with `if: {condition}`",
+                None,
+            )
     label, path, _ = candidates[0]
-    return None, f"{label} uploads {_one_line(path)!r} on failure, but the fallback goes to {folder.value!r} ({folder.source})"
+    return (
+        None,
+        f"{label} uploads {_one_line(path)!r} on failure, but the fallback goes to {folder.value!r} ({folder.source})",
+    )
 
 
 def _one_line(paths: str) -> str:
@@ -212,20 +258,36 @@ def _is_failure_upload(uses: str, condition: str) -> bool:
 def _s2(calls: list[Invocation]) -> NetStatus:
     filing = _filing(calls)
     if not filing:
-        return NetStatus(net="S2", verified=False, detail=(
-            "no workflow step runs file-issues (actions/file-issues or `tw-gates file-issues`), "
-            "so there is no permission fallback"))
+        return NetStatus(
+            net="S2",
+            verified=False,
+            detail=(
+                "no workflow step runs file-issues (actions/file-issues or `tw-gates file-issues`), "
+                "so there is no permission fallback"
+            ),
+        )
     evidence = []
     for call in filing:
         found, problem = _fallback_upload(call)
         if found is None:
-            return NetStatus(net="S2", verified=False, file=call.step.workflow.rel, line=call.step.line, detail=(
-                f"{call.where} files issues but "
-                + (problem or "nothing uploads the fallback artifact on failure: add actions/upload-artifact "
-                   "with `if: failure()` after it (or use actions/file-issues, which does)")))
+            return NetStatus(
+                net="S2",
+                verified=False,
+                file=call.step.workflow.rel,
+                line=call.step.line,
+                detail=(
+                    f"{call.where} files issues but "
+                    + (
+                        problem
+                        or "nothing uploads the fallback artifact on failure: add actions/upload-artifact "
+                        "with `if: failure()` after it (or use actions/file-issues, which does)"
+                    )
+                ),
+            )
         evidence.append(f"{call.where}: {found}")
-    return NetStatus(net="S2", verified=True, file=filing[0].step.workflow.rel, line=filing[0].step.line,
-                     detail="; ".join(evidence))
+    return NetStatus(
+        net="S2", verified=True, file=filing[0].step.workflow.rel, line=filing[0].step.line, detail="; ".join(evidence)
+    )
 
 
 def _cap(call: Invocation) -> tuple[bool, str]:
@@ -250,25 +312,42 @@ def _concurrency(step: Step) -> str | None:
 def _r1(calls: list[Invocation]) -> NetStatus:
     filing = _filing(calls)
     if not filing:
-        return NetStatus(net="R1", verified=False, detail=(
-            "no workflow step runs file-issues, so no digest cap or idempotent filing is configured"))
+        return NetStatus(
+            net="R1",
+            verified=False,
+            detail=("no workflow step runs file-issues, so no digest cap or idempotent filing is configured"),
+        )
     evidence = []
     for call in filing:
         capped, cap_text = _cap(call)
         if not capped:
-            return NetStatus(net="R1", verified=False, file=call.step.workflow.rel, line=call.step.line,
-                             detail=f"{call.where}: {cap_text}")
+            return NetStatus(
+                net="R1",
+                verified=False,
+                file=call.step.workflow.rel,
+                line=call.step.line,
+                detail=f"{call.where}: {cap_text}",
+            )
         serialised = _concurrency(call.step)
         if serialised is None:
-            return NetStatus(net="R1", verified=False, file=call.step.workflow.rel, line=call.step.job.line, detail=(
-                f"job {call.step.job.id!r} in {call.step.workflow.rel} files issues without a `concurrency:` group: "
-                "two runs at once could both pass the cap or file duplicates"))
+            return NetStatus(
+                net="R1",
+                verified=False,
+                file=call.step.workflow.rel,
+                line=call.step.job.line,
+                detail=(
+                    f"job {call.step.job.id!r} in {call.step.workflow.rel} files issues without a `concurrency:` group: "
+                    "two runs at once could both pass the cap or file duplicates"
+                ),
+            )
         evidence.append(f"{call.where}: {cap_text}, {serialised}")
-    return NetStatus(net="R1", verified=True, file=filing[0].step.workflow.rel, line=filing[0].step.line,
-                     detail="; ".join(evidence))
+    return NetStatus(
+        net="R1", verified=True, file=filing[0].step.workflow.rel, line=filing[0].step.line, detail="; ".join(evidence)
+    )
 
 
 # --------------------------------------------------------------------------- R2
+
 
 def _is_gate(call: Invocation) -> bool:
     return call.command not in NON_GATE_COMMANDS
@@ -312,9 +391,17 @@ def _r2(repo: RepoConfig, calls: list[Invocation]) -> NetStatus:
     if gaps:
         call, why = gaps[0]
         more = f" (and {len(gaps) - 1} more job(s))" if len(gaps) > 1 else ""
-        return NetStatus(net="R2", verified=False, file=call.step.workflow.rel, line=call.step.job.line, detail=(
-            f"job {call.step.job.id!r} in {call.step.workflow.rel} runs tw-gates without the platform guard and "
-            f"{why}{more}: add actions/platform-guard or run on ubuntu-*"))
+        return NetStatus(
+            net="R2",
+            verified=False,
+            file=call.step.workflow.rel,
+            line=call.step.job.line,
+            detail=(
+                f"job {call.step.job.id!r} in {call.step.workflow.rel} runs tw-gates without the platform guard and "
+                f"{why}{more}: add actions/platform-guard or run on ubuntu-*"
+            ),
+        )
+
     def jobs(by_file: dict[str, list[str]]) -> str:
         return ", ".join(f"{rel} ({', '.join(ids)})" for rel, ids in by_file.items())
 
@@ -328,6 +415,7 @@ def _r2(repo: RepoConfig, calls: list[Invocation]) -> NetStatus:
 
 # --------------------------------------------------------------------------- C1
 
+
 def _c1(repo: RepoConfig) -> NetStatus:
     analysis = analyse_rules(repo.root, REQUIRED_ALERT_METRICS)
     if not analysis.valid:
@@ -335,8 +423,18 @@ def _c1(repo: RepoConfig) -> NetStatus:
     if not analysis.alerts:
         return NetStatus(net="C1", verified=False, file=RULES_FILE, detail=f"{RULES_FILE} defines no alerts")
     if analysis.missing:
-        return NetStatus(net="C1", verified=False, file=RULES_FILE, detail=(
-            f"{RULES_FILE}: no alert reads {', '.join(analysis.missing)}"))
-    return NetStatus(net="C1", verified=True, file=RULES_FILE, detail=(
-        f"{RULES_FILE}: {len(analysis.alerts)} alert(s) in {analysis.groups} group(s) reading "
-        + ", ".join(analysis.covered)))
+        return NetStatus(
+            net="C1",
+            verified=False,
+            file=RULES_FILE,
+            detail=(f"{RULES_FILE}: no alert reads {', '.join(analysis.missing)}"),
+        )
+    return NetStatus(
+        net="C1",
+        verified=True,
+        file=RULES_FILE,
+        detail=(
+            f"{RULES_FILE}: {len(analysis.alerts)} alert(s) in {analysis.groups} group(s) reading "
+            + ", ".join(analysis.covered)
+        ),
+    )

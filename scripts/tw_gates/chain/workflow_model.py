@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -217,6 +218,7 @@ def _evaluate(expr: str, scope: Scope, source: str) -> Resolved:
 
 # --------------------------------------------------------------------------- actions
 
+
 @dataclass
 class ActionInput:
     name: str
@@ -252,8 +254,11 @@ def load_action(action_dir: Path, rel: str) -> CompositeAction | None:
         if path.is_file():
             data = _mapping(load_yaml(path))
             inputs = {
-                str(k): ActionInput(str(k), (v or {}).get("default") if isinstance(v, dict) else None,
-                                    bool((v or {}).get("required")) if isinstance(v, dict) else False)
+                str(k): ActionInput(
+                    str(k),
+                    (v or {}).get("default") if isinstance(v, dict) else None,
+                    bool((v or {}).get("required")) if isinstance(v, dict) else False,
+                )
                 for k, v in _mapping(data.get("inputs")).items()
             }
             runs = _mapping(data.get("runs"))
@@ -264,10 +269,11 @@ def load_action(action_dir: Path, rel: str) -> CompositeAction | None:
 
 # --------------------------------------------------------------------------- workflows
 
+
 @dataclass
 class Step:
-    workflow: "Workflow"
-    job: "Job"
+    workflow: Workflow
+    job: Job
     index: int
     data: LineDict
 
@@ -307,8 +313,11 @@ class Step:
     def env_chain(self) -> dict[str, Resolved]:
         """The env this step gets: workflow, then job, then step (later wins)."""
         env: dict[str, Resolved] = {}
-        for level, block in (("workflow", self.workflow.data.get("env")), ("job", self.job.data.get("env")),
-                             ("step", self.data.get("env"))):
+        for level, block in (
+            ("workflow", self.workflow.data.get("env")),
+            ("job", self.job.data.get("env")),
+            ("step", self.data.get("env")),
+        ):
             scope = Scope(env=dict(env), inputs=self.workflow.inputs)
             for name, raw in _env_of(block).items():
                 env[name] = resolve(raw, scope, source=f"{level} env of {self.workflow.rel}")
@@ -324,7 +333,7 @@ class Step:
 
 @dataclass
 class Job:
-    workflow: "Workflow"
+    workflow: Workflow
     id: str
     data: LineDict
     steps: list[Step] = field(default_factory=list)
@@ -385,7 +394,9 @@ class Workflow:
             block = _mapping(_mapping(self.triggers.get(trigger)).get("inputs"))
             for name, spec in block.items():
                 default = spec.get("default") if isinstance(spec, dict) else None
-                found.setdefault(str(name), resolve(default, Scope(), source=f"default of {trigger} input {name!r} in {self.rel}"))
+                found.setdefault(
+                    str(name), resolve(default, Scope(), source=f"default of {trigger} input {name!r} in {self.rel}")
+                )
         return found
 
     def steps(self) -> Iterator[Step]:
@@ -402,8 +413,9 @@ def load_workflow(path: Path, rel: str) -> Workflow:
         if not isinstance(job_data, LineDict):
             continue
         job = Job(workflow, str(job_id), job_data)
-        job.steps = [Step(workflow, job, i, s) for i, s in enumerate(job_data.get("steps") or [])
-                     if isinstance(s, LineDict)]
+        job.steps = [
+            Step(workflow, job, i, s) for i, s in enumerate(job_data.get("steps") or []) if isinstance(s, LineDict)
+        ]
         workflow.jobs.append(job)
     return workflow
 
@@ -512,6 +524,7 @@ def default_tw_gates_root() -> Path | None:
 
 # --------------------------------------------------------------------------- commands in run: scripts
 
+
 def tw_gates_invocations(script: str) -> list[list[str]]:
     """The ``tw-gates <command> ...`` calls in a ``run:`` script, as argv lists
     starting at the subcommand. Shell syntax is tokenised with shlex; a line we
@@ -524,7 +537,7 @@ def tw_gates_invocations(script: str) -> list[list[str]]:
             continue
         for i, word in enumerate(words):
             base = word.rsplit("/", 1)[-1]
-            if base == "tw-gates" or (base in ("python", "python3") and words[i + 1:i + 3] == ["-m", "tw_gates"]):
+            if base == "tw-gates" or (base in ("python", "python3") and words[i + 1 : i + 3] == ["-m", "tw_gates"]):
                 start = i + 1 if base == "tw-gates" else i + 3
                 argv = []
                 for token in words[start:]:
@@ -555,7 +568,7 @@ def flag_value(argv: list[str], *names: str) -> str | None:
             if token == name and i + 1 < len(argv):
                 return argv[i + 1]
             if token.startswith(name + "="):
-                return token[len(name) + 1:]
+                return token[len(name) + 1 :]
     return None
 
 

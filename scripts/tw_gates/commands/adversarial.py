@@ -19,36 +19,64 @@ count only with --downstream fail), 1 on bad input."""
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--target", metavar="CMD|builtin:commonmark|builtin:safe",
-                        help="the parser to attack (env TW_ADVERSARIAL_TARGET)")
-    parser.add_argument("--corpora", metavar="DIR",
-                        help="corpora folder holding manifest.json (default: the bundled adversarial_corpora)")
-    parser.add_argument("--only", nargs="+", metavar="CATEGORY",
-                        help="run only these categories (names or comma separated; see --list)")
+    parser.add_argument(
+        "--target",
+        metavar="CMD|builtin:commonmark|builtin:safe",
+        help="the parser to attack (env TW_ADVERSARIAL_TARGET)",
+    )
+    parser.add_argument(
+        "--corpora",
+        metavar="DIR",
+        help="corpora folder holding manifest.json (default: the bundled adversarial_corpora)",
+    )
+    parser.add_argument(
+        "--only", nargs="+", metavar="CATEGORY", help="run only these categories (names or comma separated; see --list)"
+    )
     parser.add_argument("--list", action="store_true", help="list the corpus files and their categories, then exit")
     parser.add_argument("--jobs", type=int, metavar="N", help="cases run in parallel (default: one per core)")
     parser.add_argument("--report", metavar="PATH", help="write the report JSON here")
-    parser.add_argument("--timeout", type=float, metavar="SECONDS", dest="timeout_s",
-                        help="longest any case may run before it is killed (default 60; a case with max_ms "
-                             "is killed at twice its budget, at least 2 s past it)")
-    parser.add_argument("--memory-limit", type=int, metavar="MIB", dest="memory_limit_mb",
-                        help="address-space limit (RLIMIT_AS) of each case's process, MiB (default 1024)")
-    parser.add_argument("--downstream", choices=["report", "fail"],
-                        help="downstream-renderer checks: report them (default) or fail the gate on them, "
-                             "for a target that is the whole rendering pipeline")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        dest="timeout_s",
+        help="longest any case may run before it is killed (default 60; a case with max_ms "
+        "is killed at twice its budget, at least 2 s past it)",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        type=int,
+        metavar="MIB",
+        dest="memory_limit_mb",
+        help="address-space limit (RLIMIT_AS) of each case's process, MiB (default 1024)",
+    )
+    parser.add_argument(
+        "--downstream",
+        choices=["report", "fail"],
+        help="downstream-renderer checks: report them (default) or fail the gate on them, "
+        "for a target that is the whole rendering pipeline",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from tw_gates.parser import adversarial
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.settings import load_settings
+    from tw_gates.parser import adversarial
 
-    settings = load_settings(adversarial.AdversarialSettings, {
-        "target": args.target, "corpora": args.corpora, "only": ",".join(args.only) if args.only else None,
-        "jobs": args.jobs, "report": args.report, "timeout_s": args.timeout_s,
-        "memory_limit_mb": args.memory_limit_mb, "downstream": args.downstream,
-    })
+    settings = load_settings(
+        adversarial.AdversarialSettings,
+        {
+            "target": args.target,
+            "corpora": args.corpora,
+            "only": ",".join(args.only) if args.only else None,
+            "jobs": args.jobs,
+            "report": args.report,
+            "timeout_s": args.timeout_s,
+            "memory_limit_mb": args.memory_limit_mb,
+            "downstream": args.downstream,
+        },
+    )
     if args.list:
         corpora = adversarial.select_corpora(adversarial.load_corpora(settings.corpora).files, settings.categories())
         for line in adversarial.list_lines(corpora, settings.corpora):
@@ -68,8 +96,10 @@ def run(args: argparse.Namespace) -> int:
     if downstream_lines:
         effect = "failing the gate" if report.downstream_policy == "fail" else "reported, not failing the gate"
         runner.echo()
-        runner.echo(f"downstream-renderer checks ({effect}): a correct Markdown parser passes these through; "
-                    "the renderer that consumes its output must neutralise them")
+        runner.echo(
+            f"downstream-renderer checks ({effect}): a correct Markdown parser passes these through; "
+            "the renderer that consumes its output must neutralise them"
+        )
         for line in downstream_lines:
             runner.echo(f"  {line}")
     adversarial.publish(report, settings)
@@ -80,5 +110,11 @@ def run(args: argparse.Namespace) -> int:
     return int(report.exit_code)
 
 
-COMMAND = Command(name="adversarial", help="run the adversarial Markdown corpora against a parser",
-                  configure=configure, run=run, order=60, description=DESCRIPTION)
+COMMAND = Command(
+    name="adversarial",
+    help="run the adversarial Markdown corpora against a parser",
+    configure=configure,
+    run=run,
+    order=60,
+    description=DESCRIPTION,
+)

@@ -12,16 +12,31 @@ consumer artifacts (exit 2). Writes the report JSON in every case."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--report", metavar="PATH", help="report JSON to write (default: $TW_AUDIT_REPORT or tw-gates-audit.json)")
-    parser.add_argument("--registry", metavar="PATH", help="consumer registry (default: $TW_REGISTRY or consumer_registry.yml)")
-    parser.add_argument("--exceptions", metavar="PATH",
-                        help="audit exceptions (default: $TW_AUDIT_EXCEPTIONS or audit_exceptions.yml when present)")
-    parser.add_argument("--baseline", metavar="PATH", help="signed performance baseline (default: $TW_BASELINE or perf/baseline.json)")
-    parser.add_argument("--current", metavar="PATH",
-                        help="current capture (`tw-gates baseline capture`) to compare with the baseline (default: $TW_PERF_CURRENT)")
-    parser.add_argument("--artifacts", metavar="PATH",
-                        help="accepted consumer artifacts: JSON Lines from `tw-gates ingest --out`, or a folder of them "
-                        "(shards) (default: $TW_ACCEPTED_ARTIFACTS)")
+    parser.add_argument(
+        "--report", metavar="PATH", help="report JSON to write (default: $TW_AUDIT_REPORT or tw-gates-audit.json)"
+    )
+    parser.add_argument(
+        "--registry", metavar="PATH", help="consumer registry (default: $TW_REGISTRY or consumer_registry.yml)"
+    )
+    parser.add_argument(
+        "--exceptions",
+        metavar="PATH",
+        help="audit exceptions (default: $TW_AUDIT_EXCEPTIONS or audit_exceptions.yml when present)",
+    )
+    parser.add_argument(
+        "--baseline", metavar="PATH", help="signed performance baseline (default: $TW_BASELINE or perf/baseline.json)"
+    )
+    parser.add_argument(
+        "--current",
+        metavar="PATH",
+        help="current capture (`tw-gates baseline capture`) to compare with the baseline (default: $TW_PERF_CURRENT)",
+    )
+    parser.add_argument(
+        "--artifacts",
+        metavar="PATH",
+        help="accepted consumer artifacts: JSON Lines from `tw-gates ingest --out`, or a folder of them "
+        "(shards) (default: $TW_ACCEPTED_ARTIFACTS)",
+    )
     parser.add_argument("--patterns", metavar="PATH", help="pattern catalog for severities (default: the shipped one)")
     parser.add_argument("--audit-id", help="id to put in the report (default: from the workflow run, else generated)")
 
@@ -32,10 +47,19 @@ def run(args: argparse.Namespace) -> int:
     from tw_gates.core.errors import TwGatesError
     from tw_gates.core.settings import load_settings
 
-    settings = load_settings(AuditSettings, {
-        "report": args.report, "registry": args.registry, "exceptions": args.exceptions, "baseline": args.baseline,
-        "current": args.current, "artifacts": args.artifacts, "patterns": args.patterns, "audit_id": args.audit_id,
-    })
+    settings = load_settings(
+        AuditSettings,
+        {
+            "report": args.report,
+            "registry": args.registry,
+            "exceptions": args.exceptions,
+            "baseline": args.baseline,
+            "current": args.current,
+            "artifacts": args.artifacts,
+            "patterns": args.patterns,
+            "audit_id": args.audit_id,
+        },
+    )
     outcome = run_audit(settings, progress=runner.echo)
     for check in outcome.checks:
         runner.echo(f"{check.status.upper():<4} {check.name}: {check.detail}")
@@ -47,5 +71,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command(name="audit", help="G3: green-light audit (P0: required checks exit 5, baseline exit 6)",
-                  description=DESCRIPTION, configure=configure, run=run, order=12)
+COMMAND = Command(
+    name="audit",
+    help="G3: green-light audit (P0: required checks exit 5, baseline exit 6)",
+    description=DESCRIPTION,
+    configure=configure,
+    run=run,
+    order=12,
+)

@@ -6,10 +6,12 @@ from tw_gates.commands import Command
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--junit", nargs="+", metavar="FILE",
-                        help="JUnit XML files, folders or globs (default: $TW_JUNIT)")
-    parser.add_argument("--expect", type=int, metavar="N",
-                        help="number of tests that must pass (default: $TW_EXPECT_TESTS or 14)")
+    parser.add_argument(
+        "--junit", nargs="+", metavar="FILE", help="JUnit XML files, folders or globs (default: $TW_JUNIT)"
+    )
+    parser.add_argument(
+        "--expect", type=int, metavar="N", help="number of tests that must pass (default: $TW_EXPECT_TESTS or 14)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,8 +20,9 @@ def run(args: argparse.Namespace) -> int:
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.settings import load_settings
 
-    settings = load_settings(BehavioralSettings, {"junit": " ".join(args.junit) if args.junit else None,
-                                                  "expect": args.expect})
+    settings = load_settings(
+        BehavioralSettings, {"junit": " ".join(args.junit) if args.junit else None, "expect": args.expect}
+    )
     result = check_behavioral(settings)
     for suite, row in result.by_suite().items():
         extra = ", ".join(f"{n} {k}" for k, n in row.items() if k != "passed" and n)
@@ -32,9 +35,13 @@ def run(args: argparse.Namespace) -> int:
     sink.gauge("tw_gates_behavioral_tests_passed", "Behavioral tests passed in the last check").set(result.passed)
     sink.gauge("tw_gates_behavioral_tests_expected", "Behavioral tests expected to pass").set(result.expected)
     runner.set_output("passed", result.score)
-    runner.append_summary(f"### tw-gates behavioral (G2): {result.summary}\n\n" + runner.markdown_table(
-        ["test file / class", "passed", "failed", "error", "skipped"],
-        [[s, r["passed"], r["failed"], r["error"], r["skipped"]] for s, r in result.by_suite().items()]))
+    runner.append_summary(
+        f"### tw-gates behavioral (G2): {result.summary}\n\n"
+        + runner.markdown_table(
+            ["test file / class", "passed", "failed", "error", "skipped"],
+            [[s, r["passed"], r["failed"], r["error"], r["skipped"]] for s, r in result.by_suite().items()],
+        )
+    )
     if result.exit_code:
         raise GateRejected(f"behavioral tests: {result.summary}")
     if result.passed > result.expected:
@@ -43,5 +50,10 @@ def run(args: argparse.Namespace) -> int:
     return int(result.exit_code)
 
 
-COMMAND = Command(name="behavioral", help="G2: check the behavioral tests' JUnit XML (passed/expected)",
-                  configure=configure, run=run, order=11)
+COMMAND = Command(
+    name="behavioral",
+    help="G2: check the behavioral tests' JUnit XML (passed/expected)",
+    configure=configure,
+    run=run,
+    order=11,
+)

@@ -16,26 +16,40 @@ source cannot be read (nothing recorded)."""
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", metavar="FILE", help="baseline metrics (JSON/YAML; schema canary-baseline)")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--metrics", metavar="FILE",
-                        help="this run's check (schema canary-metrics); earlier checks come from the state")
+    source.add_argument(
+        "--metrics", metavar="FILE", help="this run's check (schema canary-metrics); earlier checks come from the state"
+    )
     source.add_argument("--prometheus", metavar="URL", help="Prometheus base URL: the whole window by range queries")
     parser.add_argument("--queries", metavar="FILE", help="PromQL per metric (default: the bundled canary_queries.yml)")
-    parser.add_argument("--thresholds", metavar="FILE",
-                        help="binding gates and decision rules (default: the bundled canary_thresholds.yml)")
+    parser.add_argument(
+        "--thresholds",
+        metavar="FILE",
+        help="binding gates and decision rules (default: the bundled canary_thresholds.yml)",
+    )
     parser.add_argument("--window", help="how long the canary must stay clean (default 48h)")
     parser.add_argument("--interval", help="one check per interval (default 1h)")
     parser.add_argument("--start", metavar="TIME", help="when the canary started (ISO 8601; default: its first data)")
     parser.add_argument("--at", metavar="TIME", help="evaluate as of this time (ISO 8601; default now)")
     parser.add_argument("--name", help="canary name: the dashboard issue's key (default 'default')")
     parser.add_argument("--revision", help="what is being canaried (commit, version); a new one starts over")
-    parser.add_argument("--central-repo", metavar="OWNER/REPO",
-                        help="repository of the dashboard issue, the state and the rollback dispatch")
-    parser.add_argument("--dispatch-event", metavar="TYPE",
-                        help="repository_dispatch event type on ROLLBACK (default tw-canary-rollback; 'none': off)")
+    parser.add_argument(
+        "--central-repo",
+        metavar="OWNER/REPO",
+        help="repository of the dashboard issue, the state and the rollback dispatch",
+    )
+    parser.add_argument(
+        "--dispatch-event",
+        metavar="TYPE",
+        help="repository_dispatch event type on ROLLBACK (default tw-canary-rollback; 'none': off)",
+    )
     parser.add_argument("--state-file", metavar="FILE", help="keep the state in this file instead of an issue")
     parser.add_argument("--report", metavar="FILE", help="write the JSON report here ('-': stdout)")
-    parser.add_argument("--dry-run", action="store_true", default=None,
-                        help="decide and print, but write nothing to GitHub, Slack or the state")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=None,
+        help="decide and print, but write nothing to GitHub, Slack or the state",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,21 +75,37 @@ def _run(args: argparse.Namespace):
     from tw_gates.core import metrics, runner
     from tw_gates.core.settings import load_settings
 
-    settings = load_settings(CanarySettings, {
-        "baseline": args.baseline, "metrics": args.metrics, "prometheus_url": args.prometheus,
-        "queries": args.queries, "thresholds": args.thresholds, "window": args.window, "interval": args.interval,
-        "start": args.start, "at": args.at, "name": args.name, "revision": args.revision,
-        "central_repo": args.central_repo, "dispatch_event": args.dispatch_event, "state_file": args.state_file,
-        "report": args.report, "dry_run": args.dry_run,
-    })
+    settings = load_settings(
+        CanarySettings,
+        {
+            "baseline": args.baseline,
+            "metrics": args.metrics,
+            "prometheus_url": args.prometheus,
+            "queries": args.queries,
+            "thresholds": args.thresholds,
+            "window": args.window,
+            "interval": args.interval,
+            "start": args.start,
+            "at": args.at,
+            "name": args.name,
+            "revision": args.revision,
+            "central_repo": args.central_repo,
+            "dispatch_event": args.dispatch_event,
+            "state_file": args.state_file,
+            "report": args.report,
+            "dry_run": args.dry_run,
+        },
+    )
     run_result = run_canary(settings)
     report = run_result.report
     window = report.window
 
     runner.conclude(report.reason)
     for gate in report.gates:
-        runner.echo(f"  {gate.name:<14} {gate.status:<8} last {fmt_value(gate.last_value, gate.metric):<12} "
-                    f"worst {fmt_value(gate.worst_value, gate.metric):<12} {gate.rule}")
+        runner.echo(
+            f"  {gate.name:<14} {gate.status:<8} last {fmt_value(gate.last_value, gate.metric):<12} "
+            f"worst {fmt_value(gate.worst_value, gate.metric):<12} {gate.rule}"
+        )
     for line in run_result.actions:
         runner.echo(f"  {line}")
     for problem in run_result.problems:
@@ -88,8 +118,10 @@ def _run(args: argparse.Namespace):
     if settings.report is not None and str(settings.report) != "-":
         runner.set_output("report", str(settings.report))
     rows = [[g.name, g.rule, g.status, g.failed_checks] for g in report.gates]
-    runner.append_summary(f"### Canary `{report.name}`: {report.decision}\n\n{report.reason}\n\n"
-                          + runner.markdown_table(["gate", "rule", "status", "failed checks"], rows))
+    runner.append_summary(
+        f"### Canary `{report.name}`: {report.decision}\n\n{report.reason}\n\n"
+        + runner.markdown_table(["gate", "rule", "status", "failed checks"], rows)
+    )
     if report.decision == "ROLLBACK" and runner.on_runner():
         runner.annotate("error", report.reason, title="tw-gates canary ROLLBACK")
 
@@ -97,18 +129,28 @@ def _run(args: argparse.Namespace):
     decision = sink.gauge("tw_gates_canary_decision", "1 for the canary's current decision", ["canary", "decision"])
     for name in ("PROMOTE", "HOLD", "ROLLBACK"):
         decision.labels(canary=report.name, decision=name).set(1 if name == report.decision else 0)
-    sink.gauge("tw_gates_canary_coverage_ratio", "Clean intervals / intervals in the window",
-               ["canary"]).labels(canary=report.name).set(window.coverage_pct / 100)
-    sink.gauge("tw_gates_canary_failed_checks", "Failed checks in the window",
-               ["canary"]).labels(canary=report.name).set(report.failed_checks)
-    sink.gauge("tw_gates_canary_time_left_seconds", "Time left before the window is complete",
-               ["canary"]).labels(canary=report.name).set(window.time_left_s)
+    sink.gauge("tw_gates_canary_coverage_ratio", "Clean intervals / intervals in the window", ["canary"]).labels(
+        canary=report.name
+    ).set(window.coverage_pct / 100)
+    sink.gauge("tw_gates_canary_failed_checks", "Failed checks in the window", ["canary"]).labels(
+        canary=report.name
+    ).set(report.failed_checks)
+    sink.gauge("tw_gates_canary_time_left_seconds", "Time left before the window is complete", ["canary"]).labels(
+        canary=report.name
+    ).set(window.time_left_s)
     if report.queries_sent is not None:
-        sink.counter("tw_gates_canary_prometheus_queries_total", "Prometheus range queries sent by the canary",
-                     ["canary"]).labels(canary=report.name).inc(report.queries_sent)
+        sink.counter(
+            "tw_gates_canary_prometheus_queries_total", "Prometheus range queries sent by the canary", ["canary"]
+        ).labels(canary=report.name).inc(report.queries_sent)
 
     return run_result.exit_code, report
 
 
-COMMAND = Command(name="canary", help="48-hour canary analysis: PROMOTE, HOLD or ROLLBACK (exit 2)",
-                  description=DESCRIPTION, configure=configure, run=run, order=60)
+COMMAND = Command(
+    name="canary",
+    help="48-hour canary analysis: PROMOTE, HOLD or ROLLBACK (exit 2)",
+    description=DESCRIPTION,
+    configure=configure,
+    run=run,
+    order=60,
+)

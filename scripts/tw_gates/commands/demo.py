@@ -12,23 +12,35 @@ Signing key: TW_HMAC_KEY (TW_HMAC_KEY_ID) when set, else a random key for this r
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="demo-out", metavar="DIR",
-                        help="where the demo writes (default demo-out; only what the demo writes there is replaced)")
-    parser.add_argument("--repo-dir", default=".", metavar="DIR",
-                        help="the tw-gates checkout holding examples/consumer (default: the current folder)")
-    parser.add_argument("--skip-tests", action="store_true",
-                        help="do not run the behavioral tests: G2 and phase 0 are then not run (faster)")
-    parser.add_argument("--only", metavar="STEPS",
-                        help="run only these steps: numbers or names, comma separated (see --list)")
+    parser.add_argument(
+        "--out",
+        default="demo-out",
+        metavar="DIR",
+        help="where the demo writes (default demo-out; only what the demo writes there is replaced)",
+    )
+    parser.add_argument(
+        "--repo-dir",
+        default=".",
+        metavar="DIR",
+        help="the tw-gates checkout holding examples/consumer (default: the current folder)",
+    )
+    parser.add_argument(
+        "--skip-tests",
+        action="store_true",
+        help="do not run the behavioral tests: G2 and phase 0 are then not run (faster)",
+    )
+    parser.add_argument(
+        "--only", metavar="STEPS", help="run only these steps: numbers or names, comma separated (see --list)"
+    )
     parser.add_argument("--list", action="store_true", help="list the steps and exit")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from tw_gates.demo import demo
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
+    from tw_gates.demo import demo
 
     if args.list:
         for step in demo.STEPS:
@@ -42,5 +54,11 @@ def run(args: argparse.Namespace) -> int:
     return int(result.exit_code)
 
 
-COMMAND = Command(name="demo", help="run the whole story on the bundled example consumer, offline",
-                  description=DESCRIPTION, configure=configure, run=run, order=2)
+COMMAND = Command(
+    name="demo",
+    help="run the whole story on the bundled example consumer, offline",
+    description=DESCRIPTION,
+    configure=configure,
+    run=run,
+    order=2,
+)

@@ -12,18 +12,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     add = actions.add_parser(
-        "add", help="record lines of a file as evidence (sha256 of the lines, redacted snippet)",
+        "add",
+        help="record lines of a file as evidence (sha256 of the lines, redacted snippet)",
         description="Append one evidence block to the evidence file. Give the flags, or the seed's JSON object "
         '{"evidence_id", "phase", "file", "lines", "description"} on stdin. The same id with the same hash again '
-        "is a no-op; the same id with another hash is refused (exit 2).")
+        "is a no-op; the same id with another hash is refused (exit 2).",
+    )
     add.add_argument("--id", dest="evidence_id", help="evidence id, e.g. EV-1-ingest-hmac")
     add.add_argument("--phase", type=int, choices=range(5), metavar="N", help="phase 0-4")
     add.add_argument("--file", help="file the evidence is in (inside the repository root)")
     add.add_argument("--lines", help="line range A-B, 1-based, inclusive")
     add.add_argument("--description", help="what the lines show")
     _common(add)
-    add.add_argument("--lock-timeout", type=float, default=10.0, metavar="SECONDS",
-                     help="give up (exit 1) when another writer holds the lock this long (default 10)")
+    add.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="give up (exit 1) when another writer holds the lock this long (default 10)",
+    )
 
     verify = actions.add_parser("verify", help="re-hash every evidence block against the files (exit 2 on any change)")
     _common(verify)
@@ -31,10 +38,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--evidence-file", default="evidence_blocks.jsonl", metavar="PATH",
-                        help="the JSON Lines evidence file (default: ./evidence_blocks.jsonl)")
-    parser.add_argument("--root", default=".", metavar="DIR",
-                        help="repository root the block paths are relative to (default: .)")
+    parser.add_argument(
+        "--evidence-file",
+        default="evidence_blocks.jsonl",
+        metavar="PATH",
+        help="the JSON Lines evidence file (default: ./evidence_blocks.jsonl)",
+    )
+    parser.add_argument(
+        "--root", default=".", metavar="DIR", help="repository root the block paths are relative to (default: .)"
+    )
 
 
 def _from_stdin() -> dict:
@@ -52,9 +64,17 @@ def _from_stdin() -> dict:
     unknown = sorted(set(data) - set(_STDIN_FIELDS))
     missing = [k for k in _STDIN_FIELDS if k not in data]
     if unknown or missing:
-        raise UsageError("stdin JSON: " + "; ".join(
-            part for part in (f"missing {', '.join(missing)}" if missing else "",
-                              f"unknown {', '.join(unknown)}" if unknown else "") if part))
+        raise UsageError(
+            "stdin JSON: "
+            + "; ".join(
+                part
+                for part in (
+                    f"missing {', '.join(missing)}" if missing else "",
+                    f"unknown {', '.join(unknown)}" if unknown else "",
+                )
+                if part
+            )
+        )
     if not isinstance(data["phase"], int) or isinstance(data["phase"], bool) or not 0 <= data["phase"] <= 4:
         raise UsageError("stdin JSON: phase must be an integer 0-4")
     if not all(isinstance(data[k], str) for k in _STDIN_FIELDS if k != "phase"):
@@ -63,12 +83,17 @@ def _from_stdin() -> dict:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from tw_gates.phases import evidence
     from tw_gates.core import runner
     from tw_gates.core.errors import UsageError
+    from tw_gates.phases import evidence
 
-    flags = {"evidence_id": args.evidence_id, "phase": args.phase, "file": args.file, "lines": args.lines,
-             "description": args.description}
+    flags = {
+        "evidence_id": args.evidence_id,
+        "phase": args.phase,
+        "file": args.file,
+        "lines": args.lines,
+        "description": args.description,
+    }
     if all(v is None for v in flags.values()):
         if sys.stdin.isatty():
             raise UsageError("give --id, --phase, --file, --lines and --description, or a JSON object on stdin")
@@ -82,7 +107,9 @@ def _add(args: argparse.Namespace) -> int:
     log = evidence.EvidenceLog(args.evidence_file, lock_timeout=args.lock_timeout)
     outcome = log.add(block)
     state = "recorded" if outcome.added else "already recorded (same hash)"
-    runner.echo(f"{block.evidence_id} {state}: {block.file}:{block.lines} sha256 {block.sha256} -> {args.evidence_file}")
+    runner.echo(
+        f"{block.evidence_id} {state}: {block.file}:{block.lines} sha256 {block.sha256} -> {args.evidence_file}"
+    )
     runner.set_output("evidence-id", block.evidence_id)
     runner.set_output("sha256", block.sha256)
     runner.set_output("added", "true" if outcome.added else "false")
@@ -90,28 +117,33 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from tw_gates.phases import evidence
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
+    from tw_gates.phases import evidence
 
     result = evidence.verify_log(args.evidence_file, root=args.root, phase=args.phase)
     failures = result.failures
     if runner.on_runner():
         for check in failures:
-            runner.annotate("error", f"{check.evidence_id}: {check.detail}", file=check.file or None,
-                            title=f"evidence {check.status}")
+            runner.annotate(
+                "error",
+                f"{check.evidence_id}: {check.detail}",
+                file=check.file or None,
+                title=f"evidence {check.status}",
+            )
     ok = len(result.checks) - len(failures)
     scope = f" of phase {args.phase}" if args.phase is not None else ""
     runner.set_output("verified", str(ok))
     runner.set_output("failed", str(len(failures)))
     if failures:
         rows = [[c.evidence_id, c.status, f"{args.evidence_file}:{c.line}", c.detail] for c in failures]
-        runner.append_summary(f"### Evidence: {len(failures)} of {len(result.checks)} blocks{scope} do not verify\n\n"
-                              + runner.markdown_table(["id", "status", "where", "detail"], rows))
+        runner.append_summary(
+            f"### Evidence: {len(failures)} of {len(result.checks)} blocks{scope} do not verify\n\n"
+            + runner.markdown_table(["id", "status", "where", "detail"], rows)
+        )
         for line in evidence.iter_failures(result):
             runner.echo(line)
-        raise GateRejected(f"{len(failures)} of {len(result.checks)} evidence blocks{scope} do not verify "
-                           f"({ok} ok)")
+        raise GateRejected(f"{len(failures)} of {len(result.checks)} evidence blocks{scope} do not verify ({ok} ok)")
     runner.echo(f"{ok} evidence blocks{scope} verified against the files in {args.root}")
     runner.append_summary(f"### Evidence: {ok} blocks{scope} verified\n")
     return 0
@@ -121,5 +153,10 @@ def run(args: argparse.Namespace) -> int:
     return _add(args) if args.action == "add" else _verify(args)
 
 
-COMMAND = Command(name="evidence", help="record evidence blocks (evidence_blocks.jsonl) and verify them",
-                  configure=configure, run=run, order=120)
+COMMAND = Command(
+    name="evidence",
+    help="record evidence blocks (evidence_blocks.jsonl) and verify them",
+    configure=configure,
+    run=run,
+    order=120,
+)

@@ -7,22 +7,46 @@ from tw_gates.commands import Command
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--audit", metavar="REPORT.json", help="audit report written by `tw-gates audit` "
-                        "(env TW_AUDIT_REPORT)")
-    parser.add_argument("--central-repo", metavar="OWNER/REPO", help="where the issues go "
-                        "(env TW_CENTRAL_REPO, default GITHUB_REPOSITORY)")
-    parser.add_argument("--dry-run", action="store_true", default=None,
-                        help="print what would be filed; write nothing (no token needed)")
-    parser.add_argument("--max-issues", type=int, metavar="N", help="cap on issues per run; more repositories "
-                        "with findings -> one digest (env MAX_ISSUES_PER_RUN, default 10)")
+    parser.add_argument(
+        "--audit", metavar="REPORT.json", help="audit report written by `tw-gates audit` (env TW_AUDIT_REPORT)"
+    )
+    parser.add_argument(
+        "--central-repo",
+        metavar="OWNER/REPO",
+        help="where the issues go (env TW_CENTRAL_REPO, default GITHUB_REPOSITORY)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        default=None,
+        help="print what would be filed; write nothing (no token needed)",
+    )
+    parser.add_argument(
+        "--max-issues",
+        type=int,
+        metavar="N",
+        help="cap on issues per run; more repositories "
+        "with findings -> one digest (env MAX_ISSUES_PER_RUN, default 10)",
+    )
     parser.add_argument("--audit-id", metavar="ID", help="audit id shown in the issues (default: the report's)")
-    parser.add_argument("--fallback-dir", metavar="DIR", help="where the S2 fallback artifact goes "
-                        "(env TW_FALLBACK_DIR, default tw-gates-fallback)")
+    parser.add_argument(
+        "--fallback-dir",
+        metavar="DIR",
+        help="where the S2 fallback artifact goes (env TW_FALLBACK_DIR, default tw-gates-fallback)",
+    )
     parser.add_argument("--label", metavar="L", help="label of the issues tw-gates owns (default tw-gates)")
-    parser.add_argument("--quota-threshold", type=int, metavar="N", help="below this many API requests left, "
-                        "file one digest only (env TW_QUOTA_THRESHOLD, default 500)")
-    parser.add_argument("--deadline", metavar="WHEN", help="never wait for GitHub past this: a duration from now "
-                        "(15m), an ISO time or epoch seconds (env TW_DEADLINE, default 15m)")
+    parser.add_argument(
+        "--quota-threshold",
+        type=int,
+        metavar="N",
+        help="below this many API requests left, file one digest only (env TW_QUOTA_THRESHOLD, default 500)",
+    )
+    parser.add_argument(
+        "--deadline",
+        metavar="WHEN",
+        help="never wait for GitHub past this: a duration from now "
+        "(15m), an ISO time or epoch seconds (env TW_DEADLINE, default 15m)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,11 +57,20 @@ def run(args: argparse.Namespace) -> int:
     from tw_gates.core.settings import load_settings
     from tw_gates.issues.file_issues import FileIssuesSettings, gate
 
-    settings = load_settings(FileIssuesSettings, {
-        "audit": args.audit, "central_repo": args.central_repo, "dry_run": args.dry_run,
-        "max_issues": args.max_issues, "audit_id": args.audit_id, "fallback_dir": args.fallback_dir,
-        "label": args.label, "quota_threshold": args.quota_threshold, "deadline": args.deadline,
-    })
+    settings = load_settings(
+        FileIssuesSettings,
+        {
+            "audit": args.audit,
+            "central_repo": args.central_repo,
+            "dry_run": args.dry_run,
+            "max_issues": args.max_issues,
+            "audit_id": args.audit_id,
+            "fallback_dir": args.fallback_dir,
+            "label": args.label,
+            "quota_threshold": args.quota_threshold,
+            "deadline": args.deadline,
+        },
+    )
     result = gate(settings)
     runner.set_output("mode", result.mode)
     for action in ("created", "updated", "unchanged", "closed"):
@@ -47,8 +80,10 @@ def run(args: argparse.Namespace) -> int:
     runner.set_output("api-calls", str(result.api_calls))
     rows = [[a.action, a.kind, a.name, f"#{a.number}" if a.number else "", a.findings] for a in result.actions]
     if rows:
-        runner.append_summary("### tw-gates file-issues\n\n" + runner.markdown_table(
-            ["action", "kind", "repository", "issue", "findings"], rows))
+        runner.append_summary(
+            "### tw-gates file-issues\n\n"
+            + runner.markdown_table(["action", "kind", "repository", "issue", "findings"], rows)
+        )
     runner.conclude(f"file-issues: {result.message}; {result.api_calls} API calls")
     if result.exit_code:
         message = REDACTOR.redact(" ".join(result.message.split()))

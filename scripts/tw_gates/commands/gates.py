@@ -6,8 +6,13 @@ from tw_gates.commands import Command
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--only", "--select", dest="only", default="all",
-                        help="gates to run: 'all' or a comma separated list of names (default: all)")
+    parser.add_argument(
+        "--only",
+        "--select",
+        dest="only",
+        default="all",
+        help="gates to run: 'all' or a comma separated list of names (default: all)",
+    )
     parser.add_argument("--list", action="store_true", help="list the gates and exit")
 
 
@@ -30,11 +35,14 @@ def run(args: argparse.Namespace) -> int:
         runner.echo(f"{name:<16} {'SKIPPED':<14} an earlier gate failed")
     passed = [o.gate for o in result.outcomes if o.passed]
     runner.set_output("passed", ",".join(passed))
-    rows = [[o.gate, "pass" if o.passed else f"fail ({o.exit_code})", f"{o.seconds:.2f}s", o.message]
-            for o in result.outcomes] + [[n, "skipped", "", "an earlier gate failed"] for n in result.skipped]
+    rows = [
+        [o.gate, "pass" if o.passed else f"fail ({o.exit_code})", f"{o.seconds:.2f}s", o.message]
+        for o in result.outcomes
+    ] + [[n, "skipped", "", "an earlier gate failed"] for n in result.skipped]
     runner.append_summary("### tw-gates\n\n" + runner.markdown_table(["gate", "result", "time", "detail"], rows))
     return int(result.exit_code)
 
 
-COMMAND = Command(name="gates", help="run the gate chain (or a selection) on this checkout", configure=configure,
-                  run=run, order=1)
+COMMAND = Command(
+    name="gates", help="run the gate chain (or a selection) on this checkout", configure=configure, run=run, order=1
+)

@@ -10,10 +10,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tw_gates.chain.hmac_policy import HmacPolicySettings, check_hmac_policy
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.settings import load_settings
-    from tw_gates.chain.hmac_policy import HmacPolicySettings, check_hmac_policy
 
     result = check_hmac_policy(load_settings(HmacPolicySettings, {"repo_dir": args.repo_dir}))
     for problem in result.parse_errors:
@@ -23,13 +23,20 @@ def run(args: argparse.Namespace) -> int:
         if not site.enforced and runner.on_runner():
             runner.annotate("error", site.text, file=site.file, line=site.line, title="tw-gates G4: HMAC not enforced")
     runner.set_output("enforced", result.score)
-    runner.append_summary(f"### tw-gates hmac-policy (G4): {result.summary}\n\n" + runner.markdown_table(
-        ["ingest gate", "POLICY_REQUIRE_HMAC"], [[s.where, s.detail] for s in result.sites]))
+    runner.append_summary(
+        f"### tw-gates hmac-policy (G4): {result.summary}\n\n"
+        + runner.markdown_table(["ingest gate", "POLICY_REQUIRE_HMAC"], [[s.where, s.detail] for s in result.sites])
+    )
     if result.exit_code:
         raise GateRejected(result.summary)
     runner.conclude(f"G4: {result.summary}")
     return int(result.exit_code)
 
 
-COMMAND = Command(name="hmac-policy", help="G4: POLICY_REQUIRE_HMAC is true wherever the ingest gate runs",
-                  configure=configure, run=run, order=14)
+COMMAND = Command(
+    name="hmac-policy",
+    help="G4: POLICY_REQUIRE_HMAC is true wherever the ingest gate runs",
+    configure=configure,
+    run=run,
+    order=14,
+)

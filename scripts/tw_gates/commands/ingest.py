@@ -8,19 +8,38 @@ ANNOTATED_REJECTIONS = 10  # GitHub shows at most 10 error annotations per step
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--artifact", dest="artifacts", action="extend", nargs="+", metavar="PATH",
-                        help="consumer artifact: a file, a folder (its *.json, recursively) or a glob; repeatable "
-                             "(default: $TW_INGEST_ARTIFACTS, one per line)")
-    parser.add_argument("--require-hmac", action="store_true", default=None,
-                        help="reject unsigned artifacts (same as POLICY_REQUIRE_HMAC=true)")
-    parser.add_argument("--keys-env", metavar="NAME",
-                        help='environment variable holding the verification keys {"kid": "secret"} (default TW_HMAC_KEYS)')
+    parser.add_argument(
+        "--artifact",
+        dest="artifacts",
+        action="extend",
+        nargs="+",
+        metavar="PATH",
+        help="consumer artifact: a file, a folder (its *.json, recursively) or a glob; repeatable "
+        "(default: $TW_INGEST_ARTIFACTS, one per line)",
+    )
+    parser.add_argument(
+        "--require-hmac",
+        action="store_true",
+        default=None,
+        help="reject unsigned artifacts (same as POLICY_REQUIRE_HMAC=true)",
+    )
+    parser.add_argument(
+        "--keys-env",
+        metavar="NAME",
+        help='environment variable holding the verification keys {"kid": "secret"} (default TW_HMAC_KEYS)',
+    )
     parser.add_argument("--max-age", metavar="DURATION", help="reject artifacts generated longer ago (default 7d)")
     parser.add_argument("--max-bytes", metavar="SIZE", help="reject larger files without reading them (default 10MiB)")
-    parser.add_argument("--quarantine", metavar="DIR",
-                        help="where rejected artifacts are copied with a reason file (default ./tw-quarantine)")
-    parser.add_argument("--out", metavar="ACCEPTED.jsonl",
-                        help="write the accepted artifacts here, one JSON per line (what `tw-gates audit` reads)")
+    parser.add_argument(
+        "--quarantine",
+        metavar="DIR",
+        help="where rejected artifacts are copied with a reason file (default ./tw-quarantine)",
+    )
+    parser.add_argument(
+        "--out",
+        metavar="ACCEPTED.jsonl",
+        help="write the accepted artifacts here, one JSON per line (what `tw-gates audit` reads)",
+    )
     parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default: every CPU)")
     parser.add_argument("-v", "--verbose", action="store_true", help="also print a line per accepted artifact")
 
@@ -31,11 +50,19 @@ def run(args: argparse.Namespace) -> int:
     from tw_gates.core.settings import load_settings
     from tw_gates.ingest.ingest import IngestSettings, Verdict, ingest, show
 
-    settings = load_settings(IngestSettings, {
-        "artifacts": args.artifacts, "require_hmac": args.require_hmac, "keys_env": args.keys_env,
-        "max_age": args.max_age, "max_bytes": args.max_bytes, "quarantine": args.quarantine, "out": args.out,
-        "workers": args.workers,
-    })
+    settings = load_settings(
+        IngestSettings,
+        {
+            "artifacts": args.artifacts,
+            "require_hmac": args.require_hmac,
+            "keys_env": args.keys_env,
+            "max_age": args.max_age,
+            "max_bytes": args.max_bytes,
+            "quarantine": args.quarantine,
+            "out": args.out,
+            "workers": args.workers,
+        },
+    )
     annotated = 0
 
     def report(verdict: Verdict) -> None:
@@ -47,8 +74,12 @@ def run(args: argparse.Namespace) -> int:
         runner.echo(f"REJECTED {show(verdict.path, 300)}: {verdict.reason}: {verdict.message}")
         if runner.on_runner() and annotated < ANNOTATED_REJECTIONS:
             annotated += 1
-            runner.annotate("error", f"{verdict.reason}: {verdict.message}", title="tw-gates ingest rejected an artifact",
-                            file=show(verdict.path, 300))
+            runner.annotate(
+                "error",
+                f"{verdict.reason}: {verdict.message}",
+                title="tw-gates ingest rejected an artifact",
+                file=show(verdict.path, 300),
+            )
 
     result = ingest(settings, on_verdict=report, progress=runner.echo)
     runner.conclude(result.describe())
@@ -58,9 +89,13 @@ def run(args: argparse.Namespace) -> int:
     runner.set_output("rejected", str(result.rejected))
     runner.set_output("out", str(result.out) if result.out else "")
     runner.set_output("quarantine", str(result.quarantine) if result.quarantine and result.rejected else "")
-    rows = [["accepted", "", result.accepted]] + [["rejected", reason, n] for reason, n in sorted(result.by_reason.items())]
-    runner.append_summary(f"### tw-gates ingest: {result.accepted} accepted, {result.rejected} rejected\n\n"
-                          + runner.markdown_table(["result", "reason", "artifacts"], rows))
+    rows = [["accepted", "", result.accepted]] + [
+        ["rejected", reason, n] for reason, n in sorted(result.by_reason.items())
+    ]
+    runner.append_summary(
+        f"### tw-gates ingest: {result.accepted} accepted, {result.rejected} rejected\n\n"
+        + runner.markdown_table(["result", "reason", "artifacts"], rows)
+    )
     if result.total == 0:
         runner.warn("no artifacts found in the paths given")
     if result.rejected:
@@ -72,5 +107,7 @@ def run(args: argparse.Namespace) -> int:
 COMMAND = Command(
     name="ingest",
     help="S1: accept consumer artifacts that are valid and (under POLICY_REQUIRE_HMAC) signed; quarantine the rest",
-    configure=configure, run=run, order=10,
+    configure=configure,
+    run=run,
+    order=10,
 )

@@ -11,10 +11,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tw_gates.chain.platform import PlatformSettings, check_platform
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.settings import load_settings
-    from tw_gates.chain.platform import PlatformSettings, check_platform
 
     result = check_platform(load_settings(PlatformSettings, {"platform": args.platform, "runner_os": args.runner_os}))
     runner.set_output("platform", result.platform)
@@ -25,4 +25,6 @@ def run(args: argparse.Namespace) -> int:
     return int(result.exit_code)
 
 
-COMMAND = Command(name="platform", help="R2: refuse to run on a non-Linux runner", configure=configure, run=run, order=5)
+COMMAND = Command(
+    name="platform", help="R2: refuse to run on a non-Linux runner", configure=configure, run=run, order=5
+)

@@ -7,19 +7,25 @@ from tw_gates.commands import Command
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("template", help="the template (.md, .yml/.yaml, .json; anything else is plain text)")
-    parser.add_argument("--values", action="append", required=True, metavar="FILE",
-                        help="YAML or JSON mapping of NAME: value (repeatable; later files win)")
+    parser.add_argument(
+        "--values",
+        action="append",
+        required=True,
+        metavar="FILE",
+        help="YAML or JSON mapping of NAME: value (repeatable; later files win)",
+    )
     parser.add_argument("--out", metavar="PATH", help="write here (atomically) instead of stdout")
-    parser.add_argument("--format", choices=("text", "md", "json", "yaml"),
-                        help="override the format the template's suffix implies")
+    parser.add_argument(
+        "--format", choices=("text", "md", "json", "yaml"), help="override the format the template's suffix implies"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from tw_gates.phases import render
     from tw_gates.core import runner
     from tw_gates.core.fsio import atomic_write_text
+    from tw_gates.phases import render
 
     values = render.load_values(args.values)
     result = render.render_file(args.template, values, render.format_for(args.template, args.format))
@@ -35,5 +41,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command(name="render", help="fill {{PLACEHOLDER}} templates (md, yaml, json); exit 2 if any is unresolved",
-                  configure=configure, run=run, order=140)
+COMMAND = Command(
+    name="render",
+    help="fill {{PLACEHOLDER}} templates (md, yaml, json); exit 2 if any is unresolved",
+    configure=configure,
+    run=run,
+    order=140,
+)

@@ -23,4 +23,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND = Command(name="schema", help="print the JSON Schema of a data contract", configure=configure, run=run, order=200)
+COMMAND = Command(
+    name="schema", help="print the JSON Schema of a data contract", configure=configure, run=run, order=200
+)

@@ -10,8 +10,11 @@ ANNOTATED_HITS = 10  # GitHub shows at most 10 warning annotations per step
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo-dir", help="checkout to scan (default: the current folder)")
-    parser.add_argument("--patterns", metavar="FILE",
-                        help="pattern catalog to use instead of the shipped one (extends_default: true to add to it)")
+    parser.add_argument(
+        "--patterns",
+        metavar="FILE",
+        help="pattern catalog to use instead of the shipped one (extends_default: true to add to it)",
+    )
     parser.add_argument("--out", required=True, metavar="PATH", help="where to write the consumer artifact (JSON)")
     parser.add_argument("--sarif", metavar="PATH", help="also write the hits as SARIF 2.1.0 (for code scanning)")
     parser.add_argument("--repo", help="owner/name of the scanned repository (default: $GITHUB_REPOSITORY, else git)")
@@ -25,17 +28,28 @@ def run(args: argparse.Namespace) -> int:
     from tw_gates.core.settings import load_settings
     from tw_gates.self_audit.self_audit import SelfAuditSettings, self_audit
 
-    settings = load_settings(SelfAuditSettings, {
-        "repo_dir": args.repo_dir, "patterns_file": args.patterns, "out": args.out, "sarif": args.sarif,
-        "repo": args.repo, "commit": args.commit, "branch": args.branch, "max_file_bytes": args.max_file_bytes,
-    })
+    settings = load_settings(
+        SelfAuditSettings,
+        {
+            "repo_dir": args.repo_dir,
+            "patterns_file": args.patterns,
+            "out": args.out,
+            "sarif": args.sarif,
+            "repo": args.repo,
+            "commit": args.commit,
+            "branch": args.branch,
+            "max_file_bytes": args.max_file_bytes,
+        },
+    )
     result = self_audit(settings, progress=runner.echo)
 
     severities = ", ".join(f"{n} {s}" for s, n in result.hits_by_severity.items())
     skipped = ", ".join(f"{n} {reason}" for reason, n in result.skipped.items())
-    runner.echo(f"self-audit: {len(result.hits)} hits{f' ({severities})' if severities else ''} in "
-                f"{result.files_scanned} files scanned{f' (skipped: {skipped})' if skipped else ''} "
-                f"for {result.repo}@{result.commit[:12]} ({result.branch})")
+    runner.echo(
+        f"self-audit: {len(result.hits)} hits{f' ({severities})' if severities else ''} in "
+        f"{result.files_scanned} files scanned{f' (skipped: {skipped})' if skipped else ''} "
+        f"for {result.repo}@{result.commit[:12]} ({result.branch})"
+    )
     for hit in result.hits[:SHOWN_HITS]:
         runner.echo(f"  {hit.path}:{hit.line}: {hit.pattern} ({hit.severity})")
     if len(result.hits) > SHOWN_HITS:
@@ -43,14 +57,21 @@ def run(args: argparse.Namespace) -> int:
     ranked = sorted(result.hits, key=lambda h: ("critical", "high", "medium", "low").index(h.severity))
     # On a runner the worst hits also show on the code; elsewhere the list above says it all.
     for hit in ranked[:ANNOTATED_HITS] if runner.on_runner() else []:
-        runner.annotate("warning", f"renderer pattern {hit.pattern} ({hit.severity})", file=hit.path,
-                        line=hit.line, title="tw-gates self-audit")
+        runner.annotate(
+            "warning",
+            f"renderer pattern {hit.pattern} ({hit.severity})",
+            file=hit.path,
+            line=hit.line,
+            title="tw-gates self-audit",
+        )
     if result.signed_kid:
         runner.echo(f"artifact: {result.artifact} (signed, key id {result.signed_kid})")
     else:
         runner.echo(f"artifact: {result.artifact} (unsigned)")
-        runner.warn("the artifact is unsigned (TW_HMAC_KEY is not set): an ingest gate with "
-                    "POLICY_REQUIRE_HMAC=true will reject it")
+        runner.warn(
+            "the artifact is unsigned (TW_HMAC_KEY is not set): an ingest gate with "
+            "POLICY_REQUIRE_HMAC=true will reject it"
+        )
     if result.sarif:
         runner.echo(f"sarif: {result.sarif}")
 
@@ -59,11 +80,14 @@ def run(args: argparse.Namespace) -> int:
     runner.set_output("hits", str(len(result.hits)))
     runner.set_output("signed", "true" if result.signed_kid else "false")
     rows = [[s, n] for s, n in result.hits_by_severity.items()] or [["none", 0]]
-    runner.append_summary(f"### tw-gates self-audit: {len(result.hits)} renderer hits\n\n"
-                          + runner.markdown_table(["severity", "hits"], rows))
+    runner.append_summary(
+        f"### tw-gates self-audit: {len(result.hits)} renderer hits\n\n"
+        + runner.markdown_table(["severity", "hits"], rows)
+    )
 
-    gauge = metrics.current().gauge("tw_gates_self_audit_hits", "Renderer pattern hits in the last self-audit",
-                                    ["severity"])
+    gauge = metrics.current().gauge(
+        "tw_gates_self_audit_hits", "Renderer pattern hits in the last self-audit", ["severity"]
+    )
     for severity in ("critical", "high", "medium", "low"):
         gauge.labels(severity=severity).set(result.hits_by_severity.get(severity, 0))
     return int(result.exit_code)
@@ -72,5 +96,7 @@ def run(args: argparse.Namespace) -> int:
 COMMAND = Command(
     name="self-audit",
     help="consumer side: scan for renderer patterns, write the (signed) consumer artifact",
-    configure=configure, run=run, order=40,
+    configure=configure,
+    run=run,
+    order=40,
 )

@@ -10,10 +10,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tw_gates.chain.verify_nets import VerifyNetsSettings, verify_nets
     from tw_gates.core import metrics, runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.settings import load_settings
-    from tw_gates.chain.verify_nets import VerifyNetsSettings, verify_nets
 
     result = verify_nets(load_settings(VerifyNetsSettings, {"repo_dir": args.repo_dir}))
     for problem in result.parse_errors:
@@ -24,20 +24,32 @@ def run(args: argparse.Namespace) -> int:
             runner.annotate("error", net.text, file=net.file, line=net.line, title=f"tw-gates G1: {net.net} missing")
     sink = metrics.current()
     sink.gauge("tw_gates_safety_nets_verified", "Safety nets verified by the last verify-nets run").set(
-        result.verified_count)
+        result.verified_count
+    )
     per_net = sink.gauge("tw_gates_safety_net_verified", "1 when the safety net was verified in the last run", ["net"])
     for net in result.nets:
         per_net.labels(net=net.net).set(1 if net.verified else 0)
     runner.set_output("verified", result.score)
     runner.set_output("missing", ",".join(result.missing))
-    runner.append_summary("### tw-gates verify-nets (G1): " + result.score + "\n\n" + runner.markdown_table(
-        ["net", "status", "evidence / what is missing"],
-        [[n.net, "VERIFIED" if n.verified else "MISSING", n.detail] for n in result.nets]))
+    runner.append_summary(
+        "### tw-gates verify-nets (G1): "
+        + result.score
+        + "\n\n"
+        + runner.markdown_table(
+            ["net", "status", "evidence / what is missing"],
+            [[n.net, "VERIFIED" if n.verified else "MISSING", n.detail] for n in result.nets],
+        )
+    )
     if result.exit_code:
         raise GateRejected(f"{result.score} safety nets verified; missing: {', '.join(result.missing)}")
     runner.conclude(f"G1: {result.score} safety nets verified")
     return int(result.exit_code)
 
 
-COMMAND = Command(name="verify-nets", help="G1: verify the five safety nets (S1 S2 R1 R2 C1) are configured",
-                  configure=configure, run=run, order=10)
+COMMAND = Command(
+    name="verify-nets",
+    help="G1: verify the five safety nets (S1 S2 R1 R2 C1) are configured",
+    configure=configure,
+    run=run,
+    order=10,
+)

@@ -9,9 +9,10 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
 import portalocker
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 # the umask means setting it, which other threads creating files would see.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
 
 class LockTimeout(TwGatesError):
     """Another writer held the lock for longer than our timeout."""
@@ -104,7 +106,10 @@ def file_lock(lock_path: str | os.PathLike[str], *, timeout: float = 10.0) -> It
     path = Path(lock_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = portalocker.Lock(
-        str(path), mode="a", timeout=timeout, check_interval=0.005,
+        str(path),
+        mode="a",
+        timeout=timeout,
+        check_interval=0.005,
         flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING,
     )
     try:
@@ -131,7 +136,10 @@ def locked_append_lines(
     if not payload:
         return 0
     lock = portalocker.Lock(
-        str(target), mode="a", timeout=timeout, check_interval=0.002,
+        str(target),
+        mode="a",
+        timeout=timeout,
+        check_interval=0.002,
         flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING,
     )
     try:
@@ -307,8 +315,11 @@ def read_input(path: str | os.PathLike[str], what: str, *, max_bytes: int) -> by
         try:
             return _read_bounded(handle, max_bytes)
         except FileTooLarge as exc:
-            raise InputTooLarge(f"{what} {path} is {exc.size} bytes, larger than the limit of {exc.limit} bytes",
-                                size=exc.size, limit=exc.limit) from None
+            raise InputTooLarge(
+                f"{what} {path} is {exc.size} bytes, larger than the limit of {exc.limit} bytes",
+                size=exc.size,
+                limit=exc.limit,
+            ) from None
         except OSError as exc:  # e.g. EISDIR on read where open allowed it, EIO
             raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
@@ -347,7 +358,9 @@ def _parse_json(text: str, path: str | os.PathLike[str], what: str) -> Any:
         # A leading byte-order mark is allowed, as json.loads(bytes) and YAML allow it.
         return json.loads(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as exc:
-        raise UsageError(f"{what} {path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise UsageError(
+            f"{what} {path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         raise UsageError(f"{what} {path} is not valid JSON: {' '.join(str(exc).split())}") from None
 
@@ -368,8 +381,13 @@ Model = TypeVar("Model", bound="BaseModel")
 
 
 def load_model(
-    path: str | os.PathLike[str], model_cls: type[Model], what: str, *, max_bytes: int,
-    fmt: Literal["json", "yaml"] | None = None, allow_empty: bool = False,
+    path: str | os.PathLike[str],
+    model_cls: type[Model],
+    what: str,
+    *,
+    max_bytes: int,
+    fmt: Literal["json", "yaml"] | None = None,
+    allow_empty: bool = False,
 ) -> Model:
     """load_document validated as ``model_cls``. Every problem is one
     UsageError line. An empty file is refused (a truncated file must not

@@ -95,7 +95,7 @@ class TwRetry(GithubRetry):
         kwargs.setdefault("status_forcelist", list(range(500, 600)) + [429])
         super().__init__(**kwargs)
 
-    def new(self, **kw: Any) -> "TwRetry":
+    def new(self, **kw: Any) -> TwRetry:
         retry = super().new(**kw)
         retry.counter = self.counter
         retry.deadline = self.deadline
@@ -146,6 +146,7 @@ def _counting(base: type) -> type:
             super().__init__(*args, **kwargs)
             counter = getattr(self.retry, "counter", None)
             if counter is not None:
+
                 def hook(response: requests.Response, *a: Any, **k: Any) -> None:
                     counter.record(response.request.method or "GET", response.request.url or "/", response.headers)
 
@@ -163,7 +164,9 @@ def _inject_counting_connections() -> None:
     global _injected
     with _inject_lock:
         if not _injected:
-            Requester.injectConnectionClasses(_counting(HTTPRequestsConnectionClass), _counting(HTTPSRequestsConnectionClass))
+            Requester.injectConnectionClasses(
+                _counting(HTTPRequestsConnectionClass), _counting(HTTPSRequestsConnectionClass)
+            )
             _injected = True
 
 
@@ -190,12 +193,21 @@ class GitHubClient:
         self.deadline = deadline
         self._token = token
         self.retry = TwRetry(
-            counter=self.calls, deadline=deadline, total=retries, backoff_factor=backoff_s,
-            secondary_rate_wait=60, raise_on_status=False,
+            counter=self.calls,
+            deadline=deadline,
+            total=retries,
+            backoff_factor=backoff_s,
+            secondary_rate_wait=60,
+            raise_on_status=False,
         )
         self.gh = Github(
-            auth=Auth.Token(token), base_url=self.api_url, timeout=int(max(1, timeout)), retry=self.retry,
-            per_page=per_page, seconds_between_requests=None, seconds_between_writes=None,
+            auth=Auth.Token(token),
+            base_url=self.api_url,
+            timeout=int(max(1, timeout)),
+            retry=self.retry,
+            per_page=per_page,
+            seconds_between_requests=None,
+            seconds_between_writes=None,
         )
         self._session: requests.Session | None = None
         self._lazy_gh: Github | None = None
@@ -217,8 +229,9 @@ class GitHubClient:
         self.calls.quota_remaining = remaining
         return remaining, int(core.get("reset", 0))
 
-    def request_json(self, method: str, path: str, *, params: dict | None = None, body: Any = None,
-                     headers: dict | None = None) -> Any:
+    def request_json(
+        self, method: str, path: str, *, params: dict | None = None, body: Any = None, headers: dict | None = None
+    ) -> Any:
         """A REST call PyGithub has no method for, through PyGithub's requester
         (same auth, retries and counting)."""
         url = path if path.startswith("http") else f"{self.api_url}{path}"
@@ -234,8 +247,13 @@ class GitHubClient:
         target = url
         for _ in range(5):
             auth = {"Authorization": f"Bearer {self._token}"} if urlsplit(target).netloc == api_host else {}
-            response = session.get(target, headers={**auth, "Accept": "application/vnd.github+json"},
-                                   allow_redirects=False, stream=True, timeout=60)
+            response = session.get(
+                target,
+                headers={**auth, "Accept": "application/vnd.github+json"},
+                allow_redirects=False,
+                stream=True,
+                timeout=60,
+            )
             self.calls.record("GET", target, response.headers)
             if response.status_code in (301, 302, 303, 307, 308) and response.headers.get("Location"):
                 target = requests.compat.urljoin(target, response.headers["Location"])
@@ -276,8 +294,12 @@ def client_from_settings(settings: Any, *, deadline: float | None = None) -> Git
     """Build the client from ``GitHubSettings`` (or a subclass)."""
     token = settings.github_token.get_secret_value() if settings.github_token else ""
     return GitHubClient(
-        token, settings.github_api_url, timeout=settings.github_timeout_s, retries=settings.github_retries,
-        backoff_s=settings.github_backoff_s, deadline=deadline,
+        token,
+        settings.github_api_url,
+        timeout=settings.github_timeout_s,
+        retries=settings.github_retries,
+        backoff_s=settings.github_backoff_s,
+        deadline=deadline,
     )
 
 

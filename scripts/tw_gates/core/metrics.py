@@ -12,8 +12,8 @@ half of it. With TW_PUSHGATEWAY_URL set, the same merged families are pushed.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -67,7 +67,9 @@ def merge_families(previous: Iterable[Metric], current: Iterable[Metric]) -> lis
 class MetricsSink:
     """The metrics of one command run."""
 
-    def __init__(self, directory: str | Path = ".metrics", pushgateway_url: str | None = None, job: str = "tw_gates") -> None:
+    def __init__(
+        self, directory: str | Path = ".metrics", pushgateway_url: str | None = None, job: str = "tw_gates"
+    ) -> None:
         self.directory = Path(directory)
         self.pushgateway_url = pushgateway_url
         self.job = job

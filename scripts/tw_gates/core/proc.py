@@ -14,8 +14,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Mapping, Sequence
+from typing import IO
 
 from tw_gates.core.errors import ExternalServiceError, UsageError
 
@@ -190,9 +191,16 @@ def run(
     proc.returncode = returncode  # already reaped: stop Popen from waiting again
 
     result = ProcResult(
-        argv=argv, returncode=returncode, stdout=b"".join(out), stderr=b"".join(err),
-        duration_s=duration, timed_out=timed_out, max_rss_kib=max_rss,
-        stdout_truncated=bool(out_trunc), stderr_truncated=bool(err_trunc), signal=sig,
+        argv=argv,
+        returncode=returncode,
+        stdout=b"".join(out),
+        stderr=b"".join(err),
+        duration_s=duration,
+        timed_out=timed_out,
+        max_rss_kib=max_rss,
+        stdout_truncated=bool(out_trunc),
+        stderr_truncated=bool(err_trunc),
+        signal=sig,
     )
     if check and not result.ok:
         raise ExternalServiceError(result.describe())

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from typing import Iterable
+from collections.abc import Iterable
 
 REDACTED = "[REDACTED]"
 
@@ -27,9 +27,7 @@ MIN_SECRET_LENGTH = 8
 
 _ALWAYS = [
     # PEM private keys (RSA, EC, OPENSSH, ENCRYPTED, plain PKCS#8), whole block.
-    re.compile(
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"
-    ),
+    re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----"),
     # GitHub tokens: classic PAT, OAuth, user-to-server, server-to-server, refresh.
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,255}\b"),
     # GitHub fine-grained PAT.

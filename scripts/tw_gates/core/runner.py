@@ -76,8 +76,9 @@ def annotate(
     if on_runner():
         # issue_command directly: the toolkit's helpers emit empty properties
         # ("title=,line=") for every field not given.
-        props = {k: v for k, v in {"title": title, "file": file, "line": line, "endLine": end_line}.items()
-                 if v is not None}
+        props = {
+            k: v for k, v in {"title": title, "file": file, "line": line, "endLine": end_line}.items() if v is not None
+        }
         issue_command(level, props, message)
         sys.stdout.flush()
         return
@@ -114,6 +115,7 @@ def _json(value: object) -> str:
 
 def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
     """A GitHub-flavoured Markdown table; cell text is escaped."""
+
     def cell(value: object) -> str:
         return escape_markdown_cell(str(value))
 

@@ -30,10 +30,11 @@ import secrets
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 from pydantic_settings import BaseSettings
@@ -126,7 +127,7 @@ class Step:
     name: str  # for --only
     gate: str  # the gate or net it shows
     doing: str  # the progress line
-    run: Callable[["Demo"], Outcome]
+    run: Callable[[Demo], Outcome]
     needs: tuple[str, ...] = ()  # steps whose outputs it reads
     writes: tuple[str, ...] = ()  # what it writes under --out (replaced on each run)
 
@@ -179,6 +180,7 @@ def _count_by_severity(hits: list[Any]) -> str:
 
 # --- 1. R2 ------------------------------------------------------------------------------
 
+
 def step_platform(demo: Demo) -> Outcome:
     from tw_gates.chain.platform import PlatformSettings, check_platform
 
@@ -187,6 +189,7 @@ def step_platform(demo: Demo) -> Outcome:
 
 
 # --- 2. S1: the consumer's self-audit -----------------------------------------------------
+
 
 def _content_digest(folder: Path) -> str:
     """A stand-in commit id when the checkout has no git HEAD: the SHA-1 of
@@ -201,21 +204,36 @@ def _content_digest(folder: Path) -> str:
 def step_self_audit(demo: Demo) -> Outcome:
     from tw_gates.self_audit.self_audit import SelfAuditSettings, self_audit
 
-    commit, origin = (demo.head, "the checkout's HEAD") if demo.head else (
-        _content_digest(demo.consumer), "no git HEAD: a digest of the example's files")
-    settings = explicit(SelfAuditSettings, repo_dir=demo.consumer, out=demo.path("consumer", "tw-self-audit.json"),
-                        sarif=demo.path("consumer", "tw-self-audit.sarif"), repo=CONSUMER_REPO, commit=commit,
-                        branch=CONSUMER_BRANCH, **demo.signing)
+    commit, origin = (
+        (demo.head, "the checkout's HEAD")
+        if demo.head
+        else (_content_digest(demo.consumer), "no git HEAD: a digest of the example's files")
+    )
+    settings = explicit(
+        SelfAuditSettings,
+        repo_dir=demo.consumer,
+        out=demo.path("consumer", "tw-self-audit.json"),
+        sarif=demo.path("consumer", "tw-self-audit.sarif"),
+        repo=CONSUMER_REPO,
+        commit=commit,
+        branch=CONSUMER_BRANCH,
+        **demo.signing,
+    )
     result = self_audit(settings, progress=demo.echo)
     demo.self_audit = result
-    return Outcome("PASS", (
-        f"{len(result.hits)} hits ({_count_by_severity(result.hits)}) in {result.files_scanned} files of "
-        f"{CONSUMER_REPO}@{commit[:12]} ({origin}), signed with key {result.signed_kid} -> "
-        f"{show(result.artifact)}, SARIF {result.sarif.name if result.sarif else 'none'}"),
-        short=f"{len(result.hits)} hits, artifact signed ({result.signed_kid})")
+    return Outcome(
+        "PASS",
+        (
+            f"{len(result.hits)} hits ({_count_by_severity(result.hits)}) in {result.files_scanned} files of "
+            f"{CONSUMER_REPO}@{commit[:12]} ({origin}), signed with key {result.signed_kid} -> "
+            f"{show(result.artifact)}, SARIF {result.sarif.name if result.sarif else 'none'}"
+        ),
+        short=f"{len(result.hits)} hits, artifact signed ({result.signed_kid})",
+    )
 
 
 # --- 3. S1: the ingest gate ---------------------------------------------------------------
+
 
 def _hit_to_hide(hits: list[Any]) -> Any:
     """The most severe hit outside the registered code paths: what someone
@@ -235,35 +253,59 @@ def step_ingest(demo: Demo) -> Outcome:
     if hidden is None:
         return Outcome("FAIL", "the example consumer has no hits, so there is nothing to hide in a tampered copy")
     document = json.loads(genuine.read_bytes())
-    document["hits"] = [h for h in document["hits"]
-                        if (h["path"], h["line"], h["pattern"]) != (hidden.path, hidden.line, hidden.pattern)]
+    document["hits"] = [
+        h
+        for h in document["hits"]
+        if (h["path"], h["line"], h["pattern"]) != (hidden.path, hidden.line, hidden.pattern)
+    ]
     tampered = demo.path("consumer", "tw-self-audit.tampered.json")  # the signature is kept as it was
     atomic_write_bytes(tampered, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     demo.hidden = hidden
 
     verdicts: list[Verdict] = []
-    settings = explicit(IngestSettings, artifacts=[str(genuine), str(tampered)], require_hmac=True,
-                        quarantine=demo.path("quarantine"), out=demo.path("accepted.jsonl"), workers=1,
-                        **demo.signing)
+    settings = explicit(
+        IngestSettings,
+        artifacts=[str(genuine), str(tampered)],
+        require_hmac=True,
+        quarantine=demo.path("quarantine"),
+        out=demo.path("accepted.jsonl"),
+        workers=1,
+        **demo.signing,
+    )
     result = ingest(settings, on_verdict=verdicts.append, progress=demo.echo)
     by_path = {v.path: v for v in verdicts}
     genuine_verdict, tampered_verdict = by_path.get(str(genuine)), by_path.get(str(tampered))
-    as_expected = (result.accepted == 1 and result.rejected == 1 and genuine_verdict is not None
-                   and genuine_verdict.accepted and tampered_verdict is not None
-                   and tampered_verdict.reason == "bad_signature" and tampered_verdict.quarantined is not None)
+    as_expected = (
+        result.accepted == 1
+        and result.rejected == 1
+        and genuine_verdict is not None
+        and genuine_verdict.accepted
+        and tampered_verdict is not None
+        and tampered_verdict.reason == "bad_signature"
+        and tampered_verdict.quarantined is not None
+    )
     if not as_expected:
         said = "; ".join(f"{Path(v.path).name}: {v.reason or 'accepted'}: {v.message}" for v in verdicts)
-        return Outcome("FAIL", f"expected the genuine artifact accepted and the tampered copy rejected "
-                               f"(bad_signature); got {result.accepted} accepted, {result.rejected} rejected: {said}")
+        return Outcome(
+            "FAIL",
+            f"expected the genuine artifact accepted and the tampered copy rejected "
+            f"(bad_signature); got {result.accepted} accepted, {result.rejected} rejected: {said}",
+        )
     demo.accepted = settings.out
-    return Outcome("EXPECTED", (
-        f"tampered copy (hides {hidden.path}:{hidden.line} {hidden.pattern}, {hidden.severity}; signature kept) "
-        f"REJECTED bad_signature, quarantined as {show(Path(tampered_verdict.quarantined))}; "
-        f"genuine artifact accepted -> {show(settings.out)}"),
-        short="1 accepted, 1 rejected (bad_signature), quarantined", expected="REJECTION")
+    return Outcome(
+        "EXPECTED",
+        (
+            f"tampered copy (hides {hidden.path}:{hidden.line} {hidden.pattern}, {hidden.severity}; signature kept) "
+            f"REJECTED bad_signature, quarantined as {show(Path(tampered_verdict.quarantined))}; "
+            f"genuine artifact accepted -> {show(settings.out)}"
+        ),
+        short="1 accepted, 1 rejected (bad_signature), quarantined",
+        expected="REJECTION",
+    )
 
 
 # --- 4. G1 --------------------------------------------------------------------------------
+
 
 def step_verify_nets(demo: Demo) -> Outcome:
     from tw_gates.chain.verify_nets import VerifyNetsSettings, verify_nets
@@ -273,52 +315,72 @@ def step_verify_nets(demo: Demo) -> Outcome:
         missing = "; ".join(n.text for n in result.nets if not n.verified)
         return Outcome("FAIL", f"{result.score} safety nets verified: {missing}", short=f"{result.score} verified")
     demo.gates_passed.add("G1")
-    return Outcome("PASS", f"{result.score} safety nets verified ({', '.join(n.net for n in result.nets)}) "
-                           "in this checkout's workflows and rules", short=f"{result.score} verified")
+    return Outcome(
+        "PASS",
+        f"{result.score} safety nets verified ({', '.join(n.net for n in result.nets)}) "
+        "in this checkout's workflows and rules",
+        short=f"{result.score} verified",
+    )
 
 
 # --- 5. G2 --------------------------------------------------------------------------------
+
 
 def step_behavioral(demo: Demo) -> Outcome:
     from tw_gates.chain.behavioral import BehavioralSettings, check_behavioral
     from tw_gates.core import proc
 
     if demo.skip_tests:
-        return Outcome("SKIP", "--skip-tests: the behavioral tests were not run, so G2 is not run",
-                       short="not run (--skip-tests)")
+        return Outcome(
+            "SKIP", "--skip-tests: the behavioral tests were not run, so G2 is not run", short="not run (--skip-tests)"
+        )
     if importlib.util.find_spec("pytest") is None:
-        return Outcome("SKIP", f"pytest is not installed in {sys.executable}: G2 not run "
-                               "(`make demo` installs it with the dev extra)", short="not run (no pytest)")
+        return Outcome(
+            "SKIP",
+            f"pytest is not installed in {sys.executable}: G2 not run (`make demo` installs it with the dev extra)",
+            short="not run (no pytest)",
+        )
     if not (demo.repo_dir / "tests" / "behavioral").is_dir():
-        return Outcome("SKIP", f"no tests/behavioral in {show(demo.repo_dir)}: G2 not run",
-                       short="not run (no tests/behavioral)")
+        return Outcome(
+            "SKIP", f"no tests/behavioral in {show(demo.repo_dir)}: G2 not run", short="not run (no tests/behavioral)"
+        )
     junit = demo.path("behavioral.xml")
     junit.parent.mkdir(parents=True, exist_ok=True)
     # The demo never hands the user's GitHub token to anything it runs.
     child_env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_TOKEN", "GH_TOKEN")}
-    ran = proc.run([sys.executable, "-m", "pytest", "tests/behavioral", "-q", "-p", "no:cacheprovider",
-                    "--junitxml", str(junit)], timeout=PYTEST_TIMEOUT_S, cwd=demo.repo_dir, env=child_env)
+    ran = proc.run(
+        [sys.executable, "-m", "pytest", "tests/behavioral", "-q", "-p", "no:cacheprovider", "--junitxml", str(junit)],
+        timeout=PYTEST_TIMEOUT_S,
+        cwd=demo.repo_dir,
+        env=child_env,
+    )
     if ran.timed_out or not junit.is_file():
         return Outcome("FAIL", f"the behavioral tests did not report: {ran.describe()}")
     result = check_behavioral(explicit(BehavioralSettings, junit=str(junit), expect=EXPECTED_BEHAVIORAL))
     if result.exit_code:
         problems = "; ".join(f"{c.outcome} {c.suite}::{c.name}" for c in result.problems[:3])
-        return Outcome("FAIL", f"{result.summary}{': ' + problems if problems else ''} ({show(junit)})",
-                       short=result.summary)
+        return Outcome(
+            "FAIL", f"{result.summary}{': ' + problems if problems else ''} ({show(junit)})", short=result.summary
+        )
     demo.junit = junit
     demo.gates_passed.add("G2")
-    return Outcome("PASS", f"{result.summary} (pytest tests/behavioral, {ran.duration_s:.1f}s) -> {show(junit)}",
-                   short=result.summary)
+    return Outcome(
+        "PASS",
+        f"{result.summary} (pytest tests/behavioral, {ran.duration_s:.1f}s) -> {show(junit)}",
+        short=result.summary,
+    )
 
 
 # --- 6. baseline --------------------------------------------------------------------------
 
-def step_baseline(demo: Demo) -> Outcome:
-    from tw_gates.parser import baseline
-    from tw_gates.core.fsio import atomic_write_json
 
-    settings = explicit(baseline.CaptureSettings, target="builtin:safe", runs=CAPTURE_RUNS, warmup=CAPTURE_WARMUP,
-                        timeout_s=120)
+def step_baseline(demo: Demo) -> Outcome:
+    from tw_gates.core.fsio import atomic_write_json
+    from tw_gates.parser import baseline
+
+    settings = explicit(
+        baseline.CaptureSettings, target="builtin:safe", runs=CAPTURE_RUNS, warmup=CAPTURE_WARMUP, timeout_s=120
+    )
     base_path, current_path = demo.path("perf", "baseline.json"), demo.path("perf", "current.json")
     base = baseline.capture(settings)
     atomic_write_json(base_path, baseline.capture_document(base))
@@ -326,11 +388,15 @@ def step_baseline(demo: Demo) -> Outcome:
     current = baseline.capture(settings)
     atomic_write_json(current_path, baseline.capture_document(current))
     lat, now = base.latency, current.latency
-    return Outcome("PASS", (
-        f"builtin:safe on {base.corpus} ({lat.samples} samples): p50 {lat.p50_ms:g} ms, p95 {lat.p95_ms:g} ms, "
-        f"peak RSS {base.peak_rss_mib:g} MiB, signed with key {kid} -> {show(base_path)}; current capture "
-        f"p50 {now.p50_ms:g} ms, p95 {now.p95_ms:g} ms -> {show(current_path)}"),
-        short=f"baseline signed ({kid}), current captured")
+    return Outcome(
+        "PASS",
+        (
+            f"builtin:safe on {base.corpus} ({lat.samples} samples): p50 {lat.p50_ms:g} ms, p95 {lat.p95_ms:g} ms, "
+            f"peak RSS {base.peak_rss_mib:g} MiB, signed with key {kid} -> {show(base_path)}; current capture "
+            f"p50 {now.p50_ms:g} ms, p95 {now.p95_ms:g} ms -> {show(current_path)}"
+        ),
+        short=f"baseline signed ({kid}), current captured",
+    )
 
 
 # --- 7. G3 before triage --------------------------------------------------------------------
@@ -356,8 +422,13 @@ exceptions: []
 # The demo's two captures are taken seconds apart on whatever else the machine
 # is doing; the gate's defaults (p50 x1.10, p95 x1.25, p99 x1.5, +0.5 ms) are
 # for captures made under the same conditions, so the demo allows for noise.
-DEMO_PERF_THRESHOLDS = {"p50_ratio": 1.5, "p95_ratio": 1.5, "p99_ratio": 2.0, "rss_increase_mib": 30.0,
-                        "min_delta_ms": 2.0}
+DEMO_PERF_THRESHOLDS = {
+    "p50_ratio": 1.5,
+    "p95_ratio": 1.5,
+    "p99_ratio": 2.0,
+    "rss_increase_mib": 30.0,
+    "min_delta_ms": 2.0,
+}
 
 
 def _audit(demo: Demo, report_name: str):
@@ -365,10 +436,17 @@ def _audit(demo: Demo, report_name: str):
     from tw_gates.parser.baseline import Thresholds
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    settings = explicit(AuditSettings, report=demo.path("audit", report_name), registry=demo.path("registry.yml"),
-                        exceptions=demo.path("audit_exceptions.yml"), baseline=demo.path("perf", "baseline.json"),
-                        current=demo.path("perf", "current.json"), artifacts=demo.accepted,
-                        audit_id=f"demo-{stamp}-{Path(report_name).stem}", **demo.signing)
+    settings = explicit(
+        AuditSettings,
+        report=demo.path("audit", report_name),
+        registry=demo.path("registry.yml"),
+        exceptions=demo.path("audit_exceptions.yml"),
+        baseline=demo.path("perf", "baseline.json"),
+        current=demo.path("perf", "current.json"),
+        artifacts=demo.accepted,
+        audit_id=f"demo-{stamp}-{Path(report_name).stem}",
+        **demo.signing,
+    )
     if any(name.startswith("TW_PERF_") for name in os.environ):
         thresholds = load_settings(Thresholds)  # the user's own thresholds win
     else:
@@ -390,28 +468,42 @@ def step_audit(demo: Demo) -> Outcome:
     hits = outcome.report.unregistered_hits
     if outcome.exit_code != ExitCode.REJECTED or set(failed) != {"unregistered_hits"}:
         problems = "; ".join(f"{name}: {detail}" for name, detail in failed.items()) or "no check failed"
-        return Outcome("FAIL", f"expected exit 2 for the unregistered hits alone; got exit {int(outcome.exit_code)}: "
-                               f"{problems}", short=f"exit {int(outcome.exit_code)}")
+        return Outcome(
+            "FAIL",
+            f"expected exit 2 for the unregistered hits alone; got exit {int(outcome.exit_code)}: {problems}",
+            short=f"exit {int(outcome.exit_code)}",
+        )
     demo.audit_report = outcome.report
     checks = {c.name: c for c in outcome.checks}
     hidden = demo.hidden
     still_reported = hidden is not None and any(
-        (h.path, h.line, h.pattern) == (hidden.path, hidden.line, hidden.pattern) for h in hits)
+        (h.path, h.line, h.pattern) == (hidden.path, hidden.line, hidden.pattern) for h in hits
+    )
     p0 = checks.get("p0_required_checks")
-    p0_text = ("P0 branch protection skipped: the bundled example is not on GitHub (no required_checks in "
-               "the demo registry)" if p0 is not None and p0.status == "skip" else f"P0 branch protection {p0.status}"
-               if p0 is not None else "P0 branch protection not checked")
+    p0_text = (
+        "P0 branch protection skipped: the bundled example is not on GitHub (no required_checks in the demo registry)"
+        if p0 is not None and p0.status == "skip"
+        else f"P0 branch protection {p0.status}"
+        if p0 is not None
+        else "P0 branch protection not checked"
+    )
     perf = checks.get("performance")
-    return Outcome("EXPECTED", (
-        f"{len(hits)} unregistered hits ({_count_by_severity(hits)}) outside {', '.join(CODE_PATHS)}"
-        f"{f', the hidden {hidden.path}:{hidden.line} among them' if still_reported else ''}; {p0_text}; "
-        f"baseline signature verified, performance {perf.status if perf else 'not checked'} (demo thresholds: "
-        f"p50/p95 x1.5, two captures seconds apart) -> "
-        f"{show(outcome.report_path)}"),
-        short=f"exit 2: {len(hits)} unregistered hits ({_count_by_severity(hits)})", expected="exit 2")
+    return Outcome(
+        "EXPECTED",
+        (
+            f"{len(hits)} unregistered hits ({_count_by_severity(hits)}) outside {', '.join(CODE_PATHS)}"
+            f"{f', the hidden {hidden.path}:{hidden.line} among them' if still_reported else ''}; {p0_text}; "
+            f"baseline signature verified, performance {perf.status if perf else 'not checked'} (demo thresholds: "
+            f"p50/p95 x1.5, two captures seconds apart) -> "
+            f"{show(outcome.report_path)}"
+        ),
+        short=f"exit 2: {len(hits)} unregistered hits ({_count_by_severity(hits)})",
+        expected="exit 2",
+    )
 
 
 # --- 8. R1/S2: the issue plan -------------------------------------------------------------
+
 
 def step_issues(demo: Demo) -> Outcome:
     from tw_gates.core.fsio import atomic_write_text
@@ -425,21 +517,30 @@ def step_issues(demo: Demo) -> Outcome:
     written = []
     for item in plan.upserts:
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{item.kind}-{item.key}").strip("-") + ".md"
-        atomic_write_text(folder / name, (
-            "<!-- tw-gates demo: the issue `tw-gates file-issues` would file (label tw-gates). "
-            "Dry run: nothing sent to GitHub. -->\n"
-            f"# {item.title}\n\n{item.body}\n"))
+        atomic_write_text(
+            folder / name,
+            (
+                "<!-- tw-gates demo: the issue `tw-gates file-issues` would file (label tw-gates). "
+                "Dry run: nothing sent to GitHub. -->\n"
+                f"# {item.title}\n\n{item.body}\n"
+            ),
+        )
         written.append(name)
     if not written:
         return Outcome("FAIL", f"the audit's {len(findings)} findings planned no issue ({plan.why})")
-    return Outcome("PASS", (
-        f"{len(findings)} findings, {plan.mode} (cap MAX_ISSUES_PER_RUN={demo.max_issues}): "
-        f"{len(written)} issue(s) would be filed -> {show(folder)}/{', '.join(written)} "
-        "(dry run: nothing sent to GitHub)"),
-        short=f"{len(written)} issue(s) planned, {plan.mode}; dry run")
+    return Outcome(
+        "PASS",
+        (
+            f"{len(findings)} findings, {plan.mode} (cap MAX_ISSUES_PER_RUN={demo.max_issues}): "
+            f"{len(written)} issue(s) would be filed -> {show(folder)}/{', '.join(written)} "
+            "(dry run: nothing sent to GitHub)"
+        ),
+        short=f"{len(written)} issue(s) planned, {plan.mode}; dry run",
+    )
 
 
 # --- 9. triage, G3 again --------------------------------------------------------------------
+
 
 def step_triage(demo: Demo) -> Outcome:
     import yaml
@@ -449,28 +550,46 @@ def step_triage(demo: Demo) -> Outcome:
     expires = (datetime.now(timezone.utc) + timedelta(days=EXCEPTION_DAYS)).date()
     approved: dict[tuple[str, str, str], dict[str, Any]] = {}
     for hit in demo.audit_report.unregistered_hits:
-        approved.setdefault((hit.repo, hit.path, hit.pattern), {
-            "repo": hit.repo, "path": hit.path, "pattern": hit.pattern,
-            "reason": f"reviewed in the tw-gates demo ({hit.severity}): accepted while the code moves under "
-                      f"{CODE_PATHS[0]}",
-            "approver": APPROVER, "expires": expires.isoformat(),
-        })
-    atomic_write_text(demo.path("audit_exceptions.yml"), (
-        "# Written by tw-gates demo: the security team's triage of the demo audit.\n"
-        + yaml.safe_dump({"schema_version": "1.0", "exceptions": list(approved.values())}, sort_keys=False)))
+        approved.setdefault(
+            (hit.repo, hit.path, hit.pattern),
+            {
+                "repo": hit.repo,
+                "path": hit.path,
+                "pattern": hit.pattern,
+                "reason": f"reviewed in the tw-gates demo ({hit.severity}): accepted while the code moves under "
+                f"{CODE_PATHS[0]}",
+                "approver": APPROVER,
+                "expires": expires.isoformat(),
+            },
+        )
+    atomic_write_text(
+        demo.path("audit_exceptions.yml"),
+        (
+            "# Written by tw-gates demo: the security team's triage of the demo audit.\n"
+            + yaml.safe_dump({"schema_version": "1.0", "exceptions": list(approved.values())}, sort_keys=False)
+        ),
+    )
     outcome = _audit(demo, "after-triage.json")
     if outcome.exit_code != ExitCode.OK:
         problems = "; ".join(f"{name}: {detail}" for name, detail in _failed_checks(outcome).items())
-        return Outcome("FAIL", f"expected exit 0 once the hits are approved; got exit {int(outcome.exit_code)}: "
-                               f"{problems}", short=f"exit {int(outcome.exit_code)}")
+        return Outcome(
+            "FAIL",
+            f"expected exit 0 once the hits are approved; got exit {int(outcome.exit_code)}: {problems}",
+            short=f"exit {int(outcome.exit_code)}",
+        )
     demo.gates_passed.add("G3")
-    return Outcome("PASS", (
-        f"exit 0: {len(approved)} exception(s) approved by {APPROVER}, expiring {expires} "
-        f"({show(demo.path('audit_exceptions.yml'))}), cover every hit -> {show(outcome.report_path)}"),
-        short=f"exit 0: {len(approved)} live exceptions")
+    return Outcome(
+        "PASS",
+        (
+            f"exit 0: {len(approved)} exception(s) approved by {APPROVER}, expiring {expires} "
+            f"({show(demo.path('audit_exceptions.yml'))}), cover every hit -> {show(outcome.report_path)}"
+        ),
+        short=f"exit 0: {len(approved)} live exceptions",
+    )
 
 
 # --- 10. G4, G5 -----------------------------------------------------------------------------
+
 
 def step_policy(demo: Demo) -> Outcome:
     from tw_gates.chain.hmac_policy import HmacPolicySettings, check_hmac_policy
@@ -483,8 +602,11 @@ def step_policy(demo: Demo) -> Outcome:
     if telemetry.passed:
         demo.gates_passed.add("G5")
     promtool = next((f for f in telemetry.findings if f.check == "promtool"), None)
-    promtool_text = (f"promtool {'check rules passed' if promtool.status == 'ok' else promtool.status}"
-                     if promtool is not None else "no rules file for promtool")
+    promtool_text = (
+        f"promtool {'check rules passed' if promtool.status == 'ok' else promtool.status}"
+        if promtool is not None
+        else "no rules file for promtool"
+    )
     if promtool is not None and promtool.status == "skip":
         promtool_text = "promtool not on PATH: `promtool check rules` not run"
     status: Status = "PASS" if hmac.passed and telemetry.passed else "FAIL"
@@ -494,38 +616,65 @@ def step_policy(demo: Demo) -> Outcome:
 
 # --- 11. phase 0 ----------------------------------------------------------------------------
 
+
 def step_phase(demo: Demo) -> Outcome:
     from tw_gates.core.fsio import atomic_write_text
     from tw_gates.phases.phase import PhaseSettings, complete_phase, verify_unlock
 
     if demo.head is None:
-        return Outcome("SKIP", f"{show(demo.repo_dir)} has no git HEAD: a phase artifact records the commit it "
-                               "completes, so phase 0 is not completed")
-    settings = explicit(PhaseSettings, phase_dir=demo.out, repo_dir=demo.repo_dir, source="local",
-                        evidence_file=demo.path("evidence_blocks.jsonl"), **demo.signing)
-    result = complete_phase(0, settings, junit=str(demo.junit), expected_tests=EXPECTED_BEHAVIORAL,
-                            gates_passed=",".join(sorted(demo.gates_passed)), source="local",
-                            report_template=demo.repo_dir / "templates" / "phase_completion_report.md")
+        return Outcome(
+            "SKIP",
+            f"{show(demo.repo_dir)} has no git HEAD: a phase artifact records the commit it "
+            "completes, so phase 0 is not completed",
+        )
+    settings = explicit(
+        PhaseSettings,
+        phase_dir=demo.out,
+        repo_dir=demo.repo_dir,
+        source="local",
+        evidence_file=demo.path("evidence_blocks.jsonl"),
+        **demo.signing,
+    )
+    result = complete_phase(
+        0,
+        settings,
+        junit=str(demo.junit),
+        expected_tests=EXPECTED_BEHAVIORAL,
+        gates_passed=",".join(sorted(demo.gates_passed)),
+        source="local",
+        report_template=demo.repo_dir / "templates" / "phase_completion_report.md",
+    )
     report = demo.path("phase-0-report.md")
     atomic_write_text(report, result.report)
     unlock = verify_unlock(1, settings, source="local")
     art = result.artifact
-    return Outcome("PASS", (
-        f"{show(result.path)} signed with key {unlock.kid}: baseline {art.baseline_pass_count}, gates "
-        f"{','.join(art.ci_gates_passed)}, safety nets {art.safety_nets_count_after}/5, commit {art.git_commit[:12]} "
-        f"(report {report.name}); Phase 1 unlocked"),
-        short=f"phase 0 complete ({art.baseline_pass_count}), Phase 1 unlocked")
+    return Outcome(
+        "PASS",
+        (
+            f"{show(result.path)} signed with key {unlock.kid}: baseline {art.baseline_pass_count}, gates "
+            f"{','.join(art.ci_gates_passed)}, safety nets {art.safety_nets_count_after}/5, commit {art.git_commit[:12]} "
+            f"(report {report.name}); Phase 1 unlocked"
+        ),
+        short=f"phase 0 complete ({art.baseline_pass_count}), Phase 1 unlocked",
+    )
 
 
 # --- 12. canary -----------------------------------------------------------------------------
 
+
 def _canary(demo: Demo, metrics_name: str):
     from tw_gates.canary.canary import CanarySettings, run_canary
 
-    settings = explicit(CanarySettings, baseline=demo.repo_dir / CANARY_DIR / "baseline.json",
-                        metrics=demo.repo_dir / CANARY_DIR / metrics_name, name="demo",
-                        state_file=demo.path("canary", "state.json"), dry_run=True,
-                        report=demo.path("canary", metrics_name.replace("metrics_", "report_")), **demo.signing)
+    settings = explicit(
+        CanarySettings,
+        baseline=demo.repo_dir / CANARY_DIR / "baseline.json",
+        metrics=demo.repo_dir / CANARY_DIR / metrics_name,
+        name="demo",
+        state_file=demo.path("canary", "state.json"),
+        dry_run=True,
+        report=demo.path("canary", metrics_name.replace("metrics_", "report_")),
+        **demo.signing,
+    )
     return run_canary(settings).report
 
 
@@ -534,22 +683,32 @@ def step_canary(demo: Demo) -> Outcome:
     failing = _canary(demo, "metrics_fail.json")
     breached = sorted({b.gate for b in failing.breaches})
     if passing.decision != "HOLD" or failing.decision != "ROLLBACK":
-        return Outcome("FAIL", f"expected HOLD then ROLLBACK; got {passing.decision} ({passing.reason}) then "
-                               f"{failing.decision} ({failing.reason})")
-    return Outcome("EXPECTED", (
-        f"metrics_pass.json: HOLD ({passing.reason.removeprefix('HOLD: ')}); metrics_fail.json: ROLLBACK, breached "
-        f"{', '.join(breached)} (dry run: no dispatch, Slack, issue or state) -> {show(demo.path('canary'))}"),
-        short=f"HOLD, then ROLLBACK ({', '.join(breached)})", expected="ROLLBACK")
+        return Outcome(
+            "FAIL",
+            f"expected HOLD then ROLLBACK; got {passing.decision} ({passing.reason}) then "
+            f"{failing.decision} ({failing.reason})",
+        )
+    return Outcome(
+        "EXPECTED",
+        (
+            f"metrics_pass.json: HOLD ({passing.reason.removeprefix('HOLD: ')}); metrics_fail.json: ROLLBACK, breached "
+            f"{', '.join(breached)} (dry run: no dispatch, Slack, issue or state) -> {show(demo.path('canary'))}"
+        ),
+        short=f"HOLD, then ROLLBACK ({', '.join(breached)})",
+        expected="ROLLBACK",
+    )
 
 
 # --- 13. adversarial ------------------------------------------------------------------------
 
-def _adversarial(demo: Demo, target: str):
-    from tw_gates.parser import adversarial
-    from tw_gates.core.fsio import atomic_write_json
 
-    settings = explicit(adversarial.AdversarialSettings, target=target, only="smoke",
-                        corpora=demo.repo_dir / "adversarial_corpora")
+def _adversarial(demo: Demo, target: str):
+    from tw_gates.core.fsio import atomic_write_json
+    from tw_gates.parser import adversarial
+
+    settings = explicit(
+        adversarial.AdversarialSettings, target=target, only="smoke", corpora=demo.repo_dir / "adversarial_corpora"
+    )
     report = adversarial.gate(settings)
     name = target.removeprefix("builtin:")
     atomic_write_json(demo.path("adversarial", f"{name}-smoke.json"), report.model_dump(mode="json"))
@@ -560,39 +719,110 @@ def step_adversarial(demo: Demo) -> Outcome:
     safe, safe_failing = _adversarial(demo, "builtin:safe")
     commonmark, violations = _adversarial(demo, "builtin:commonmark")
     if safe_failing or not violations:
-        return Outcome("FAIL", f"expected builtin:safe clean and builtin:commonmark violating; got "
-                               f"{len(safe_failing)} and {len(violations)} violating case(s)")
-    return Outcome("EXPECTED", (
-        f"builtin:safe: {len(safe.cases)} smoke cases, no parser violations; builtin:commonmark (raw HTML on): "
-        f"{len(violations)} violations: {', '.join(violations)} -> {show(demo.path('adversarial'))}"),
-        short=f"safe clean; commonmark {len(violations)} violations", expected="violations")
+        return Outcome(
+            "FAIL",
+            f"expected builtin:safe clean and builtin:commonmark violating; got "
+            f"{len(safe_failing)} and {len(violations)} violating case(s)",
+        )
+    return Outcome(
+        "EXPECTED",
+        (
+            f"builtin:safe: {len(safe.cases)} smoke cases, no parser violations; builtin:commonmark (raw HTML on): "
+            f"{len(violations)} violations: {', '.join(violations)} -> {show(demo.path('adversarial'))}"
+        ),
+        short=f"safe clean; commonmark {len(violations)} violations",
+        expected="violations",
+    )
 
 
 STEPS: tuple[Step, ...] = (
     Step(1, "platform", "R2", "platform guard: is this Linux?", step_platform),
-    Step(2, "self-audit", "S1", f"consumer self-audit of {CONSUMER_DIR.as_posix()}, signed, with SARIF",
-         step_self_audit, writes=("consumer",)),
-    Step(3, "ingest", "S1", "ingest gate (POLICY_REQUIRE_HMAC=true): the artifact and a tampered copy",
-         step_ingest, needs=("self-audit",), writes=("quarantine", "accepted.jsonl")),
+    Step(
+        2,
+        "self-audit",
+        "S1",
+        f"consumer self-audit of {CONSUMER_DIR.as_posix()}, signed, with SARIF",
+        step_self_audit,
+        writes=("consumer",),
+    ),
+    Step(
+        3,
+        "ingest",
+        "S1",
+        "ingest gate (POLICY_REQUIRE_HMAC=true): the artifact and a tampered copy",
+        step_ingest,
+        needs=("self-audit",),
+        writes=("quarantine", "accepted.jsonl"),
+    ),
     Step(4, "verify-nets", "G1", "verify the five safety nets in this checkout (dogfooding)", step_verify_nets),
-    Step(5, "behavioral", "G2", "behavioral tests (pytest tests/behavioral), then G2 on their JUnit XML",
-         step_behavioral, writes=("behavioral.xml",)),
-    Step(6, "baseline", "G3", "performance baseline of builtin:safe (signed), then a current capture",
-         step_baseline, writes=("perf",)),
-    Step(7, "audit", "G3", "green-light audit of the accepted artifacts", step_audit,
-         needs=("ingest", "baseline"), writes=("registry.yml", "audit_exceptions.yml", "audit")),
-    Step(8, "issues", "R1/S2", "issue plan for the audit's findings (offline)", step_issues,
-         needs=("audit",), writes=("issues",)),
-    Step(9, "triage", "G3", "security team approves the findings as exceptions; audit again", step_triage,
-         needs=("audit",)),
+    Step(
+        5,
+        "behavioral",
+        "G2",
+        "behavioral tests (pytest tests/behavioral), then G2 on their JUnit XML",
+        step_behavioral,
+        writes=("behavioral.xml",),
+    ),
+    Step(
+        6,
+        "baseline",
+        "G3",
+        "performance baseline of builtin:safe (signed), then a current capture",
+        step_baseline,
+        writes=("perf",),
+    ),
+    Step(
+        7,
+        "audit",
+        "G3",
+        "green-light audit of the accepted artifacts",
+        step_audit,
+        needs=("ingest", "baseline"),
+        writes=("registry.yml", "audit_exceptions.yml", "audit"),
+    ),
+    Step(
+        8,
+        "issues",
+        "R1/S2",
+        "issue plan for the audit's findings (offline)",
+        step_issues,
+        needs=("audit",),
+        writes=("issues",),
+    ),
+    Step(
+        9,
+        "triage",
+        "G3",
+        "security team approves the findings as exceptions; audit again",
+        step_triage,
+        needs=("audit",),
+    ),
     Step(10, "policy", "G4/G5", "HMAC policy and telemetry infrastructure of this checkout", step_policy),
-    Step(11, "phase", "phase", "phase 0 completion (signed), then the phase 1 unlock", step_phase,
-         needs=("verify-nets", "behavioral", "triage", "policy"),
-         writes=(".phase-0.complete.json", "phase-0-report.md")),
-    Step(12, "canary", "canary", "canary on examples/canary: passing metrics, then failing ones", step_canary,
-         writes=("canary",)),
-    Step(13, "adversarial", "adversarial", "smoke corpus against builtin:safe, then builtin:commonmark",
-         step_adversarial, writes=("adversarial",)),
+    Step(
+        11,
+        "phase",
+        "phase",
+        "phase 0 completion (signed), then the phase 1 unlock",
+        step_phase,
+        needs=("verify-nets", "behavioral", "triage", "policy"),
+        writes=(".phase-0.complete.json", "phase-0-report.md"),
+    ),
+    Step(
+        12,
+        "canary",
+        "canary",
+        "canary on examples/canary: passing metrics, then failing ones",
+        step_canary,
+        writes=("canary",),
+    ),
+    Step(
+        13,
+        "adversarial",
+        "adversarial",
+        "smoke corpus against builtin:safe, then builtin:commonmark",
+        step_adversarial,
+        writes=("adversarial",),
+    ),
 )
 ALWAYS_WRITTEN = ("metrics", "summary.md")
 
@@ -618,8 +848,10 @@ def select_steps(only: str | None) -> list[Step]:
 def check_folders(repo_dir: Path, out: Path) -> None:
     """A tw-gates checkout to run on, and an output folder of its own."""
     if not (repo_dir / CONSUMER_DIR).is_dir():
-        raise UsageError(f"no {CONSUMER_DIR.as_posix()} under {repo_dir}: run the demo from the root of a tw-gates "
-                         "checkout, or pass --repo-dir")
+        raise UsageError(
+            f"no {CONSUMER_DIR.as_posix()} under {repo_dir}: run the demo from the root of a tw-gates "
+            "checkout, or pass --repo-dir"
+        )
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder")
     if out == repo_dir or out in repo_dir.parents:
@@ -641,14 +873,18 @@ def signing_key(settings: DemoSettings) -> tuple[dict[str, Any], str]:
     from tw_gates.core.redact import REDACTOR
 
     if settings.hmac_key is not None:
-        return ({"hmac_key": settings.hmac_key.get_secret_value(), "hmac_key_id": settings.hmac_key_id},
-                f"TW_HMAC_KEY, key id {settings.hmac_key_id!r}")
+        return (
+            {"hmac_key": settings.hmac_key.get_secret_value(), "hmac_key_id": settings.hmac_key_id},
+            f"TW_HMAC_KEY, key id {settings.hmac_key_id!r}",
+        )
     # Registered for redaction, not ::add-mask::ed: masking would print it into the raw log,
     # and nothing but this process (whose output is redacted) ever holds it.
     key = secrets.token_hex(32)
     REDACTOR.register(key)
-    return ({"hmac_key": key, "hmac_key_id": DEMO_KID},
-            f"random for this run, key id {DEMO_KID!r} (never printed or written)")
+    return (
+        {"hmac_key": key, "hmac_key_id": DEMO_KID},
+        f"random for this run, key id {DEMO_KID!r} (never printed or written)",
+    )
 
 
 def _unmet(step: Step, results: dict[str, StepResult], selected: set[str]) -> str | None:
@@ -694,15 +930,23 @@ class DemoResult:
         return ExitCode.REJECTED if self.failed else ExitCode.OK
 
     def rows(self) -> list[list[object]]:
-        return [[r.step.number, r.step.gate, r.outcome.label, r.outcome.short or r.outcome.detail,
-                 f"{r.seconds:.1f}s"] for r in self.results]
+        return [
+            [r.step.number, r.step.gate, r.outcome.label, r.outcome.short or r.outcome.detail, f"{r.seconds:.1f}s"]
+            for r in self.results
+        ]
 
 
 SUMMARY_HEADERS = ["step", "gate/net", "result", "detail", "time"]
 
 
-def run_demo(repo_dir: Path, out: Path, *, skip_tests: bool = False, only: str | None = None,
-             echo: Callable[[str], None] = runner.echo) -> DemoResult:
+def run_demo(
+    repo_dir: Path,
+    out: Path,
+    *,
+    skip_tests: bool = False,
+    only: str | None = None,
+    echo: Callable[[str], None] = runner.echo,
+) -> DemoResult:
     from tw_gates.core import metrics
     from tw_gates.core.settings import load_settings
     from tw_gates.phases.phase import head_commit
@@ -720,8 +964,15 @@ def run_demo(repo_dir: Path, out: Path, *, skip_tests: bool = False, only: str |
         head = head_commit(repo_dir)
     except UsageError:
         head = None
-    demo = Demo(repo_dir=repo_dir, out=out, signing=signing, skip_tests=skip_tests, max_issues=settings.max_issues,
-                echo=lambda line: echo(f"        {line}"), head=head)
+    demo = Demo(
+        repo_dir=repo_dir,
+        out=out,
+        signing=signing,
+        skip_tests=skip_tests,
+        max_issues=settings.max_issues,
+        echo=lambda line: echo(f"        {line}"),
+        head=head,
+    )
 
     echo(f"tw-gates demo: the story on {show(demo.consumer)}, offline (no GitHub, no network)")
     echo(f"  outputs in {show(out)}/; signing key: {key_text}")
@@ -744,23 +995,27 @@ def run_demo(repo_dir: Path, out: Path, *, skip_tests: bool = False, only: str |
 
 
 def _report(done: DemoResult, echo: Callable[[str], None]) -> None:
-    from tw_gates.parser.adversarial import text_table
     from tw_gates.core.fsio import atomic_write_text
+    from tw_gates.parser.adversarial import text_table
 
     told = sum(1 for r in done.results if r.outcome.as_told)
-    verdict = (f"{told}/{len(done.results)} steps went as the story expects in {done.seconds:.1f}s"
-               + (f"; not as expected: {', '.join(f'step {r.step.number} ({r.step.name})' for r in done.failed)}"
-                  if done.failed else ""))
+    verdict = f"{told}/{len(done.results)} steps went as the story expects in {done.seconds:.1f}s" + (
+        f"; not as expected: {', '.join(f'step {r.step.number} ({r.step.name})' for r in done.failed)}"
+        if done.failed
+        else ""
+    )
     outputs = show(done.out)
     written = [name for r in done.results if r.outcome.done for name in r.step.writes] + ["summary.md"]
     echo("")
     echo(text_table(SUMMARY_HEADERS, done.rows()))
     echo("")
     echo(verdict)
-    echo(f"outputs in {outputs}/: " + ", ".join(f"{name}/" if (done.out / name).is_dir() else name
-                                               for name in written))
+    echo(f"outputs in {outputs}/: " + ", ".join(f"{name}/" if (done.out / name).is_dir() else name for name in written))
     echo(f"metrics: {outputs}/metrics/tw_gates.prom (Prometheus textfile of this run)")
-    markdown = (f"### tw-gates demo\n\n{verdict}\n\n" + runner.markdown_table(SUMMARY_HEADERS, done.rows())
-                + f"\nOutputs in `{outputs}/`; metrics in `{outputs}/metrics/tw_gates.prom`.\n")
+    markdown = (
+        f"### tw-gates demo\n\n{verdict}\n\n"
+        + runner.markdown_table(SUMMARY_HEADERS, done.rows())
+        + f"\nOutputs in `{outputs}/`; metrics in `{outputs}/metrics/tw_gates.prom`.\n"
+    )
     atomic_write_text(done.out / "summary.md", markdown)
     runner.append_summary(markdown)

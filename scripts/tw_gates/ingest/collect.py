@@ -23,8 +23,9 @@ import json
 import re
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field, field_validator
@@ -107,8 +108,10 @@ class CollectResult(BaseModel):
     def describe(self) -> str:
         parts = ", ".join(f"{self.count(s)} {s}" for s in ("downloaded", "unchanged", "missing", "error"))
         shard = f" (shard {self.shard})" if self.shard else ""
-        return (f"collect: {len(self.outcomes)} consumers{shard}: {parts}; {self.requests} API requests, "
-                f"{self.not_modified} answered 304 (no quota)")
+        return (
+            f"collect: {len(self.outcomes)} consumers{shard}: {parts}; {self.requests} API requests, "
+            f"{self.not_modified} answered 304 (no quota)"
+        )
 
 
 class ConsumerError(Exception):
@@ -116,6 +119,7 @@ class ConsumerError(Exception):
 
 
 # --- the ETag cache -------------------------------------------------------------------
+
 
 class ETagCache:
     """ETags and bodies of earlier answers, plus each consumer's last
@@ -155,21 +159,29 @@ class ETagCache:
 
     def remember_artifact(self, repo: str, artifact_id: int, payload: bytes) -> None:
         self._used_artifacts.add(repo)
-        self.artifacts[repo] = {"artifact_id": artifact_id, "sha256": hashlib.sha256(payload).hexdigest(),
-                                "payload": base64.b64encode(payload).decode("ascii")}
+        self.artifacts[repo] = {
+            "artifact_id": artifact_id,
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "payload": base64.b64encode(payload).decode("ascii"),
+        }
 
     def save(self, *, keep_unused: bool = False) -> None:
         if self.path is None:
             return
         from tw_gates.core.fsio import atomic_write_bytes
 
-        responses = self.responses if keep_unused else {k: v for k, v in self.responses.items() if k in self._used_responses}
-        artifacts = self.artifacts if keep_unused else {k: v for k, v in self.artifacts.items() if k in self._used_artifacts}
+        responses = (
+            self.responses if keep_unused else {k: v for k, v in self.responses.items() if k in self._used_responses}
+        )
+        artifacts = (
+            self.artifacts if keep_unused else {k: v for k, v in self.artifacts.items() if k in self._used_artifacts}
+        )
         data = {"version": CACHE_VERSION, "responses": responses, "artifacts": artifacts}
         atomic_write_bytes(self.path, json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8"))
 
 
 # --- REST with conditional requests ------------------------------------------------------
+
 
 class ConditionalGitHub:
     """GETs through the core client's PyGithub requester (auth, retries,
@@ -187,7 +199,8 @@ class ConditionalGitHub:
         url = f"{self.client.api_url}{path}"
         try:
             status, response_headers, body = self.client.gh.requester.requestJson(
-                "GET", url, parameters=params, headers=headers)
+                "GET", url, parameters=params, headers=headers
+            )
         except TwGatesError:
             raise
         except Exception as exc:  # requests/urllib3 errors after retries
@@ -225,6 +238,7 @@ def _describe_status(status: int, body: str, path: str) -> str:
 
 
 # --- picking and extracting the artifact --------------------------------------------------
+
 
 def _safe_member_name(name: str) -> bool:
     if not name or "\x00" in name or "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
@@ -275,8 +289,9 @@ def output_name(repo: str) -> str:
     return f"{owner}__{name}.json"
 
 
-def collect_consumer(api: ConditionalGitHub, consumer: Consumer, settings: CollectSettings,
-                     cache: ETagCache) -> ConsumerOutcome:
+def collect_consumer(
+    api: ConditionalGitHub, consumer: Consumer, settings: CollectSettings, cache: ETagCache
+) -> ConsumerOutcome:
     from tw_gates.core.fsio import atomic_write_bytes
 
     repo = consumer.repo
@@ -297,13 +312,20 @@ def collect_consumer(api: ConditionalGitHub, consumer: Consumer, settings: Colle
             break
         checked += 1
         run = api.get(f"/repos/{repo}/actions/runs/{int(run_info['id'])}") or {}
-        if (run.get("status") == "completed" and run.get("conclusion") == "success"
-                and run.get("event") not in PULL_REQUEST_EVENTS and run.get("head_branch") == branch):
+        if (
+            run.get("status") == "completed"
+            and run.get("conclusion") == "success"
+            and run.get("event") not in PULL_REQUEST_EVENTS
+            and run.get("head_branch") == branch
+        ):
             chosen = (artifact, run)
             break
     if chosen is None:
-        why = (f"no {consumer.artifact!r} artifact" if not seen else
-               f"none of the {seen} unexpired {consumer.artifact!r} artifact(s) comes from a successful run on {branch}")
+        why = (
+            f"no {consumer.artifact!r} artifact"
+            if not seen
+            else f"none of the {seen} unexpired {consumer.artifact!r} artifact(s) comes from a successful run on {branch}"
+        )
         return ConsumerOutcome(repo=repo, status="missing", detail=why)
 
     artifact, run = chosen
@@ -319,14 +341,21 @@ def collect_consumer(api: ConditionalGitHub, consumer: Consumer, settings: Colle
         payload = extract_artifact_json(zip_bytes, settings.max_bytes)
         cache.remember_artifact(repo, artifact_id, payload)
         status = "downloaded"
-        detail = f"artifact {artifact_id} from run {run_id} ({run.get('head_sha', '')[:12]}, {artifact.get('created_at')})"
+        detail = (
+            f"artifact {artifact_id} from run {run_id} ({run.get('head_sha', '')[:12]}, {artifact.get('created_at')})"
+        )
     atomic_write_bytes(target, payload)
-    return ConsumerOutcome(repo=repo, status=status, detail=detail, artifact_id=artifact_id, run_id=run_id,
-                           file=str(target))
+    return ConsumerOutcome(
+        repo=repo, status=status, detail=detail, artifact_id=artifact_id, run_id=run_id, file=str(target)
+    )
 
 
-def collect(settings: CollectSettings, *, on_outcome: Callable[[ConsumerOutcome], None] | None = None,
-            progress: Callable[[str], None] | None = None) -> CollectResult:
+def collect(
+    settings: CollectSettings,
+    *,
+    on_outcome: Callable[[ConsumerOutcome], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> CollectResult:
     """Collect every consumer of the registry (this shard of it) into
     ``settings.out``; per-consumer failures are outcomes, not exceptions."""
     from tw_gates.core.github_client import client_from_settings
@@ -375,8 +404,11 @@ def _record_metrics(result: CollectResult, client) -> None:
     for status in ("downloaded", "unchanged", "missing", "error"):
         if result.count(status):
             consumers.labels(result=status).inc(result.count(status))
-    conditional = sink.counter("tw_gates_collect_conditional_requests_total",
-                               "Conditional GETs of the collector: 304 answers cost no API quota", ["result"])
+    conditional = sink.counter(
+        "tw_gates_collect_conditional_requests_total",
+        "Conditional GETs of the collector: 304 answers cost no API quota",
+        ["result"],
+    )
     if result.not_modified:
         conditional.labels(result="not_modified").inc(result.not_modified)
     client.publish_metrics()

@@ -44,10 +44,11 @@ import stat
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Callable, Iterable, Iterator, NamedTuple
+from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_settings import NoDecode
@@ -168,7 +169,9 @@ def _check_surrogates(value: object) -> None:
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError:
-                raise Rejection("invalid_utf8", "a string holds an unpaired surrogate escape (\\ud800-\\udfff)") from None
+                raise Rejection(
+                    "invalid_utf8", "a string holds an unpaired surrogate escape (\\ud800-\\udfff)"
+                ) from None
 
 
 def _may_exceed_depth(text: str, max_depth: int) -> bool:
@@ -190,14 +193,20 @@ def parse_strict(data: bytes, *, max_depth: int | None = MAX_DEPTH) -> tuple[obj
     except UnicodeDecodeError as exc:
         raise Rejection("invalid_utf8", f"not valid UTF-8 at byte {exc.start}: {exc.reason}") from None
     try:
-        value = json.loads(text, object_pairs_hook=_object_without_duplicates,
-                           parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = json.loads(
+            text,
+            object_pairs_hook=_object_without_duplicates,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+        )
     except json.JSONDecodeError as exc:
         raise Rejection("invalid_json", f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         # The C parser guards its recursion (about 1000 levels) and unwinds cleanly.
-        raise Rejection("nesting_too_deep", f"nested more than {sys.getrecursionlimit()} levels deep, "
-                                            f"the limit is {max_depth or MAX_DEPTH}") from None
+        raise Rejection(
+            "nesting_too_deep",
+            f"nested more than {sys.getrecursionlimit()} levels deep, the limit is {max_depth or MAX_DEPTH}",
+        ) from None
     except ValueError as exc:  # e.g. an integer of more than 4300 digits
         raise Rejection("invalid_json", f"not JSON: {show(str(exc), 160)}") from None
     if max_depth is not None:
@@ -222,6 +231,7 @@ def one_line(text: str) -> str:
 
 
 # --- judging one artifact -------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -277,7 +287,9 @@ def check_document(document: object, policy: Policy) -> tuple[ConsumerArtifact, 
         raise Rejection("schema_violation", "schema_version is missing")
     if version not in SUPPORTED_SCHEMA_VERSIONS:
         known = ", ".join(SUPPORTED_SCHEMA_VERSIONS)
-        raise Rejection("unknown_schema_version", f"schema_version {show(repr(version), 60)} is not supported ({known})")
+        raise Rejection(
+            "unknown_schema_version", f"schema_version {show(repr(version), 60)} is not supported ({known})"
+        )
     # The signature member is judged by the key ring below, which names the
     # precise problem (alg, kid, value); the model checks everything else.
     unsigned = {k: v for k, v in document.items() if k != SIGNATURE_FIELD}
@@ -295,17 +307,25 @@ def check_document(document: object, policy: Policy) -> tuple[ConsumerArtifact, 
         try:
             Signature.model_validate(document[SIGNATURE_FIELD])
         except ValidationError:
-            raise Rejection("malformed_signature", "the signature member has fields other than alg, kid, value") from None
+            raise Rejection(
+                "malformed_signature", "the signature member has fields other than alg, kid, value"
+            ) from None
 
     now = policy.now if policy.now is not None else time.time()
     age = now - artifact.generated_at.timestamp()
     stamp = artifact.generated_at.isoformat().replace("+00:00", "Z")
     if age > policy.max_age_s:
-        raise Rejection("expired", f"generated_at {stamp} is {format_duration(age)} old, "
-                                   f"older than the max age of {format_duration(policy.max_age_s)}")
+        raise Rejection(
+            "expired",
+            f"generated_at {stamp} is {format_duration(age)} old, "
+            f"older than the max age of {format_duration(policy.max_age_s)}",
+        )
     if -age > policy.max_future_s:
-        raise Rejection("future_timestamp", f"generated_at {stamp} is {format_duration(-age)} in the future "
-                                            f"(more than {format_duration(policy.max_future_s)} ahead: replay or forged clock)")
+        raise Rejection(
+            "future_timestamp",
+            f"generated_at {stamp} is {format_duration(-age)} in the future "
+            f"(more than {format_duration(policy.max_future_s)} ahead: replay or forged clock)",
+        )
     return artifact, kid
 
 
@@ -343,8 +363,15 @@ def judge(path: str, policy: Policy) -> Verdict:
     except Exception as exc:  # fail closed: a bug never lets an artifact through
         return _reject(path, Rejection("internal_error", f"{type(exc).__name__}: {show(str(exc), 200)}"), data, policy)
     signed = f", key id {kid}" if kid else ", unsigned"
-    return Verdict(path=path, reason=None, message=f"{artifact.repo}@{artifact.commit[:12]}, {len(artifact.hits)} hits{signed}",
-                   line=one_line(text).encode("utf-8") + b"\n", repo=artifact.repo, kid=kid, hits=len(artifact.hits))
+    return Verdict(
+        path=path,
+        reason=None,
+        message=f"{artifact.repo}@{artifact.commit[:12]}, {len(artifact.hits)} hits{signed}",
+        line=one_line(text).encode("utf-8") + b"\n",
+        repo=artifact.repo,
+        kid=kid,
+        hits=len(artifact.hits),
+    )
 
 
 # --- quarantine -----------------------------------------------------------------------
@@ -422,7 +449,9 @@ def _reject(path: str, rejection: Rejection, data: bytes | None, policy: Policy)
     quarantined = None
     if policy.quarantine_dir:
         try:
-            quarantined = str(quarantine(path, rejection, data, Path(policy.quarantine_dir), head_bytes=policy.max_bytes))
+            quarantined = str(
+                quarantine(path, rejection, data, Path(policy.quarantine_dir), head_bytes=policy.max_bytes)
+            )
         except OSError as exc:
             rejection = Rejection(rejection.reason, f"{rejection.message} (NOT quarantined: {exc.strerror or exc})")
     return Verdict(path=path, reason=rejection.reason, message=rejection.message, quarantined=quarantined)
@@ -460,6 +489,7 @@ def judge_all(paths: Iterable[str], policy: Policy, *, workers: int) -> Iterator
 
 
 # --- inputs ---------------------------------------------------------------------------
+
 
 def _files_under(directory: str, skip: frozenset[str]) -> Iterator[str]:
     for folder, dirs, files in os.walk(directory):
@@ -506,6 +536,7 @@ def expand_artifacts(specs: list[str], *, skip_dirs: Iterable[str | os.PathLike[
 
 # --- the gate -------------------------------------------------------------------------
 
+
 def _default_workers() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -516,16 +547,19 @@ def _default_workers() -> int:
 class IngestSettings(SigningSettings):
     # Paths, folders or globs; from the environment one per line.
     artifacts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validation_alias=env("TW_INGEST_ARTIFACTS", "artifacts"))
+        default_factory=list, validation_alias=env("TW_INGEST_ARTIFACTS", "artifacts")
+    )
     require_hmac: bool = Field(False, validation_alias=env("POLICY_REQUIRE_HMAC", "require_hmac"))
-    keys_env: str = Field("TW_HMAC_KEYS", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-                          validation_alias=env("TW_INGEST_KEYS_ENV", "keys_env"))
+    keys_env: str = Field(
+        "TW_HMAC_KEYS", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", validation_alias=env("TW_INGEST_KEYS_ENV", "keys_env")
+    )
     max_age: timedelta = Field(DEFAULT_MAX_AGE, validation_alias=env("TW_INGEST_MAX_AGE", "max_age"))
     max_bytes: int = Field(DEFAULT_MAX_BYTES, gt=0, validation_alias=env("TW_INGEST_MAX_BYTES", "max_bytes"))
     quarantine: Path | None = Field(Path("tw-quarantine"), validation_alias=env("TW_INGEST_QUARANTINE", "quarantine"))
     out: Path | None = Field(None, validation_alias=env("TW_INGEST_OUT", "out"))
-    workers: int = Field(default_factory=_default_workers, ge=1, le=256,
-                         validation_alias=env("TW_INGEST_WORKERS", "workers"))
+    workers: int = Field(
+        default_factory=_default_workers, ge=1, le=256, validation_alias=env("TW_INGEST_WORKERS", "workers")
+    )
 
     @field_validator("artifacts", mode="before")
     @classmethod
@@ -555,8 +589,9 @@ class IngestSettings(SigningSettings):
         keys = parse_keys_json(os.environ.get(self.keys_env), source=self.keys_env)
         for secret in REDACTOR.register(*keys.values()):
             runner.mask(secret)
-        return KeyRing(keys, signing_key=self.hmac_key.get_secret_value() if self.hmac_key else None,
-                       signing_kid=self.hmac_key_id)
+        return KeyRing(
+            keys, signing_key=self.hmac_key.get_secret_value() if self.hmac_key else None, signing_kid=self.hmac_key_id
+        )
 
 
 class IngestResult(BaseModel):
@@ -580,18 +615,26 @@ class IngestResult(BaseModel):
     def describe(self) -> str:
         reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(self.by_reason.items()))
         rate = f", {self.total / self.seconds:.0f}/s" if self.seconds > 0 and self.total else ""
-        return (f"ingest: {self.accepted} accepted, {self.rejected} rejected"
-                f"{f' ({reasons})' if reasons else ''} in {self.seconds:.2f}s{rate}")
+        return (
+            f"ingest: {self.accepted} accepted, {self.rejected} rejected"
+            f"{f' ({reasons})' if reasons else ''} in {self.seconds:.2f}s{rate}"
+        )
 
 
 def policy_from(settings: IngestSettings, *, now: float | None = None) -> Policy:
     ring = settings.verification_ring()
     if settings.require_hmac and not ring.kids:
-        raise UsageError(f"POLICY_REQUIRE_HMAC=true but no verification keys: set {settings.keys_env} "
-                         '(a JSON object {"<kid>": "<secret>"})')
+        raise UsageError(
+            f"POLICY_REQUIRE_HMAC=true but no verification keys: set {settings.keys_env} "
+            '(a JSON object {"<kid>": "<secret>"})'
+        )
     return Policy(
-        ring=ring, require_hmac=settings.require_hmac, max_age_s=settings.max_age.total_seconds(),
-        max_bytes=settings.max_bytes, quarantine_dir=str(settings.quarantine) if settings.quarantine else None, now=now,
+        ring=ring,
+        require_hmac=settings.require_hmac,
+        max_age_s=settings.max_age.total_seconds(),
+        max_bytes=settings.max_bytes,
+        quarantine_dir=str(settings.quarantine) if settings.quarantine else None,
+        now=now,
     )
 
 
@@ -609,8 +652,13 @@ def _check_writable(settings: IngestSettings) -> None:
             raise UsageError(f"cannot write to --quarantine {settings.quarantine}")
 
 
-def ingest(settings: IngestSettings, *, on_verdict: Callable[[Verdict], None] | None = None,
-           progress: Callable[[str], None] | None = None, now: float | None = None) -> IngestResult:
+def ingest(
+    settings: IngestSettings,
+    *,
+    on_verdict: Callable[[Verdict], None] | None = None,
+    progress: Callable[[str], None] | None = None,
+    now: float | None = None,
+) -> IngestResult:
     """Judge every artifact named by ``settings.artifacts``; merge the
     accepted ones into ``settings.out`` (JSON Lines)."""
     if not settings.artifacts:
@@ -654,15 +702,19 @@ def _record_metrics(result: IngestResult) -> None:
     from tw_gates.core import metrics
 
     sink = metrics.current()
-    artifacts = sink.counter("tw_gates_ingest_artifacts_total", "Consumer artifacts judged by the ingest gate",
-                             ["result", "reason"])
+    artifacts = sink.counter(
+        "tw_gates_ingest_artifacts_total", "Consumer artifacts judged by the ingest gate", ["result", "reason"]
+    )
     if result.accepted:
         artifacts.labels(result="accepted", reason="none").inc(result.accepted)
     for reason, count in result.by_reason.items():
         artifacts.labels(result="rejected", reason=reason).inc(count)
-    verified = sink.counter("tw_gates_ingest_verified_total",
-                            "Accepted artifacts by the key id that verified them (rotation: when an old kid "
-                            "stays at zero, it can be retired)", ["kid"])
+    verified = sink.counter(
+        "tw_gates_ingest_verified_total",
+        "Accepted artifacts by the key id that verified them (rotation: when an old kid "
+        "stays at zero, it can be retired)",
+        ["kid"],
+    )
     for kid, count in result.by_kid.items():
         verified.labels(kid=kid).inc(count)
     sink.gauge("tw_gates_ingest_last_run_rejected", "Artifacts rejected by the last ingest run").set(result.rejected)

@@ -27,17 +27,19 @@ import math
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from tw_gates.core import metrics, runner
 from tw_gates.core.errors import ExitCode, ExternalServiceError, UsageError
 from tw_gates.core.fsio import atomic_write_json, read_input
+from tw_gates.core.notify import notify
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import GitHubSettings, NotifySettings, describe_validation_error, env
 from tw_gates.core.signing import canonical_bytes, sha256_hex
@@ -53,7 +55,6 @@ from tw_gates.issues.tracker import (
     fingerprint,
     inline_code,
 )
-from tw_gates.core.notify import notify
 from tw_gates.schemas.audit import AuditReport
 from tw_gates.schemas.consumer import REPO_PATTERN, utc_now_iso
 from tw_gates.schemas.issue_fallback import FallbackFinding, FallbackReason, IssueFallback
@@ -83,6 +84,7 @@ SECTION_END = "<!-- tw-gates:end -->"
 
 
 # ============================================================================ settings
+
 
 class FileIssuesSettings(GitHubSettings, NotifySettings):
     audit: Path | None = Field(None, validation_alias=env("TW_AUDIT_REPORT", "audit"))
@@ -125,6 +127,7 @@ def parse_deadline(text: str, now: float) -> float:
 
 # ============================================================================ findings
 
+
 @dataclass(frozen=True)
 class Finding:
     repo: str
@@ -143,12 +146,25 @@ class Finding:
         return (SEVERITY_RANK[self.severity], self.repo.lower(), self.path, self.line, self.pattern)
 
     def record(self, false_positive: bool) -> dict[str, Any]:
-        return {"id": self.id, "repo": self.repo, "path": self.path, "line": self.line, "pattern": self.pattern,
-                "severity": self.severity, "false_positive": false_positive}
+        return {
+            "id": self.id,
+            "repo": self.repo,
+            "path": self.path,
+            "line": self.line,
+            "pattern": self.pattern,
+            "severity": self.severity,
+            "false_positive": false_positive,
+        }
 
     def redacted(self) -> FallbackFinding:
-        return FallbackFinding(id=self.id, repo=redact_path(self.repo), path=redact_path(self.path), line=self.line,
-                               pattern=REDACTOR.redact(self.pattern, heuristics=True), severity=self.severity)
+        return FallbackFinding(
+            id=self.id,
+            repo=redact_path(self.repo),
+            path=redact_path(self.path),
+            line=self.line,
+            pattern=REDACTOR.redact(self.pattern, heuristics=True),
+            severity=self.severity,
+        )
 
 
 def redact_path(path: str) -> str:
@@ -190,6 +206,7 @@ def load_audit(path: Path) -> AuditReport:
 
 
 # ============================================================================ bodies
+
 
 @dataclass
 class BodyMarks:
@@ -282,37 +299,60 @@ def _fill(lines: list[str], candidates: list[tuple[Finding, str]], budget: int) 
 def _false_positive_section(false_positives: list[Finding], *, with_repo: bool) -> list[str]:
     if not false_positives:
         return [SECTION_FALSE_POSITIVES, SECTION_END]
-    lines = [SECTION_FALSE_POSITIVES, "", f"#### Marked false positive ({len(false_positives)})", "",
-             "Not reported while ticked; untick one to report it again.", ""]
+    lines = [
+        SECTION_FALSE_POSITIVES,
+        "",
+        f"#### Marked false positive ({len(false_positives)})",
+        "",
+        "Not reported while ticked; untick one to report it again.",
+        "",
+    ]
     lines += [_finding_line(f, checked=True, with_repo=with_repo) for f in false_positives]
     return lines + ["", SECTION_END]
 
 
-_FOOTER = ("<sub>Filed by tw-gates file-issues. Only the checkboxes are read back; "
-           "the rest of this text is replaced when the findings change.</sub>")
+_FOOTER = (
+    "<sub>Filed by tw-gates file-issues. Only the checkboxes are read back; "
+    "the rest of this text is replaced when the findings change.</sub>"
+)
 
 
 def render_repo_body(repo: str, active: list[Finding], false_positives: list[Finding], audit_id: str) -> RenderedBody:
     head = [f"### Unregistered Markdown renderer use in {_code_path(repo)}", ""]
     if active:
-        head.append(f"**{_plural(len(active), 'finding')}** ({_count_phrase(active)}) outside the repository's "
-                    "registered code paths.")
+        head.append(
+            f"**{_plural(len(active), 'finding')}** ({_count_phrase(active)}) outside the repository's "
+            "registered code paths."
+        )
     else:
         head.append("No open findings: every finding the audit still reports is marked false positive.")
-    head += ["", f"Audit {inline_code(audit_id, 200)}. Tick **false positive** on a finding that is not a problem: "
-             "the next run moves it to the list below and stops reporting it.", "", SECTION_FINDINGS, ""]
+    head += [
+        "",
+        f"Audit {inline_code(audit_id, 200)}. Tick **false positive** on a finding that is not a problem: "
+        "the next run moves it to the list below and stops reporting it.",
+        "",
+        SECTION_FINDINGS,
+        "",
+    ]
     tail = [""] + _false_positive_section(false_positives, with_repo=False) + ["", _FOOTER]
     lines = list(head)
-    shown, overflow = _fill(lines, [(f, _finding_line(f, checked=False, with_repo=False)) for f in active],
-                            BODY_BUDGET - sum(len(x) + 1 for x in tail))
+    shown, overflow = _fill(
+        lines,
+        [(f, _finding_line(f, checked=False, with_repo=False)) for f in active],
+        BODY_BUDGET - sum(len(x) + 1 for x in tail),
+    )
     if overflow:
-        lines += ["", f"_{_plural(len(overflow), 'more finding')} did not fit in this issue: they are in the "
-                      "run's fallback artifact (tw-gates-issue-fallback)._"]
+        lines += [
+            "",
+            f"_{_plural(len(overflow), 'more finding')} did not fit in this issue: they are in the "
+            "run's fallback artifact (tw-gates-issue-fallback)._",
+        ]
     return RenderedBody("\n".join(lines + tail), shown, overflow)
 
 
 def _repo_table(groups: dict[str, list[Finding]], budget: int) -> list[str]:
     """Repositories by worst severity, then by number of findings."""
+
     def order(item: tuple[str, list[Finding]]) -> tuple:
         repo, findings = item
         counts = _severity_counts(findings)
@@ -324,8 +364,11 @@ def _repo_table(groups: dict[str, list[Finding]], budget: int) -> list[str]:
     for index, (repo, findings) in enumerate(ranked):
         counts = _severity_counts(findings)
         worst = min(findings, key=lambda f: SEVERITY_RANK[f.severity]).severity
-        row = (f"| {inline_code(redact_path(repo), 140, in_table=True, heuristics=False)} | {worst} | "
-               + " | ".join(str(counts[s]) for s in SEVERITIES) + f" | {len(findings)} |")
+        row = (
+            f"| {inline_code(redact_path(repo), 140, in_table=True, heuristics=False)} | {worst} | "
+            + " | ".join(str(counts[s]) for s in SEVERITIES)
+            + f" | {len(findings)} |"
+        )
         if used + len(row) + 1 > budget:
             rows.append(f"| _{_plural(len(ranked) - index, 'more repository')}_ | | | | | | |")
             break
@@ -340,16 +383,27 @@ def render_digest_body(active: list[Finding], false_positives: list[Finding], au
     for finding in active:
         names.setdefault(repo_key(finding.repo), finding.repo)
         groups.setdefault(names[repo_key(finding.repo)], []).append(finding)
-    head = [f"### tw-gates digest: {_plural(len(active), 'finding')} in {_plural(len(groups), 'repository')}"
-            , "", why, "",
-            f"Audit {inline_code(audit_id, 200)}. Repositories by severity and count:", ""]
+    head = [
+        f"### tw-gates digest: {_plural(len(active), 'finding')} in {_plural(len(groups), 'repository')}",
+        "",
+        why,
+        "",
+        f"Audit {inline_code(audit_id, 200)}. Repositories by severity and count:",
+        "",
+    ]
     head += _repo_table(groups, BODY_BUDGET // 3)
-    head += ["", "Tick **false positive** on a finding that is not a problem: the next run moves it to the "
-                 "list at the end and stops reporting it.", "", SECTION_FINDINGS]
+    head += [
+        "",
+        "Tick **false positive** on a finding that is not a problem: the next run moves it to the "
+        "list at the end and stops reporting it.",
+        "",
+        SECTION_FINDINGS,
+    ]
     tail = [""] + _false_positive_section(false_positives, with_repo=True) + ["", _FOOTER]
     candidates: list[tuple[Finding, str]] = []
-    ordered_repos = sorted(groups, key=lambda r: (min(SEVERITY_RANK[f.severity] for f in groups[r]),
-                                                  -len(groups[r]), r.lower()))
+    ordered_repos = sorted(
+        groups, key=lambda r: (min(SEVERITY_RANK[f.severity] for f in groups[r]), -len(groups[r]), r.lower())
+    )
     lines = list(head)
     budget = BODY_BUDGET - sum(len(x) + 1 for x in tail)
     shown: list[Finding] = []
@@ -368,8 +422,11 @@ def render_digest_body(active: list[Finding], false_positives: list[Finding], au
         shown += got
         overflow += rest
     if overflow:
-        lines += ["", f"_{_plural(len(overflow), 'more finding')} did not fit in this issue: they are in the "
-                      "run's fallback artifact (tw-gates-issue-fallback)._"]
+        lines += [
+            "",
+            f"_{_plural(len(overflow), 'more finding')} did not fit in this issue: they are in the "
+            "run's fallback artifact (tw-gates-issue-fallback)._",
+        ]
     return RenderedBody("\n".join(lines + tail), shown, overflow)
 
 
@@ -380,12 +437,12 @@ def repo_title(repo: str, active: int, false_positives: int) -> str:
 
 
 def digest_title(active: int, repos: int) -> str:
-    return (f"tw-gates digest: {_plural(active, 'unregistered renderer finding')} in "
-            f"{_plural(repos, 'repository')}")
+    return f"tw-gates digest: {_plural(active, 'unregistered renderer finding')} in {_plural(repos, 'repository')}"
 
 
-def change_comment(audit_id: str, marks: BodyMarks, active: list[Finding], false_positives: list[Finding],
-                   *, with_repo: bool) -> str:
+def change_comment(
+    audit_id: str, marks: BodyMarks, active: list[Finding], false_positives: list[Finding], *, with_repo: bool
+) -> str:
     """The one comment an update adds: what changed since the body was last written."""
     active_ids = {f.id for f in active}
     false_ids = {f.id for f in false_positives}
@@ -413,6 +470,7 @@ def change_comment(audit_id: str, marks: BodyMarks, active: list[Finding], false
 
 
 # ============================================================================ plan
+
 
 @dataclass
 class IssuePlan:
@@ -474,8 +532,15 @@ class Plan:
         return [f for u in self.upserts for f in u.overflow]
 
 
-def plan_issues(findings: list[Finding], tracked: list[TrackedIssue], *, cap: int, audit_id: str,
-                digest_only: str | None = None, close_allowed: bool = True) -> Plan:
+def plan_issues(
+    findings: list[Finding],
+    tracked: list[TrackedIssue],
+    *,
+    cap: int,
+    audit_id: str,
+    digest_only: str | None = None,
+    close_allowed: bool = True,
+) -> Plan:
     """What the tracker should look like after this run, as writes.
 
     ``tracked``: every open issue with a marker, duplicates included (their
@@ -509,8 +574,13 @@ def plan_issues(findings: list[Finding], tracked: list[TrackedIssue], *, cap: in
     elif digest_only:
         mode, why = "digest", digest_only
     elif repos > cap:
-        mode, why = "digest", (f"{_plural(repos, 'repository')} have findings, more than MAX_ISSUES_PER_RUN ({cap}), "
-                               "so they are listed in this one digest.")
+        mode, why = (
+            "digest",
+            (
+                f"{_plural(repos, 'repository')} have findings, more than MAX_ISSUES_PER_RUN ({cap}), "
+                "so they are listed in this one digest."
+            ),
+        )
     else:
         mode, why = "per-repo", f"{repos} ≤ MAX_ISSUES_PER_RUN ({cap}): one issue per repository"
 
@@ -522,62 +592,142 @@ def plan_issues(findings: list[Finding], tracked: list[TrackedIssue], *, cap: in
         active, false_positives = split(findings)
         rendered = render_digest_body(active, false_positives, audit_id, why)
         existing = keepers.get(("digest", DIGEST_KEY))
-        upserts.append(_issue_plan("digest", DIGEST_KEY, "digest", digest_title(len(active), repos), rendered,
-                                   active, false_positives, existing, marks, audit_id, newly_marked_all,
-                                   seen_before, with_repo=True))
+        upserts.append(
+            _issue_plan(
+                "digest",
+                DIGEST_KEY,
+                "digest",
+                digest_title(len(active), repos),
+                rendered,
+                active,
+                false_positives,
+                existing,
+                marks,
+                audit_id,
+                newly_marked_all,
+                seen_before,
+                with_repo=True,
+            )
+        )
     elif mode == "per-repo":
         for key in sorted(by_repo):
             repo = by_repo[key][0].repo
             active, false_positives = split(by_repo[key])
             rendered = render_repo_body(repo, active, false_positives, audit_id)
             existing = keepers.get(("repo", key))
-            upserts.append(_issue_plan("repo", key, display_name(repo),
-                                       repo_title(display_name(repo), len(active), len(false_positives)),
-                                       rendered, active, false_positives, existing, marks, audit_id,
-                                       newly_marked_all, seen_before, with_repo=False))
+            upserts.append(
+                _issue_plan(
+                    "repo",
+                    key,
+                    display_name(repo),
+                    repo_title(display_name(repo), len(active), len(false_positives)),
+                    rendered,
+                    active,
+                    false_positives,
+                    existing,
+                    marks,
+                    audit_id,
+                    newly_marked_all,
+                    seen_before,
+                    with_repo=False,
+                )
+            )
 
     homes = {(u.kind, u.key) for u in upserts}
     closes: list[ClosePlan] = []
     if close_allowed:
         for keeper, duplicate in duplicates:
-            closes.append(ClosePlan(duplicate, "duplicate", f"Duplicate of #{keeper.number}: two tw-gates runs filed "
-                                    "the same issue; the older one is kept.", display_name(keeper.marker.key)))
+            closes.append(
+                ClosePlan(
+                    duplicate,
+                    "duplicate",
+                    f"Duplicate of #{keeper.number}: two tw-gates runs filed the same issue; the older one is kept.",
+                    display_name(keeper.marker.key),
+                )
+            )
         for issue in sorted(keepers.values(), key=lambda t: t.number):
             if issue.key in homes:
                 continue
             if mode == "none" or (issue.marker.kind == "repo" and mode == "per-repo"):
-                closes.append(ClosePlan(issue, "resolved", "The audit no longer reports any of these findings "
-                                        f"(audit {inline_code(audit_id, 200)}): resolved, closing.",
-                                        display_name(issue.marker.key)))
+                closes.append(
+                    ClosePlan(
+                        issue,
+                        "resolved",
+                        "The audit no longer reports any of these findings "
+                        f"(audit {inline_code(audit_id, 200)}): resolved, closing.",
+                        display_name(issue.marker.key),
+                    )
+                )
             elif mode == "digest":
-                closes.append(ClosePlan(issue, "superseded", "These findings are now tracked in the tw-gates "
-                                        "digest issue (more repositories have findings than MAX_ISSUES_PER_RUN); "
-                                        "closing this one.", display_name(issue.marker.key)))
+                closes.append(
+                    ClosePlan(
+                        issue,
+                        "superseded",
+                        "These findings are now tracked in the tw-gates "
+                        "digest issue (more repositories have findings than MAX_ISSUES_PER_RUN); "
+                        "closing this one.",
+                        display_name(issue.marker.key),
+                    )
+                )
             else:
-                closes.append(ClosePlan(issue, "superseded", "Few enough repositories have findings again: "
-                                        "each has its own tw-gates issue now; closing the digest.",
-                                        display_name(issue.marker.key)))
+                closes.append(
+                    ClosePlan(
+                        issue,
+                        "superseded",
+                        "Few enough repositories have findings again: "
+                        "each has its own tw-gates issue now; closing the digest.",
+                        display_name(issue.marker.key),
+                    )
+                )
     return Plan(mode, why, repos, findings, false_ids, upserts, closes)
 
 
-def _issue_plan(kind: str, key: str, name: str, title: str, rendered: RenderedBody, active: list[Finding],
-                false_positives: list[Finding], existing: TrackedIssue | None, marks: dict[int, BodyMarks],
-                audit_id: str, newly_marked_all: set[str], seen_before: set[str], *, with_repo: bool) -> IssuePlan:
+def _issue_plan(
+    kind: str,
+    key: str,
+    name: str,
+    title: str,
+    rendered: RenderedBody,
+    active: list[Finding],
+    false_positives: list[Finding],
+    existing: TrackedIssue | None,
+    marks: dict[int, BodyMarks],
+    audit_id: str,
+    newly_marked_all: set[str],
+    seen_before: set[str],
+    *,
+    with_repo: bool,
+) -> IssuePlan:
     records = [f.record(False) for f in active] + [f.record(True) for f in false_positives]
     print_ = fingerprint(records)
     comment = None
     if existing is not None and existing.marker.fingerprint != print_:
         comment = change_comment(audit_id, marks[existing.number], active, false_positives, with_repo=with_repo)
     ids = {f.id for f in active} | {f.id for f in false_positives}
-    return IssuePlan(kind, key, name, title, rendered.text, print_, active, false_positives, rendered.overflow,
-                     existing, comment, newly_marked_all & ids, {f.id for f in active} - seen_before)
+    return IssuePlan(
+        kind,
+        key,
+        name,
+        title,
+        rendered.text,
+        print_,
+        active,
+        false_positives,
+        rendered.overflow,
+        existing,
+        comment,
+        newly_marked_all & ids,
+        {f.id for f in active} - seen_before,
+    )
 
 
 # ============================================================================ result
 
+
 class IssueAction(BaseModel):
-    action: Literal["created", "updated", "unchanged", "closed", "would-create", "would-update", "would-close",
-                    "failed"]
+    action: Literal[
+        "created", "updated", "unchanged", "closed", "would-create", "would-update", "would-close", "failed"
+    ]
     kind: str
     name: str
     number: int | None = None
@@ -616,19 +766,26 @@ class FileIssuesResult(BaseModel):
 
 # ============================================================================ the gate
 
+
 class _Run:
     """One run's state: what was written, what is still to be saved."""
 
-    def __init__(self, settings: FileIssuesSettings, findings: list[Finding], audit_id: str,
-                 echo: Callable[[str], None]) -> None:
+    def __init__(
+        self, settings: FileIssuesSettings, findings: list[Finding], audit_id: str, echo: Callable[[str], None]
+    ) -> None:
         self.settings = settings
         self.findings = findings
         self.audit_id = audit_id
         self.echo = echo
         self.sink = metrics.current()
-        self.result = FileIssuesResult(central_repo=settings.central_repo or "", audit_id=audit_id, mode="none",
-                                       findings=len(findings), repos=len({repo_key(f.repo) for f in findings}),
-                                       dry_run=settings.dry_run)
+        self.result = FileIssuesResult(
+            central_repo=settings.central_repo or "",
+            audit_id=audit_id,
+            mode="none",
+            findings=len(findings),
+            repos=len({repo_key(f.repo) for f in findings}),
+            dry_run=settings.dry_run,
+        )
         self.unfiled: dict[str, Finding] = {}
         self.reason: FallbackReason | None = None
         self.detail = ""
@@ -644,8 +801,9 @@ class _Run:
             self.sink.counter(name, doc)
 
     def count_failure(self, reason: str, issues: int = 1) -> None:
-        self.sink.counter("audit_issue_create_failures_total", "Issues file-issues could not create or update",
-                          ["reason"]).labels(reason=reason).inc(issues)
+        self.sink.counter(
+            "audit_issue_create_failures_total", "Issues file-issues could not create or update", ["reason"]
+        ).labels(reason=reason).inc(issues)
 
     def count(self, name: str, amount: int = 1) -> None:
         self.sink.counter(name, METRICS[name]).inc(amount)
@@ -662,8 +820,12 @@ class _Run:
             return None
         assert self.reason is not None
         doc = IssueFallback(
-            generated_at=utc_now_iso(), audit_id=self.audit_id, central_repo=self.settings.central_repo or "",
-            reason=self.reason, detail=REDACTOR.redact(" ".join(self.detail.split())), issues_written=self.issue_writes,
+            generated_at=utc_now_iso(),
+            audit_id=self.audit_id,
+            central_repo=self.settings.central_repo or "",
+            reason=self.reason,
+            detail=REDACTOR.redact(" ".join(self.detail.split())),
+            issues_written=self.issue_writes,
             findings=[f.redacted() for f in sorted(self.unfiled.values(), key=lambda f: f.sort_key)],
         )
         safe_id = re.sub(r"[^A-Za-z0-9._-]+", "_", self.audit_id)[:80] or "audit"
@@ -696,10 +858,14 @@ def gate(settings: FileIssuesSettings, *, echo: Callable[[str], None] = runner.e
     repos = run.result.repos
     if not settings.dry_run:
         run.declare_metrics()
-        run.sink.counter("audit_unregistered_repos_total",
-                         "Repositories with unregistered renderer findings, summed over file-issues runs").inc(repos)
-    echo(f"file-issues: {_plural(len(findings), 'finding')} in {_plural(repos, 'repository')} "
-         f"(audit {audit_id}) for {central}; cap {settings.max_issues}")
+        run.sink.counter(
+            "audit_unregistered_repos_total",
+            "Repositories with unregistered renderer findings, summed over file-issues runs",
+        ).inc(repos)
+    echo(
+        f"file-issues: {_plural(len(findings), 'finding')} in {_plural(repos, 'repository')} "
+        f"(audit {audit_id}) for {central}; cap {settings.max_issues}"
+    )
     close_allowed = report.exit_code != ExitCode.ERROR
     if not close_allowed:
         runner.warn("the audit report says the audit failed (exit_code 1): no issue is closed this run")
@@ -741,7 +907,7 @@ def _run_with_client(run: _Run, client, deadline: float, close_allowed: bool) ->
     remaining: int | None = None
     try:
         remaining, reset = client.rate_limit_remaining()
-    except Exception as exc:  # noqa: BLE001 - classified below, never swallowed
+    except Exception as exc:
         error = classify(exc, "reading the API quota (GET /rate_limit)")
         if error.status == 404:
             run.echo("file-issues: this GitHub has no rate limit (GET /rate_limit: 404)")
@@ -754,8 +920,10 @@ def _run_with_client(run: _Run, client, deadline: float, close_allowed: bool) ->
             error = TrackerError("rate_limit", f"the GitHub API quota is exhausted (0 left, resets at {when})")
             return _fail_all(run, error, "rate_limit")
         if remaining < settings.quota_threshold:
-            digest_only = (f"The GitHub API quota was low ({remaining} requests left, threshold "
-                           f"{settings.quota_threshold}), so this run files one digest.")
+            digest_only = (
+                f"The GitHub API quota was low ({remaining} requests left, threshold "
+                f"{settings.quota_threshold}), so this run files one digest."
+            )
 
     tracker = IssueTracker(client, central, label=settings.label)
     # 2. One listing, then the plan.
@@ -764,10 +932,18 @@ def _run_with_client(run: _Run, client, deadline: float, close_allowed: bool) ->
     except TrackerError as error:
         return _fail_all(run, error, _reason_of(error))
     tracked = tracker.issues() + [dup for _, dup in tracker.duplicates()]
-    run.echo(f"file-issues: {_plural(len(tracked), 'open tw-gates issue')} in {central} "
-             f"({_plural(tracker.listing_pages, 'listing page')})")
-    plan = plan_issues(findings, tracked, cap=settings.max_issues, audit_id=run.audit_id, digest_only=digest_only,
-                       close_allowed=close_allowed)
+    run.echo(
+        f"file-issues: {_plural(len(tracked), 'open tw-gates issue')} in {central} "
+        f"({_plural(tracker.listing_pages, 'listing page')})"
+    )
+    plan = plan_issues(
+        findings,
+        tracked,
+        cap=settings.max_issues,
+        audit_id=run.audit_id,
+        digest_only=digest_only,
+        close_allowed=close_allowed,
+    )
     if settings.dry_run:
         _report_plan(run, plan, dry=True)
         return None
@@ -798,8 +974,12 @@ def _run_with_client(run: _Run, client, deadline: float, close_allowed: bool) ->
 
 
 def _reason_of(error: TrackerError) -> FallbackReason:
-    return {"permission": "permission_denied", "rate_limit": "rate_limit", "unavailable": "github_unavailable",
-            "rejected": "rejected"}[error.category]  # type: ignore[return-value]
+    return {
+        "permission": "permission_denied",
+        "rate_limit": "rate_limit",
+        "unavailable": "github_unavailable",
+        "rejected": "rejected",
+    }[error.category]  # type: ignore[return-value]
 
 
 def _fail_all(run: _Run, error: TrackerError, reason: FallbackReason) -> None:
@@ -822,18 +1002,28 @@ def _fit_to_quota(run: _Run, client, plan: Plan, tracked: list[TrackedIssue], cl
     if cost(plan) <= quota:
         return plan
     if plan.mode == "per-repo":
-        digest = plan_issues(run.findings, tracked, cap=run.settings.max_issues, audit_id=run.audit_id,
-                             digest_only=f"The GitHub API quota ({quota} requests left) would not carry one issue "
-                                         "per repository, so this run files one digest.", close_allowed=close_allowed)
+        digest = plan_issues(
+            run.findings,
+            tracked,
+            cap=run.settings.max_issues,
+            audit_id=run.audit_id,
+            digest_only=f"The GitHub API quota ({quota} requests left) would not carry one issue "
+            "per repository, so this run files one digest.",
+            close_allowed=close_allowed,
+        )
         run.echo(f"file-issues: {cost(plan)} calls needed, {quota} left: switching to one digest")
         plan = digest
     if cost(plan) > quota and plan.closes:
-        run.echo(f"file-issues: quota low ({quota} left): closing {_plural(len(plan.closes), 'issue')} deferred "
-                 "to a later run")
+        run.echo(
+            f"file-issues: quota low ({quota} left): closing {_plural(len(plan.closes), 'issue')} deferred "
+            "to a later run"
+        )
         plan.closes = []
     if cost(plan) > quota:
-        error = TrackerError("rate_limit", f"the GitHub API quota ({quota} requests left) cannot carry even one "
-                                           f"digest ({cost(plan)} calls)")
+        error = TrackerError(
+            "rate_limit",
+            f"the GitHub API quota ({quota} requests left) cannot carry even one digest ({cost(plan)} calls)",
+        )
         _fail_all(run, error, "rate_limit")
         return None
     return plan
@@ -847,8 +1037,11 @@ def _execute(run: _Run, tracker: IssueTracker, plan: Plan, deadline: float) -> N
     while pending:
         item = pending.pop(0)
         if item.overflow:
-            run.save(item.overflow, "body_limit", f"{_plural(len(item.overflow), 'finding')} did not fit in the "
-                                                  f"{item.name} issue")
+            run.save(
+                item.overflow,
+                "body_limit",
+                f"{_plural(len(item.overflow), 'finding')} did not fit in the {item.name} issue",
+            )
         if item.action == "unchanged":
             _record(run, "unchanged", item, item.existing)
             continue
@@ -856,8 +1049,14 @@ def _execute(run: _Run, tracker: IssueTracker, plan: Plan, deadline: float) -> N
             _stop(run, item, pending, TrackerError("rate_limit", "the job's deadline is near; no new writes"))
             return
         try:
-            outcome = tracker.upsert(item.kind, item.key, title=item.title, body=item.body,
-                                     fingerprint=item.fingerprint, change_comment=item.comment)
+            outcome = tracker.upsert(
+                item.kind,
+                item.key,
+                title=item.title,
+                body=item.body,
+                fingerprint=item.fingerprint,
+                change_comment=item.comment,
+            )
         except TrackerError as error:
             if error.category == "rejected":
                 upserts_ok = False
@@ -886,8 +1085,16 @@ def _execute(run: _Run, tracker: IssueTracker, plan: Plan, deadline: float) -> N
                 return
             continue
         run.issue_writes += 1
-        run.result.actions.append(IssueAction(action="closed", kind=close.issue.marker.kind, name=close.name,
-                                              number=close.issue.number, url=close.issue.html_url, detail=close.why))
+        run.result.actions.append(
+            IssueAction(
+                action="closed",
+                kind=close.issue.marker.kind,
+                name=close.name,
+                number=close.issue.number,
+                url=close.issue.html_url,
+                detail=close.why,
+            )
+        )
         run.echo(f"file-issues: closed #{close.issue.number} {close.name} ({close.why})")
 
 
@@ -897,9 +1104,16 @@ def _count_filed(run: _Run, item: IssuePlan) -> None:
 
 
 def _record(run: _Run, action: str, item: IssuePlan, issue: TrackedIssue | None) -> None:
-    run.result.actions.append(IssueAction(action=action, kind=item.kind, name=item.name,  # type: ignore[arg-type]
-                                          number=issue.number if issue else None, url=issue.html_url if issue else None,
-                                          findings=len(item.active)))
+    run.result.actions.append(
+        IssueAction(
+            action=action,
+            kind=item.kind,
+            name=item.name,  # type: ignore[arg-type]
+            number=issue.number if issue else None,
+            url=issue.html_url if issue else None,
+            findings=len(item.active),
+        )
+    )
     number = f"#{issue.number} " if issue else ""
     detail = f" ({_plural(len(item.active), 'finding')}"
     detail += f", {len(item.false_positives)} marked false positive)" if item.false_positives else ")"
@@ -909,8 +1123,9 @@ def _record(run: _Run, action: str, item: IssuePlan, issue: TrackedIssue | None)
 def _failed(run: _Run, item: IssuePlan, error: TrackerError) -> None:
     run.save(item.active + item.false_positives, _reason_of(error), error.message)
     run.count_failure(_reason_of(error))
-    run.result.actions.append(IssueAction(action="failed", kind=item.kind, name=item.name,
-                                          findings=len(item.active), detail=error.message))
+    run.result.actions.append(
+        IssueAction(action="failed", kind=item.kind, name=item.name, findings=len(item.active), detail=error.message)
+    )
     runner.warn(f"{item.name}: {error.message}")
 
 
@@ -934,8 +1149,12 @@ def _converge(run: _Run, tracker: IssueTracker, plan: Plan, deadline: float) -> 
         if not duplicates:
             return
         for keeper, duplicate in duplicates:
-            tracker.close(duplicate, f"Duplicate of #{keeper.number}: two tw-gates runs filed the same issue at "
-                                     "once; the older one is kept.", reason="not_planned")
+            tracker.close(
+                duplicate,
+                f"Duplicate of #{keeper.number}: two tw-gates runs filed the same issue at "
+                "once; the older one is kept.",
+                reason="not_planned",
+            )
             run.issue_writes += 1
             run.echo(f"file-issues: closed duplicate #{duplicate.number} (kept #{keeper.number})")
         for item in plan.upserts:
@@ -953,19 +1172,33 @@ def _report_plan(run: _Run, plan: Plan, *, dry: bool) -> None:
     run.result.mode, run.result.why = plan.mode, plan.why
     run.echo(f"file-issues: mode {plan.mode}: {plan.why}")
     if plan.false_positive_ids:
-        run.echo(f"file-issues: {_plural(len(plan.false_positive_ids), 'finding')} marked false positive "
-                 "(not reported)")
+        run.echo(
+            f"file-issues: {_plural(len(plan.false_positive_ids), 'finding')} marked false positive (not reported)"
+        )
     if not dry:
         return
     for item in plan.upserts:
         action = {"create": "would-create", "update": "would-update", "unchanged": "unchanged"}[item.action]
-        run.result.actions.append(IssueAction(action=action, kind=item.kind, name=item.name,  # type: ignore[arg-type]
-                                              number=item.existing.number if item.existing else None,
-                                              findings=len(item.active)))
+        run.result.actions.append(
+            IssueAction(
+                action=action,
+                kind=item.kind,
+                name=item.name,  # type: ignore[arg-type]
+                number=item.existing.number if item.existing else None,
+                findings=len(item.active),
+            )
+        )
         run.echo(f"file-issues: [dry run] {action} {item.name} ({_plural(len(item.active), 'finding')})")
     for close in plan.closes:
-        run.result.actions.append(IssueAction(action="would-close", kind=close.issue.marker.kind, name=close.name,
-                                              number=close.issue.number, detail=close.why))
+        run.result.actions.append(
+            IssueAction(
+                action="would-close",
+                kind=close.issue.marker.kind,
+                name=close.name,
+                number=close.issue.number,
+                detail=close.why,
+            )
+        )
         run.echo(f"file-issues: [dry run] would-close #{close.issue.number} {close.name} ({close.why})")
 
 
@@ -973,16 +1206,24 @@ def _finish(run: _Run) -> FileIssuesResult:
     result = run.result
     path = run.write_fallback()
     if path is not None and result.exit_code != ExitCode.OK:
-        result.message = (f"S2 fallback: {_plural(result.fallback_findings, 'finding')} not filed in "
-                          f"{result.central_repo} ({result.fallback_reason}: {result.fallback_detail}); "
-                          f"saved to {path}")
-        notify(run.settings, f"tw-gates file-issues could not file {_plural(result.fallback_findings, 'finding')} "
-                             f"of audit {run.audit_id} in {result.central_repo} ({result.fallback_reason}). They are "
-                             f"saved in the fallback artifact {path.name}; see the workflow run.")
+        result.message = (
+            f"S2 fallback: {_plural(result.fallback_findings, 'finding')} not filed in "
+            f"{result.central_repo} ({result.fallback_reason}: {result.fallback_detail}); "
+            f"saved to {path}"
+        )
+        notify(
+            run.settings,
+            f"tw-gates file-issues could not file {_plural(result.fallback_findings, 'finding')} "
+            f"of audit {run.audit_id} in {result.central_repo} ({result.fallback_reason}). They are "
+            f"saved in the fallback artifact {path.name}; see the workflow run.",
+        )
     elif path is not None:
-        result.message = (f"{_plural(result.fallback_findings, 'finding')} did not fit in the issue bodies; "
-                          f"listed in {path}")
+        result.message = (
+            f"{_plural(result.fallback_findings, 'finding')} did not fit in the issue bodies; listed in {path}"
+        )
     else:
-        result.message = (f"{result.count('created')} created, {result.count('updated')} updated, "
-                          f"{result.count('unchanged')} unchanged, {result.count('closed')} closed")
+        result.message = (
+            f"{result.count('created')} created, {result.count('updated')} updated, "
+            f"{result.count('unchanged')} unchanged, {result.count('closed')} closed"
+        )
     return result

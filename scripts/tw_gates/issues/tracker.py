@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import requests
 from github import GithubException
@@ -65,8 +66,9 @@ class TrackerError(TwGatesError):
     * ``rejected``: GitHub refused the content (422 and the like).
     """
 
-    def __init__(self, category: str, message: str, *, status: int | None = None,
-                 accepted_permissions: str | None = None) -> None:
+    def __init__(
+        self, category: str, message: str, *, status: int | None = None, accepted_permissions: str | None = None
+    ) -> None:
         super().__init__(message)
         self.category = category
         self.status = status
@@ -88,8 +90,9 @@ def classify(exc: BaseException, doing: str) -> TrackerError:
             return TrackerError("rate_limit", f"{doing}: {message}", status=exc.status)
         if exc.status in (401, 403, 404):
             need = f" (needs {accepted})" if accepted else ""
-            return TrackerError("permission", f"{doing}: {message}{need}", status=exc.status,
-                                accepted_permissions=accepted)
+            return TrackerError(
+                "permission", f"{doing}: {message}{need}", status=exc.status, accepted_permissions=accepted
+            )
         if exc.status is not None and exc.status >= 500:
             return TrackerError("unavailable", f"{doing}: {message}", status=exc.status)
         return TrackerError("rejected", f"{doing}: {message}", status=exc.status)
@@ -106,6 +109,7 @@ def _header(headers: Any, name: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------- marker
+
 
 @dataclass(frozen=True)
 class Marker:
@@ -219,6 +223,7 @@ def plain_title(text: object, max_chars: int = MAX_TITLE_CHARS) -> str:
 
 # ---------------------------------------------------------------------------- issues
 
+
 @dataclass
 class TrackedIssue:
     number: int
@@ -305,8 +310,13 @@ class IssueTracker:
         make PyGithub fetch every issue once more."""
         by_key: dict[tuple[str, str], list[TrackedIssue]] = {}
         url: str | None = f"{self.client.api_url}/repos/{self.repo_name}/issues"
-        params: dict[str, Any] | None = {"state": "open", "labels": self.label, "sort": "created",
-                                         "direction": "asc", "per_page": 100}
+        params: dict[str, Any] | None = {
+            "state": "open",
+            "labels": self.label,
+            "sort": "created",
+            "direction": "asc",
+            "per_page": 100,
+        }
         pages = 0
         try:
             while url:
@@ -339,8 +349,15 @@ class IssueTracker:
             created_at = None
         # A lazy PyGithub Issue (no request) for the writes.
         handle = self._repo.get_issue(item["number"])
-        return TrackedIssue(item["number"], item.get("title") or "", item.get("body") or "", marker, created_at,
-                            item.get("html_url") or "", handle)
+        return TrackedIssue(
+            item["number"],
+            item.get("title") or "",
+            item.get("body") or "",
+            marker,
+            created_at,
+            item.get("html_url") or "",
+            handle,
+        )
 
     def issues(self, kind: str | None = None) -> list[TrackedIssue]:
         """The open tracked issues (the oldest of each key), by number."""
@@ -361,8 +378,9 @@ class IssueTracker:
         return pairs
 
     # -- writing ------------------------------------------------------------------
-    def upsert(self, kind: str, key: str, *, title: str, body: str, fingerprint: str,
-               change_comment: str | None = None) -> UpsertOutcome:
+    def upsert(
+        self, kind: str, key: str, *, title: str, body: str, fingerprint: str, change_comment: str | None = None
+    ) -> UpsertOutcome:
         """Create the issue for ``(kind, key)``, or bring it up to date.
 
         Same fingerprint: nothing is written. Different: title and body are
@@ -378,8 +396,9 @@ class IssueTracker:
                 issue = self._repo.create_issue(title=title, body=full_body, labels=[self.label])
             except (GithubException, requests.RequestException, DeadlineExceeded) as exc:
                 raise classify(exc, f"creating issue {kind}:{key} in {self.repo_name}") from exc
-            tracked = TrackedIssue(issue.number, title, full_body, marker, issue.created_at,
-                                   issue.html_url or "", issue)
+            tracked = TrackedIssue(
+                issue.number, title, full_body, marker, issue.created_at, issue.html_url or "", issue
+            )
             self._by_key.setdefault((kind, key), []).insert(0, tracked)
             return UpsertOutcome("created", tracked)
         if existing.marker.fingerprint == fingerprint:
@@ -419,8 +438,11 @@ class IssueTracker:
         """Close every newer issue that shares a key with an older one."""
         closed = []
         for keeper, duplicate in self.duplicates(kinds):
-            self.close(duplicate, f"Duplicate of #{keeper.number}: two tw-gates runs filed the same issue; "
-                                  "the older one is kept.", reason="not_planned")
+            self.close(
+                duplicate,
+                f"Duplicate of #{keeper.number}: two tw-gates runs filed the same issue; the older one is kept.",
+                reason="not_planned",
+            )
             closed.append((keeper, duplicate))
         return closed
 

@@ -24,20 +24,21 @@ import os
 import re
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from tw_gates import DATA_DIR
-from tw_gates.parser import targets as adversarial_targets
 from tw_gates.core import proc
 from tw_gates.core.errors import ExitCode, UsageError
 from tw_gates.core.fsio import load_model
 from tw_gates.core.redact import secret_env_values
 from tw_gates.core.settings import EnvSettings, env
+from tw_gates.parser import targets as adversarial_targets
 from tw_gates.schemas.consumer import utc_now_iso
 from tw_gates.schemas.corpus import (
     AdversarialReport,
@@ -143,13 +144,16 @@ def load_corpora(directory: Path) -> Corpora:
         path = directory / name
         model = load_model(path, CorpusFile, "corpus file", max_bytes=MAX_CORPUS_FILE_BYTES, fmt="json")
         if model.category in categories:
-            raise UsageError(f"{path}: category {model.category!r} is also the category of {categories[model.category]}")
+            raise UsageError(
+                f"{path}: category {model.category!r} is also the category of {categories[model.category]}"
+            )
         categories[model.category] = name
         for where, expect in [("defaults", model.defaults), *((case.id, case.expect) for case in model.cases)]:
             unknown = [n for n in expect.must_not_match_patterns if n not in manifest.patterns]
             if unknown:
-                raise UsageError(f"{path}: {where}: unknown pattern(s) {', '.join(unknown)} "
-                                 f"(the patterns are defined in {MANIFEST})")
+                raise UsageError(
+                    f"{path}: {where}: unknown pattern(s) {', '.join(unknown)} (the patterns are defined in {MANIFEST})"
+                )
         for case in model.cases:
             if case.id in case_files:
                 raise UsageError(f"{path}: case id {case.id!r} is also used in {case_files[case.id]}")
@@ -164,8 +168,9 @@ def select_corpora(corpora: list[Corpus], only: list[str]) -> list[Corpus]:
     known = [c.category for c in corpora]
     unknown = [name for name in only if name not in known]
     if unknown:
-        raise UsageError(f"unknown categor{'y' if len(unknown) == 1 else 'ies'}: {', '.join(unknown)} "
-                         f"(known: {', '.join(known)})")
+        raise UsageError(
+            f"unknown categor{'y' if len(unknown) == 1 else 'ies'}: {', '.join(unknown)} (known: {', '.join(known)})"
+        )
     return [c for c in corpora if c.category in only]
 
 
@@ -194,7 +199,7 @@ def target_argv(target: str) -> list[str]:
     """The command a case runs; builtin targets are this interpreter running
     ``tw_gates.parser.targets``, so they get the same limits."""
     if target.startswith(BUILTIN_PREFIX):
-        name = target[len(BUILTIN_PREFIX):]
+        name = target[len(BUILTIN_PREFIX) :]
         if name not in adversarial_targets.NAMES:
             known = ", ".join(BUILTIN_PREFIX + n for n in adversarial_targets.NAMES)
             raise UsageError(f"unknown builtin target {target!r} (known: {known})")
@@ -227,7 +232,7 @@ def _show(text: str, limit: int = 120) -> str:
 
 
 def _around(text: str, start: int, end: int) -> str:
-    return _show(text[max(0, start - 30):min(len(text), end + 30)], 160)
+    return _show(text[max(0, start - 30) : min(len(text), end + 30)], 160)
 
 
 _PARSE_MS = re.compile(rf"^{re.escape(adversarial_targets.PARSE_MS_PREFIX)}\s*([0-9]+(?:\.[0-9]+)?)\s*$", re.M)
@@ -246,12 +251,15 @@ def check_output(stdout: bytes, planned: PlannedCase) -> list[tuple[str, str]]:
     for needle in expect.must_not_contain:
         at = text.find(needle)
         if at >= 0:
-            found.append(("must_not_contain", f"contains \"{_show(needle)}\": ...{_around(text, at, at + len(needle))}..."))
+            found.append(
+                ("must_not_contain", f'contains "{_show(needle)}": ...{_around(text, at, at + len(needle))}...')
+            )
     for label, regex in planned.regexes:
         match = regex.search(text)
         if match:
-            found.append(("must_not_match",
-                          f"matches {_show(label, 60)}: ...{_around(text, match.start(), match.end())}..."))
+            found.append(
+                ("must_not_match", f"matches {_show(label, 60)}: ...{_around(text, match.start(), match.end())}...")
+            )
     return found
 
 
@@ -260,7 +268,11 @@ def run_case(planned: PlannedCase, argv: list[str], settings: AdversarialSetting
     data = planned.case.input_bytes()
     limit = time_limit_s(expect, settings.timeout_s)
     result = proc.run(
-        argv, timeout=limit, input=data, env=env_, max_output_bytes=MAX_OUTPUT_BYTES,
+        argv,
+        timeout=limit,
+        input=data,
+        env=env_,
+        max_output_bytes=MAX_OUTPUT_BYTES,
         limits=proc.Limits(address_space_bytes=settings.memory_limit_mb * 1024 * 1024),
     )
     ms = result.duration_s * 1000
@@ -268,11 +280,16 @@ def run_case(planned: PlannedCase, argv: list[str], settings: AdversarialSetting
     problems: list[tuple[str, str, bool]] = []  # (expectation, detail, always a parser fault)
 
     if result.timed_out:
-        problems.append(("time_limit", f"killed after {limit:.1f}s without finishing (max_ms {expect.max_ms})"
-                         if expect.max_ms else f"killed after {limit:.1f}s without finishing", True))
-    elif result.signal:
-        problems.append(("must_not_crash", result.describe(), True))
-    elif expect.must_not_crash and result.returncode != 0:
+        problems.append(
+            (
+                "time_limit",
+                f"killed after {limit:.1f}s without finishing (max_ms {expect.max_ms})"
+                if expect.max_ms
+                else f"killed after {limit:.1f}s without finishing",
+                True,
+            )
+        )
+    elif result.signal or (expect.must_not_crash and result.returncode != 0):
         problems.append(("must_not_crash", result.describe(), True))
     if expect.max_ms is not None and not result.timed_out and ms > expect.max_ms:
         problems.append(("max_ms", f"took {ms:.0f} ms, above max_ms {expect.max_ms}", True))
@@ -286,14 +303,24 @@ def run_case(planned: PlannedCase, argv: list[str], settings: AdversarialSetting
         for kind, detail, resource in problems
     ]
     parse_ms = _PARSE_MS.findall(result.stderr.decode("utf-8", "replace")[-4096:])
-    outcome = "timed out" if result.timed_out else (
-        f"killed by signal {result.signal}" if result.signal else f"exited {result.returncode}")
+    outcome = (
+        "timed out"
+        if result.timed_out
+        else (f"killed by signal {result.signal}" if result.signal else f"exited {result.returncode}")
+    )
     if result.stdout_truncated:
         outcome += f"; output cut at {MAX_OUTPUT_BYTES // (1024 * 1024)} MiB"
     return CaseResult(
-        id=planned.case.id, category=planned.category, checks=planned.case.checks, passed=not violations,
-        ms=round(ms, 1), parse_ms=float(parse_ms[-1]) if parse_ms else None, rss_mb=round(rss_mb, 1),
-        input_bytes=len(data), outcome=outcome, violations=violations,
+        id=planned.case.id,
+        category=planned.category,
+        checks=planned.case.checks,
+        passed=not violations,
+        ms=round(ms, 1),
+        parse_ms=float(parse_ms[-1]) if parse_ms else None,
+        rss_mb=round(rss_mb, 1),
+        input_bytes=len(data),
+        outcome=outcome,
+        violations=violations,
     )
 
 
@@ -314,12 +341,17 @@ def summarize(results: list[CaseResult]) -> list[CategorySummary]:
     summaries = []
     for category, cases in by_category.items():
         slowest = max(cases, key=lambda r: r.ms)
-        summaries.append(CategorySummary(
-            category=category, cases=len(cases),
-            parser_violations=sum(1 for r in cases if any(v.counts_as == "parser" for v in r.violations)),
-            downstream_violations=sum(1 for r in cases if any(v.counts_as == "downstream" for v in r.violations)),
-            seconds=round(sum(r.ms for r in cases) / 1000, 3), slowest_case=slowest.id, slowest_ms=slowest.ms,
-        ))
+        summaries.append(
+            CategorySummary(
+                category=category,
+                cases=len(cases),
+                parser_violations=sum(1 for r in cases if any(v.counts_as == "parser" for v in r.violations)),
+                downstream_violations=sum(1 for r in cases if any(v.counts_as == "downstream" for v in r.violations)),
+                seconds=round(sum(r.ms for r in cases) / 1000, 3),
+                slowest_case=slowest.id,
+                slowest_ms=slowest.ms,
+            )
+        )
     return summaries
 
 
@@ -331,17 +363,20 @@ def gate(settings: AdversarialSettings, *, progress: Callable[[str], None] | Non
     corpora = select_corpora(loaded.files, settings.categories())
     cases = plan(corpora, loaded.manifest)
     say = progress or (lambda line: None)
-    say(f"adversarial: {len(cases)} cases in {len(corpora)} categor{'y' if len(corpora) == 1 else 'ies'} "
+    say(
+        f"adversarial: {len(cases)} cases in {len(corpora)} categor{'y' if len(corpora) == 1 else 'ies'} "
         f"against {settings.target} "
-        f"({settings.jobs} jobs, {settings.memory_limit_mb} MiB address space per case)")
+        f"({settings.jobs} jobs, {settings.memory_limit_mb} MiB address space per case)"
+    )
 
     env_ = _target_env()
     remaining = {c.category: len(c.model.cases) for c in corpora}
     done: dict[str, list[CaseResult]] = {c.category: [] for c in corpora}
     results: dict[int, CaseResult] = {}
     # Longest first, so the heavy cases do not end up alone at the tail of the run.
-    order = sorted(range(len(cases)), key=lambda i: (cases[i].expect.max_ms or 0, _input_size(cases[i].case)),
-                   reverse=True)
+    order = sorted(
+        range(len(cases)), key=lambda i: (cases[i].expect.max_ms or 0, _input_size(cases[i].case)), reverse=True
+    )
     started = time.monotonic()
     pool = ThreadPoolExecutor(max_workers=settings.jobs, thread_name_prefix="adversarial")
     try:
@@ -360,11 +395,17 @@ def gate(settings: AdversarialSettings, *, progress: Callable[[str], None] | Non
     ordered = [results[i] for i in range(len(cases))]
     failing = any(_counts(r, settings.downstream)[0] for r in ordered)
     report = AdversarialReport(
-        target=settings.target, generated_at=utc_now_iso(), corpora=str(settings.corpora),
-        categories_run=[c.category for c in corpora], jobs=settings.jobs, memory_limit_mb=settings.memory_limit_mb,
-        downstream_policy=settings.downstream, seconds=round(seconds, 3),
+        target=settings.target,
+        generated_at=utc_now_iso(),
+        corpora=str(settings.corpora),
+        categories_run=[c.category for c in corpora],
+        jobs=settings.jobs,
+        memory_limit_mb=settings.memory_limit_mb,
+        downstream_policy=settings.downstream,
+        seconds=round(seconds, 3),
         exit_code=int(ExitCode.REJECTED if failing else ExitCode.OK),
-        categories=summarize(ordered), cases=ordered,
+        categories=summarize(ordered),
+        cases=ordered,
     )
     _record_metrics(report)
     return report
@@ -379,8 +420,7 @@ def _input_size(case: Case) -> int:
 def _category_line(category: str, results: list[CaseResult], policy: str) -> str:
     failing = sum(1 for r in results if _counts(r, policy)[0])
     slowest = max(results, key=lambda r: r.ms)
-    return (f"  {category:<20} {len(results):>4} cases  {failing:>3} failing  "
-            f"slowest {slowest.id} {slowest.ms:.0f} ms")
+    return f"  {category:<20} {len(results):>4} cases  {failing:>3} failing  slowest {slowest.id} {slowest.ms:.0f} ms"
 
 
 def _record_metrics(report: AdversarialReport) -> None:
@@ -388,9 +428,11 @@ def _record_metrics(report: AdversarialReport) -> None:
 
     sink = metrics.current()
     cases = sink.gauge("tw_gates_adversarial_cases", "Adversarial cases run in the last run, by category", ["category"])
-    violating = sink.gauge("tw_gates_adversarial_violating_cases",
-                           "Cases of the last adversarial run with a violation, by category and whom it is about",
-                           ["category", "counts_as"])
+    violating = sink.gauge(
+        "tw_gates_adversarial_violating_cases",
+        "Cases of the last adversarial run with a violation, by category and whom it is about",
+        ["category", "counts_as"],
+    )
     for summary in report.categories:
         cases.labels(category=summary.category).set(summary.cases)
         violating.labels(category=summary.category, counts_as="parser").set(summary.parser_violations)
@@ -409,8 +451,18 @@ def downstream_cases(report: AdversarialReport) -> list[CaseResult]:
 
 
 def summary_rows(report: AdversarialReport) -> list[list[object]]:
-    return [[s.category, s.cases, s.parser_violations, s.downstream_violations, f"{s.seconds:.2f}s",
-             s.slowest_case, f"{s.slowest_ms:.0f} ms"] for s in report.categories]
+    return [
+        [
+            s.category,
+            s.cases,
+            s.parser_violations,
+            s.downstream_violations,
+            f"{s.seconds:.2f}s",
+            s.slowest_case,
+            f"{s.slowest_ms:.0f} ms",
+        ]
+        for s in report.categories
+    ]
 
 
 SUMMARY_HEADERS = ["category", "cases", "violations", "downstream", "time", "slowest case", "slowest"]
@@ -426,8 +478,14 @@ def verdict(report: AdversarialReport) -> str:
     failing = failing_cases(report)
     downstream = downstream_cases(report)
     head = f"{len(report.cases)} cases against {report.target} in {report.seconds:.1f}s"
-    tail = (f"; {len(downstream)} downstream-renderer check(s) "
-            f"{'failing' if report.downstream_policy == 'fail' else 'reported'}") if downstream else ""
+    tail = (
+        (
+            f"; {len(downstream)} downstream-renderer check(s) "
+            f"{'failing' if report.downstream_policy == 'fail' else 'reported'}"
+        )
+        if downstream
+        else ""
+    )
     if not failing:
         return f"{head}: no parser violations{tail}"
     names = ", ".join(r.id for r in failing[:10]) + (f" (+{len(failing) - 10} more)" if len(failing) > 10 else "")
@@ -446,22 +504,31 @@ def violation_lines(results: list[CaseResult], counts_as: str) -> list[str]:
 def summary_markdown(report: AdversarialReport) -> str:
     from tw_gates.core.runner import markdown_table
 
-    parts = [f"### tw-gates adversarial: {report.target}\n",
-             f"{verdict(report)}\n",
-             markdown_table(SUMMARY_HEADERS, summary_rows(report))]
+    parts = [
+        f"### tw-gates adversarial: {report.target}\n",
+        f"{verdict(report)}\n",
+        markdown_table(SUMMARY_HEADERS, summary_rows(report)),
+    ]
     headers = ["case", "category", "expectation", "detail"]
 
     def rows(counts_as: str) -> list[list[object]]:
-        return [[r.id, r.category, v.expectation, v.detail]
-                for r in report.cases for v in r.violations if v.counts_as == counts_as]
+        return [
+            [r.id, r.category, v.expectation, v.detail]
+            for r in report.cases
+            for v in r.violations
+            if v.counts_as == counts_as
+        ]
 
     if rows("parser"):
         parts += ["\n#### Parser violations\n\n", markdown_table(headers, rows("parser"))]
     if rows("downstream"):
         effect = "they fail the gate" if report.downstream_policy == "fail" else "reported, not failing the gate"
-        parts += ["\n#### Downstream-renderer checks\n\n",
-                  "Every correct Markdown parser passes these through; the renderer that consumes its output "
-                  f"must neutralise them ({effect}).\n\n", markdown_table(headers, rows("downstream"))]
+        parts += [
+            "\n#### Downstream-renderer checks\n\n",
+            "Every correct Markdown parser passes these through; the renderer that consumes its output "
+            f"must neutralise them ({effect}).\n\n",
+            markdown_table(headers, rows("downstream")),
+        ]
     return "".join(parts)
 
 
@@ -470,8 +537,15 @@ def list_lines(corpora: list[Corpus], directory: Path) -> list[str]:
     for corpus in corpora:
         downstream = sum(1 for case in corpus.model.cases if case.checks == "downstream")
         description = corpus.model.description
-        rows.append([corpus.category, corpus.file, len(corpus.model.cases), downstream,
-                     description if len(description) <= 70 else description[:67] + "..."])
+        rows.append(
+            [
+                corpus.category,
+                corpus.file,
+                len(corpus.model.cases),
+                downstream,
+                description if len(description) <= 70 else description[:67] + "...",
+            ]
+        )
     lines = [f"corpora in {directory}:"]
     lines += text_table(["category", "file", "cases", "downstream", "description"], rows).splitlines()
     lines.append(f"{sum(len(c.model.cases) for c in corpora)} cases in {len(corpora)} categories")

@@ -35,10 +35,10 @@ import random
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -61,6 +61,7 @@ class BaselineError(TwGatesError):
 
 
 # --------------------------------------------------------------------------- corpus
+
 
 @dataclass(frozen=True)
 class Corpus:
@@ -99,15 +100,43 @@ def load_corpus(spec: str | None) -> Corpus:
     return Corpus(spec, documents)
 
 
-_WORDS = ("token", "warehouse", "parser", "markdown", "render", "block", "inline", "link", "table", "gate",
-          "phase", "canary", "signed", "artifact", "consumer", "audit", "latency", "baseline", "nested", "code")
+_WORDS = (
+    "token",
+    "warehouse",
+    "parser",
+    "markdown",
+    "render",
+    "block",
+    "inline",
+    "link",
+    "table",
+    "gate",
+    "phase",
+    "canary",
+    "signed",
+    "artifact",
+    "consumer",
+    "audit",
+    "latency",
+    "baseline",
+    "nested",
+    "code",
+)
 
 
 def _sentence(rng: random.Random) -> str:
     words = [rng.choice(_WORDS) for _ in range(rng.randint(6, 16))]
     i = rng.randrange(len(words))
-    words[i] = rng.choice([f"*{words[i]}*", f"**{words[i]}**", f"`{words[i]}`", f"[{words[i]}](https://example.com/{words[i]})",
-                           f"~~{words[i]}~~", f"<{words[i]}@example.com>"])
+    words[i] = rng.choice(
+        [
+            f"*{words[i]}*",
+            f"**{words[i]}**",
+            f"`{words[i]}`",
+            f"[{words[i]}](https://example.com/{words[i]})",
+            f"~~{words[i]}~~",
+            f"<{words[i]}@example.com>",
+        ]
+    )
     return " ".join(words).capitalize() + "."
 
 
@@ -125,8 +154,10 @@ def _block(rng: random.Random, n: int) -> str:
         body = "".join(f"    value_{i} = parse({rng.randint(0, 999)})\n" for i in range(rng.randint(2, 6)))
         return f"```python\n{body}```\n"
     if kind == 5:
-        rows = "".join(f"| {rng.choice(_WORDS)} | {rng.randint(0, 9999)} | {rng.choice(_WORDS)} |\n"
-                       for _ in range(rng.randint(2, 6)))
+        rows = "".join(
+            f"| {rng.choice(_WORDS)} | {rng.randint(0, 9999)} | {rng.choice(_WORDS)} |\n"
+            for _ in range(rng.randint(2, 6))
+        )
         return "| name | value | note |\n| --- | ---: | :--- |\n" + rows
     return "".join(f"{i + 1}. {_sentence(rng)}\n" for i in range(rng.randint(2, 5)))
 
@@ -149,6 +180,7 @@ def builtin_corpus() -> list[tuple[str, bytes]]:
 
 # --------------------------------------------------------------------------- targets
 
+
 @dataclass
 class Measurement:
     latencies_ms: list[float]
@@ -169,15 +201,20 @@ def _worker_argv() -> list[str]:
     return [sys.executable, "-m", "tw_gates.parser.baseline"]
 
 
-def measure_builtin(name: str, corpus_spec: str | None, *, warmup: int, runs: int, timeout: float,
-                    documents: int, progress: Progress) -> Measurement:
+def measure_builtin(
+    name: str, corpus_spec: str | None, *, warmup: int, runs: int, timeout: float, documents: int, progress: Progress
+) -> Measurement:
     from tw_gates.core import proc
 
     if name not in _builtin_names():
-        raise UsageError(f"unknown builtin target {BUILTIN_PREFIX}{name} (known: "
-                         f"{', '.join(BUILTIN_PREFIX + n for n in _builtin_names())})")
-    progress(f"measuring {BUILTIN_PREFIX}{name} in a worker process: {documents} document(s), "
-             f"{warmup} warm-up + {runs} measured parse(s) each")
+        raise UsageError(
+            f"unknown builtin target {BUILTIN_PREFIX}{name} (known: "
+            f"{', '.join(BUILTIN_PREFIX + n for n in _builtin_names())})"
+        )
+    progress(
+        f"measuring {BUILTIN_PREFIX}{name} in a worker process: {documents} document(s), "
+        f"{warmup} warm-up + {runs} measured parse(s) each"
+    )
     request = json.dumps({"target": name, "corpus": corpus_spec, "warmup": warmup, "runs": runs})
     result = proc.run(_worker_argv(), input=request, timeout=timeout)
     if not result.ok:
@@ -191,18 +228,21 @@ def measure_builtin(name: str, corpus_spec: str | None, *, warmup: int, runs: in
     return Measurement(latencies, peak, "in-process")
 
 
-def measure_command(argv: list[str], corpus: Corpus, *, warmup: int, runs: int, timeout: float,
-                    progress: Progress) -> Measurement:
-    from tw_gates.parser.targets import PARSE_MS_PREFIX
+def measure_command(
+    argv: list[str], corpus: Corpus, *, warmup: int, runs: int, timeout: float, progress: Progress
+) -> Measurement:
     from tw_gates.core import proc
+    from tw_gates.parser.targets import PARSE_MS_PREFIX
 
     reported: list[float | None] = []
     wall: list[float] = []
     peak = 0
     total = len(corpus.documents) * (warmup + runs)
     done, last = 0, time.monotonic()
-    progress(f"measuring `{shlex.join(argv)}`: {len(corpus.documents)} document(s), "
-             f"{warmup} warm-up + {runs} measured run(s) each ({total} processes)")
+    progress(
+        f"measuring `{shlex.join(argv)}`: {len(corpus.documents)} document(s), "
+        f"{warmup} warm-up + {runs} measured run(s) each ({total} processes)"
+    )
     for path, data in corpus.documents:
         for attempt in range(warmup + runs):
             result = proc.run(argv, input=data, timeout=timeout, max_output_bytes=16 * 1024 * 1024)
@@ -226,13 +266,14 @@ def _reported_ms(stderr: bytes, prefix: str) -> float | None:
     for line in reversed(stderr.decode("utf-8", "replace").splitlines()):
         if line.startswith(prefix):
             try:
-                return float(line[len(prefix):].strip())
+                return float(line[len(prefix) :].strip())
             except ValueError:
                 return None
     return None
 
 
 # --------------------------------------------------------------------------- statistics
+
 
 def percentile(values: list[float], pct: float) -> float:
     """Linear interpolation between closest ranks (numpy's default)."""
@@ -246,13 +287,17 @@ def percentile(values: list[float], pct: float) -> float:
 
 def latency_stats(values: list[float]) -> LatencyStats:
     return LatencyStats(
-        samples=len(values), p50_ms=round(percentile(values, 50), 4), p95_ms=round(percentile(values, 95), 4),
-        p99_ms=round(percentile(values, 99), 4), mean_ms=round(sum(values) / len(values), 4),
+        samples=len(values),
+        p50_ms=round(percentile(values, 50), 4),
+        p95_ms=round(percentile(values, 95), 4),
+        p99_ms=round(percentile(values, 99), 4),
+        mean_ms=round(sum(values) / len(values), 4),
         max_ms=round(max(values), 4),
     )
 
 
 # --------------------------------------------------------------------------- capture
+
 
 class CaptureSettings(EnvSettings):
     target: str = Field(f"{BUILTIN_PREFIX}safe", validation_alias=env("TW_PERF_TARGET", "target"))
@@ -269,22 +314,41 @@ def capture(settings: CaptureSettings, *, progress: Progress = lambda _line: Non
     corpus = load_corpus(settings.corpus)
     target = settings.target.strip()
     if target.startswith(BUILTIN_PREFIX):
-        measurement = measure_builtin(target[len(BUILTIN_PREFIX):], settings.corpus, warmup=settings.warmup,
-                                      runs=settings.runs, timeout=settings.timeout_s,
-                                      documents=len(corpus.documents), progress=progress)
+        measurement = measure_builtin(
+            target[len(BUILTIN_PREFIX) :],
+            settings.corpus,
+            warmup=settings.warmup,
+            runs=settings.runs,
+            timeout=settings.timeout_s,
+            documents=len(corpus.documents),
+            progress=progress,
+        )
     else:
         from tw_gates.parser.targets import command_argv
 
-        measurement = measure_command(command_argv(target), corpus, warmup=settings.warmup, runs=settings.runs,
-                                      timeout=settings.timeout_s, progress=progress)
+        measurement = measure_command(
+            command_argv(target),
+            corpus,
+            warmup=settings.warmup,
+            runs=settings.runs,
+            timeout=settings.timeout_s,
+            progress=progress,
+        )
     expected = len(corpus.documents) * settings.runs
     if len(measurement.latencies_ms) != expected:
         raise BaselineError(f"capture failed: {len(measurement.latencies_ms)} measurements, expected {expected}")
     return PerfCapture(
-        captured_at=datetime.now(timezone.utc).replace(microsecond=0), tool_version=__version__, target=target,
-        latency_source=measurement.source, corpus=corpus.name, corpus_sha256=corpus.sha256,
-        corpus_documents=len(corpus.documents), corpus_bytes=corpus.total_bytes, warmup=settings.warmup,
-        runs=settings.runs, latency=latency_stats(measurement.latencies_ms),
+        captured_at=datetime.now(timezone.utc).replace(microsecond=0),
+        tool_version=__version__,
+        target=target,
+        latency_source=measurement.source,
+        corpus=corpus.name,
+        corpus_sha256=corpus.sha256,
+        corpus_documents=len(corpus.documents),
+        corpus_bytes=corpus.total_bytes,
+        warmup=settings.warmup,
+        runs=settings.runs,
+        latency=latency_stats(measurement.latencies_ms),
         peak_rss_mib=round(measurement.peak_rss_kib / 1024, 2),
         host=HostInfo(platform=platform.platform(terse=True), python=platform.python_version(), cpus=os.cpu_count()),
     )
@@ -295,6 +359,7 @@ def capture_document(model: PerfCapture) -> dict:
 
 
 # --------------------------------------------------------------------------- sign and verify
+
 
 def read_capture(path: str | Path, *, what: str = "baseline") -> dict:
     """The raw JSON of a capture file (signature included)."""
@@ -347,6 +412,7 @@ def verify_capture(path: str | Path, settings: SigningSettings, *, what: str = "
 
 # --------------------------------------------------------------------------- compare
 
+
 class Thresholds(EnvSettings):
     """How much worse than the baseline the current capture may be."""
 
@@ -369,8 +435,10 @@ class MetricCheck(BaseModel):
 
     @property
     def text(self) -> str:
-        return (f"{self.metric} {self.current:g} vs baseline {self.baseline:g} (limit {self.limit:g}, {self.rule}): "
-                f"{'ok' if self.ok else 'BREACH'}")
+        return (
+            f"{self.metric} {self.current:g} vs baseline {self.baseline:g} (limit {self.limit:g}, {self.rule}): "
+            f"{'ok' if self.ok else 'BREACH'}"
+        )
 
 
 class Comparability(TwGatesError):
@@ -379,29 +447,51 @@ class Comparability(TwGatesError):
 
 def compare(baseline: PerfCapture, current: PerfCapture, thresholds: Thresholds) -> list[MetricCheck]:
     if baseline.corpus_sha256 != current.corpus_sha256:
-        raise Comparability(f"the current capture used another corpus ({current.corpus}, "
-                            f"{current.corpus_sha256[:12]}) than the baseline ({baseline.corpus}, "
-                            f"{baseline.corpus_sha256[:12]}): capture both on the same documents")
+        raise Comparability(
+            f"the current capture used another corpus ({current.corpus}, "
+            f"{current.corpus_sha256[:12]}) than the baseline ({baseline.corpus}, "
+            f"{baseline.corpus_sha256[:12]}): capture both on the same documents"
+        )
     if baseline.target != current.target:
         raise Comparability(f"the current capture measured {current.target!r}, the baseline {baseline.target!r}")
     if baseline.latency_source != current.latency_source:
-        raise Comparability(f"latency measured differently: baseline {baseline.latency_source}, "
-                            f"current {current.latency_source}")
+        raise Comparability(
+            f"latency measured differently: baseline {baseline.latency_source}, current {current.latency_source}"
+        )
     checks = []
-    for metric, ratio in (("p50_ms", thresholds.p50_ratio), ("p95_ms", thresholds.p95_ratio),
-                          ("p99_ms", thresholds.p99_ratio)):
+    for metric, ratio in (
+        ("p50_ms", thresholds.p50_ratio),
+        ("p95_ms", thresholds.p95_ratio),
+        ("p99_ms", thresholds.p99_ratio),
+    ):
         base, now = getattr(baseline.latency, metric), getattr(current.latency, metric)
         limit = round(max(base * ratio, base + thresholds.min_delta_ms), 4)
-        checks.append(MetricCheck(metric=f"latency_{metric}", baseline=base, current=now, limit=limit,
-                                  rule=f"x{ratio:g}, at least +{thresholds.min_delta_ms:g} ms", ok=now <= limit))
+        checks.append(
+            MetricCheck(
+                metric=f"latency_{metric}",
+                baseline=base,
+                current=now,
+                limit=limit,
+                rule=f"x{ratio:g}, at least +{thresholds.min_delta_ms:g} ms",
+                ok=now <= limit,
+            )
+        )
     limit = round(baseline.peak_rss_mib + thresholds.rss_increase_mib, 2)
-    checks.append(MetricCheck(metric="peak_rss_mib", baseline=baseline.peak_rss_mib, current=current.peak_rss_mib,
-                              limit=limit, rule=f"+{thresholds.rss_increase_mib:g} MiB",
-                              ok=current.peak_rss_mib <= limit))
+    checks.append(
+        MetricCheck(
+            metric="peak_rss_mib",
+            baseline=baseline.peak_rss_mib,
+            current=current.peak_rss_mib,
+            limit=limit,
+            rule=f"+{thresholds.rss_increase_mib:g} MiB",
+            ok=current.peak_rss_mib <= limit,
+        )
+    )
     return checks
 
 
 # --------------------------------------------------------------------------- worker
+
 
 def worker_main() -> int:
     """``python -m tw_gates.parser.baseline``: the builtin-target worker.

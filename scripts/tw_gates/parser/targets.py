@@ -46,6 +46,8 @@ def command_argv(target: str) -> list[str]:
     if shutil.which(argv[0]) is None:
         raise UsageError(f"target command not found or not executable: {argv[0]}")
     return argv
+
+
 PARSE_MS_PREFIX = "tw-gates-parse-ms:"
 
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):")

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -41,6 +42,7 @@ class EvidenceConflict(GateRejected):
 
 
 # ------------------------------------------------------------------ snippets
+
 
 def _relative_to_root(file: str, root: Path) -> str:
     """The repository-relative POSIX path of ``file`` (given relative to the
@@ -72,11 +74,12 @@ def snippet_of(lines: list[str], line_range: str, *, what: str) -> str:
     count = len(lines) - 1 if lines and lines[-1] == "" else len(lines)
     if last > count:
         raise UsageError(f"{what} has {count} lines; range {line_range} goes past the end")
-    return "\n".join(lines[first - 1:last])
+    return "\n".join(lines[first - 1 : last])
 
 
-def make_block(evidence_id: str, phase: int, file: str, lines: str, description: str, *,
-               root: Path | str = ".") -> EvidenceBlock:
+def make_block(
+    evidence_id: str, phase: int, file: str, lines: str, description: str, *, root: Path | str = "."
+) -> EvidenceBlock:
     """Read the snippet, hash it whole, redact it, cut it, and build the block."""
     root = Path(root)
     relative = _relative_to_root(file, root)
@@ -85,8 +88,13 @@ def make_block(evidence_id: str, phase: int, file: str, lines: str, description:
     stored = REDACTOR.redact(snippet, heuristics=True)[:SNIPPET_LIMIT]
     try:
         return EvidenceBlock(
-            evidence_id=evidence_id, phase=phase, file=relative, lines=f"{first}-{last}",
-            description=REDACTOR.redact(description), code_snippet=stored, sha256=sha256_hex(snippet),
+            evidence_id=evidence_id,
+            phase=phase,
+            file=relative,
+            lines=f"{first}-{last}",
+            description=REDACTOR.redact(description),
+            code_snippet=stored,
+            sha256=sha256_hex(snippet),
             timestamp=utc_now_iso(),
         )
     except ValidationError as exc:
@@ -94,6 +102,7 @@ def make_block(evidence_id: str, phase: int, file: str, lines: str, description:
 
 
 # ------------------------------------------------------------------ the log
+
 
 @dataclass
 class AddOutcome:
@@ -113,9 +122,9 @@ def _id_and_hash(raw: bytes) -> tuple[str, str] | None:
     if raw.startswith(_LINE_START) and raw.endswith(b'"}'):
         id_end = raw.find(b'"', len(_LINE_START))
         at = raw.rfind(_HASH_KEY)
-        digest = raw[at + len(_HASH_KEY):at + len(_HASH_KEY) + 64] if at > id_end > 0 else b""
+        digest = raw[at + len(_HASH_KEY) : at + len(_HASH_KEY) + 64] if at > id_end > 0 else b""
         if _HEX64.fullmatch(digest):
-            return raw[len(_LINE_START):id_end].decode("utf-8", "replace"), digest.decode()
+            return raw[len(_LINE_START) : id_end].decode("utf-8", "replace"), digest.decode()
     try:
         record = json.loads(raw)
     except ValueError:
@@ -131,8 +140,13 @@ class EvidenceLog:
     An instance remembers which ids it has seen and how far it has read, so
     repeated ``add`` calls read only what other writers appended meanwhile."""
 
-    def __init__(self, path: Path | str = DEFAULT_EVIDENCE_FILE, *, lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
-                 fsync: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path | str = DEFAULT_EVIDENCE_FILE,
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+        fsync: bool = True,
+    ) -> None:
         self.path = Path(path)
         self.lock_timeout = lock_timeout
         self.fsync = fsync
@@ -173,12 +187,14 @@ class EvidenceLog:
                 f"not {block.sha256[:12]}...: evidence is never rewritten, use a new id"
             )
 
-        self._cursor = locked_read_append(self.path, decide, cursor=self._cursor, timeout=self.lock_timeout,
-                                          fsync=self.fsync)
+        self._cursor = locked_read_append(
+            self.path, decide, cursor=self._cursor, timeout=self.lock_timeout, fsync=self.fsync
+        )
         return outcome
 
 
 # ------------------------------------------------------------------ reading and verifying
+
 
 @dataclass
 class LineProblem:
@@ -275,24 +291,33 @@ def check_block(block: EvidenceBlock, cache: SourceCache, *, line: int = 0) -> B
     return check
 
 
-def verify_log(path: Path | str = DEFAULT_EVIDENCE_FILE, *, root: Path | str = ".",
-               phase: int | None = None) -> VerifyResult:
+def verify_log(
+    path: Path | str = DEFAULT_EVIDENCE_FILE, *, root: Path | str = ".", phase: int | None = None
+) -> VerifyResult:
     """Re-hash every block (of one phase, if given) against the files under ``root``."""
     path = Path(path)
     result = VerifyResult(path=path)
     blocks, problems = read_log(path)
     for problem in problems:
-        result.checks.append(BlockCheck(line=problem.line, evidence_id="?", file="", lines="", status="invalid",
-                                        detail=problem.problem))
+        result.checks.append(
+            BlockCheck(line=problem.line, evidence_id="?", file="", lines="", status="invalid", detail=problem.problem)
+        )
     cache = SourceCache(Path(root))
     first_line: dict[str, int] = {}
     for number, block in blocks:
         if phase is not None and block.phase != phase:
             continue
         if block.evidence_id in first_line:
-            result.checks.append(BlockCheck(
-                line=number, evidence_id=block.evidence_id, file=block.file, lines=block.lines, status="invalid",
-                detail=f"id already used on line {first_line[block.evidence_id]} (edited by hand?)"))
+            result.checks.append(
+                BlockCheck(
+                    line=number,
+                    evidence_id=block.evidence_id,
+                    file=block.file,
+                    lines=block.lines,
+                    status="invalid",
+                    detail=f"id already used on line {first_line[block.evidence_id]} (edited by hand?)",
+                )
+            )
             continue
         first_line[block.evidence_id] = number
         result.checks.append(check_block(block, cache, line=number))

@@ -33,13 +33,24 @@ from tw_gates import DATA_DIR
 from tw_gates.core import proc
 from tw_gates.core.errors import ExitCode, ExternalServiceError, GateRejected, UsageError
 from tw_gates.core.fsio import (
-    InputNotFound, InputTooLarge, atomic_write_json, load_model, read_input, read_text_input,
+    InputNotFound,
+    InputTooLarge,
+    atomic_write_json,
+    load_model,
+    read_input,
+    read_text_input,
 )
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import GitHubSettings, SigningSettings, describe_validation_error, env
 from tw_gates.core.signing import KeyRing, SignatureError, sha256_hex
 from tw_gates.schemas.phase import (
-    FIRST_PHASE, GATE_IDS, LAST_PHASE, REQUIRED_KEYS, SCHEMA_VERSION, PhaseArtifact, artifact_filename,
+    FIRST_PHASE,
+    GATE_IDS,
+    LAST_PHASE,
+    REQUIRED_KEYS,
+    SCHEMA_VERSION,
+    PhaseArtifact,
+    artifact_filename,
     artifact_name,
 )
 
@@ -55,7 +66,9 @@ REPORT_TEMPLATE = DATA_DIR / "templates" / "phase_completion_report.md"
 class PhaseSettings(GitHubSettings, SigningSettings):
     phase_dir: Path = Field(Path("."), validation_alias=env("TW_PHASE_DIR", "phase_dir"))
     repo_dir: Path = Field(Path("."), validation_alias=env("TW_REPO_DIR", "repo_dir"))
-    evidence_file: Path = Field(Path("evidence_blocks.jsonl"), validation_alias=env("TW_EVIDENCE_FILE", "evidence_file"))
+    evidence_file: Path = Field(
+        Path("evidence_blocks.jsonl"), validation_alias=env("TW_EVIDENCE_FILE", "evidence_file")
+    )
     source: Source = Field("auto", validation_alias=env("TW_PHASE_SOURCE", "source"))
 
 
@@ -87,6 +100,7 @@ def _key_ring(settings: PhaseSettings) -> KeyRing:
 
 # ------------------------------------------------------------------ git
 
+
 def _git(repo_dir: Path, *args: str) -> proc.ProcResult:
     return proc.run(["git", "-C", str(repo_dir), *args], timeout=GIT_TIMEOUT_S)
 
@@ -106,11 +120,13 @@ def check_ancestor(commit: str, repo_dir: Path) -> None:
         return
     if result.returncode == 1:
         raise InvalidArtifact(f"git_commit {commit} is not an ancestor of HEAD ({head})")
-    raise InvalidArtifact(f"git_commit {commit} is not in this clone (a shallow checkout? use fetch-depth: 0): "
-                          f"{result.stderr_tail()}")
+    raise InvalidArtifact(
+        f"git_commit {commit} is not in this clone (a shallow checkout? use fetch-depth: 0): {result.stderr_tail()}"
+    )
 
 
 # ------------------------------------------------------------------ checking an artifact
+
 
 def check_artifact(data: bytes, *, phase: int, keys: KeyRing, repo_dir: Path) -> tuple[PhaseArtifact, str]:
     """Validate an artifact's bytes for ``phase``; return it and the key id
@@ -145,6 +161,7 @@ def check_artifact(data: bytes, *, phase: int, keys: KeyRing, repo_dir: Path) ->
 
 # ------------------------------------------------------------------ finding an artifact
 
+
 @dataclass
 class Located:
     data: bytes
@@ -170,7 +187,9 @@ def extract_artifact_json(zip_bytes: bytes, filename: str) -> bytes:
     except zipfile.BadZipFile:
         raise InvalidArtifact("the artifact download is not a zip file") from None
     with archive:
-        members = [m for m in archive.infolist() if not m.is_dir() and m.filename.replace("\\", "/").split("/")[-1] == filename]
+        members = [
+            m for m in archive.infolist() if not m.is_dir() and m.filename.replace("\\", "/").split("/")[-1] == filename
+        ]
         if len(members) != 1:
             names = ", ".join(m.filename for m in archive.infolist()[:10]) or "nothing"
             raise InvalidArtifact(f"the artifact zip holds {len(members)} files named {filename} (it holds: {names})")
@@ -212,8 +231,11 @@ class GitHubArtifacts:
 
         name = artifact_name(phase)
         # Progress on stderr: stdout stays the verdict (and pure JSON for `status --json`).
-        print(REDACTOR.redact(f"looking up the Actions artifact {name} in {self.repo_name} ..."), file=sys.stderr,
-              flush=True)
+        print(
+            REDACTOR.redact(f"looking up the Actions artifact {name} in {self.repo_name} ..."),
+            file=sys.stderr,
+            flush=True,
+        )
         repo = self.client.repo(self.repo_name)
         try:
             candidates = [a for a in repo.get_artifacts(name=name) if a.name == name and not a.expired]
@@ -225,16 +247,19 @@ class GitHubArtifacts:
                     chosen = artifact
                     break
         except GithubException as exc:
-            raise ExternalServiceError(f"cannot list artifacts {name} of {self.repo_name}: "
-                                       f"{describe_github_error(exc)}") from None
+            raise ExternalServiceError(
+                f"cannot list artifacts {name} of {self.repo_name}: {describe_github_error(exc)}"
+            ) from None
         if chosen is None:
             return None
         zip_bytes = self.client.download(chosen.archive_download_url, max_bytes=MAX_ZIP_BYTES)
         digest = getattr(chosen, "digest", None)
         if digest and digest.startswith("sha256:") and sha256_hex(zip_bytes) != digest.split(":", 1)[1]:
             raise InvalidArtifact(f"artifact {name} (id {chosen.id}) does not match the digest GitHub lists for it")
-        origin = (f"Actions artifact {name} (id {chosen.id}) of run {chosen.workflow_run.id} in {self.repo_name}, "
-                  f"uploaded {chosen.created_at:%Y-%m-%d %H:%M}Z")
+        origin = (
+            f"Actions artifact {name} (id {chosen.id}) of run {chosen.workflow_run.id} in {self.repo_name}, "
+            f"uploaded {chosen.created_at:%Y-%m-%d %H:%M}Z"
+        )
         return Located(extract_artifact_json(zip_bytes, artifact_filename(phase)), origin)
 
     def close(self) -> None:
@@ -269,12 +294,15 @@ class ArtifactFinder:
             if found is not None:
                 return found
             if self.source == "local" or not self._github_configured():
-                hint = "" if self.source == "local" else " and no GITHUB_TOKEN/GITHUB_REPOSITORY to look it up on GitHub"
+                hint = (
+                    "" if self.source == "local" else " and no GITHUB_TOKEN/GITHUB_REPOSITORY to look it up on GitHub"
+                )
                 raise InvalidArtifact(f"no {artifact_filename(phase)} in {self.settings.phase_dir}{hint}")
         found = self.github().fetch(phase)
         if found is None:
-            raise InvalidArtifact(f"no Actions artifact {artifact_name(phase)} from a successful run in "
-                                  f"{self.settings.github_repository}")
+            raise InvalidArtifact(
+                f"no Actions artifact {artifact_name(phase)} from a successful run in {self.settings.github_repository}"
+            )
         return found
 
     def close(self) -> None:
@@ -283,6 +311,7 @@ class ArtifactFinder:
 
 
 # ------------------------------------------------------------------ verify (unlock)
+
 
 class UnlockResult(BaseModel):
     phase: int
@@ -295,20 +324,25 @@ class UnlockResult(BaseModel):
         if self.previous is None:
             return f"Phase {self.phase} has no prerequisite: it may start."
         prev = self.previous
-        return (f"Phase {prev.phase} complete ({prev.phase_name}, {prev.completion_date:%Y-%m-%d}, commit "
-                f"{prev.git_commit[:12]}, signed by key {self.kid}): Phase {self.phase} may start.")
+        return (
+            f"Phase {prev.phase} complete ({prev.phase_name}, {prev.completion_date:%Y-%m-%d}, commit "
+            f"{prev.git_commit[:12]}, signed by key {self.kid}): Phase {self.phase} may start."
+        )
 
 
 def _record_unlock(phase: int, unlocked: bool) -> None:
     from tw_gates.core import metrics
 
     metrics.current().counter(
-        "tw_gates_phase_unlock_checks_total", "Phase unlock checks by phase and verdict", ["phase", "result"],
+        "tw_gates_phase_unlock_checks_total",
+        "Phase unlock checks by phase and verdict",
+        ["phase", "result"],
     ).labels(phase=str(phase), result="unlocked" if unlocked else "refused").inc()
 
 
-def verify_unlock(phase: int, settings: PhaseSettings, *, source: Source | None = None,
-                  artifact_path: Path | None = None) -> UnlockResult:
+def verify_unlock(
+    phase: int, settings: PhaseSettings, *, source: Source | None = None, artifact_path: Path | None = None
+) -> UnlockResult:
     """May phase ``phase`` start? Raises PhaseNotComplete (exit 2) if not."""
     check_phase_number(phase)
     if phase == FIRST_PHASE:
@@ -334,6 +368,7 @@ def verify_unlock(phase: int, settings: PhaseSettings, *, source: Source | None 
 
 
 # ------------------------------------------------------------------ complete
+
 
 class IssueNote(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -366,8 +401,7 @@ class CompletionValues(BaseModel):
 def load_completion_values(path: Path | None) -> CompletionValues:
     if path is None:
         return CompletionValues()
-    return load_model(path, CompletionValues, "values file", max_bytes=MAX_TEXT_INPUT_BYTES,
-                      allow_empty=True)
+    return load_model(path, CompletionValues, "values file", max_bytes=MAX_TEXT_INPUT_BYTES, allow_empty=True)
 
 
 def parse_gates(text: str | list[str] | None) -> list[str] | None:
@@ -414,10 +448,13 @@ def baseline_from_junit(junit: str, expected: int) -> Baseline:
             seconds += float(JUnitXml.fromfile(path).time or 0)
     except Exception:  # the duration is report decoration; G2 already read the files
         seconds = 0.0
-    return Baseline(passed=result.passed, expected=expected,
-                    duration=format_duration(seconds) if seconds else "not recorded in the JUnit XML",
-                    problems=[f"{c.suite}::{c.name} {c.outcome}" for c in result.problems]
-                    + ([result.summary] if result.passed > expected else []))
+    return Baseline(
+        passed=result.passed,
+        expected=expected,
+        duration=format_duration(seconds) if seconds else "not recorded in the JUnit XML",
+        problems=[f"{c.suite}::{c.name} {c.outcome}" for c in result.problems]
+        + ([result.summary] if result.passed > expected else []),
+    )
 
 
 def safety_nets_verified(repo_dir: Path) -> int:
@@ -467,11 +504,16 @@ def complete_phase(
         if not match:
             raise UsageError(f"baseline {given!r} is not PASSED/EXPECTED (e.g. 14/14)")
         source = "the --baseline flag (G2's score)" if baseline_pass_count else "the values file"
-        baseline = Baseline(passed=int(match.group(1)), expected=int(match.group(2)),
-                            duration=f"not measured here (score from {source})")
+        baseline = Baseline(
+            passed=int(match.group(1)),
+            expected=int(match.group(2)),
+            duration=f"not measured here (score from {source})",
+        )
     else:
-        raise UsageError("baseline_pass_count unknown: pass --junit (G2's behavioral JUnit XML), --baseline "
-                         "(G2's score) or set it in --from-file")
+        raise UsageError(
+            "baseline_pass_count unknown: pass --junit (G2's behavioral JUnit XML), --baseline "
+            "(G2's score) or set it in --from-file"
+        )
     gates = parse_gates(gates_passed) if gates_passed is not None else parse_gates(values.ci_gates_passed)
     if gates is None:
         raise UsageError("which CI gates passed is unknown: pass --gates-passed G1,G2,G3,G4,G5 or set ci_gates_passed")
@@ -490,8 +532,9 @@ def complete_phase(
     cache = evidence.SourceCache(settings.repo_dir)
     stale = [c for c in (evidence.check_block(b, cache) for b in blocks) if c.status != "ok"]
     if stale:
-        refusals.append("evidence does not verify: " + "; ".join(f"{c.evidence_id} {c.status}: {c.detail}"
-                                                                 for c in stale[:5]))
+        refusals.append(
+            "evidence does not verify: " + "; ".join(f"{c.evidence_id} {c.status}: {c.detail}" for c in stale[:5])
+        )
     if refusals:
         raise GateRejected(f"Phase {phase} cannot complete: " + " | ".join(refusals))
 
@@ -525,8 +568,15 @@ def complete_phase(
     atomic_write_json(path, signed, redact=False)
     artifact = PhaseArtifact.model_validate(signed)
 
-    report = render_report(artifact, previous=previous, baseline=baseline, values=values, blocks=blocks,
-                           repo_dir=settings.repo_dir, template=report_template)
+    report = render_report(
+        artifact,
+        previous=previous,
+        baseline=baseline,
+        values=values,
+        blocks=blocks,
+        repo_dir=settings.repo_dir,
+        template=report_template,
+    )
     made_tag = create_tag(phase, commit, settings.repo_dir) if tag else None
     return CompletionResult(artifact=artifact, path=path, report=report, previous=previous, tag=made_tag)
 
@@ -540,8 +590,10 @@ def create_tag(phase: int, commit: str, repo_dir: Path) -> str:
         at = existing.text().strip()
         if at == commit:
             return tag
-        raise UsageError(f"tag {tag} already exists at {at[:12]}, not {commit[:12]}; delete it (git tag -d {tag}) "
-                         "to tag the new completion")
+        raise UsageError(
+            f"tag {tag} already exists at {at[:12]}, not {commit[:12]}; delete it (git tag -d {tag}) "
+            "to tag the new completion"
+        )
     result = _git(repo_dir, "tag", tag, commit)
     if not result.ok:
         raise UsageError(f"cannot create tag {tag}: {result.stderr_tail()}")
@@ -549,6 +601,7 @@ def create_tag(phase: int, commit: str, repo_dir: Path) -> str:
 
 
 # ------------------------------------------------------------------ the report
+
 
 def _md_line(text: str) -> str:
     return " ".join(str(text).split())
@@ -569,8 +622,10 @@ def _changes(previous: PhaseArtifact | None, commit: str, repo_dir: Path) -> tup
     added = sum(int(a) for a, _, _ in rows if a.isdigit())
     removed = sum(int(r) for _, r, _ in rows if r.isdigit())
     n_commits = int(count.text().strip() or 0)
-    lines = [f"{n_commits} commit{'' if n_commits == 1 else 's'} since Phase {previous.phase} (`{base[:12]}`..`{commit[:12]}`): "
-             f"{len(rows)} files changed, +{added} -{removed} lines."]
+    lines = [
+        f"{n_commits} commit{'' if n_commits == 1 else 's'} since Phase {previous.phase} (`{base[:12]}`..`{commit[:12]}`): "
+        f"{len(rows)} files changed, +{added} -{removed} lines."
+    ]
     if rows:
         lines.append("")
         lines += [f"- `{_md_line(p)}` (+{a} -{r})" for a, r, p in rows[:50]]
@@ -592,25 +647,49 @@ def _changes(previous: PhaseArtifact | None, commit: str, repo_dir: Path) -> tup
     return "\n".join(lines), listed(plus - minus), listed(minus - plus)
 
 
-def render_report(artifact: PhaseArtifact, *, previous: PhaseArtifact | None, baseline: Baseline,
-                  values: CompletionValues, blocks: list, repo_dir: Path, template: Path = REPORT_TEMPLATE) -> str:
+def render_report(
+    artifact: PhaseArtifact,
+    *,
+    previous: PhaseArtifact | None,
+    baseline: Baseline,
+    values: CompletionValues,
+    blocks: list,
+    repo_dir: Path,
+    template: Path = REPORT_TEMPLATE,
+) -> str:
     """The seed's Appendix B completion report, filled from the artifact and
     the repository, through the render module."""
-    from tw_gates.phases import render
     from tw_gates.core.units import format_duration, parse_duration
+    from tw_gates.phases import render
 
     code_changes, methods_added, methods_removed = _changes(previous, artifact.git_commit, repo_dir)
     delta = artifact.safety_nets_count_after - artifact.safety_nets_count_before
-    gate_titles = {"G1": "5 Safety Nets Verification", "G2": "Behavioral Tests", "G3": "Green-Light Audit",
-                   "G4": "HMAC Policy Check", "G5": "Telemetry Infrastructure"}
-    gates = "\n".join(f"- **{g} ({gate_titles[g]})**: {'✅ Pass' if g in artifact.ci_gates_passed else '❌ Not passed'}"
-                      for g in GATE_IDS)
-    evidence_list = "\n".join(
-        f"- `{_md_line(b.evidence_id)}`: `{_md_line(b.file)}` lines {b.lines}, sha256 `{b.sha256[:12]}`: "
-        f"{_md_line(b.description)}" for b in blocks) or "No evidence blocks recorded for this phase."
-    issues = "\n\n".join(
-        f"### {_md_line(i.title)}\n\n**Description**: {i.description or 'n/a'}\n\n**Resolution**: {i.resolution or 'n/a'}"
-        for i in values.issues or []) or "None recorded."
+    gate_titles = {
+        "G1": "5 Safety Nets Verification",
+        "G2": "Behavioral Tests",
+        "G3": "Green-Light Audit",
+        "G4": "HMAC Policy Check",
+        "G5": "Telemetry Infrastructure",
+    }
+    gates = "\n".join(
+        f"- **{g} ({gate_titles[g]})**: {'✅ Pass' if g in artifact.ci_gates_passed else '❌ Not passed'}"
+        for g in GATE_IDS
+    )
+    evidence_list = (
+        "\n".join(
+            f"- `{_md_line(b.evidence_id)}`: `{_md_line(b.file)}` lines {b.lines}, sha256 `{b.sha256[:12]}`: "
+            f"{_md_line(b.description)}"
+            for b in blocks
+        )
+        or "No evidence blocks recorded for this phase."
+    )
+    issues = (
+        "\n\n".join(
+            f"### {_md_line(i.title)}\n\n**Description**: {i.description or 'n/a'}\n\n**Resolution**: {i.resolution or 'n/a'}"
+            for i in values.issues or []
+        )
+        or "None recorded."
+    )
     if previous is not None:
         actual = artifact.completion_date - previous.completion_date
         actual_text = f"{format_duration(actual)} since Phase {previous.phase} completed"
@@ -627,13 +706,16 @@ def render_report(artifact: PhaseArtifact, *, previous: PhaseArtifact | None, ba
             variance = "n/a (estimate is not a duration)"
     phase = artifact.phase
     next_steps = values.next_steps or (
-        f"Phase {phase + 1} may start: `tw-gates phase verify {phase + 1}` (or run `phase.yml` with phase "
-        f"{phase + 1})." if phase < LAST_PHASE else "All phases are complete.")
+        f"Phase {phase + 1} may start: `tw-gates phase verify {phase + 1}` (or run `phase.yml` with phase {phase + 1})."
+        if phase < LAST_PHASE
+        else "All phases are complete."
+    )
     summary = values.summary or (
         f"Phase {phase} ({_md_line(artifact.phase_name)}) completed at commit `{artifact.git_commit[:12]}`: "
         f"CI gates {', '.join(artifact.ci_gates_passed)} passed, behavioral baseline "
         f"{artifact.baseline_pass_count}, safety nets {artifact.safety_nets_count_after}, "
-        f"{len(blocks)} evidence block{'s' if len(blocks) != 1 else ''}.")
+        f"{len(blocks)} evidence block{'s' if len(blocks) != 1 else ''}."
+    )
     report_values = {
         "PHASE": phase,
         "PHASE_NAME": _md_line(artifact.phase_name),
@@ -668,6 +750,7 @@ def render_report(artifact: PhaseArtifact, *, previous: PhaseArtifact | None, ba
 
 # ------------------------------------------------------------------ status
 
+
 class PhaseState(BaseModel):
     phase: int
     state: Literal["complete", "missing", "invalid"]
@@ -694,10 +777,16 @@ def phase_status(settings: PhaseSettings, *, source: Source | None = None) -> li
             except InvalidArtifact as exc:
                 states.append(PhaseState(phase=phase, state="invalid", origin=located.origin, detail=str(exc)))
                 continue
-            states.append(PhaseState(
-                phase=phase, state="complete", phase_name=artifact.phase_name,
-                completion_date=artifact.completion_date.isoformat().replace("+00:00", "Z"),
-                git_commit=artifact.git_commit, origin=located.origin))
+            states.append(
+                PhaseState(
+                    phase=phase,
+                    state="complete",
+                    phase_name=artifact.phase_name,
+                    completion_date=artifact.completion_date.isoformat().replace("+00:00", "Z"),
+                    git_commit=artifact.git_commit,
+                    origin=located.origin,
+                )
+            )
     finally:
         finder.close()
     return states

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from tw_gates.core.errors import GateRejected, UsageError
 from tw_gates.core.fsio import load_document, read_text_input
@@ -28,8 +29,14 @@ Format = Literal["text", "json", "yaml"]
 # Templates and values files are a few KiB; the bound stops a mistaken path (a log, an image).
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 PLACEHOLDER = re.compile(r"(?<![$\{])\{\{[ \t]*([A-Z][A-Z0-9_]*)[ \t]*\}\}(?!\})")
-FORMAT_BY_SUFFIX = {".json": "json", ".yml": "yaml", ".yaml": "yaml", ".md": "text", ".markdown": "text",
-                    ".txt": "text"}
+FORMAT_BY_SUFFIX = {
+    ".json": "json",
+    ".yml": "yaml",
+    ".yaml": "yaml",
+    ".md": "text",
+    ".markdown": "text",
+    ".txt": "text",
+}
 
 
 class RenderError(UsageError):
@@ -41,9 +48,13 @@ class UnresolvedPlaceholders(GateRejected):
 
     def __init__(self, missing: dict[str, list[int]], source: str = "template") -> None:
         self.missing = missing
-        listed = ", ".join(f"{name} (line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))})"
-                           for name, lines in missing.items())
-        super().__init__(f"{len(missing)} placeholder{'s' if len(missing) != 1 else ''} unresolved in {source}: {listed}")
+        listed = ", ".join(
+            f"{name} (line{'s' if len(lines) > 1 else ''} {', '.join(map(str, lines))})"
+            for name, lines in missing.items()
+        )
+        super().__init__(
+            f"{len(missing)} placeholder{'s' if len(missing) != 1 else ''} unresolved in {source}: {listed}"
+        )
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,7 @@ def _line_of(text: str, offset: int) -> int:
 
 # ------------------------------------------------------------------ finding placeholders
 
+
 def find_placeholders(text: str, fmt: Format = "text") -> list[Placeholder]:
     if fmt == "json":
         return _json_placeholders(text)
@@ -90,8 +102,11 @@ def _json_placeholders(text: str) -> list[Placeholder]:
     found = []
     for m in PLACEHOLDER.finditer(text):
         inside = any(a < m.start() and m.end() < b for a, b in strings)
-        found.append(Placeholder(m.group(1), m.start(), m.end(), _line_of(text, m.start()),
-                                 "json-string" if inside else "json-value"))
+        found.append(
+            Placeholder(
+                m.group(1), m.start(), m.end(), _line_of(text, m.start()), "json-string" if inside else "json-value"
+            )
+        )
     return found
 
 
@@ -162,8 +177,12 @@ class _YamlScanner:
             elif placeholder is None and ch == "," and self.flow:
                 pos += 1
                 node_start = True
-            elif placeholder is None and ch in "-?:" and line[pos + 1:pos + 2] in ("", " ", "\t") or (
-                    placeholder is None and ch == ":" and self.flow):
+            elif (
+                (placeholder is None
+                and ch in "-?:"
+                and line[pos + 1 : pos + 2] in ("", " ", "\t"))
+                or (placeholder is None and ch == ":" and self.flow)
+            ):
                 pos += 1
                 node_start = True
                 if _BLOCK_INDICATOR.match(line[pos:].lstrip(" \t")):
@@ -191,7 +210,7 @@ class _YamlScanner:
                 i += 2
                 continue
             if line[i] == quote:
-                if quote == "'" and line[i + 1:i + 2] == "'":
+                if quote == "'" and line[i + 1 : i + 2] == "'":
                     i += 2
                     continue
                 end = i
@@ -213,7 +232,7 @@ class _YamlScanner:
                 pos = m.end()
                 continue
             ch = line[pos]
-            nxt = line[pos + 1:pos + 2]
+            nxt = line[pos + 1 : pos + 2]
             if ch == ":" and (nxt in ("", " ", "\t") or (self.flow and nxt in ",[]{}")):
                 break
             if ch == "#" and line[pos - 1] in " \t":
@@ -224,8 +243,9 @@ class _YamlScanner:
         scalar = line[begin:pos].rstrip(" \t")
         for m in inner:
             whole = scalar == m.group(0)
-            self.add(m, base, "yaml-plain" if whole else "yaml-plain-part", flow=bool(self.flow),
-                     at_start=m.start() == begin)
+            self.add(
+                m, base, "yaml-plain" if whole else "yaml-plain-part", flow=bool(self.flow), at_start=m.start() == begin
+            )
         return pos
 
 
@@ -234,6 +254,7 @@ def _yaml_placeholders(text: str) -> list[Placeholder]:
 
 
 # ------------------------------------------------------------------ encoding values
+
 
 def _as_text(value: Any) -> str:
     if isinstance(value, str):
@@ -246,8 +267,19 @@ def _as_text(value: Any) -> str:
 
 
 _YAML_PRINTABLE = re.compile("[\t\n\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-_YAML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\x00": "\\0", "\x07": "\\a",
-                 "\x08": "\\b", "\x0b": "\\v", "\x0c": "\\f", "\x1b": "\\e"}
+_YAML_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\n": "\\n",
+    "\t": "\\t",
+    "\r": "\\r",
+    "\x00": "\\0",
+    "\x07": "\\a",
+    "\x08": "\\b",
+    "\x0b": "\\v",
+    "\x0c": "\\f",
+    "\x1b": "\\e",
+}
 
 
 def _yaml_double_content(text: str) -> str:
@@ -301,23 +333,31 @@ def encode(value: Any, where: Placeholder) -> str:
     text = _as_text(value)
     if context == "yaml-single":
         if any(not _YAML_PRINTABLE.match(ch) or ch in "\n\t" for ch in text):
-            raise RenderError(f"{where.name} (line {where.line}) sits in a single-quoted YAML string and its value "
-                              "has a line break or control character; use a double-quoted string in the template")
+            raise RenderError(
+                f"{where.name} (line {where.line}) sits in a single-quoted YAML string and its value "
+                "has a line break or control character; use a double-quoted string in the template"
+            )
         return text.replace("'", "''")
     if context == "yaml-block":
         return text.replace("\n", "\n" + where.indent)
     if context == "yaml-comment":
         return " ".join(text.splitlines())
     # yaml-plain-part: inserted as is only when it cannot change the YAML structure.
-    safe = _PLAIN_SAFE.fullmatch(text) and not (where.flow and "," in text) and (
-        not where.at_start or _PLAIN_START.match(text))
+    safe = (
+        _PLAIN_SAFE.fullmatch(text)
+        and not (where.flow and "," in text)
+        and (not where.at_start or _PLAIN_START.match(text))
+    )
     if not safe:
-        raise RenderError(f"{where.name} (line {where.line}) is part of an unquoted YAML value and its value "
-                          f"{text[:40]!r} would change the YAML structure; quote that value in the template")
+        raise RenderError(
+            f"{where.name} (line {where.line}) is part of an unquoted YAML value and its value "
+            f"{text[:40]!r} would change the YAML structure; quote that value in the template"
+        )
     return text
 
 
 # ------------------------------------------------------------------ rendering
+
 
 def render_text(text: str, values: Mapping[str, Any], fmt: Format = "text", *, source: str = "template") -> str:
     """Fill every placeholder; raise UnresolvedPlaceholders (exit 2) listing
@@ -333,7 +373,7 @@ def render_text(text: str, values: Mapping[str, Any], fmt: Format = "text", *, s
         raise UnresolvedPlaceholders(missing, source)
     parts, last = [], 0
     for p in found:
-        parts.append(text[last:p.start])
+        parts.append(text[last : p.start])
         parts.append(encode(values[p.name], p))
         last = p.end
     parts.append(text[last:])

@@ -45,7 +45,8 @@ class PerfCapture(BaseModel):
     target: str = Field(min_length=1, description="builtin:NAME or the command line of the parser")
     latency_source: Literal["in-process", "reported", "wall"] = Field(
         description="in-process: timed around the parse call (builtin targets); reported: the target's own "
-        "`tw-gates-parse-ms:` line; wall: the process's wall time (includes start-up)")
+        "`tw-gates-parse-ms:` line; wall: the process's wall time (includes start-up)"
+    )
     corpus: str = Field(description="builtin:NAME or the corpus folder as given")
     corpus_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="digest of the documents' paths and contents")
     corpus_documents: int = Field(ge=1)

@@ -29,7 +29,8 @@ class CanaryMetrics(BaseModel):
 
     schema_version: Literal["1.0"] = "1.0"
     observed_at: AwareDatetime | None = Field(
-        None, description="when the interval measured ended (default: the time of the run)")
+        None, description="when the interval measured ended (default: the time of the run)"
+    )
     latency_p50_ms: float = Field(ge=0)
     latency_p95_ms: float = Field(ge=0)
     error_rate_pct: float = Field(ge=0, le=100)
@@ -66,10 +67,11 @@ class GateThreshold(BaseModel):
     judge_below_min_samples: bool = Field(
         False,
         description="also judge checks with fewer samples than min_samples (for counts where one occurrence "
-        "is a fact, not a statistic, such as a mismatch)")
+        "is a fact, not a statistic, such as a mismatch)",
+    )
 
     @model_validator(mode="after")
-    def _one_bound(self) -> "GateThreshold":
+    def _one_bound(self) -> GateThreshold:
         if (self.max is None) == (self.max_increase_pct is None):
             raise ValueError(f"gate {self.name}: give exactly one of max or max_increase_pct")
         return self
@@ -83,9 +85,11 @@ class CanaryThresholds(BaseModel):
     schema_version: Literal["1.0"] = "1.0"
     min_samples: int = Field(1000, ge=1, description="fewer samples in a check: inconclusive, never clean")
     failure_threshold: int = Field(
-        1, ge=1, description="failed checks in the window before ROLLBACK (Flagger's threshold)")
+        1, ge=1, description="failed checks in the window before ROLLBACK (Flagger's threshold)"
+    )
     min_coverage_pct: float = Field(
-        95.0, gt=0, le=100, description="clean checks, as a share of the window's intervals, needed to PROMOTE")
+        95.0, gt=0, le=100, description="clean checks, as a share of the window's intervals, needed to PROMOTE"
+    )
     gates: list[GateThreshold] = Field(min_length=1, max_length=50)
 
     @field_validator("gates")

@@ -22,7 +22,7 @@ import base64
 import binascii
 import math
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -63,7 +63,9 @@ class RepeatGenerator(_Generator):
     suffix: str = ""
 
     def size(self) -> int:
-        return len(self.prefix) + len(self.unit) * self.count + len(self.separator) * (self.count - 1) + len(self.suffix)
+        return (
+            len(self.prefix) + len(self.unit) * self.count + len(self.separator) * (self.count - 1) + len(self.suffix)
+        )
 
     def build(self) -> str:
         return self.prefix + self.separator.join([self.unit] * self.count) + self.suffix
@@ -125,7 +127,7 @@ class LongLineGenerator(_Generator):
 
 
 Generator = Annotated[
-    Union[RepeatGenerator, NestGenerator, TableGenerator, LongLineGenerator],
+    RepeatGenerator | NestGenerator | TableGenerator | LongLineGenerator,
     Field(discriminator="kind"),
 ]
 
@@ -169,7 +171,7 @@ class Expectations(BaseModel):
             raise ValueError("an empty substring matches every output")
         return needles
 
-    def merged_over(self, defaults: "Expectations") -> "ResolvedExpectations":
+    def merged_over(self, defaults: Expectations) -> ResolvedExpectations:
         def pick(name: str, fallback):
             for source in (self, defaults):
                 if getattr(source, name) is not None:
@@ -179,7 +181,9 @@ class Expectations(BaseModel):
         return ResolvedExpectations(
             must_not_contain=list(dict.fromkeys(defaults.must_not_contain + self.must_not_contain)),
             must_not_match=list(dict.fromkeys(defaults.must_not_match + self.must_not_match)),
-            must_not_match_patterns=list(dict.fromkeys(defaults.must_not_match_patterns + self.must_not_match_patterns)),
+            must_not_match_patterns=list(
+                dict.fromkeys(defaults.must_not_match_patterns + self.must_not_match_patterns)
+            ),
             max_ms=pick("max_ms", None),
             max_rss_mb=pick("max_rss_mb", None),
             must_not_crash=pick("must_not_crash", True),

@@ -18,9 +18,14 @@ class AuditException(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     repo: str = Field(pattern=REPO_PATTERN, description="owner/name of the consumer")
-    path: str = Field(min_length=1, max_length=4096, description=(
-        "glob relative to the consumer's root: ** spans folders, * and ? stay within one; "
-        "without '/', it matches the file name anywhere; a folder covers what is below it"))
+    path: str = Field(
+        min_length=1,
+        max_length=4096,
+        description=(
+            "glob relative to the consumer's root: ** spans folders, * and ? stay within one; "
+            "without '/', it matches the file name anywhere; a folder covers what is below it"
+        ),
+    )
     pattern: str | None = Field(None, description="renderer pattern id; absent: any pattern")
     reason: str = Field(min_length=1, max_length=2000)
     approver: str = Field(min_length=1, max_length=200, description="who accepted the risk")
@@ -46,9 +51,9 @@ class AuditExceptions(BaseModel):
 
 def load_exceptions(path: str | Path) -> tuple[AuditExceptions, list[int]]:
     """The exceptions file and the line each entry starts on (for annotations)."""
+    from tw_gates.chain.workflow_model import LineDict, YamlError, load_yaml
     from tw_gates.core.errors import UsageError
     from tw_gates.core.settings import describe_validation_error
-    from tw_gates.chain.workflow_model import LineDict, YamlError, load_yaml
 
     if not Path(path).is_file():
         raise UsageError(f"exceptions file not found: {path}")

@@ -16,8 +16,14 @@ SCHEMA_VERSION = "1.0"
 FIRST_PHASE, LAST_PHASE = 0, 4
 GATE_IDS = ("G1", "G2", "G3", "G4", "G5")
 # Fields the seed's validator insists on before anything else is looked at.
-REQUIRED_KEYS = ("phase", "baseline_pass_count", "ci_gates_passed", "git_commit", "schema_version",
-                 "min_schema_version")
+REQUIRED_KEYS = (
+    "phase",
+    "baseline_pass_count",
+    "ci_gates_passed",
+    "git_commit",
+    "schema_version",
+    "min_schema_version",
+)
 
 GateId = Literal["G1", "G2", "G3", "G4", "G5"]
 

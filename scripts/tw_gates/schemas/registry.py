@@ -22,7 +22,9 @@ class Consumer(BaseModel):
     repo: str = Field(pattern=REPO_PATTERN, description="owner/name")
     default_branch: str | None = Field(None, description="taken from the API when absent")
     code_paths: list[str] = Field(default_factory=list, description="globs where renderer use is registered")
-    required_checks: list[str] = Field(default_factory=list, description="status checks the default branch must require")
+    required_checks: list[str] = Field(
+        default_factory=list, description="status checks the default branch must require"
+    )
     artifact: str = Field(DEFAULT_ARTIFACT_NAME, description="name of the self-audit Actions artifact")
     severity: Literal["critical", "high", "medium", "low"] | None = Field(
         None, description="overrides the severity of this consumer's findings"

@@ -20,9 +20,10 @@ import re
 import stat
 import time
 from collections import Counter
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Literal
+from typing import Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -30,9 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from tw_gates import DATA_DIR, __version__
 from tw_gates.core.errors import ExitCode, UsageError
 from tw_gates.core.settings import SigningSettings, env
-from tw_gates.schemas import first_duplicate
 from tw_gates.core.signing import sha256_hex
 from tw_gates.core.units import parse_size
+from tw_gates.schemas import first_duplicate
 from tw_gates.schemas.consumer import check_relative_path
 
 Severity = Literal["critical", "high", "medium", "low"]
@@ -40,11 +41,32 @@ Severity = Literal["critical", "high", "medium", "low"]
 DEFAULT_CATALOG = DATA_DIR / "renderer_patterns.yml"
 
 # Folder names whose content is someone else's code or a build output.
-VENDORED_DIRS = frozenset({
-    "node_modules", "bower_components", "jspm_packages", "vendor", "third_party", "third-party",
-    ".venv", "venv", "site-packages", "dist", "build", "__pycache__", ".git", ".hg", ".svn",
-    ".tox", ".nox", ".mypy_cache", ".pytest_cache", ".next", ".nuxt", ".svelte-kit",
-})
+VENDORED_DIRS = frozenset(
+    {
+        "node_modules",
+        "bower_components",
+        "jspm_packages",
+        "vendor",
+        "third_party",
+        "third-party",
+        ".venv",
+        "venv",
+        "site-packages",
+        "dist",
+        "build",
+        "__pycache__",
+        ".git",
+        ".hg",
+        ".svn",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".next",
+        ".nuxt",
+        ".svelte-kit",
+    }
+)
 MINIFIED_SUFFIXES = (".min.js", ".min.mjs", ".min.css", "-min.js", ".bundle.js")
 BINARY_SNIFF_BYTES = 8192
 # A line this long in a script or stylesheet means generated or minified code.
@@ -58,12 +80,14 @@ PROGRESS_EVERY_S = 5.0
 
 # --- the pattern catalog -------------------------------------------------------------
 
+
 def required_literals(regex: str) -> tuple[str, ...] | None:
     """Strings at least one of which occurs in every match of ``regex``, so
     that ``any(s in text ...)`` (C speed) can rule a file out before the
     regex scans it; None when none is known (case-insensitive, no literal)."""
     try:
-        from re import _constants as const, _parser as parser  # Python 3.11+
+        from re import _constants as const  # Python 3.11+
+        from re import _parser as parser
     except ImportError:  # pragma: no cover - Python 3.10
         import sre_constants as const  # type: ignore[no-redef]
         import sre_parse as parser  # type: ignore[no-redef]
@@ -121,7 +145,7 @@ class RendererPattern(BaseModel):
     _requires_needles: tuple[str, ...] | None = PrivateAttr(None)
 
     @model_validator(mode="after")
-    def _compile(self) -> "RendererPattern":
+    def _compile(self) -> RendererPattern:
         for field, source in (("regex", self.regex), ("requires", self.requires)):
             if source is None:
                 continue
@@ -147,7 +171,8 @@ class PatternCatalog(BaseModel):
 
     schema_version: Literal["1.0"] = "1.0"
     extends_default: bool = Field(
-        False, description="true: these patterns are added to the shipped ones (same id replaces)")
+        False, description="true: these patterns are added to the shipped ones (same id replaces)"
+    )
     patterns: list[RendererPattern] = Field(min_length=1)
 
     @field_validator("patterns")
@@ -200,6 +225,7 @@ def load_pattern_catalog(path: str | os.PathLike[str] | None = None) -> PatternC
 
 
 # --- scanning ------------------------------------------------------------------------
+
 
 class FoundHit(BaseModel):
     """A hit as the scan sees it; the artifact keeps path, line and pattern."""
@@ -276,8 +302,9 @@ def scan_text(path: str, text: str, patterns: list[RendererPattern]) -> list[Fou
         if pattern._needles and not any(needle in text for needle in pattern._needles):
             continue
         if pattern._requires is not None and (
-                (pattern._requires_needles and not any(n in text for n in pattern._requires_needles))
-                or pattern._requires.search(text) is None):
+            (pattern._requires_needles and not any(n in text for n in pattern._requires_needles))
+            or pattern._requires.search(text) is None
+        ):
             continue
         for match in pattern._compiled.finditer(text):
             if starts is None:
@@ -287,9 +314,12 @@ def scan_text(path: str, text: str, patterns: list[RendererPattern]) -> list[Fou
             if (line, pattern.id) in hits:
                 continue
             end = starts[index + 1] - 1 if index + 1 < len(starts) else len(text)
-            snippet = " ".join(text[starts[index]:end].split())
+            snippet = " ".join(text[starts[index] : end].split())
             hits[(line, pattern.id)] = FoundHit(
-                path=path, line=line, pattern=pattern.id, severity=pattern.severity,
+                path=path,
+                line=line,
+                pattern=pattern.id,
+                severity=pattern.severity,
                 fingerprint=sha256_hex(f"{pattern.id}\0{path}\0{snippet}"),
             )
     return sorted(hits.values(), key=lambda h: (h.line, h.pattern))
@@ -337,8 +367,9 @@ def _looks_generated(rel: str, text: str) -> bool:
     return any(len(line) > GENERATED_LINE_CHARS for line in head.split("\n"))
 
 
-def scan(root: Path, catalog: PatternCatalog, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-         progress=None) -> ScanResult:
+def scan(
+    root: Path, catalog: PatternCatalog, *, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, progress=None
+) -> ScanResult:
     """Scan the source files under ``root`` with ``catalog``."""
     files, _ = list_source_files(root)
     result = ScanResult()
@@ -369,6 +400,7 @@ def scan(root: Path, catalog: PatternCatalog, *, max_file_bytes: int = DEFAULT_M
 
 # --- the artifact and SARIF ------------------------------------------------------------
 
+
 class SelfAuditSettings(SigningSettings):
     repo_dir: Path = Field(Path("."), validation_alias=env("TW_REPO_DIR", "repo_dir"))
     patterns_file: Path | None = Field(None, validation_alias=env("TW_PATTERNS_FILE", "patterns_file"))
@@ -379,8 +411,9 @@ class SelfAuditSettings(SigningSettings):
     commit: str | None = Field(None, validation_alias=env("GITHUB_SHA", "commit"))
     # On a pull_request run GITHUB_REF_NAME is "<n>/merge"; GITHUB_HEAD_REF is the branch.
     branch: str | None = Field(None, validation_alias=env("GITHUB_HEAD_REF", "GITHUB_REF_NAME", "branch"))
-    max_file_bytes: int = Field(DEFAULT_MAX_FILE_BYTES, gt=0,
-                                validation_alias=env("TW_SELF_AUDIT_MAX_FILE_BYTES", "max_file_bytes"))
+    max_file_bytes: int = Field(
+        DEFAULT_MAX_FILE_BYTES, gt=0, validation_alias=env("TW_SELF_AUDIT_MAX_FILE_BYTES", "max_file_bytes")
+    )
 
     @field_validator("max_file_bytes", mode="before")
     @classmethod
@@ -457,8 +490,10 @@ def build_artifact(repo: str, commit: str, branch: str, hits: list[FoundHit], ge
     try:
         ConsumerArtifact.model_validate(document)
     except ValidationError as exc:
-        raise UsageError(describe_validation_error(exc, "consumer artifact") +
-                         " (set --repo/--commit/--branch or GITHUB_REPOSITORY/GITHUB_SHA/GITHUB_REF_NAME)") from None
+        raise UsageError(
+            describe_validation_error(exc, "consumer artifact")
+            + " (set --repo/--commit/--branch or GITHUB_REPOSITORY/GITHUB_SHA/GITHUB_REF_NAME)"
+        ) from None
     return document
 
 
@@ -473,53 +508,69 @@ def build_sarif(catalog: PatternCatalog, hits: list[FoundHit], *, repo: str, com
     index_of: dict[str, int] = {}
     for index, pattern in enumerate(catalog.patterns):
         index_of[pattern.id] = index
-        rules.append({
-            "id": pattern.id,
-            "name": "".join(part.capitalize() for part in pattern.id.split("-")),
-            "shortDescription": {"text": f"Renderer pattern {pattern.id}"},
-            "fullDescription": {"text": pattern.description},
-            "help": {"text": f"{pattern.description} Make sure parsed Markdown and metadata never reach this "
-                             "renderer unescaped, or register the path with the Token Warehouse team."},
-            "defaultConfiguration": {"level": _SARIF_LEVEL[pattern.severity]},
-            "properties": {
-                "tags": ["security", "tw-gates", *pattern.languages],
-                "security-severity": _SECURITY_SEVERITY[pattern.severity],
-                "precision": "medium",
-            },
-        })
-    results = [{
-        "ruleId": hit.pattern,
-        "ruleIndex": index_of[hit.pattern],
-        "level": _SARIF_LEVEL[hit.severity],
-        "message": {"text": f"{hit.severity} renderer pattern {hit.pattern}: "
-                            f"{catalog.by_id[hit.pattern].description}"},
-        "locations": [{
-            "physicalLocation": {
-                "artifactLocation": {"uri": quote(hit.path), "uriBaseId": "%SRCROOT%"},
-                "region": {"startLine": hit.line},
+        rules.append(
+            {
+                "id": pattern.id,
+                "name": "".join(part.capitalize() for part in pattern.id.split("-")),
+                "shortDescription": {"text": f"Renderer pattern {pattern.id}"},
+                "fullDescription": {"text": pattern.description},
+                "help": {
+                    "text": f"{pattern.description} Make sure parsed Markdown and metadata never reach this "
+                    "renderer unescaped, or register the path with the Token Warehouse team."
+                },
+                "defaultConfiguration": {"level": _SARIF_LEVEL[pattern.severity]},
+                "properties": {
+                    "tags": ["security", "tw-gates", *pattern.languages],
+                    "security-severity": _SECURITY_SEVERITY[pattern.severity],
+                    "precision": "medium",
+                },
             }
-        }],
-        "partialFingerprints": {"twGatesHit/v1": hit.fingerprint},
-    } for hit in hits]
+        )
+    results = [
+        {
+            "ruleId": hit.pattern,
+            "ruleIndex": index_of[hit.pattern],
+            "level": _SARIF_LEVEL[hit.severity],
+            "message": {
+                "text": f"{hit.severity} renderer pattern {hit.pattern}: {catalog.by_id[hit.pattern].description}"
+            },
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": quote(hit.path), "uriBaseId": "%SRCROOT%"},
+                        "region": {"startLine": hit.line},
+                    }
+                }
+            ],
+            "partialFingerprints": {"twGatesHit/v1": hit.fingerprint},
+        }
+        for hit in hits
+    ]
     return {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "tw-gates self-audit",
-                "semanticVersion": __version__,
-                "informationUri": "https://github.com/org/tw-gates",
-                "rules": rules,
-            }},
-            "automationDetails": {"id": "tw-gates/self-audit/"},
-            "versionControlProvenance": [{
-                "repositoryUri": f"https://github.com/{repo}",
-                "revisionId": commit,
-                "branch": branch,
-            }],
-            "columnKind": "unicodeCodePoints",
-            "results": results,
-        }],
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "tw-gates self-audit",
+                        "semanticVersion": __version__,
+                        "informationUri": "https://github.com/org/tw-gates",
+                        "rules": rules,
+                    }
+                },
+                "automationDetails": {"id": "tw-gates/self-audit/"},
+                "versionControlProvenance": [
+                    {
+                        "repositoryUri": f"https://github.com/{repo}",
+                        "revisionId": commit,
+                        "branch": branch,
+                    }
+                ],
+                "columnKind": "unicodeCodePoints",
+                "results": results,
+            }
+        ],
     }
 
 
@@ -539,14 +590,18 @@ def self_audit(settings: SelfAuditSettings, *, progress=None, now_iso: str | Non
     missing = [k for k, v in identity.items() if not v]
     if missing:
         flags = ", ".join(f"--{k}" for k in missing)
-        raise UsageError(f"cannot tell the artifact's {', '.join(missing)}: {root} is not the top of a git "
-                         f"checkout; pass {flags} (or set GITHUB_REPOSITORY, GITHUB_SHA, GITHUB_REF_NAME)")
+        raise UsageError(
+            f"cannot tell the artifact's {', '.join(missing)}: {root} is not the top of a git "
+            f"checkout; pass {flags} (or set GITHUB_REPOSITORY, GITHUB_SHA, GITHUB_REF_NAME)"
+        )
     repo, commit, branch = (str(identity[k]) for k in ("repo", "commit", "branch"))
 
     result = scan(root, catalog, max_file_bytes=settings.max_file_bytes, progress=progress)
     if len(result.hits) > MAX_HITS:
-        raise UsageError(f"{len(result.hits)} hits, more than an artifact may hold ({MAX_HITS}); "
-                         "check the pattern catalog for a pattern that matches too much")
+        raise UsageError(
+            f"{len(result.hits)} hits, more than an artifact may hold ({MAX_HITS}); "
+            "check the pattern catalog for a pattern that matches too much"
+        )
     document = build_artifact(repo, commit, branch, result.hits, now_iso or utc_now_iso())
     ring = settings.key_ring()
     signed_kid = None
@@ -558,6 +613,13 @@ def self_audit(settings: SelfAuditSettings, *, progress=None, now_iso: str | Non
     if settings.sarif:
         atomic_write_json(settings.sarif, build_sarif(catalog, result.hits, repo=repo, commit=commit, branch=branch))
     return SelfAuditResult(
-        artifact=settings.out, sarif=settings.sarif, repo=repo, commit=commit, branch=branch,
-        files_scanned=result.files_scanned, skipped=result.skipped, hits=result.hits, signed_kid=signed_kid,
+        artifact=settings.out,
+        sarif=settings.sarif,
+        repo=repo,
+        commit=commit,
+        branch=branch,
+        files_scanned=result.files_scanned,
+        skipped=result.skipped,
+        hits=result.hits,
+        signed_kid=signed_kid,
     )

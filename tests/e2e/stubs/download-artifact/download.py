@@ -47,8 +47,10 @@ def main() -> None:
     store = Path(folder)
     run_id = os.environ.get("STUB_RUN_ID") or ""
     if run_id and run_id != os.environ.get("GITHUB_RUN_ID", ""):
-        fail(f"run-id {run_id}: the stand-in holds only this act run's artifacts; "
-             "serve another run's artifacts from the GitHub emulator")
+        fail(
+            f"run-id {run_id}: the stand-in holds only this act run's artifacts; "
+            "serve another run's artifacts from the GitHub emulator"
+        )
     name = (os.environ.get("STUB_NAME") or "").strip()
     ids = [i.strip() for i in (os.environ.get("STUB_ARTIFACT_IDS") or "").split(",") if i.strip()]
     if name and ids:
@@ -61,9 +63,11 @@ def main() -> None:
     if name:
         match = [a for a in artifacts if a["name"] == name]
         if not match:
-            fail(f"Unable to download artifact(s): Artifact not found for name: {name}\n"
-                 "        Please ensure that your artifact is not expired and the artifact was uploaded using a "
-                 "compatible version of toolkit/upload-artifact.")
+            fail(
+                f"Unable to download artifact(s): Artifact not found for name: {name}\n"
+                "        Please ensure that your artifact is not expired and the artifact was uploaded using a "
+                "compatible version of toolkit/upload-artifact."
+            )
         copy_artifact(store, match[0], dest)
         print(f"Artifact download completed successfully. ({name} -> {dest})")
     else:

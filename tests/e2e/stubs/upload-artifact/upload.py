@@ -50,9 +50,9 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
         elif pattern[i] == "?":
             out.append("[^/]")
             i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 1:]:
+        elif pattern[i] == "[" and "]" in pattern[i + 1 :]:
             end = pattern.index("]", i + 1)
-            body = pattern[i + 1:end].replace("\\", "\\\\")
+            body = pattern[i + 1 : end].replace("\\", "\\\\")
             out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
             i = end + 1
         else:
@@ -105,8 +105,11 @@ def select_files(lines: list[str], include_hidden: bool) -> tuple[list[Path], li
         for file in walk(root, include_hidden):
             if matches(root, regex, file):
                 found[file] = None
-    files = [f for f in found if not any(
-        (f == root or root in f.parents) and matches(root, regex, f) for root, regex in excludes)]
+    files = [
+        f
+        for f in found
+        if not any((f == root or root in f.parents) and matches(root, regex, f) for root, regex in excludes)
+    ]
     return files, [root for root, _ in includes]
 
 
@@ -140,8 +143,10 @@ def set_output(name: str, value: str) -> None:
 def main() -> None:
     name = os.environ.get("STUB_NAME") or "artifact"
     if not name.strip() or set(name) & INVALID_NAME_CHARS or name in (".meta", ".", ".."):
-        fail(f"The artifact name is not valid: {name!r}. "
-             'It cannot contain: double quote ", colon :, <, >, |, *, ?, \\r, \\n, backslash \\, slash /')
+        fail(
+            f"The artifact name is not valid: {name!r}. "
+            'It cannot contain: double quote ", colon :, <, >, |, *, ?, \\r, \\n, backslash \\, slash /'
+        )
     lines = [l for l in (os.environ.get("STUB_PATH") or "").splitlines() if l.strip()]
     if not lines:
         fail("Input required and not supplied: path")
@@ -164,8 +169,10 @@ def main() -> None:
     meta = store / ".meta" / f"{name}.json"
     if target.exists():
         if not overwrite:
-            fail("Failed to CreateArtifact: Received non-retryable error: Failed request: (409) Conflict: "
-                 "an artifact with this name already exists on the workflow run")
+            fail(
+                "Failed to CreateArtifact: Received non-retryable error: Failed request: (409) Conflict: "
+                "an artifact with this name already exists on the workflow run"
+            )
         shutil.rmtree(target)
         meta.unlink(missing_ok=True)
 
@@ -187,13 +194,19 @@ def main() -> None:
 
     artifact_id = allocate_id(store, name)
     server = os.environ.get("GITHUB_SERVER_URL", "https://github.com")
-    url = f"{server}/{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{os.environ.get('GITHUB_RUN_ID', '')}" \
-          f"/artifacts/{artifact_id}"
-    meta.write_text(json.dumps({"id": artifact_id, "name": name, "files": stored,
-                                "digest": digest.hexdigest()}, indent=2), encoding="utf-8")
+    url = (
+        f"{server}/{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{os.environ.get('GITHUB_RUN_ID', '')}"
+        f"/artifacts/{artifact_id}"
+    )
+    meta.write_text(
+        json.dumps({"id": artifact_id, "name": name, "files": stored, "digest": digest.hexdigest()}, indent=2),
+        encoding="utf-8",
+    )
     print(f"With the provided path, there will be {len(stored)} file(s) uploaded")
-    print(f"Artifact {name} has been successfully uploaded! Final size is "
-          f"{sum((target / r).stat().st_size for r in stored)} bytes. Artifact ID is {artifact_id}")
+    print(
+        f"Artifact {name} has been successfully uploaded! Final size is "
+        f"{sum((target / r).stat().st_size for r in stored)} bytes. Artifact ID is {artifact_id}"
+    )
     set_output("artifact-id", str(artifact_id))
     set_output("artifact-url", url)
     set_output("artifact-digest", digest.hexdigest())
