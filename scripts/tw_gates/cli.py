@@ -64,9 +64,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(command, args: argparse.Namespace) -> int:
     try:
-        return int(command.run(args))
+        return int(command.run(args).exit_code)
     except TwGatesError as exc:
-        _report(command.name, str(exc))
+        _report(command.name, str(exc), annotate=exc.annotate)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         _report(command.name, "interrupted")
@@ -83,10 +83,10 @@ def _run(command, args: argparse.Namespace) -> int:
         return ExitCode.ERROR
 
 
-def _report(name: str, message: str) -> None:
+def _report(name: str, message: str, *, annotate: bool = False) -> None:
     message = REDACTOR.redact(" ".join(message.split()))
-    if runner.on_runner():
-        runner.annotate("error", message, title=f"tw-gates {name}")
+    if annotate or runner.on_runner():
+        runner.annotate("error", message, title=f"tw-gates {name}", always=annotate)
     print(f"tw-gates {name}: error: {message}", file=sys.stderr, flush=True)
 
 
@@ -94,15 +94,9 @@ def _record_run(name: str, code: int, seconds: float) -> None:
     """Every command leaves a trace in the metrics, whatever its outcome."""
     try:
         sink = metrics.current()
-        sink.counter(
-            "tw_gates_command_runs_total", "tw-gates command runs by exit code", ["command", "exit_code"]
-        ).labels(command=name, exit_code=str(int(code))).inc()
-        sink.gauge("tw_gates_command_last_run_timestamp_seconds", "When the command last finished", ["command"]).labels(
-            command=name
-        ).set_to_current_time()
-        sink.gauge(
-            "tw_gates_command_duration_seconds", "How long the last run of the command took", ["command"]
-        ).labels(command=name).set(seconds)
+        sink.counter("tw_gates_command_runs_total").labels(command=name, exit_code=str(int(code))).inc()
+        sink.gauge("tw_gates_command_last_run_timestamp_seconds").labels(command=name).set_to_current_time()
+        sink.gauge("tw_gates_command_duration_seconds").labels(command=name).set(seconds)
         sink.flush()
     except Exception as exc:  # telemetry must never change a gate's verdict
         runner.warn(f"metrics not written: {type(exc).__name__}: {exc}")

@@ -35,8 +35,10 @@ from pydantic import AwareDatetime, BaseModel, Field, SecretStr, field_validator
 
 from tw_gates import DATA_DIR
 from tw_gates.canary.sources import MAX_INPUT_BYTES, MAX_STATE_CHECKS, Observation, bucket_of
+from tw_gates.core import metrics
 from tw_gates.core.errors import ExitCode, TwGatesError, UsageError
 from tw_gates.core.fsio import load_model
+from tw_gates.core.progress import Progress, silent
 from tw_gates.core.settings import GitHubSettings, NotifySettings, SigningSettings, env
 from tw_gates.core.signing import KeyRing
 from tw_gates.core.units import format_duration, parse_duration
@@ -464,10 +466,9 @@ class Gathered:
     warnings: list[str] = field(default_factory=list)
 
 
-def gather_prometheus(settings: CanarySettings, timing: Timing, now: datetime) -> Gathered:
+def gather_prometheus(settings: CanarySettings, timing: Timing, now: datetime, progress: Progress = silent) -> Gathered:
     """The whole window from Prometheus; ExternalServiceError when unreachable."""
     from tw_gates.canary.sources import PrometheusSource, load_queries
-    from tw_gates.core import runner
 
     queries = load_queries(settings.queries).render(timing.interval_s)
     window_end = bucket_of(now.timestamp(), timing.interval_s)  # the last complete interval ends here
@@ -477,7 +478,7 @@ def gather_prometheus(settings: CanarySettings, timing: Timing, now: datetime) -
         timeout_s=settings.prometheus_timeout_s,
         retries=settings.prometheus_retries,
     )
-    runner.echo(
+    progress(
         f"canary {settings.name}: {len(queries)} range queries to {source.base_url} over "
         f"{fmt_span(timing.window_s)} (step {fmt_span(timing.interval_s)})"
     )
@@ -526,7 +527,7 @@ def gather_metrics_file(settings: CanarySettings, timing: Timing, now: datetime)
     return gathered
 
 
-def run_canary(settings: CanarySettings) -> CanaryRun:
+def run_canary(settings: CanarySettings, *, progress: Progress = silent, warn: Progress = silent) -> CanaryRun:
     """Gather the window's checks, decide, and (unless --dry-run) publish:
     the dashboard issue, and on ROLLBACK the dispatch, Slack and the rollback
     issue. Raises ExternalServiceError (exit 1) when Prometheus is
@@ -547,7 +548,7 @@ def run_canary(settings: CanarySettings) -> CanaryRun:
 
     # The source first: when Prometheus is unreachable, nothing else is touched.
     if settings.prometheus_url is not None:
-        gathered = gather_prometheus(settings, timing, now)
+        gathered = gather_prometheus(settings, timing, now, progress)
     else:
         gathered = gather_metrics_file(settings, timing, now)
 
@@ -562,7 +563,7 @@ def run_canary(settings: CanarySettings) -> CanaryRun:
     elif settings.state_file is not None:
         store = FileStateStore(settings.state_file)
     try:
-        return decide_and_publish(
+        run = decide_and_publish(
             settings,
             gathered,
             store,
@@ -573,11 +574,26 @@ def run_canary(settings: CanarySettings) -> CanaryRun:
             baseline=baseline,
             timing=timing,
             now=now,
+            warn=warn,
         )
     finally:
         if client is not None:
             client.publish_metrics()
             client.close()
+    _record_metrics(run.report)
+    return run
+
+
+def _record_metrics(report: CanaryReport) -> None:
+    sink, window = metrics.current(), report.window
+    decision = sink.gauge("tw_gates_canary_decision")
+    for name in ("PROMOTE", "HOLD", "ROLLBACK"):
+        decision.labels(canary=report.name, decision=name).set(1 if name == report.decision else 0)
+    sink.gauge("tw_gates_canary_coverage_ratio").labels(canary=report.name).set(window.coverage_pct / 100)
+    sink.gauge("tw_gates_canary_failed_checks").labels(canary=report.name).set(report.failed_checks)
+    sink.gauge("tw_gates_canary_time_left_seconds").labels(canary=report.name).set(window.time_left_s)
+    if report.queries_sent is not None:
+        sink.counter("tw_gates_canary_prometheus_queries_total").labels(canary=report.name).inc(report.queries_sent)
 
 
 class StateStore(Protocol):
@@ -598,9 +614,9 @@ def decide_and_publish(
     baseline: CanaryBaseline,
     timing: Timing,
     now: datetime,
+    warn: Progress = silent,
 ) -> CanaryRun:
     from tw_gates.canary.sources import parse_state, record_check, state_document
-    from tw_gates.core import runner
 
     warnings = list(gathered.warnings)
     stored, load_warnings = store.load() if store is not None else (None, [])
@@ -619,7 +635,7 @@ def decide_and_publish(
         # Prometheus holds the checks; the state keeps only the decision and the rollback announced.
         state = state.model_copy(update={"checks": [], "started_at": None})
     for warning in warnings:
-        runner.warn(warning)
+        warn(warning)
 
     report = evaluate(
         observations,

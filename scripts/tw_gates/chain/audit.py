@@ -43,6 +43,7 @@ from pydantic import Field, ValidationError
 from tw_gates.core.errors import ExitCode, TwGatesError, UsageError
 from tw_gates.core.settings import GitHubSettings, SigningSettings, env
 from tw_gates.schemas.audit import AuditReport, CheckResult, Severity, UnregisteredHit
+from tw_gates.schemas.severity import SEVERITIES, SEVERITY_RANK
 
 DEFAULT_REPORT = "tw-gates-audit.json"
 DEFAULT_REGISTRY = "consumer_registry.yml"
@@ -500,7 +501,7 @@ def check_unregistered_hits(
         for e in evaluated
         for p, n, k, sev in e.hits
     ]
-    order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+    order = SEVERITY_RANK
     hits.sort(key=lambda h: (order[h.severity], h.repo.lower(), h.path, h.line, h.pattern))
     detail = (
         f"{len(hits)} unregistered hit(s) in {len({h.repo for h in hits})} repositor(ies) "
@@ -576,59 +577,10 @@ def _record_metrics(checks: list[Check], hits: list[UnregisteredHit]) -> None:
     from tw_gates.core import metrics
 
     sink = metrics.current()
-    failed = sink.gauge("tw_gates_audit_check_failed", "1 when the audit check failed in the last run", ["check"])
+    failed = sink.gauge("tw_gates_audit_check_failed")
     for check in checks:
         if not check.name.startswith("required_checks "):  # one series per consumer would be unbounded
             failed.labels(check=check.name).set(1 if check.status == "fail" else 0)
-    gauge = sink.gauge("tw_gates_audit_unregistered_hits", "Unregistered renderer hits in the last audit", ["severity"])
-    for severity in ("critical", "high", "medium", "low"):
+    gauge = sink.gauge("tw_gates_audit_unregistered_hits")
+    for severity in SEVERITIES:
         gauge.labels(severity=severity).set(sum(1 for h in hits if h.severity == severity))
-
-
-def publish(outcome: AuditOutcome, *, exceptions_file: str | None) -> None:
-    """Step outputs, job summary, and (on a runner) annotations."""
-    from tw_gates.core import runner
-
-    report = outcome.report
-    runner.set_output("exit-code", str(report.exit_code))
-    runner.set_output("report", str(outcome.report_path))
-    runner.set_output("unregistered", str(len(report.unregistered_hits)))
-    rows = [[c.name, c.status, c.detail] for c in outcome.checks]
-    summary = [
-        f"### tw-gates audit (G3): exit {report.exit_code}\n",
-        runner.markdown_table(["check", "status", "detail"], rows),
-    ]
-    if report.unregistered_hits:
-        shown = report.unregistered_hits[:SUMMARY_HITS]
-        summary.append(f"\n#### Unregistered hits ({len(report.unregistered_hits)})\n")
-        summary.append(
-            runner.markdown_table(
-                ["severity", "repository", "file", "line", "pattern"],
-                [[h.severity, h.repo, h.path, h.line, h.pattern] for h in shown],
-            )
-        )
-        if len(report.unregistered_hits) > len(shown):
-            summary.append(f"\n…and {len(report.unregistered_hits) - len(shown)} more in `{outcome.report_path}`.\n")
-    runner.append_summary("\n".join(summary))
-    if not runner.on_runner():
-        return
-    for hit in report.unregistered_hits[:MAX_ANNOTATIONS]:
-        level = "error" if hit.severity in ("critical", "high") else "warning"
-        runner.annotate(
-            level,
-            f"{hit.repo}: renderer pattern {hit.pattern} ({hit.severity}) outside the "
-            "registered code_paths and not covered by a live exception",
-            file=hit.path,
-            line=hit.line,
-            title="tw-gates audit: unregistered hit",
-        )
-    if len(report.unregistered_hits) > MAX_ANNOTATIONS:
-        runner.annotate(
-            "warning",
-            f"{len(report.unregistered_hits) - MAX_ANNOTATIONS} more unregistered hits in {outcome.report_path}",
-            title="tw-gates audit",
-        )
-    for line, text in outcome.expired_exceptions:
-        runner.annotate(
-            "warning", text, file=exceptions_file, line=line or None, title="tw-gates audit: expired exception"
-        )

@@ -16,6 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tw_gates.core import metrics
 from tw_gates.core.errors import ExitCode, UsageError
 from tw_gates.core.settings import EnvSettings, env
 
@@ -161,4 +162,8 @@ def read_junit(paths: list[Path], expected: int) -> BehavioralResult:
 
 
 def check_behavioral(settings: BehavioralSettings) -> BehavioralResult:
-    return read_junit(expand_junit_paths(settings.junit), settings.expect)
+    result = read_junit(expand_junit_paths(settings.junit), settings.expect)
+    sink = metrics.current()
+    sink.gauge("tw_gates_behavioral_tests_passed").set(result.passed)
+    sink.gauge("tw_gates_behavioral_tests_expected").set(result.expected)
+    return result

@@ -58,15 +58,14 @@ class GateSpec:
         and the chain shows, annotates and outputs exactly what the command
         alone would."""
         from tw_gates.commands import discover
-        from tw_gates.core import runner
 
         command = next(c for c in discover() if c.name == self.name)
         parser = _FlaglessParser(prog=f"tw-gates {self.name}")
         command.configure(parser)
-        args = parser.parse_args([])
-        runner.take_conclusion()
-        code = int(command.run(args))
-        return GateOutcome(gate=self.name, exit_code=code, message=runner.take_conclusion() or f"exit {code}")
+        outcome = command.run(parser.parse_args([]))
+        return GateOutcome(
+            gate=self.name, exit_code=outcome.exit_code, message=outcome.verdict or f"exit {outcome.exit_code}"
+        )
 
 
 class _FlaglessParser(argparse.ArgumentParser):

@@ -23,21 +23,15 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from tw_gates.core.errors import ExitCode
+from tw_gates.core.metric_catalog import ALERTED_METRICS
 from tw_gates.core.settings import EnvSettings, env
 
 RULES_FILE = "prometheus/rules/audit_rules.yml"
 INGEST_WORKFLOW = ".github/workflows/ingest.yml"
 
-# The series the safety nets write (C1) under the seed's names, each of which
-# some alert must read. A family name covers its _total/_bucket/_count/_sum series.
-REQUIRED_ALERT_METRICS: tuple[str, ...] = (
-    "audit_issue_create_failures_total",  # S2: findings went to the fallback artifact
-    "audit_digest_created_total",  # R1: digest instead of per-repository issues
-    "github_api_quota_remaining",  # R1: the low-quota switch to digest
-    "audit_unregistered_repos_total",  # the audit's findings
-    "audit_fp_marked_total",  # findings the security team marked false positive
-    "tw_gates_command_runs_total",  # every command, by exit code
-)
+# The series some alert must read (the metrics catalogue's list). A family name
+# covers its _total/_bucket/_count/_sum series.
+REQUIRED_ALERT_METRICS: tuple[str, ...] = ALERTED_METRICS
 
 _SERIES_SUFFIXES = ("", "_total", "_bucket", "_count", "_sum")
 _PROMQL_KEYWORDS = {

@@ -39,6 +39,7 @@ from tw_gates.chain.workflow_model import (
     invocations,
     resolve,
 )
+from tw_gates.core import metrics
 from tw_gates.core.errors import ExitCode
 from tw_gates.core.settings import EnvSettings, env
 
@@ -94,7 +95,17 @@ def verify_nets(settings: VerifyNetsSettings) -> VerifyNetsResult:
     repo = RepoConfig(settings.repo_dir)
     calls = invocations(repo)
     nets = [_s1(repo, calls), _s2(calls), _r1(calls), _r2(repo, calls), _c1(repo)]
-    return VerifyNetsResult(repo_dir=str(settings.repo_dir), nets=nets, parse_errors=list(repo.errors))
+    result = VerifyNetsResult(repo_dir=str(settings.repo_dir), nets=nets, parse_errors=list(repo.errors))
+    _record_metrics(result)
+    return result
+
+
+def _record_metrics(result: VerifyNetsResult) -> None:
+    sink = metrics.current()
+    sink.gauge("tw_gates_safety_nets_verified").set(result.verified_count)
+    per_net = sink.gauge("tw_gates_safety_net_verified")
+    for net in result.nets:
+        per_net.labels(net=net.net).set(1 if net.verified else 0)
 
 
 # --------------------------------------------------------------------------- helpers

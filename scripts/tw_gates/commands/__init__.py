@@ -16,11 +16,21 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What a command returns: its exit code and, for a gate, the one-line
+    verdict it printed (the gate chain shows it in its table). A gate that
+    rejects raises instead; the CLI's error path prints that."""
+
+    exit_code: int = 0
+    verdict: str = ""
+
+
+@dataclass(frozen=True)
 class Command:
     name: str
     help: str
     configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
+    run: Callable[[argparse.Namespace], Outcome]
     # Listing order in --help: gates in chain order first, then tools.
     order: int = 100
     description: str | None = None

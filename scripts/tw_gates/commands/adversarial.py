@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 DESCRIPTION = """\
 Run the adversarial corpora against a Markdown parser. Each case runs in its own
@@ -58,7 +58,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.settings import load_settings
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         corpora = adversarial.select_corpora(adversarial.load_corpora(settings.corpora).files, settings.categories())
         for line in adversarial.list_lines(corpora, settings.corpora):
             runner.echo(line)
-        return 0
+        return Outcome(0)
 
     report = adversarial.gate(settings, progress=runner.echo)
     runner.echo()
@@ -102,12 +102,18 @@ def run(args: argparse.Namespace) -> int:
         )
         for line in downstream_lines:
             runner.echo(f"  {line}")
-    adversarial.publish(report, settings)
+    if settings.report is not None:
+        runner.set_output("report", str(settings.report))
+    runner.set_output("violations", str(len(adversarial.failing_cases(report))))
+    runner.set_output("downstream", str(len(adversarial.downstream_cases(report))))
+    runner.set_output("passed", "true" if report.exit_code == 0 else "false")
+    runner.append_summary(adversarial.summary_markdown(report))
     runner.echo()
     if report.exit_code:
         raise GateRejected(adversarial.verdict(report))
-    runner.conclude(adversarial.verdict(report))
-    return int(report.exit_code)
+    verdict = adversarial.verdict(report)
+    runner.echo(verdict)
+    return Outcome(int(report.exit_code), verdict)
 
 
 COMMAND = Command(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 DESCRIPTION = """Performance baseline of the Markdown parser for the audit (G3): capture
 p50/p95/p99 parse latency and peak RSS over a corpus (after a warm-up), sign the
@@ -38,7 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     verify.add_argument("path", metavar="PATH")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.core import runner
     from tw_gates.core.errors import UsageError
     from tw_gates.core.fsio import atomic_write_json
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         if args.sign:
             runner.echo(f"signed with key {baseline.sign_capture(args.out, signing)!r}")
         runner.set_output("capture", args.out)
-        return 0
+        return Outcome(0)
     signing = load_settings(SigningSettings)
     if args.action == "sign":
         try:
@@ -78,13 +78,13 @@ def run(args: argparse.Namespace) -> int:
         except baseline.BaselineError as exc:
             raise UsageError(str(exc)) from None
         runner.echo(f"{args.path} signed with key {kid!r}")
-        return 0
+        return Outcome(0)
     model, kid = baseline.verify_capture(args.path, signing)
     runner.echo(
         f"{args.path}: signature valid (key {kid!r}); {model.target} on {model.corpus}, "
         f"p95 {model.latency.p95_ms:g} ms, captured {model.captured_at:%Y-%m-%d}"
     )
-    return 0
+    return Outcome(0)
 
 
 COMMAND = Command(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -14,10 +14,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.chain.behavioral import BehavioralSettings, check_behavioral
-    from tw_gates.core import metrics, runner
+    from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
+    from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings
 
     settings = load_settings(
@@ -31,13 +32,10 @@ def run(args: argparse.Namespace) -> int:
         runner.echo(f"{case.outcome.upper()} {case.suite}::{case.name}" + (f": {case.message}" if case.message else ""))
     if result.duplicates:
         runner.warn(f"{result.duplicates} test(s) reported more than once were counted once (worst outcome)")
-    sink = metrics.current()
-    sink.gauge("tw_gates_behavioral_tests_passed", "Behavioral tests passed in the last check").set(result.passed)
-    sink.gauge("tw_gates_behavioral_tests_expected", "Behavioral tests expected to pass").set(result.expected)
     runner.set_output("passed", result.score)
     runner.append_summary(
         f"### tw-gates behavioral (G2): {result.summary}\n\n"
-        + runner.markdown_table(
+        + markdown_table(
             ["test file / class", "passed", "failed", "error", "skipped"],
             [[s, r["passed"], r["failed"], r["error"], r["skipped"]] for s, r in result.by_suite().items()],
         )
@@ -46,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
         raise GateRejected(f"behavioral tests: {result.summary}")
     if result.passed > result.expected:
         runner.warn(f"{result.passed} tests passed, {result.expected} expected: raise --expect")
-    runner.conclude(f"G2: {result.summary}")
-    return int(result.exit_code)
+    verdict = f"G2: {result.summary}"
+    runner.echo(verdict)
+    return Outcome(int(result.exit_code), verdict)
 
 
 COMMAND = Command(

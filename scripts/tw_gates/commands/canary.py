@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 DESCRIPTION = """\
 48-hour canary analysis against a baseline. Every interval of the window is one
@@ -52,7 +52,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     import contextlib
     import json
     import os
@@ -64,15 +64,16 @@ def run(args: argparse.Namespace) -> int:
         return _run(args)[0]
     # --report -: stdout carries the JSON report alone; the lines for people go to stderr.
     with contextlib.redirect_stdout(sys.stderr):
-        code, report = _run(args)
+        outcome, report = _run(args)
     runner.echo(json.dumps(report.model_dump(mode="json"), indent=2))
-    return code
+    return outcome
 
 
 def _run(args: argparse.Namespace):
     """Decide, say so, publish outputs and metrics: (exit code, report)."""
     from tw_gates.canary.canary import CanarySettings, fmt_value, run_canary
-    from tw_gates.core import metrics, runner
+    from tw_gates.core import runner
+    from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings
 
     settings = load_settings(
@@ -96,11 +97,11 @@ def _run(args: argparse.Namespace):
             "dry_run": args.dry_run,
         },
     )
-    run_result = run_canary(settings)
+    run_result = run_canary(settings, progress=runner.echo, warn=runner.warn)
     report = run_result.report
     window = report.window
 
-    runner.conclude(report.reason)
+    runner.echo(report.reason)
     for gate in report.gates:
         runner.echo(
             f"  {gate.name:<14} {gate.status:<8} last {fmt_value(gate.last_value, gate.metric):<12} "
@@ -120,30 +121,12 @@ def _run(args: argparse.Namespace):
     rows = [[g.name, g.rule, g.status, g.failed_checks] for g in report.gates]
     runner.append_summary(
         f"### Canary `{report.name}`: {report.decision}\n\n{report.reason}\n\n"
-        + runner.markdown_table(["gate", "rule", "status", "failed checks"], rows)
+        + markdown_table(["gate", "rule", "status", "failed checks"], rows)
     )
     if report.decision == "ROLLBACK" and runner.on_runner():
         runner.annotate("error", report.reason, title="tw-gates canary ROLLBACK")
 
-    sink = metrics.current()
-    decision = sink.gauge("tw_gates_canary_decision", "1 for the canary's current decision", ["canary", "decision"])
-    for name in ("PROMOTE", "HOLD", "ROLLBACK"):
-        decision.labels(canary=report.name, decision=name).set(1 if name == report.decision else 0)
-    sink.gauge("tw_gates_canary_coverage_ratio", "Clean intervals / intervals in the window", ["canary"]).labels(
-        canary=report.name
-    ).set(window.coverage_pct / 100)
-    sink.gauge("tw_gates_canary_failed_checks", "Failed checks in the window", ["canary"]).labels(
-        canary=report.name
-    ).set(report.failed_checks)
-    sink.gauge("tw_gates_canary_time_left_seconds", "Time left before the window is complete", ["canary"]).labels(
-        canary=report.name
-    ).set(window.time_left_s)
-    if report.queries_sent is not None:
-        sink.counter(
-            "tw_gates_canary_prometheus_queries_total", "Prometheus range queries sent by the canary", ["canary"]
-        ).labels(canary=report.name).inc(report.queries_sent)
-
-    return run_result.exit_code, report
+    return Outcome(int(run_result.exit_code), report.reason), report
 
 
 COMMAND = Command(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,10 +23,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", metavar="PATH", help="also write every consumer's outcome as JSON here")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.core import runner
     from tw_gates.core.errors import ExternalServiceError
     from tw_gates.core.fsio import atomic_write_json
+    from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings
     from tw_gates.ingest.collect import CollectSettings, ConsumerOutcome, collect
 
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     rows = [[o.repo, o.status, o.detail] for o in result.outcomes]
     runner.append_summary(
         f"### tw-gates collect: {collected} of {len(result.outcomes)} consumers\n\n"
-        + runner.markdown_table(["consumer", "result", "detail"], rows)
+        + markdown_table(["consumer", "result", "detail"], rows)
     )
     failed = [o.repo for o in result.outcomes if o.status == "error"]
     if failed:
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             f"{len(failed)} consumer(s) could not be collected: {shown}; "
             f"the {collected} collected are in {settings.out}"
         )
-    return 0
+    return Outcome(0)
 
 
 COMMAND = Command(

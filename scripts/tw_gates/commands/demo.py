@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 DESCRIPTION = """The whole story on the bundled example consumer (examples/consumer), offline:
 no GitHub, no network, none of your GITHUB_TOKEN. One line per step (PASS, EXPECTED <what>
@@ -35,7 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="list the steps and exit")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     from pathlib import Path
 
     from tw_gates.core import runner
@@ -46,12 +46,15 @@ def run(args: argparse.Namespace) -> int:
         for step in demo.STEPS:
             needs = f" (needs {', '.join(step.needs)})" if step.needs else ""
             runner.echo(f"{step.number:>2} {step.name:<12} {step.gate:<11} {step.doing}{needs}")
-        return 0
-    result = demo.run_demo(Path(args.repo_dir), Path(args.out), skip_tests=args.skip_tests, only=args.only)
+        return Outcome(0)
+    result = demo.run_demo(
+        Path(args.repo_dir), Path(args.out), skip_tests=args.skip_tests, only=args.only, echo=runner.echo
+    )
+    runner.append_summary(result.summary_markdown)
     if result.failed:
         names = ", ".join(f"{r.step.number} ({r.step.name})" for r in result.failed)
         raise GateRejected(f"{len(result.failed)} step(s) did not go as the story expects: {names}")
-    return int(result.exit_code)
+    return Outcome(int(result.exit_code))
 
 
 COMMAND = Command(

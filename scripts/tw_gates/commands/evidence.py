@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 _STDIN_FIELDS = ("evidence_id", "phase", "file", "lines", "description")
 
@@ -82,7 +82,7 @@ def _from_stdin() -> dict:
     return data
 
 
-def _add(args: argparse.Namespace) -> int:
+def _add(args: argparse.Namespace) -> Outcome:
     from tw_gates.core import runner
     from tw_gates.core.errors import UsageError
     from tw_gates.phases import evidence
@@ -113,12 +113,13 @@ def _add(args: argparse.Namespace) -> int:
     runner.set_output("evidence-id", block.evidence_id)
     runner.set_output("sha256", block.sha256)
     runner.set_output("added", "true" if outcome.added else "false")
-    return 0
+    return Outcome(0)
 
 
-def _verify(args: argparse.Namespace) -> int:
+def _verify(args: argparse.Namespace) -> Outcome:
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
+    from tw_gates.core.markdown import markdown_table
     from tw_gates.phases import evidence
 
     result = evidence.verify_log(args.evidence_file, root=args.root, phase=args.phase)
@@ -139,17 +140,17 @@ def _verify(args: argparse.Namespace) -> int:
         rows = [[c.evidence_id, c.status, f"{args.evidence_file}:{c.line}", c.detail] for c in failures]
         runner.append_summary(
             f"### Evidence: {len(failures)} of {len(result.checks)} blocks{scope} do not verify\n\n"
-            + runner.markdown_table(["id", "status", "where", "detail"], rows)
+            + markdown_table(["id", "status", "where", "detail"], rows)
         )
         for line in evidence.iter_failures(result):
             runner.echo(line)
         raise GateRejected(f"{len(failures)} of {len(result.checks)} evidence blocks{scope} do not verify ({ok} ok)")
     runner.echo(f"{ok} evidence blocks{scope} verified against the files in {args.root}")
     runner.append_summary(f"### Evidence: {ok} blocks{scope} verified\n")
-    return 0
+    return Outcome(0)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     return _add(args) if args.action == "add" else _verify(args)
 
 

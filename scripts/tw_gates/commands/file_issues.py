@@ -1,9 +1,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -49,11 +48,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from actions_toolkit.command import issue_command
-
+def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.core import runner
-    from tw_gates.core.redact import REDACTOR
+    from tw_gates.core.errors import TwGatesError
+    from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings
     from tw_gates.issues.file_issues import FileIssuesSettings, gate
 
@@ -71,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             "deadline": args.deadline,
         },
     )
-    result = gate(settings)
+    result = gate(settings, echo=runner.echo, warn=runner.warn)
     runner.set_output("mode", result.mode)
     for action in ("created", "updated", "unchanged", "closed"):
         runner.set_output(action, str(result.count(action)))
@@ -81,19 +79,15 @@ def run(args: argparse.Namespace) -> int:
     rows = [[a.action, a.kind, a.name, f"#{a.number}" if a.number else "", a.findings] for a in result.actions]
     if rows:
         runner.append_summary(
-            "### tw-gates file-issues\n\n"
-            + runner.markdown_table(["action", "kind", "repository", "issue", "findings"], rows)
+            "### tw-gates file-issues\n\n" + markdown_table(["action", "kind", "repository", "issue", "findings"], rows)
         )
-    runner.conclude(f"file-issues: {result.message}; {result.api_calls} API calls")
+    verdict = f"file-issues: {result.message}; {result.api_calls} API calls"
+    runner.echo(verdict)
     if result.exit_code:
-        message = REDACTOR.redact(" ".join(result.message.split()))
-        # The workflow command the runner turns into an annotation; plain text elsewhere.
-        issue_command("error", {"title": "tw-gates file-issues"}, message)
-        sys.stdout.flush()
-        print(f"tw-gates file-issues: error: {message}", file=sys.stderr, flush=True)
-    elif result.fallback_path:
+        raise TwGatesError(result.message, exit_code=result.exit_code, annotate=True)
+    if result.fallback_path:
         runner.annotate("warning", result.message, title="tw-gates file-issues")
-    return int(result.exit_code)
+    return Outcome(int(result.exit_code), verdict)
 
 
 COMMAND = Command(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -16,15 +16,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--list", action="store_true", help="list the gates and exit")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.chain import run as chain
     from tw_gates.core import runner
+    from tw_gates.core.markdown import markdown_table
 
     if args.list:
         for gate in chain.GATES:
             names = ", ".join(gate.names)
             runner.echo(f"{gate.name:<16} {gate.title}{' (optional)' if gate.optional else ''}  [{names}]")
-        return 0
+        return Outcome(0)
 
     def show(outcome: chain.GateOutcome) -> None:
         mark = "PASS" if outcome.passed else f"FAIL (exit {outcome.exit_code})"
@@ -39,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
         [o.gate, "pass" if o.passed else f"fail ({o.exit_code})", f"{o.seconds:.2f}s", o.message]
         for o in result.outcomes
     ] + [[n, "skipped", "", "an earlier gate failed"] for n in result.skipped]
-    runner.append_summary("### tw-gates\n\n" + runner.markdown_table(["gate", "result", "time", "detail"], rows))
-    return int(result.exit_code)
+    runner.append_summary("### tw-gates\n\n" + markdown_table(["gate", "result", "time", "detail"], rows))
+    return Outcome(int(result.exit_code))
 
 
 COMMAND = Command(

@@ -2,17 +2,18 @@ from __future__ import annotations
 
 import argparse
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo-dir", help="repository to check (default: $TW_REPO_DIR or the current folder)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.chain.hmac_policy import HmacPolicySettings, check_hmac_policy
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
+    from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings
 
     result = check_hmac_policy(load_settings(HmacPolicySettings, {"repo_dir": args.repo_dir}))
@@ -25,12 +26,13 @@ def run(args: argparse.Namespace) -> int:
     runner.set_output("enforced", result.score)
     runner.append_summary(
         f"### tw-gates hmac-policy (G4): {result.summary}\n\n"
-        + runner.markdown_table(["ingest gate", "POLICY_REQUIRE_HMAC"], [[s.where, s.detail] for s in result.sites])
+        + markdown_table(["ingest gate", "POLICY_REQUIRE_HMAC"], [[s.where, s.detail] for s in result.sites])
     )
     if result.exit_code:
         raise GateRejected(result.summary)
-    runner.conclude(f"G4: {result.summary}")
-    return int(result.exit_code)
+    verdict = f"G4: {result.summary}"
+    runner.echo(verdict)
+    return Outcome(int(result.exit_code), verdict)
 
 
 COMMAND = Command(

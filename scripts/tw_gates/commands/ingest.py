@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 ANNOTATED_REJECTIONS = 10  # GitHub shows at most 10 error annotations per step
 
@@ -44,9 +44,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="also print a line per accepted artifact")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
+    from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings
     from tw_gates.ingest.ingest import IngestSettings, Verdict, ingest, show
 
@@ -82,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
             )
 
     result = ingest(settings, on_verdict=report, progress=runner.echo)
-    runner.conclude(result.describe())
+    verdict = result.describe()
+    runner.echo(verdict)
     if result.out:
         runner.echo(f"accepted artifacts: {result.out}")
     runner.set_output("accepted", str(result.accepted))
@@ -94,14 +96,14 @@ def run(args: argparse.Namespace) -> int:
     ]
     runner.append_summary(
         f"### tw-gates ingest: {result.accepted} accepted, {result.rejected} rejected\n\n"
-        + runner.markdown_table(["result", "reason", "artifacts"], rows)
+        + markdown_table(["result", "reason", "artifacts"], rows)
     )
     if result.total == 0:
         runner.warn("no artifacts found in the paths given")
     if result.rejected:
         where = f"; quarantined in {result.quarantine}" if result.quarantine else ""
         raise GateRejected(f"{result.rejected} of {result.total} artifacts rejected{where}")
-    return int(result.exit_code)
+    return Outcome(int(result.exit_code), verdict)
 
 
 COMMAND = Command(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 
 def _phase_number(text: str) -> int:
@@ -121,14 +121,17 @@ def _settings(args: argparse.Namespace):
     )
 
 
-def _verify(args: argparse.Namespace) -> int:
+def _verify(args: argparse.Namespace) -> Outcome:
     from pathlib import Path
 
     from tw_gates.core import runner
     from tw_gates.phases import phase
 
     result = phase.verify_unlock(
-        args.phase, _settings(args), artifact_path=Path(args.artifact) if args.artifact else None
+        args.phase,
+        _settings(args),
+        artifact_path=Path(args.artifact) if args.artifact else None,
+        progress=runner.progress,
     )
     runner.echo(result.message)
     if result.origin:
@@ -141,10 +144,10 @@ def _verify(args: argparse.Namespace) -> int:
         f"### Phase {args.phase} unlock\n\n{result.message}\n"
         + (f"\nArtifact: {result.origin}\n" if result.origin else "")
     )
-    return 0
+    return Outcome(0)
 
 
-def _complete(args: argparse.Namespace) -> int:
+def _complete(args: argparse.Namespace) -> Outcome:
     from pathlib import Path
 
     from tw_gates.core import runner
@@ -161,6 +164,7 @@ def _complete(args: argparse.Namespace) -> int:
         baseline_pass_count=args.baseline,
         values_file=Path(args.from_file) if args.from_file else None,
         gates_passed=args.gates_passed,
+        progress=runner.progress,
         tag=args.tag,
         report_template=Path(args.report_template) if args.report_template else phase.REPORT_TEMPLATE,
     )
@@ -183,16 +187,17 @@ def _complete(args: argparse.Namespace) -> int:
     runner.set_output("artifact-name", f"phase-{art.phase}-complete")
     runner.set_output("git-commit", art.git_commit)
     runner.set_output("tag", result.tag or "")
-    return 0
+    return Outcome(0)
 
 
-def _status(args: argparse.Namespace) -> int:
+def _status(args: argparse.Namespace) -> Outcome:
     import json
 
     from tw_gates.core import runner
+    from tw_gates.core.markdown import markdown_table
     from tw_gates.phases import phase
 
-    states = phase.phase_status(_settings(args))
+    states = phase.phase_status(_settings(args), progress=runner.progress)
     if args.json:
         runner.echo(json.dumps([s.model_dump() for s in states], indent=2))
     else:
@@ -213,7 +218,7 @@ def _status(args: argparse.Namespace) -> int:
         for s in states
     ]
     runner.append_summary(
-        "### Phases\n\n" + runner.markdown_table(["phase", "state", "name", "completed", "commit", "detail"], rows)
+        "### Phases\n\n" + markdown_table(["phase", "state", "name", "completed", "commit", "detail"], rows)
     )
     done = sum(1 for s in states if s.state == "complete")
     runner.set_output("complete", str(done))
@@ -223,10 +228,10 @@ def _status(args: argparse.Namespace) -> int:
 
         bad = ", ".join(f"phase {s.phase}: {s.detail}" for s in states if s.state == "invalid")
         raise GateRejected(f"invalid phase artifact(s): {bad}")
-    return 0
+    return Outcome(0)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     return {"verify": _verify, "complete": _complete, "status": _status}[args.action](args)
 
 

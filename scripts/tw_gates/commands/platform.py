@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -10,7 +10,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runner-os", help="runner OS to check instead of $RUNNER_OS")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.chain.platform import PlatformSettings, check_platform
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
@@ -21,8 +21,9 @@ def run(args: argparse.Namespace) -> int:
     runner.set_output("linux", "true" if result.linux else "false")
     if not result.linux:
         raise GateRejected(result.message)
-    runner.conclude(result.message)
-    return int(result.exit_code)
+    verdict = result.message
+    runner.echo(verdict)
+    return Outcome(int(result.exit_code), verdict)
 
 
 COMMAND = Command(

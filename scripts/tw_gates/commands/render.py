@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     import sys
 
     from tw_gates.core import runner
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(result.text)
         sys.stdout.flush()
-    return 0
+    return Outcome(0)
 
 
 COMMAND = Command(

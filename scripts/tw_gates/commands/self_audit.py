@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 SHOWN_HITS = 50  # hits listed in the log; all of them are in the artifact
 ANNOTATED_HITS = 10  # GitHub shows at most 10 warning annotations per step
@@ -23,9 +23,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-file-bytes", metavar="SIZE", help="skip files larger than this (default 2MiB)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from tw_gates.core import metrics, runner
+def run(args: argparse.Namespace) -> Outcome:
+    from tw_gates.core import runner
+    from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings
+    from tw_gates.schemas.severity import SEVERITY_RANK
     from tw_gates.self_audit.self_audit import SelfAuditSettings, self_audit
 
     settings = load_settings(
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         runner.echo(f"  {hit.path}:{hit.line}: {hit.pattern} ({hit.severity})")
     if len(result.hits) > SHOWN_HITS:
         runner.echo(f"  ... and {len(result.hits) - SHOWN_HITS} more (all are in {result.artifact})")
-    ranked = sorted(result.hits, key=lambda h: ("critical", "high", "medium", "low").index(h.severity))
+    ranked = sorted(result.hits, key=lambda h: SEVERITY_RANK[h.severity])
     # On a runner the worst hits also show on the code; elsewhere the list above says it all.
     for hit in ranked[:ANNOTATED_HITS] if runner.on_runner() else []:
         runner.annotate(
@@ -81,16 +83,10 @@ def run(args: argparse.Namespace) -> int:
     runner.set_output("signed", "true" if result.signed_kid else "false")
     rows = [[s, n] for s, n in result.hits_by_severity.items()] or [["none", 0]]
     runner.append_summary(
-        f"### tw-gates self-audit: {len(result.hits)} renderer hits\n\n"
-        + runner.markdown_table(["severity", "hits"], rows)
+        f"### tw-gates self-audit: {len(result.hits)} renderer hits\n\n" + markdown_table(["severity", "hits"], rows)
     )
 
-    gauge = metrics.current().gauge(
-        "tw_gates_self_audit_hits", "Renderer pattern hits in the last self-audit", ["severity"]
-    )
-    for severity in ("critical", "high", "medium", "low"):
-        gauge.labels(severity=severity).set(result.hits_by_severity.get(severity, 0))
-    return int(result.exit_code)
+    return Outcome(int(result.exit_code))
 
 
 COMMAND = Command(

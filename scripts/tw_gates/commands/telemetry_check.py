@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import argparse
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -22,10 +22,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--promtool", metavar="PATH", help="promtool to run (default: promtool on the PATH)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.chain.telemetry_check import TelemetrySettings, check_telemetry
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
+    from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings
 
     settings = load_settings(
@@ -45,12 +46,13 @@ def run(args: argparse.Namespace) -> int:
     runner.set_output("result", result.summary)
     runner.append_summary(
         f"### tw-gates telemetry-check (G5): {result.summary}\n\n"
-        + runner.markdown_table(["check", "status", "detail"], [[f.check, f.status, f.detail] for f in result.findings])
+        + markdown_table(["check", "status", "detail"], [[f.check, f.status, f.detail] for f in result.findings])
     )
     if result.exit_code:
         raise GateRejected(result.summary)
-    runner.conclude(f"G5: {result.summary}")
-    return int(result.exit_code)
+    verdict = f"G5: {result.summary}"
+    runner.echo(verdict)
+    return Outcome(int(result.exit_code), verdict)
 
 
 COMMAND = Command(

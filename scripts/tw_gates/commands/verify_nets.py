@@ -2,17 +2,18 @@ from __future__ import annotations
 
 import argparse
 
-from tw_gates.commands import Command
+from tw_gates.commands import Command, Outcome
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo-dir", help="repository to check (default: $TW_REPO_DIR or the current folder)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.chain.verify_nets import VerifyNetsSettings, verify_nets
-    from tw_gates.core import metrics, runner
+    from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
+    from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings
 
     result = verify_nets(load_settings(VerifyNetsSettings, {"repo_dir": args.repo_dir}))
@@ -22,28 +23,22 @@ def run(args: argparse.Namespace) -> int:
         runner.echo(net.text)
         if not net.verified and runner.on_runner():
             runner.annotate("error", net.text, file=net.file, line=net.line, title=f"tw-gates G1: {net.net} missing")
-    sink = metrics.current()
-    sink.gauge("tw_gates_safety_nets_verified", "Safety nets verified by the last verify-nets run").set(
-        result.verified_count
-    )
-    per_net = sink.gauge("tw_gates_safety_net_verified", "1 when the safety net was verified in the last run", ["net"])
-    for net in result.nets:
-        per_net.labels(net=net.net).set(1 if net.verified else 0)
     runner.set_output("verified", result.score)
     runner.set_output("missing", ",".join(result.missing))
     runner.append_summary(
         "### tw-gates verify-nets (G1): "
         + result.score
         + "\n\n"
-        + runner.markdown_table(
+        + markdown_table(
             ["net", "status", "evidence / what is missing"],
             [[n.net, "VERIFIED" if n.verified else "MISSING", n.detail] for n in result.nets],
         )
     )
     if result.exit_code:
         raise GateRejected(f"{result.score} safety nets verified; missing: {', '.join(result.missing)}")
-    runner.conclude(f"G1: {result.score} safety nets verified")
-    return int(result.exit_code)
+    verdict = f"G1: {result.score} safety nets verified"
+    runner.echo(verdict)
+    return Outcome(int(result.exit_code), verdict)
 
 
 COMMAND = Command(

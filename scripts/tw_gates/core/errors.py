@@ -22,11 +22,14 @@ class TwGatesError(Exception):
 
     exit_code: ExitCode = ExitCode.ERROR
 
-    def __init__(self, message: str, *, exit_code: ExitCode | None = None) -> None:
+    def __init__(self, message: str, *, exit_code: ExitCode | None = None, annotate: bool = False) -> None:
         super().__init__(message)
         self.message = message
         if exit_code is not None:
             self.exit_code = exit_code
+        # An ``::error::`` line even off a runner: the log of a permission
+        # fallback must carry it wherever the log is read.
+        self.annotate = annotate
 
     def __str__(self) -> str:
         return self.message

@@ -274,13 +274,11 @@ class GitHubClient:
         from tw_gates.core import metrics
 
         sink = metrics.current()
-        calls = sink.counter("tw_gates_github_api_calls_total", "GitHub API requests made, by endpoint", ["endpoint"])
+        calls = sink.counter("tw_gates_github_api_calls_total")
         for endpoint, count in self.calls.snapshot().items():
             calls.labels(endpoint=endpoint).inc(count)
         if self.calls.quota_remaining is not None:
-            sink.gauge("github_api_quota_remaining", "Last seen X-RateLimit-Remaining of the core quota").set(
-                self.calls.quota_remaining
-            )
+            sink.gauge("github_api_quota_remaining").set(self.calls.quota_remaining)
 
     def close(self) -> None:
         self.gh.close()

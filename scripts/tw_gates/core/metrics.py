@@ -21,6 +21,7 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from tw_gates.core.fsio import atomic_write_bytes, file_lock
+from tw_gates.core.metric_catalog import CATALOG
 
 TEXTFILE_NAME = "tw_gates.prom"
 
@@ -77,13 +78,23 @@ class MetricsSink:
         self._metrics: dict[str, Counter | Gauge] = {}
         self._lock = threading.Lock()
 
-    def counter(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> Counter:
+    def counter(self, name: str, documentation: str | None = None, labelnames: Sequence[str] = ()) -> Counter:
+        """The counter ``name`` of the catalogue (help and labels from there)."""
         return self._get(Counter, name, documentation, labelnames)
 
-    def gauge(self, name: str, documentation: str, labelnames: Sequence[str] = ()) -> Gauge:
+    def gauge(self, name: str, documentation: str | None = None, labelnames: Sequence[str] = ()) -> Gauge:
+        """The gauge ``name`` of the catalogue (help and labels from there)."""
         return self._get(Gauge, name, documentation, labelnames)
 
-    def _get(self, kind, name: str, documentation: str, labelnames: Sequence[str]):
+    def _get(self, kind, name: str, documentation: str | None, labelnames: Sequence[str]):
+        spec = CATALOG.get(name)
+        if spec is not None:
+            if spec.kind != ("counter" if kind is Counter else "gauge"):
+                raise ValueError(f"metric {name} is a {spec.kind} in the catalogue")
+            documentation, labelnames = spec.help, spec.labels
+        elif documentation is None:
+            # Product code names catalogue metrics only; an ad-hoc series needs its help text.
+            raise ValueError(f"metric {name} is not in tw_gates.core.metric_catalog")
         # prometheus_client appends _total to counters itself; accept either spelling.
         base = name[: -len("_total")] if kind is Counter and name.endswith("_total") else name
         with self._lock:

@@ -37,22 +37,10 @@ def echo(message: str = "") -> None:
     print(REDACTOR.redact(message), flush=True)
 
 
-_conclusion: str | None = None
-
-
-def conclude(line: str) -> None:
-    """A command's one-line verdict: printed like ``echo``, and kept so that
-    the gate chain can show it in its table without running the gate twice."""
-    global _conclusion
-    _conclusion = REDACTOR.redact(line)
-    echo(line)
-
-
-def take_conclusion() -> str | None:
-    """The last verdict given with ``conclude`` (then forgotten)."""
-    global _conclusion
-    line, _conclusion = _conclusion, None
-    return line
+def progress(message: str) -> None:
+    """A progress line on stderr: stdout stays the verdict (and pure JSON where a
+    command prints JSON)."""
+    print(REDACTOR.redact(message), file=sys.stderr, flush=True)
 
 
 def warn(message: str) -> None:
@@ -68,12 +56,14 @@ def annotate(
     line: int | None = None,
     end_line: int | None = None,
     title: str | None = None,
+    always: bool = False,
 ) -> None:
     """An annotation on the run (and on ``file:line`` when given).
 
-    Off a runner it is a plain ``level: file:line: message`` line on stderr."""
+    Off a runner it is a plain ``level: file:line: message`` line on stderr,
+    unless ``always`` asks for the workflow command wherever the log goes."""
     message = REDACTOR.redact(message)
-    if on_runner():
+    if always or on_runner():
         # issue_command directly: the toolkit's helpers emit empty properties
         # ("title=,line=") for every field not given.
         props = {
@@ -111,18 +101,3 @@ def _json(value: object) -> str:
     import json
 
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def markdown_table(headers: list[str], rows: list[list[object]]) -> str:
-    """A GitHub-flavoured Markdown table; cell text is escaped."""
-
-    def cell(value: object) -> str:
-        return escape_markdown_cell(str(value))
-
-    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def escape_markdown_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")

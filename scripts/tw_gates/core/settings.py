@@ -16,6 +16,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
+from tw_gates.core import runner
 from tw_gates.core.errors import UsageError
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.signing import KeyRing, parse_keys_json
@@ -97,11 +98,15 @@ def load_settings(cls: type[S], overrides: Mapping[str, Any] | None = None) -> S
         raise UsageError(describe_validation_error(exc, cls.__name__)) from None
     except SettingsError as exc:
         raise UsageError(f"invalid environment: {exc}") from None
-    from tw_gates.core import runner  # local import: runner imports settings users
-
-    for secret in REDACTOR.register(*_secret_values(settings)):
-        runner.mask(secret)
+    register_secrets(*_secret_values(settings))
     return settings
+
+
+def register_secrets(*values: str) -> None:
+    """Secrets the run learned: redacted from everything written, and
+    ``::add-mask::``ed on a runner."""
+    for secret in REDACTOR.register(*values):
+        runner.mask(secret)
 
 
 def describe_validation_error(exc: ValidationError, what: str = "input") -> str:

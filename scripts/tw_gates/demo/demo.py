@@ -39,9 +39,11 @@ from typing import Any, Literal, TypeVar
 from pydantic import Field
 from pydantic_settings import BaseSettings
 
-from tw_gates.core import runner
 from tw_gates.core.errors import ExitCode, TwGatesError, UsageError
+from tw_gates.core.markdown import markdown_table
+from tw_gates.core.progress import Progress, silent
 from tw_gates.core.settings import SigningSettings, env, load_settings
+from tw_gates.schemas.severity import SEVERITIES
 
 CONSUMER_DIR = Path("examples") / "consumer"
 CANARY_DIR = Path("examples") / "canary"
@@ -55,7 +57,6 @@ EXPECTED_BEHAVIORAL = 14
 PYTEST_TIMEOUT_S = 300
 # Few parses per document: enough for stable percentiles on the built-in corpus, quick.
 CAPTURE_RUNS, CAPTURE_WARMUP = 3, 1
-SEVERITIES = ("critical", "high", "medium", "low")
 
 S = TypeVar("S", bound=BaseSettings)
 
@@ -920,6 +921,7 @@ class DemoResult:
     results: list[StepResult]
     out: Path
     seconds: float
+    summary_markdown: str = ""
 
     @property
     def failed(self) -> list[StepResult]:
@@ -945,7 +947,7 @@ def run_demo(
     *,
     skip_tests: bool = False,
     only: str | None = None,
-    echo: Callable[[str], None] = runner.echo,
+    echo: Progress = silent,
 ) -> DemoResult:
     from tw_gates.core import metrics
     from tw_gates.core.settings import load_settings
@@ -1014,8 +1016,8 @@ def _report(done: DemoResult, echo: Callable[[str], None]) -> None:
     echo(f"metrics: {outputs}/metrics/tw_gates.prom (Prometheus textfile of this run)")
     markdown = (
         f"### tw-gates demo\n\n{verdict}\n\n"
-        + runner.markdown_table(SUMMARY_HEADERS, done.rows())
+        + markdown_table(SUMMARY_HEADERS, done.rows())
         + f"\nOutputs in `{outputs}/`; metrics in `{outputs}/metrics/tw_gates.prom`.\n"
     )
     atomic_write_text(done.out / "summary.md", markdown)
-    runner.append_summary(markdown)
+    done.summary_markdown = markdown

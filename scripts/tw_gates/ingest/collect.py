@@ -400,15 +400,11 @@ def _record_metrics(result: CollectResult, client) -> None:
     from tw_gates.core import metrics
 
     sink = metrics.current()
-    consumers = sink.counter("tw_gates_collect_consumers_total", "Consumers collected, by outcome", ["result"])
+    consumers = sink.counter("tw_gates_collect_consumers_total")
     for status in ("downloaded", "unchanged", "missing", "error"):
         if result.count(status):
             consumers.labels(result=status).inc(result.count(status))
-    conditional = sink.counter(
-        "tw_gates_collect_conditional_requests_total",
-        "Conditional GETs of the collector: 304 answers cost no API quota",
-        ["result"],
-    )
+    conditional = sink.counter("tw_gates_collect_conditional_requests_total")
     if result.not_modified:
         conditional.labels(result="not_modified").inc(result.not_modified)
     client.publish_metrics()

@@ -56,7 +56,7 @@ from pydantic_settings import NoDecode
 from tw_gates import __version__
 from tw_gates.core.errors import ExitCode, UsageError
 from tw_gates.core.fsio import FileTooLarge, atomic_open, atomic_write_json, read_bytes_limited
-from tw_gates.core.settings import SigningSettings, env
+from tw_gates.core.settings import SigningSettings, env, register_secrets
 from tw_gates.core.signing import SIGNATURE_FIELD, KeyRing, Signature, SignatureError, parse_keys_json
 from tw_gates.core.units import format_duration, parse_duration, parse_size
 from tw_gates.schemas.consumer import SUPPORTED_SCHEMA_VERSIONS, ConsumerArtifact
@@ -583,12 +583,8 @@ class IngestSettings(SigningSettings):
         signing key, as the core's KeyRing does)."""
         if self.keys_env == "TW_HMAC_KEYS":
             return self.key_ring()
-        from tw_gates.core import runner
-        from tw_gates.core.redact import REDACTOR
-
         keys = parse_keys_json(os.environ.get(self.keys_env), source=self.keys_env)
-        for secret in REDACTOR.register(*keys.values()):
-            runner.mask(secret)
+        register_secrets(*keys.values())
         return KeyRing(
             keys, signing_key=self.hmac_key.get_secret_value() if self.hmac_key else None, signing_kid=self.hmac_key_id
         )
@@ -702,20 +698,13 @@ def _record_metrics(result: IngestResult) -> None:
     from tw_gates.core import metrics
 
     sink = metrics.current()
-    artifacts = sink.counter(
-        "tw_gates_ingest_artifacts_total", "Consumer artifacts judged by the ingest gate", ["result", "reason"]
-    )
+    artifacts = sink.counter("tw_gates_ingest_artifacts_total")
     if result.accepted:
         artifacts.labels(result="accepted", reason="none").inc(result.accepted)
     for reason, count in result.by_reason.items():
         artifacts.labels(result="rejected", reason=reason).inc(count)
-    verified = sink.counter(
-        "tw_gates_ingest_verified_total",
-        "Accepted artifacts by the key id that verified them (rotation: when an old kid "
-        "stays at zero, it can be retired)",
-        ["kid"],
-    )
+    verified = sink.counter("tw_gates_ingest_verified_total")
     for kid, count in result.by_kid.items():
         verified.labels(kid=kid).inc(count)
-    sink.gauge("tw_gates_ingest_last_run_rejected", "Artifacts rejected by the last ingest run").set(result.rejected)
-    sink.gauge("tw_gates_ingest_last_run_accepted", "Artifacts accepted by the last ingest run").set(result.accepted)
+    sink.gauge("tw_gates_ingest_last_run_rejected").set(result.rejected)
+    sink.gauge("tw_gates_ingest_last_run_accepted").set(result.accepted)

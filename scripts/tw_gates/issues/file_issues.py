@@ -27,7 +27,6 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
@@ -36,10 +35,11 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from tw_gates.core import metrics, runner
+from tw_gates.core import metrics
 from tw_gates.core.errors import ExitCode, ExternalServiceError, UsageError
 from tw_gates.core.fsio import atomic_write_json, read_input
 from tw_gates.core.notify import notify
+from tw_gates.core.progress import Progress, silent
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import GitHubSettings, NotifySettings, describe_validation_error, env
 from tw_gates.core.signing import canonical_bytes, sha256_hex
@@ -58,9 +58,8 @@ from tw_gates.issues.tracker import (
 from tw_gates.schemas.audit import AuditReport
 from tw_gates.schemas.consumer import REPO_PATTERN, utc_now_iso
 from tw_gates.schemas.issue_fallback import FallbackFinding, FallbackReason, IssueFallback
+from tw_gates.schemas.severity import SEVERITIES, SEVERITY_RANK
 
-SEVERITIES = ("critical", "high", "medium", "low")
-SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 DIGEST_KEY = "unregistered-hits"
 MANAGED_KINDS = ("repo", "digest")
 MAX_AUDIT_BYTES = 256 * 1024 * 1024
@@ -71,11 +70,8 @@ COMMENT_ITEMS = 30
 # Stop starting new writes this close to the deadline: leave time for the fallback.
 DEADLINE_MARGIN_S = 5.0
 
-METRICS = {
-    "audit_digest_created_total": "Digest issues created by file-issues",
-    "audit_fp_marked_total": "Findings people marked false positive in tw-gates issues",
-    "audit_findings_filed_total": "Findings added to tw-gates issues for the first time",
-}
+# The counters every run declares at 0 (besides the failures by reason).
+COUNTED = ("audit_digest_created_total", "audit_fp_marked_total", "audit_findings_filed_total")
 _REPO = re.compile(REPO_PATTERN)
 _CHECKBOX = re.compile(r"^\s*[-*] \[(?P<mark>[ xX])\] .*`(?P<id>f-[0-9a-f]{16})`\s*$")
 SECTION_FINDINGS = "<!-- tw-gates:findings -->"
@@ -771,12 +767,18 @@ class _Run:
     """One run's state: what was written, what is still to be saved."""
 
     def __init__(
-        self, settings: FileIssuesSettings, findings: list[Finding], audit_id: str, echo: Callable[[str], None]
+        self,
+        settings: FileIssuesSettings,
+        findings: list[Finding],
+        audit_id: str,
+        echo: Progress,
+        warn: Progress,
     ) -> None:
         self.settings = settings
         self.findings = findings
         self.audit_id = audit_id
         self.echo = echo
+        self.warn = warn
         self.sink = metrics.current()
         self.result = FileIssuesResult(
             central_repo=settings.central_repo or "",
@@ -797,16 +799,14 @@ class _Run:
         for reason in get_args(FallbackReason):
             if reason != "body_limit":
                 self.count_failure(reason, 0)
-        for name, doc in METRICS.items():
-            self.sink.counter(name, doc)
+        for name in COUNTED:
+            self.sink.counter(name)
 
     def count_failure(self, reason: str, issues: int = 1) -> None:
-        self.sink.counter(
-            "audit_issue_create_failures_total", "Issues file-issues could not create or update", ["reason"]
-        ).labels(reason=reason).inc(issues)
+        self.sink.counter("audit_issue_create_failures_total").labels(reason=reason).inc(issues)
 
     def count(self, name: str, amount: int = 1) -> None:
-        self.sink.counter(name, METRICS[name]).inc(amount)
+        self.sink.counter(name).inc(amount)
 
     # -- fallback -------------------------------------------------------------------
     def save(self, findings: list[Finding], reason: FallbackReason, detail: str) -> None:
@@ -838,7 +838,7 @@ class _Run:
         return path
 
 
-def gate(settings: FileIssuesSettings, *, echo: Callable[[str], None] = runner.echo) -> FileIssuesResult:
+def gate(settings: FileIssuesSettings, *, echo: Progress = silent, warn: Progress = silent) -> FileIssuesResult:
     """File the audit's findings (see the module docstring)."""
     if settings.audit is None:
         raise UsageError("--audit REPORT.json is required")
@@ -854,21 +854,18 @@ def gate(settings: FileIssuesSettings, *, echo: Callable[[str], None] = runner.e
     # start a workflow command).
     audit_id = clean_text(settings.audit_id or report.audit_id, 200, heuristics=False) or "audit"
     findings = findings_from(report)
-    run = _Run(settings, findings, audit_id, echo)
+    run = _Run(settings, findings, audit_id, echo, warn)
     repos = run.result.repos
     if not settings.dry_run:
         run.declare_metrics()
-        run.sink.counter(
-            "audit_unregistered_repos_total",
-            "Repositories with unregistered renderer findings, summed over file-issues runs",
-        ).inc(repos)
+        run.sink.counter("audit_unregistered_repos_total").inc(repos)
     echo(
         f"file-issues: {_plural(len(findings), 'finding')} in {_plural(repos, 'repository')} "
         f"(audit {audit_id}) for {central}; cap {settings.max_issues}"
     )
     close_allowed = report.exit_code != ExitCode.ERROR
     if not close_allowed:
-        runner.warn("the audit report says the audit failed (exit_code 1): no issue is closed this run")
+        warn("the audit report says the audit failed (exit_code 1): no issue is closed this run")
 
     token = settings.github_token.get_secret_value() if settings.github_token else ""
     if not token:
@@ -1080,7 +1077,7 @@ def _execute(run: _Run, tracker: IssueTracker, plan: Plan, deadline: float) -> N
             tracker.close(close.issue, close.comment, reason="not_planned" if close.why == "duplicate" else "completed")
         except TrackerError as error:
             # Nothing is lost: the findings live in the issues already written.
-            runner.warn(f"could not close #{close.issue.number}: {error.message}; the next run retries")
+            run.warn(f"could not close #{close.issue.number}: {error.message}; the next run retries")
             if error.category != "rejected":
                 return
             continue
@@ -1126,7 +1123,7 @@ def _failed(run: _Run, item: IssuePlan, error: TrackerError) -> None:
     run.result.actions.append(
         IssueAction(action="failed", kind=item.kind, name=item.name, findings=len(item.active), detail=error.message)
     )
-    runner.warn(f"{item.name}: {error.message}")
+    run.warn(f"{item.name}: {error.message}")
 
 
 def _stop(run: _Run, item: IssuePlan, pending: list[IssuePlan], error: TrackerError) -> None:
@@ -1165,7 +1162,7 @@ def _converge(run: _Run, tracker: IssueTracker, plan: Plan, deadline: float) -> 
                 run.echo(f"file-issues: brought #{keeper.number} {item.name} up to date")
     except TrackerError as error:
         # Every finding is in an issue already; only the tidying is left to the next run.
-        runner.warn(f"duplicate check after creating issues failed: {error.message}; the next run retries")
+        run.warn(f"duplicate check after creating issues failed: {error.message}; the next run retries")
 
 
 def _report_plan(run: _Run, plan: Plan, *, dry: bool) -> None:

@@ -35,7 +35,7 @@ from pydantic import Field, field_validator
 from tw_gates import DATA_DIR
 from tw_gates.core import proc
 from tw_gates.core.errors import ExitCode, UsageError
-from tw_gates.core.fsio import load_model
+from tw_gates.core.fsio import atomic_write_json, load_model
 from tw_gates.core.redact import secret_env_values
 from tw_gates.core.settings import EnvSettings, env
 from tw_gates.parser import targets as adversarial_targets
@@ -408,6 +408,11 @@ def gate(settings: AdversarialSettings, *, progress: Callable[[str], None] | Non
         cases=ordered,
     )
     _record_metrics(report)
+    if settings.report is not None:
+        try:
+            atomic_write_json(settings.report, report.model_dump(mode="json"))
+        except OSError as exc:
+            raise UsageError(f"cannot write the report to {settings.report}: {exc.strerror or exc}") from None
     return report
 
 
@@ -427,12 +432,8 @@ def _record_metrics(report: AdversarialReport) -> None:
     from tw_gates.core import metrics
 
     sink = metrics.current()
-    cases = sink.gauge("tw_gates_adversarial_cases", "Adversarial cases run in the last run, by category", ["category"])
-    violating = sink.gauge(
-        "tw_gates_adversarial_violating_cases",
-        "Cases of the last adversarial run with a violation, by category and whom it is about",
-        ["category", "counts_as"],
-    )
+    cases = sink.gauge("tw_gates_adversarial_cases")
+    violating = sink.gauge("tw_gates_adversarial_violating_cases")
     for summary in report.categories:
         cases.labels(category=summary.category).set(summary.cases)
         violating.labels(category=summary.category, counts_as="parser").set(summary.parser_violations)
@@ -502,7 +503,7 @@ def violation_lines(results: list[CaseResult], counts_as: str) -> list[str]:
 
 
 def summary_markdown(report: AdversarialReport) -> str:
-    from tw_gates.core.runner import markdown_table
+    from tw_gates.core.markdown import markdown_table
 
     parts = [
         f"### tw-gates adversarial: {report.target}\n",
@@ -550,20 +551,3 @@ def list_lines(corpora: list[Corpus], directory: Path) -> list[str]:
     lines += text_table(["category", "file", "cases", "downstream", "description"], rows).splitlines()
     lines.append(f"{sum(len(c.model.cases) for c in corpora)} cases in {len(corpora)} categories")
     return lines
-
-
-def publish(report: AdversarialReport, settings: AdversarialSettings) -> None:
-    """The report file (when asked for), the step outputs and the job summary."""
-    from tw_gates.core import runner
-    from tw_gates.core.fsio import atomic_write_json
-
-    if settings.report is not None:
-        try:
-            atomic_write_json(settings.report, report.model_dump(mode="json"))
-        except OSError as exc:
-            raise UsageError(f"cannot write the report to {settings.report}: {exc.strerror or exc}") from None
-        runner.set_output("report", str(settings.report))
-    runner.set_output("violations", str(len(failing_cases(report))))
-    runner.set_output("downstream", str(len(downstream_cases(report))))
-    runner.set_output("passed", "true" if report.exit_code == ExitCode.OK else "false")
-    runner.append_summary(summary_markdown(report))

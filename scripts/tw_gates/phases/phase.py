@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import json
 import re
-import sys
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,6 +39,7 @@ from tw_gates.core.fsio import (
     read_input,
     read_text_input,
 )
+from tw_gates.core.progress import Progress, silent
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import GitHubSettings, SigningSettings, describe_validation_error, env
 from tw_gates.core.signing import KeyRing, SignatureError, sha256_hex
@@ -209,8 +209,10 @@ def extract_artifact_json(zip_bytes: bytes, filename: str) -> bytes:
 class GitHubArtifacts:
     """Phase artifacts of one repository through the REST API."""
 
-    def __init__(self, settings: PhaseSettings) -> None:
+    def __init__(self, settings: PhaseSettings, progress: Progress = silent) -> None:
         from tw_gates.core.github_client import client_from_settings
+
+        self.progress = progress
 
         if not settings.github_repository:
             raise UsageError("no repository to look phase artifacts up in: set GITHUB_REPOSITORY (owner/name)")
@@ -230,12 +232,7 @@ class GitHubArtifacts:
         from tw_gates.core.github_client import describe_github_error
 
         name = artifact_name(phase)
-        # Progress on stderr: stdout stays the verdict (and pure JSON for `status --json`).
-        print(
-            REDACTOR.redact(f"looking up the Actions artifact {name} in {self.repo_name} ..."),
-            file=sys.stderr,
-            flush=True,
-        )
+        self.progress(f"looking up the Actions artifact {name} in {self.repo_name} ...")
         repo = self.client.repo(self.repo_name)
         try:
             candidates = [a for a in repo.get_artifacts(name=name) if a.name == name and not a.expired]
@@ -271,8 +268,9 @@ class ArtifactFinder:
     """Where phase artifacts come from: the local folder, GitHub, or (auto)
     the local file when there is one and GitHub otherwise."""
 
-    def __init__(self, settings: PhaseSettings, source: Source | None = None) -> None:
+    def __init__(self, settings: PhaseSettings, source: Source | None = None, progress: Progress = silent) -> None:
         self.settings = settings
+        self.progress = progress
         self.source: Source = source or settings.source
         self._github: GitHubArtifacts | None = None
 
@@ -283,7 +281,7 @@ class ArtifactFinder:
         if self._github is None:
             if not self.settings.github_token:
                 raise UsageError("no GitHub token to look phase artifacts up: set GITHUB_TOKEN")
-            self._github = GitHubArtifacts(self.settings)
+            self._github = GitHubArtifacts(self.settings, self.progress)
         return self._github
 
     def locate(self, phase: int) -> Located:
@@ -333,15 +331,18 @@ class UnlockResult(BaseModel):
 def _record_unlock(phase: int, unlocked: bool) -> None:
     from tw_gates.core import metrics
 
-    metrics.current().counter(
-        "tw_gates_phase_unlock_checks_total",
-        "Phase unlock checks by phase and verdict",
-        ["phase", "result"],
-    ).labels(phase=str(phase), result="unlocked" if unlocked else "refused").inc()
+    metrics.current().counter("tw_gates_phase_unlock_checks_total").labels(
+        phase=str(phase), result="unlocked" if unlocked else "refused"
+    ).inc()
 
 
 def verify_unlock(
-    phase: int, settings: PhaseSettings, *, source: Source | None = None, artifact_path: Path | None = None
+    phase: int,
+    settings: PhaseSettings,
+    *,
+    source: Source | None = None,
+    artifact_path: Path | None = None,
+    progress: Progress = silent,
 ) -> UnlockResult:
     """May phase ``phase`` start? Raises PhaseNotComplete (exit 2) if not."""
     check_phase_number(phase)
@@ -349,7 +350,7 @@ def verify_unlock(
         _record_unlock(phase, True)
         return UnlockResult(phase=phase)
     keys = _key_ring(settings)
-    finder = ArtifactFinder(settings, source)
+    finder = ArtifactFinder(settings, source, progress)
     try:
         if artifact_path is not None:
             located = _read_local(artifact_path)
@@ -487,13 +488,14 @@ def complete_phase(
     tag: bool = False,
     source: Source | None = None,
     report_template: Path = REPORT_TEMPLATE,
+    progress: Progress = silent,
 ) -> CompletionResult:
     check_phase_number(phase)
     keys = settings.key_ring()
     if not keys.can_sign:
         raise UsageError("no signing key: set TW_HMAC_KEY (and TW_HMAC_KEY_ID)")
     values = load_completion_values(values_file)
-    unlock = verify_unlock(phase, settings, source=source)
+    unlock = verify_unlock(phase, settings, source=source, progress=progress)
     previous = unlock.previous
 
     if junit:
@@ -761,9 +763,11 @@ class PhaseState(BaseModel):
     detail: str = ""
 
 
-def phase_status(settings: PhaseSettings, *, source: Source | None = None) -> list[PhaseState]:
+def phase_status(
+    settings: PhaseSettings, *, source: Source | None = None, progress: Progress = silent
+) -> list[PhaseState]:
     keys = _key_ring(settings)
-    finder = ArtifactFinder(settings, source)
+    finder = ArtifactFinder(settings, source, progress)
     states = []
     try:
         for phase in range(FIRST_PHASE, LAST_PHASE + 1):

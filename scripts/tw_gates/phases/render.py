@@ -177,11 +177,8 @@ class _YamlScanner:
             elif placeholder is None and ch == "," and self.flow:
                 pos += 1
                 node_start = True
-            elif (
-                (placeholder is None
-                and ch in "-?:"
-                and line[pos + 1 : pos + 2] in ("", " ", "\t"))
-                or (placeholder is None and ch == ":" and self.flow)
+            elif (placeholder is None and ch in "-?:" and line[pos + 1 : pos + 2] in ("", " ", "\t")) or (
+                placeholder is None and ch == ":" and self.flow
             ):
                 pos += 1
                 node_start = True

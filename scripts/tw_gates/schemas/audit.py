@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-Severity = Literal["critical", "high", "medium", "low"]
+from tw_gates.schemas.severity import Severity
 
 
 class CheckResult(BaseModel):

@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tw_gates.schemas.consumer import REPO_PATTERN
+from tw_gates.schemas.severity import Severity
 
 DEFAULT_ARTIFACT_NAME = "tw-self-audit"
 MAX_REGISTRY_BYTES = 16 * 1024 * 1024  # tens of thousands of consumers
@@ -26,9 +27,7 @@ class Consumer(BaseModel):
         default_factory=list, description="status checks the default branch must require"
     )
     artifact: str = Field(DEFAULT_ARTIFACT_NAME, description="name of the self-audit Actions artifact")
-    severity: Literal["critical", "high", "medium", "low"] | None = Field(
-        None, description="overrides the severity of this consumer's findings"
-    )
+    severity: Severity | None = Field(None, description="overrides the severity of this consumer's findings")
 
 
 class ConsumerRegistry(BaseModel):

@@ -29,14 +29,14 @@ from urllib.parse import quote
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from tw_gates import DATA_DIR, __version__
+from tw_gates.core import metrics
 from tw_gates.core.errors import ExitCode, UsageError
 from tw_gates.core.settings import SigningSettings, env
 from tw_gates.core.signing import sha256_hex
 from tw_gates.core.units import parse_size
 from tw_gates.schemas import first_duplicate
 from tw_gates.schemas.consumer import check_relative_path
-
-Severity = Literal["critical", "high", "medium", "low"]
+from tw_gates.schemas.severity import SEVERITIES, Severity
 
 DEFAULT_CATALOG = DATA_DIR / "renderer_patterns.yml"
 
@@ -435,7 +435,7 @@ class SelfAuditResult(BaseModel):
     @property
     def hits_by_severity(self) -> dict[str, int]:
         counts = Counter(h.severity for h in self.hits)
-        return {s: counts[s] for s in ("critical", "high", "medium", "low") if counts[s]}
+        return {s: counts[s] for s in SEVERITIES if counts[s]}
 
     @property
     def exit_code(self) -> ExitCode:
@@ -612,7 +612,7 @@ def self_audit(settings: SelfAuditSettings, *, progress=None, now_iso: str | Non
     atomic_write_bytes(settings.out, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
     if settings.sarif:
         atomic_write_json(settings.sarif, build_sarif(catalog, result.hits, repo=repo, commit=commit, branch=branch))
-    return SelfAuditResult(
+    outcome = SelfAuditResult(
         artifact=settings.out,
         sarif=settings.sarif,
         repo=repo,
@@ -623,3 +623,7 @@ def self_audit(settings: SelfAuditSettings, *, progress=None, now_iso: str | Non
         hits=result.hits,
         signed_kid=signed_kid,
     )
+    gauge = metrics.current().gauge("tw_gates_self_audit_hits")
+    for severity in SEVERITIES:
+        gauge.labels(severity=severity).set(outcome.hits_by_severity.get(severity, 0))
+    return outcome
