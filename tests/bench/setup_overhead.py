@@ -6,7 +6,7 @@ One act run = one job, with a fresh RUNNER_TEMP, so:
   local wheelhouse the e2e tests use, or from the package index with
   ``--no-wheelhouse``);
 * warm: a second ``uses: ./actions/setup`` in the same job finds the stamp;
-* warm gate: a whole ``uses: ./actions/platform-guard`` after that (its own
+* warm gate: a whole ``uses: ./actions/platform`` after that (its own
   setup step, warm, plus the gate), what a further gate in a job costs.
 
 Times are act's own measurement of each step (``executionTime`` in its JSON
@@ -54,7 +54,7 @@ jobs:
       - id: warm
         uses: ./actions/setup
       - id: gate
-        uses: ./actions/platform-guard
+        uses: ./actions/platform
 """
 # label -> step id in act's log (inner steps of the composite actions)
 MEASURED = {"cold setup": "cold.install", "warm setup": "warm.install", "warm gate (setup + platform)": "gate"}

@@ -71,7 +71,7 @@ def configure(act) -> None:
     """The repository under test: five nets configured, a registry, a signed baseline."""
     act.write(
         ".github/workflows/ingest.yml",
-        INGEST_YML.replace("uses: ./actions/ingest-gate", "run: tw-gates ingest --out accepted.jsonl"),
+        INGEST_YML.replace("uses: ./actions/ingest", "run: tw-gates ingest --out accepted.jsonl"),
     )
     act.write("prometheus/rules/audit_rules.yml", RULES)
     act.write(

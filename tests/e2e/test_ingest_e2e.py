@@ -1,9 +1,9 @@
 """S1 end to end under nektos/act: a consumer job runs actions/self-audit
 (scan, sign, upload), central jobs download that artifact and run
-actions/ingest-gate with POLICY_REQUIRE_HMAC=true. The signed artifact
+actions/ingest with POLICY_REQUIRE_HMAC=true. The signed artifact
 passes; a tampered copy fails its job with exit 2 and is quarantined.
 And the central side: actions/collect fetches the artifact from the GitHub
-API (the emulator) and actions/ingest-gate accepts it; then the whole of
+API (the emulator) and actions/ingest accepts it; then the whole of
 .github/workflows/ingest.yml (plan, shard, audit, issue plan dry run)."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def central_job(name: str, tamper: bool) -> str:
       POLICY_REQUIRE_HMAC: "true"
     steps:
 {CHECKOUT}{DOWNLOAD}{tamper_step}      - id: gate
-        uses: ./actions/ingest-gate
+        uses: ./actions/ingest
         with:
           artifacts: ${{{{ runner.temp }}}}/consumer-artifacts
           hmac-keys: ${{{{ secrets.TW_HMAC_KEYS }}}}
@@ -158,7 +158,7 @@ jobs:
           out: ${{{{ runner.temp }}}}/collected
           github-token: ${{{{ secrets.COLLECT_TOKEN }}}}
       - id: gate
-        uses: ./actions/ingest-gate
+        uses: ./actions/ingest
         with:
           artifacts: ${{{{ steps.collect.outputs.out }}}}
           hmac-keys: ${{{{ secrets.TW_HMAC_KEYS }}}}

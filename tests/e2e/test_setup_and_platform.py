@@ -34,7 +34,7 @@ def test_platform_guard_passes_on_linux(act):
     run = act.run(
         workflow("""\
       - id: guard
-        uses: ./actions/platform-guard
+        uses: ./actions/platform
 """)
     )
     job = run.expect_success().job("gate")
@@ -49,13 +49,13 @@ def test_second_gate_in_a_job_reuses_the_install(act):
     run = act.run(
         workflow("""\
       - id: guard
-        uses: ./actions/platform-guard
+        uses: ./actions/platform
       - id: umbrella
         uses: ./
         with:
           gates: platform
       - id: guard_again
-        uses: ./actions/platform-guard
+        uses: ./actions/platform
 """)
     )
     job = run.expect_success().job("gate")
@@ -81,7 +81,7 @@ def test_non_linux_runner_fails_the_job_and_stops_it(act, variable, value, seen)
     run = act.run(
         workflow(f"""\
       - id: guard
-        uses: ./actions/platform-guard
+        uses: ./actions/platform
         env:
           {variable}: {value}
       - id: after
@@ -143,7 +143,7 @@ jobs:
 
 
 def test_ci_self_test_job_runs_the_actions_by_self_reference(act):
-    """The repository's own CI job, as committed: `uses: $/actions/platform-guard` and `uses: $/.`."""
+    """The repository's own CI job, as committed: `uses: $/actions/platform` and `uses: $/.`."""
     run = act.run(".github/workflows/ci.yml", job="self-test")
     job = run.expect_success().job("self-test")
     action_outputs = [s.outputs for s in job.steps.values() if s.stage == "Main" and "." not in s.id]

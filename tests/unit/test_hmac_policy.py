@@ -18,7 +18,7 @@ jobs:
 
 
 def repo_with(tmp_path, **files):
-    base = {".github/workflows/ingest.yml": INGEST_YML, "actions/ingest-gate/action.yml": INGEST_ACTION}
+    base = {".github/workflows/ingest.yml": INGEST_YML, "actions/ingest/action.yml": INGEST_ACTION}
     base.update(files)
     return make_repo(tmp_path / "repo", base)
 
@@ -65,8 +65,8 @@ def test_no_ingest_gate_anywhere_fails(tmp_path, cli):
 
 def test_explicit_false_is_reported_with_its_source(tmp_path, cli):
     workflow = INGEST_YML.replace(
-        "        uses: ./actions/ingest-gate\n",
-        "        uses: ./actions/ingest-gate\n        with:\n          require-hmac: 'no'\n",
+        "        uses: ./actions/ingest\n",
+        "        uses: ./actions/ingest\n        with:\n          require-hmac: 'no'\n",
     )
     code, out, _ = cli("hmac-policy", "--repo-dir", repo_with(tmp_path, **{".github/workflows/ingest.yml": workflow}))
     assert code == 2 and "POLICY_REQUIRE_HMAC='no'" in out and "`with: require-hmac`" in out

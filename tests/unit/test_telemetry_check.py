@@ -12,7 +12,7 @@ from tw_gates.chain.telemetry_check import promql_metric_names
 def repo_with(tmp_path, **files):
     base = {
         ".github/workflows/ingest.yml": INGEST_YML,
-        "actions/ingest-gate/action.yml": INGEST_ACTION,
+        "actions/ingest/action.yml": INGEST_ACTION,
         "prometheus/rules/audit_rules.yml": RULES,
     }
     base.update(files)
@@ -77,7 +77,7 @@ def test_missing_rules_and_ingest_workflow(tmp_path, cli):
 
 def test_ingest_workflow_that_does_not_ingest(tmp_path, cli, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-    workflow = INGEST_YML.replace("        uses: ./actions/ingest-gate\n", "        run: echo nothing\n")
+    workflow = INGEST_YML.replace("        uses: ./actions/ingest\n", "        run: echo nothing\n")
     code, out, _ = cli(
         "telemetry-check", "--repo-dir", repo_with(tmp_path, **{".github/workflows/ingest.yml": workflow})
     )

@@ -35,7 +35,7 @@ jobs:
         with:
           persist-credentials: false
       - name: Ingest gate
-        uses: ./actions/ingest-gate
+        uses: ./actions/ingest
   issues:
     needs: ingest
     runs-on: ubuntu-latest
@@ -98,7 +98,7 @@ groups:
 
 GOOD = {
     ".github/workflows/ingest.yml": INGEST_YML,
-    "actions/ingest-gate/action.yml": INGEST_ACTION,
+    "actions/ingest/action.yml": INGEST_ACTION,
     "prometheus/rules/audit_rules.yml": RULES,
 }
 
@@ -124,7 +124,7 @@ def with_changes(tmp_path: Path, **changes: str | None) -> Path:
         files[
             {
                 "ingest": ".github/workflows/ingest.yml",
-                "action": "actions/ingest-gate/action.yml",
+                "action": "actions/ingest/action.yml",
                 "rules": "prometheus/rules/audit_rules.yml",
             }.get(key, key)
         ] = value
@@ -193,8 +193,8 @@ def test_s1_step_env_overrides_job_env(tmp_path, step_env, expected):
     # caller's env: the step's value beats the job's "true".
     action = INGEST_ACTION.replace("        POLICY_REQUIRE_HMAC: ${{ inputs.require-hmac }}\n", "")
     workflow = INGEST_YML.replace(
-        "        uses: ./actions/ingest-gate\n",
-        f"        uses: ./actions/ingest-gate\n        env:\n          {step_env}\n",
+        "        uses: ./actions/ingest\n",
+        f"        uses: ./actions/ingest\n        env:\n          {step_env}\n",
     )
     s1 = nets_of(with_changes(tmp_path, ingest=workflow, action=action))["S1"]
     assert not s1.verified
@@ -203,8 +203,8 @@ def test_s1_step_env_overrides_job_env(tmp_path, step_env, expected):
 
 def test_s1_action_input_overrides_caller_env(tmp_path):
     workflow = INGEST_YML.replace(
-        "        uses: ./actions/ingest-gate\n",
-        "        uses: ./actions/ingest-gate\n        with:\n          require-hmac: false\n",
+        "        uses: ./actions/ingest\n",
+        "        uses: ./actions/ingest\n        with:\n          require-hmac: false\n",
     )
     s1 = nets_of(with_changes(tmp_path, ingest=workflow))["S1"]
     assert not s1.verified and "`with: require-hmac`" in s1.detail
@@ -212,7 +212,7 @@ def test_s1_action_input_overrides_caller_env(tmp_path):
 
 def test_s1_run_step_with_require_hmac_flag_or_workflow_env(tmp_path):
     flag = INGEST_YML.replace(
-        "        uses: ./actions/ingest-gate\n", "        run: tw-gates ingest --require-hmac --out accepted.jsonl\n"
+        "        uses: ./actions/ingest\n", "        run: tw-gates ingest --require-hmac --out accepted.jsonl\n"
     )
     flag = flag.replace('      POLICY_REQUIRE_HMAC: "true"\n', '      POLICY_REQUIRE_HMAC: "false"\n')
     s1 = nets_of(with_changes(tmp_path / "a", ingest=flag))["S1"]
@@ -221,7 +221,7 @@ def test_s1_run_step_with_require_hmac_flag_or_workflow_env(tmp_path):
     workflow_env = INGEST_YML.replace("permissions: {}\n", "permissions: {}\nenv:\n  POLICY_REQUIRE_HMAC: 'true'\n", 1)
     workflow_env = workflow_env.replace('    env:\n      POLICY_REQUIRE_HMAC: "true"\n', "")
     workflow_env = workflow_env.replace(
-        "        uses: ./actions/ingest-gate\n", "        run: python3 -m tw_gates ingest --out accepted.jsonl\n"
+        "        uses: ./actions/ingest\n", "        run: python3 -m tw_gates ingest --out accepted.jsonl\n"
     )
     s1 = nets_of(with_changes(tmp_path / "b", ingest=workflow_env))["S1"]
     assert s1.verified and "workflow env of .github/workflows/ingest.yml" in s1.detail
@@ -235,21 +235,21 @@ def test_s1_reusable_workflow_input_default(tmp_path):
     workflow = workflow.replace(
         'POLICY_REQUIRE_HMAC: "true"', "POLICY_REQUIRE_HMAC: ${{ inputs.require-hmac || 'false' }}"
     )
-    workflow = workflow.replace("        uses: ./actions/ingest-gate\n", "        run: tw-gates ingest\n")
+    workflow = workflow.replace("        uses: ./actions/ingest\n", "        run: tw-gates ingest\n")
     s1 = nets_of(with_changes(tmp_path, ingest=workflow))["S1"]
     assert s1.verified and "inputs.require-hmac" in s1.detail
 
 
 def test_s1_remote_reference_reads_the_bundled_action(tmp_path):
-    tw_gates = make_repo(tmp_path / "tw-gates", {"actions/ingest-gate/action.yml": INGEST_ACTION})
-    workflow = INGEST_YML.replace("uses: ./actions/ingest-gate", "uses: org/tw-gates/actions/ingest-gate@v3")
+    tw_gates = make_repo(tmp_path / "tw-gates", {"actions/ingest/action.yml": INGEST_ACTION})
+    workflow = INGEST_YML.replace("uses: ./actions/ingest", "uses: org/tw-gates/actions/ingest@v3")
     repo = with_changes(tmp_path, ingest=workflow, action=None)
     found = invocations(RepoConfig(repo, tw_gates_root=tw_gates))
     assert [(c.command, c.env["POLICY_REQUIRE_HMAC"].value) for c in found if c.command == "ingest"] == [
         ("ingest", "true")
     ]
     # An actions/<name> of another project is not ours.
-    other = INGEST_YML.replace("uses: ./actions/ingest-gate", "uses: someone/else/actions/ingest-gate@v1")
+    other = INGEST_YML.replace("uses: ./actions/ingest", "uses: someone/else/actions/ingest@v1")
     repo = with_changes(tmp_path / "other", ingest=other, action=None)
     assert not [c for c in invocations(RepoConfig(repo, tw_gates_root=tw_gates)) if c.command == "ingest"]
 
@@ -483,15 +483,15 @@ def test_broken_workflow_is_reported_not_fatal(tmp_path, cli):
 
 
 def test_self_repository_syntax_is_a_local_action(tmp_path):
-    workflow = INGEST_YML.replace("uses: ./actions/ingest-gate", "uses: $/actions/ingest-gate")
+    workflow = INGEST_YML.replace("uses: ./actions/ingest", "uses: $/actions/ingest")
     s1 = nets_of(with_changes(tmp_path, ingest=workflow))["S1"]
-    assert s1.verified and "($/actions/ingest-gate)" in s1.detail
+    assert s1.verified and "($/actions/ingest)" in s1.detail
 
 
 def test_folder_made_by_the_job_resolves_to_the_bundled_action(tmp_path):
     # gates.yml's jobs run ./.tw-gates/actions/<gate>, a folder that exists only in the job.
-    tw_gates = make_repo(tmp_path / "tw-gates", {"actions/ingest-gate/action.yml": INGEST_ACTION})
-    workflow = INGEST_YML.replace("uses: ./actions/ingest-gate", "uses: ./.tw-gates/actions/ingest-gate")
+    tw_gates = make_repo(tmp_path / "tw-gates", {"actions/ingest/action.yml": INGEST_ACTION})
+    workflow = INGEST_YML.replace("uses: ./actions/ingest", "uses: ./.tw-gates/actions/ingest")
     repo = with_changes(tmp_path, ingest=workflow, action=None)
     found = [c for c in invocations(RepoConfig(repo, tw_gates_root=tw_gates)) if c.command == "ingest"]
-    assert [c.via for c in found] == ["./.tw-gates/actions/ingest-gate"]
+    assert [c.via for c in found] == ["./.tw-gates/actions/ingest"]

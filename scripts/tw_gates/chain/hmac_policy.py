@@ -3,7 +3,7 @@
 Where G1's S1 asks "is there an ingest gate that enforces signatures?", G4
 asks the stricter question: is there any place that runs the ingest gate
 *without* enforcing them? Every invocation found in the parsed workflows
-(actions/ingest-gate, the umbrella with the ingest gate selected,
+(actions/ingest, the umbrella with the ingest gate selected,
 ``tw-gates ingest`` in a ``run:``) must get POLICY_REQUIRE_HMAC=true in the
 environment it really runs with: workflow, job and step env, the action's
 own inputs and defaults. A value only known at run time (``vars``, secrets)

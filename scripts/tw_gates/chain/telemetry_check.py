@@ -298,7 +298,7 @@ def _ingest_workflow(root: Path) -> Finding:
             status="fail",
             file=INGEST_WORKFLOW,
             line=workflow.data.line,
-            detail=f"{INGEST_WORKFLOW} does not run the ingest gate (`tw-gates ingest` or actions/ingest-gate)",
+            detail=f"{INGEST_WORKFLOW} does not run the ingest gate (`tw-gates ingest` or actions/ingest)",
         )
     first = runs[0]
     return Finding(

@@ -3,7 +3,7 @@
 Checked semantically on the parsed workflows and actions (see
 ``workflow_model``), never by searching text:
 
-* S1 ingest gate: some step runs the ingest gate (actions/ingest-gate, the
+* S1 ingest gate: some step runs the ingest gate (actions/ingest, the
   umbrella with the ingest gate selected, or ``tw-gates ingest``) with
   POLICY_REQUIRE_HMAC true in the environment it really gets, and
   ``.github/workflows/ingest.yml`` exists;
@@ -153,7 +153,7 @@ def _s1(repo: RepoConfig, calls: list[Invocation]) -> NetStatus:
             verified=False,
             file=workflow.rel,
             line=workflow.data.line,
-            detail=("no workflow step runs the ingest gate (actions/ingest-gate or `tw-gates ingest`)"),
+            detail=("no workflow step runs the ingest gate (actions/ingest or `tw-gates ingest`)"),
         )
     enforced = [c for c in ingest_runs if (p := hmac_policy_of(c)) is not None and p.is_true]
     if enforced:
@@ -409,7 +409,7 @@ def _r2(repo: RepoConfig, calls: list[Invocation]) -> NetStatus:
             line=call.step.job.line,
             detail=(
                 f"job {call.step.job.id!r} in {call.step.workflow.rel} runs tw-gates without the platform guard and "
-                f"{why}{more}: add actions/platform-guard or run on ubuntu-*"
+                f"{why}{more}: add actions/platform or run on ubuntu-*"
             ),
         )
 

@@ -433,7 +433,7 @@ class ActionRef:
     """Where a ``uses:`` points, as far as tw-gates is concerned."""
 
     uses: str
-    tw_gates_action: str | None  # "ingest-gate" for .../actions/ingest-gate; "" for the umbrella
+    tw_gates_action: str | None  # "ingest" for .../actions/ingest; "" for the umbrella
     action: CompositeAction | None
 
 
@@ -589,7 +589,7 @@ class Invocation:
     command: str
     argv: list[str]
     env: dict[str, Resolved]
-    via: str  # "run:", "./actions/ingest-gate", "org/tw-gates@v3 (gates: all)"
+    via: str  # "run:", "./actions/ingest", "org/tw-gates@v3 (gates: all)"
     action: CompositeAction | None = None
     action_step_index: int | None = None  # the action step that runs the command
     unknown_args: bool = False
