@@ -35,8 +35,8 @@ def alias_text(old: str, new: str) -> str:
     warning = (
         f"    - name: Deprecated path\n"
         f"      shell: bash\n"
-        f"      run: echo \"::warning title=tw-gates::actions/{old} is deprecated and goes away in {REMOVED_IN}; "
-        f"use actions/{new} (same inputs and outputs)\"\n"
+        f'      run: echo "::warning title=tw-gates::actions/{old} is deprecated and goes away in {REMOVED_IN}; '
+        f'use actions/{new} (same inputs and outputs)"\n'
     )
     text = text.replace(marker, marker + warning, 1)
     # The copy's setup step finds install.sh beside it, as the original does.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.unit.test_baseline import capture_doc
-from tw_gates.chain.audit import compile_glob, path_matches
+from tw_gates.chain.unregistered_hits import compile_glob, path_matches
 from tw_gates.core.signing import KeyRing
 from tw_gates.schemas.audit import AuditReport
 

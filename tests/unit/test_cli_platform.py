@@ -1,10 +1,10 @@
 import pytest
 
-from tw_gates.chain.platform import PlatformSettings, check_platform
+from tw_gates.chain.platform import PlatformSettings, platform
 
 
 @pytest.mark.parametrize(
-    "platform, runner_os, linux",
+    "sys_platform, runner_os, linux",
     [
         ("linux", None, True),
         ("linux", "Linux", True),
@@ -15,8 +15,8 @@ from tw_gates.chain.platform import PlatformSettings, check_platform
         ("freebsd14", None, False),
     ],
 )
-def test_check_platform(platform, runner_os, linux):
-    result = check_platform(PlatformSettings(platform=platform, runner_os=runner_os))
+def test_check_platform(sys_platform, runner_os, linux):
+    result = platform(PlatformSettings(platform=sys_platform, runner_os=runner_os))
     assert result.linux is linux
     assert int(result.exit_code) == (0 if linux else 2)
     if not linux:
@@ -62,7 +62,7 @@ def test_internal_error_is_one_line(cli, monkeypatch):
     def broken(settings):
         raise RuntimeError("kaput")
 
-    monkeypatch.setattr(pg, "check_platform", broken)
+    monkeypatch.setattr(pg, "platform", broken)
     code, out, err = cli("platform")
     assert code == 1
     assert (

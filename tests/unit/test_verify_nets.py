@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from tw_gates.chain.invocations import invocations
 from tw_gates.chain.verify_nets import VerifyNetsSettings, verify_nets
-from tw_gates.chain.workflow_model import RepoConfig, invocations
+from tw_gates.chain.workflow_model import RepoConfig
 from tw_gates.core.settings import load_settings
 
 SHA = "11bd71901bbe5b1630ceea73d27597364c9af683"

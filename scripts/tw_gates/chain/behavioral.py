@@ -161,7 +161,7 @@ def read_junit(paths: list[Path], expected: int) -> BehavioralResult:
     )
 
 
-def check_behavioral(settings: BehavioralSettings) -> BehavioralResult:
+def behavioral(settings: BehavioralSettings) -> BehavioralResult:
     result = read_junit(expand_junit_paths(settings.junit), settings.expect)
     sink = metrics.current()
     sink.gauge("tw_gates_behavioral_tests_passed").set(result.passed)

@@ -66,9 +66,10 @@ class HmacPolicyResult(BaseModel):
         return f"POLICY_REQUIRE_HMAC is not true at {len(self.sites) - self.enforced_count} of {len(self.sites)} ingest gate(s)"
 
 
-def check_hmac_policy(settings: HmacPolicySettings) -> HmacPolicyResult:
+def hmac_policy(settings: HmacPolicySettings) -> HmacPolicyResult:
+    from tw_gates.chain.invocations import invocations
     from tw_gates.chain.verify_nets import hmac_policy_of, runs_command
-    from tw_gates.chain.workflow_model import RepoConfig, invocations
+    from tw_gates.chain.workflow_model import RepoConfig
 
     repo = RepoConfig(settings.repo_dir)
     result = HmacPolicyResult(parse_errors=list(repo.errors))

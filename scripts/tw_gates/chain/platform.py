@@ -32,7 +32,7 @@ class PlatformResult(BaseModel):
         return ExitCode.OK if self.linux else ExitCode.REJECTED
 
 
-def check_platform(settings: PlatformSettings) -> PlatformResult:
+def platform(settings: PlatformSettings) -> PlatformResult:
     python_linux = settings.platform.lower().startswith("linux")
     # RUNNER_OS is what the workflow's `runs-on` gave us; trust the stricter of the two.
     runner_linux = settings.runner_os is None or settings.runner_os.lower() == "linux"

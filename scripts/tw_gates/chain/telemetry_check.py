@@ -107,7 +107,7 @@ class RulesAnalysis(BaseModel):
 def analyse_rules(
     repo_dir: Path, required: tuple[str, ...] | list[str] = REQUIRED_ALERT_METRICS, rules_file: str = RULES_FILE
 ) -> RulesAnalysis:
-    from tw_gates.chain.workflow_model import LineDict, YamlError, load_yaml
+    from tw_gates.core.yaml_lines import LineDict, YamlError, load_yaml
 
     path = repo_dir / rules_file
     analysis = RulesAnalysis(path=rules_file)
@@ -176,7 +176,7 @@ def _expand_records(names: set[str], records: dict[str, str], depth: int = 0) ->
 # --------------------------------------------------------------------------- the gate
 
 
-class TelemetrySettings(EnvSettings):
+class TelemetryCheckSettings(EnvSettings):
     repo_dir: Path = Field(Path("."), validation_alias=env("TW_REPO_DIR", "repo_dir"))
     rules_file: str = Field(RULES_FILE, validation_alias=env("TW_RULES_FILE", "rules_file"))
     # Comma/space separated; replaces the built-in list when given.
@@ -201,7 +201,7 @@ class Finding(BaseModel):
         return f"{self.status.upper()} {self.check}: {self.detail}"
 
 
-class TelemetryResult(BaseModel):
+class TelemetryCheckResult(BaseModel):
     findings: list[Finding]
 
     @property
@@ -218,7 +218,7 @@ class TelemetryResult(BaseModel):
         return "telemetry infrastructure in place" if not failed else f"failed: {', '.join(failed)}"
 
 
-def check_telemetry(settings: TelemetrySettings) -> TelemetryResult:
+def telemetry_check(settings: TelemetryCheckSettings) -> TelemetryCheckResult:
     from tw_gates.core.errors import UsageError
 
     root = settings.repo_dir
@@ -257,7 +257,7 @@ def check_telemetry(settings: TelemetrySettings) -> TelemetryResult:
             covered = ", ".join(f"{m} ({', '.join(a)})" for m, a in analysis.covered.items())
             findings.append(Finding(check="coverage", status="ok", file=rules, detail=f"alerts cover {covered}"))
     findings.append(_ingest_workflow(root))
-    return TelemetryResult(findings=findings)
+    return TelemetryCheckResult(findings=findings)
 
 
 def _promtool(root: Path, rules: str, configured: str | None) -> Finding:
@@ -280,7 +280,8 @@ def _promtool(root: Path, rules: str, configured: str | None) -> Finding:
 
 
 def _ingest_workflow(root: Path) -> Finding:
-    from tw_gates.chain.workflow_model import RepoConfig, invocations
+    from tw_gates.chain.invocations import invocations
+    from tw_gates.chain.workflow_model import RepoConfig
 
     if not (root / INGEST_WORKFLOW).is_file():
         return Finding(

@@ -28,17 +28,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tw_gates.chain.expressions import Resolved, Scope, resolve
+from tw_gates.chain.invocations import Invocation, chain_gates, invocations
 from tw_gates.chain.telemetry_check import INGEST_WORKFLOW, REQUIRED_ALERT_METRICS, RULES_FILE, analyse_rules
-from tw_gates.chain.workflow_model import (
-    Invocation,
-    RepoConfig,
-    Resolved,
-    Scope,
-    Step,
-    chain_gates,
-    invocations,
-    resolve,
-)
+from tw_gates.chain.workflow_model import RepoConfig, Step
 from tw_gates.core import metrics
 from tw_gates.core.errors import ExitCode
 from tw_gates.core.settings import EnvSettings, env

@@ -42,7 +42,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> Outcome:
-    from tw_gates.chain.audit import AuditSettings, run_audit
+    from tw_gates.chain.audit import AuditSettings, audit
     from tw_gates.core import runner
     from tw_gates.core.errors import TwGatesError
     from tw_gates.core.settings import load_settings
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> Outcome:
             "audit_id": args.audit_id,
         },
     )
-    outcome = run_audit(settings, progress=runner.echo)
+    outcome = audit(settings, progress=runner.echo)
     for check in outcome.checks:
         runner.echo(f"{check.status.upper():<4} {check.name}: {check.detail}")
     runner.echo(f"report: {outcome.report_path} ({len(outcome.report.unregistered_hits)} unregistered hit(s))")
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> Outcome:
 
 def _publish(outcome, *, exceptions_file: str | None) -> None:
     """Step outputs, job summary, and (on a runner) annotations."""
-    from tw_gates.chain.audit import MAX_ANNOTATIONS, SUMMARY_HITS
+    from tw_gates.chain.audit_settings import MAX_ANNOTATIONS, SUMMARY_HITS
     from tw_gates.core import runner
     from tw_gates.core.markdown import markdown_table
 

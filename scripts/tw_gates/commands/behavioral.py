@@ -15,7 +15,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> Outcome:
-    from tw_gates.chain.behavioral import BehavioralSettings, check_behavioral
+    from tw_gates.chain.behavioral import BehavioralSettings, behavioral
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.markdown import markdown_table
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> Outcome:
     settings = load_settings(
         BehavioralSettings, {"junit": " ".join(args.junit) if args.junit else None, "expect": args.expect}
     )
-    result = check_behavioral(settings)
+    result = behavioral(settings)
     for suite, row in result.by_suite().items():
         extra = ", ".join(f"{n} {k}" for k, n in row.items() if k != "passed" and n)
         runner.echo(f"{suite}: {row['passed']} passed" + (f", {extra}" if extra else ""))

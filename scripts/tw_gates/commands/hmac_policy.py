@@ -10,13 +10,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> Outcome:
-    from tw_gates.chain.hmac_policy import HmacPolicySettings, check_hmac_policy
+    from tw_gates.chain.hmac_policy import HmacPolicySettings, hmac_policy
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings
 
-    result = check_hmac_policy(load_settings(HmacPolicySettings, {"repo_dir": args.repo_dir}))
+    result = hmac_policy(load_settings(HmacPolicySettings, {"repo_dir": args.repo_dir}))
     for problem in result.parse_errors:
         runner.warn(f"skipped, not parsed: {problem}")
     for site in result.sites:

@@ -11,12 +11,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> Outcome:
-    from tw_gates.chain.platform import PlatformSettings, check_platform
+    from tw_gates.chain.platform import PlatformSettings, platform
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.settings import load_settings
 
-    result = check_platform(load_settings(PlatformSettings, {"platform": args.platform, "runner_os": args.runner_os}))
+    result = platform(load_settings(PlatformSettings, {"platform": args.platform, "runner_os": args.runner_os}))
     runner.set_output("platform", result.platform)
     runner.set_output("linux", "true" if result.linux else "false")
     if not result.linux:

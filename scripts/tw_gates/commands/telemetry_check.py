@@ -23,14 +23,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> Outcome:
-    from tw_gates.chain.telemetry_check import TelemetrySettings, check_telemetry
+    from tw_gates.chain.telemetry_check import TelemetryCheckSettings, telemetry_check
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings
 
     settings = load_settings(
-        TelemetrySettings,
+        TelemetryCheckSettings,
         {
             "repo_dir": args.repo_dir,
             "rules_file": args.rules_file,
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> Outcome:
             "required_metrics": ",".join(args.require_metric) if args.require_metric else None,
         },
     )
-    result = check_telemetry(settings)
+    result = telemetry_check(settings)
     for finding in result.findings:
         runner.echo(finding.text)
         if finding.status == "fail" and runner.on_runner():

@@ -183,9 +183,9 @@ def _count_by_severity(hits: list[Any]) -> str:
 
 
 def step_platform(demo: Demo) -> Outcome:
-    from tw_gates.chain.platform import PlatformSettings, check_platform
+    from tw_gates.chain.platform import PlatformSettings, platform
 
-    result = check_platform(explicit(PlatformSettings, runner_os=os.environ.get("RUNNER_OS")))
+    result = platform(explicit(PlatformSettings, runner_os=os.environ.get("RUNNER_OS")))
     return Outcome("PASS" if result.linux else "FAIL", result.message.removeprefix("R2 platform: "))
 
 
@@ -239,7 +239,7 @@ def step_self_audit(demo: Demo) -> Outcome:
 def _hit_to_hide(hits: list[Any]) -> Any:
     """The most severe hit outside the registered code paths: what someone
     hiding a finding would remove."""
-    from tw_gates.chain.audit import path_matches
+    from tw_gates.chain.unregistered_hits import path_matches
 
     outside = [h for h in hits if path_matches(h.path, CODE_PATHS) is None] or list(hits)
     return min(outside, key=lambda h: (SEVERITIES.index(h.severity), h.path, h.line)) if outside else None
@@ -328,7 +328,7 @@ def step_verify_nets(demo: Demo) -> Outcome:
 
 
 def step_behavioral(demo: Demo) -> Outcome:
-    from tw_gates.chain.behavioral import BehavioralSettings, check_behavioral
+    from tw_gates.chain.behavioral import BehavioralSettings, behavioral
     from tw_gates.core import proc
 
     if demo.skip_tests:
@@ -357,7 +357,7 @@ def step_behavioral(demo: Demo) -> Outcome:
     )
     if ran.timed_out or not junit.is_file():
         return Outcome("FAIL", f"the behavioral tests did not report: {ran.describe()}")
-    result = check_behavioral(explicit(BehavioralSettings, junit=str(junit), expect=EXPECTED_BEHAVIORAL))
+    result = behavioral(explicit(BehavioralSettings, junit=str(junit), expect=EXPECTED_BEHAVIORAL))
     if result.exit_code:
         problems = "; ".join(f"{c.outcome} {c.suite}::{c.name}" for c in result.problems[:3])
         return Outcome(
@@ -433,7 +433,7 @@ DEMO_PERF_THRESHOLDS = {
 
 
 def _audit(demo: Demo, report_name: str):
-    from tw_gates.chain.audit import AuditSettings, run_audit
+    from tw_gates.chain.audit import AuditSettings, audit
     from tw_gates.parser.baseline import Thresholds
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -452,7 +452,7 @@ def _audit(demo: Demo, report_name: str):
         thresholds = load_settings(Thresholds)  # the user's own thresholds win
     else:
         thresholds = explicit(Thresholds, **DEMO_PERF_THRESHOLDS)
-    return run_audit(settings, thresholds=thresholds)
+    return audit(settings, thresholds=thresholds)
 
 
 def _failed_checks(outcome) -> dict[str, str]:
@@ -593,11 +593,11 @@ def step_triage(demo: Demo) -> Outcome:
 
 
 def step_policy(demo: Demo) -> Outcome:
-    from tw_gates.chain.hmac_policy import HmacPolicySettings, check_hmac_policy
-    from tw_gates.chain.telemetry_check import TelemetrySettings, check_telemetry
+    from tw_gates.chain.hmac_policy import HmacPolicySettings, hmac_policy
+    from tw_gates.chain.telemetry_check import TelemetryCheckSettings, telemetry_check
 
-    hmac = check_hmac_policy(explicit(HmacPolicySettings, repo_dir=demo.repo_dir))
-    telemetry = check_telemetry(explicit(TelemetrySettings, repo_dir=demo.repo_dir))
+    hmac = hmac_policy(explicit(HmacPolicySettings, repo_dir=demo.repo_dir))
+    telemetry = telemetry_check(explicit(TelemetryCheckSettings, repo_dir=demo.repo_dir))
     if hmac.passed:
         demo.gates_passed.add("G4")
     if telemetry.passed:

@@ -437,10 +437,10 @@ class Baseline:
 
 def baseline_from_junit(junit: str, expected: int) -> Baseline:
     """G2's reading of the behavioral JUnit XML."""
-    from tw_gates.chain.behavioral import BehavioralSettings, check_behavioral
+    from tw_gates.chain.behavioral import BehavioralSettings, behavioral
     from tw_gates.core.units import format_duration
 
-    result = check_behavioral(BehavioralSettings(junit=junit, expect=expected))
+    result = behavioral(BehavioralSettings(junit=junit, expect=expected))
     seconds = 0.0
     try:
         from junitparser import JUnitXml

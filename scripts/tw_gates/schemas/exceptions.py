@@ -51,9 +51,9 @@ class AuditExceptions(BaseModel):
 
 def load_exceptions(path: str | Path) -> tuple[AuditExceptions, list[int]]:
     """The exceptions file and the line each entry starts on (for annotations)."""
-    from tw_gates.chain.workflow_model import LineDict, YamlError, load_yaml
     from tw_gates.core.errors import UsageError
     from tw_gates.core.settings import describe_validation_error
+    from tw_gates.core.yaml_lines import LineDict, YamlError, load_yaml
 
     if not Path(path).is_file():
         raise UsageError(f"exceptions file not found: {path}")

@@ -1,0 +1,31 @@
+"""G3's settings and defaults (flags and TW_* variables)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import Field
+
+from tw_gates.core.settings import GitHubSettings, SigningSettings, env
+
+DEFAULT_REPORT = "tw-gates-audit.json"
+DEFAULT_REGISTRY = "consumer_registry.yml"
+DEFAULT_EXCEPTIONS = "audit_exceptions.yml"
+DEFAULT_BASELINE = "perf/baseline.json"
+MAX_ARTIFACT_LINE_BYTES = 64 * 1024 * 1024
+MAX_ANNOTATIONS = 50
+SUMMARY_HITS = 100
+Progress = Callable[[str], None]
+
+
+class AuditSettings(GitHubSettings, SigningSettings):
+    report: Path = Field(Path(DEFAULT_REPORT), validation_alias=env("TW_AUDIT_REPORT", "report"))
+    registry: Path = Field(Path(DEFAULT_REGISTRY), validation_alias=env("TW_REGISTRY", "registry"))
+    # None: audit_exceptions.yml when it exists, else no exceptions.
+    exceptions: Path | None = Field(None, validation_alias=env("TW_AUDIT_EXCEPTIONS", "exceptions"))
+    baseline: Path = Field(Path(DEFAULT_BASELINE), validation_alias=env("TW_BASELINE", "baseline"))
+    current: Path | None = Field(None, validation_alias=env("TW_PERF_CURRENT", "current"))
+    artifacts: Path | None = Field(None, validation_alias=env("TW_ACCEPTED_ARTIFACTS", "artifacts"))
+    patterns: Path | None = Field(None, validation_alias=env("TW_PATTERN_CATALOG", "patterns"))
+    audit_id: str | None = Field(None, validation_alias=env("TW_AUDIT_ID", "audit_id"))
