@@ -30,13 +30,17 @@ input, exit 1, stops the audit before it), along with a job summary and an annot
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from datetime import datetime, timezone
 
 from tw_gates.chain.audit_checks import AuditOutcome, Check, check_baseline, check_required_checks, overall_exit
 from tw_gates.chain.audit_settings import AuditSettings, Progress
 from tw_gates.chain.unregistered_hits import check_unregistered_hits
+from tw_gates.core import metrics
+from tw_gates.core.fsio import atomic_write_text
 from tw_gates.schemas.audit import AuditReport, UnregisteredHit
+from tw_gates.schemas.registry import load_registry
 from tw_gates.schemas.severity import SEVERITIES
 
 # --------------------------------------------------------------------------- the gate
@@ -45,7 +49,6 @@ from tw_gates.schemas.severity import SEVERITIES
 def _audit_id(settings: AuditSettings, now: datetime) -> str:
     if settings.audit_id:
         return settings.audit_id
-    import os
 
     run_id = os.environ.get("GITHUB_RUN_ID")
     if run_id:
@@ -56,8 +59,6 @@ def _audit_id(settings: AuditSettings, now: datetime) -> str:
 def audit(
     settings: AuditSettings, *, progress: Progress = lambda _line: None, today=None, thresholds=None
 ) -> AuditOutcome:
-    from tw_gates.core.fsio import atomic_write_text
-    from tw_gates.schemas.registry import load_registry
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
     today = today or now.date()
@@ -84,7 +85,6 @@ def audit(
 
 
 def _record_metrics(checks: list[Check], hits: list[UnregisteredHit]) -> None:
-    from tw_gates.core import metrics
 
     sink = metrics.current()
     failed = sink.gauge("tw_gates_audit_check_failed")

@@ -5,9 +5,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
+
+from github import GithubException
+from requests import RequestException
 
 from tw_gates.chain.audit_settings import AuditSettings, Progress
 from tw_gates.core.errors import ExitCode, TwGatesError
+from tw_gates.core.github_client import client_from_settings, describe_github_error
+from tw_gates.core.settings import load_settings
+from tw_gates.parser.baseline import (
+    BaselineError,
+    Comparability,
+    Thresholds,
+    compare,
+    parse_capture,
+    read_capture,
+    verify_capture,
+)
 from tw_gates.schemas.audit import AuditReport, CheckResult
 
 # --------------------------------------------------------------------------- checks
@@ -21,7 +36,7 @@ class Check:
     exit_code: ExitCode = ExitCode.OK
 
     def result(self) -> CheckResult:
-        return CheckResult(status=self.status, detail=self.detail)  # type: ignore[arg-type]
+        return CheckResult(status=self.status, detail=self.detail)
 
 
 @dataclass
@@ -57,7 +72,6 @@ def overall_exit(checks: list[Check]) -> ExitCode:
 
 
 def _required_contexts_from_rules(client, repo: str, branch: str) -> set[str]:
-    from urllib.parse import quote
 
     found: set[str] = set()
     page = 1
@@ -80,9 +94,6 @@ def _required_contexts_from_rules(client, repo: str, branch: str) -> set[str]:
 
 def _required_contexts_from_protection(client, repo: str, branch: str) -> tuple[set[str], str | None]:
     """(contexts, why unreadable or None). A branch without protection has none."""
-    from urllib.parse import quote
-
-    from github import GithubException
 
     try:
         data = client.request_json(
@@ -104,7 +115,6 @@ def _required_contexts_from_protection(client, repo: str, branch: str) -> tuple[
 def _contexts_from_branch(client, repo: str, branch: str) -> tuple[set[str], str | None]:
     """The branch resource summarises its protection for readers without admin
     rights; when it does not, the classic protection stays unknown."""
-    from urllib.parse import quote
 
     data = client.request_json("GET", f"/repos/{repo}/branches/{quote(branch, safe='')}")
     protection = (data or {}).get("protection") if isinstance(data, dict) else None
@@ -119,10 +129,6 @@ def _contexts_from_branch(client, repo: str, branch: str) -> tuple[set[str], str
 
 
 def check_required_checks(settings: AuditSettings, registry, *, progress: Progress) -> list[Check]:
-    from github import GithubException
-    from requests import RequestException
-
-    from tw_gates.core.github_client import client_from_settings, describe_github_error
 
     consumers = [c for c in registry.consumers if c.required_checks]
     if not consumers:
@@ -208,16 +214,6 @@ def check_required_checks(settings: AuditSettings, registry, *, progress: Progre
 def check_baseline(settings: AuditSettings, thresholds=None) -> tuple[list[Check], object | None]:
     """P0 baseline (present, signed) and the current capture against it, with
     ``thresholds`` (a baseline.Thresholds; default: TW_PERF_* or the defaults)."""
-    from tw_gates.core.settings import load_settings
-    from tw_gates.parser.baseline import (
-        BaselineError,
-        Comparability,
-        Thresholds,
-        compare,
-        parse_capture,
-        read_capture,
-        verify_capture,
-    )
 
     try:
         baseline, kid = verify_capture(settings.baseline, settings)
@@ -237,7 +233,8 @@ def check_baseline(settings: AuditSettings, thresholds=None) -> tuple[list[Check
             "pass",
             (
                 f"{settings.baseline} signed by key {kid!r}: {baseline.target} on {baseline.corpus}, "
-                f"p95 {baseline.latency.p95_ms:g} ms, peak RSS {baseline.peak_rss_mib:g} MiB, captured {baseline.captured_at:%Y-%m-%d}"
+                f"p95 {baseline.latency.p95_ms:g} ms, peak RSS {baseline.peak_rss_mib:g} MiB, "
+                f"captured {baseline.captured_at:%Y-%m-%d}"
             ),
         )
     ]

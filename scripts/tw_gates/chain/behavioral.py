@@ -14,10 +14,12 @@ import re
 from pathlib import Path
 from typing import Literal
 
+from junitparser import JUnitXml, TestSuite
 from pydantic import BaseModel, Field
 
 from tw_gates.core import metrics
 from tw_gates.core.errors import ExitCode, UsageError
+from tw_gates.core.fsio import read_text_input
 from tw_gates.core.settings import EnvSettings, env
 
 DEFAULT_EXPECTED = 14  # the suite's own: 4 files, 14 sub-tests
@@ -72,8 +74,8 @@ class BehavioralResult(BaseModel):
     def summary(self) -> str:
         parts = [f"{self.score} passed"]
         for outcome in ("failed", "error", "skipped"):
-            if self.count(outcome):  # type: ignore[arg-type]
-                parts.append(f"{self.count(outcome)} {outcome}")  # type: ignore[arg-type]
+            if self.count(outcome):
+                parts.append(f"{self.count(outcome)} {outcome}")
         if self.passed < self.expected and not self.problems:
             parts.append(f"{self.expected - self.passed} missing")
         if self.passed > self.expected:
@@ -132,9 +134,6 @@ def _outcome(case) -> tuple[Outcome, str]:
 
 
 def read_junit(paths: list[Path], expected: int) -> BehavioralResult:
-    from junitparser import JUnitXml, TestSuite
-
-    from tw_gates.core.fsio import read_text_input
 
     cases: dict[tuple[str, str], CaseResult] = {}
     duplicates = 0

@@ -56,7 +56,9 @@ def resolve(raw: Any, scope: Scope, *, source: str) -> Resolved:
 
 
 def _split_or(expr: str) -> list[str]:
-    parts, depth, quote, current = [], 0, False, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quote = 0, False
     i = 0
     while i < len(expr):
         ch = expr[i]
@@ -89,23 +91,35 @@ def _evaluate(expr: str, scope: Scope, source: str) -> Resolved:
                 return value
         return Resolved("", True, source)
     term = expr.strip()
+    return (
+        _literal(term, source)
+        or _context_ref(term, scope, source)
+        or Resolved(None, False, f"{source} (`${{{{ {term} }}}}` is only known at run time)")
+    )
+
+
+def _literal(term: str, source: str) -> Resolved | None:
+    """A string, boolean, number or null literal; None for anything else."""
     literal = _LITERAL_STRING.match(term)
     if literal:
         return Resolved(literal.group(1).replace("''", "'"), True, source)
-    if term in ("true", "false"):
-        return Resolved(term, True, source)
-    if re.fullmatch(r"-?\d+(\.\d+)?", term):
+    if term in ("true", "false") or re.fullmatch(r"-?\d+(\.\d+)?", term):
         return Resolved(term, True, source)
     if term == "null":
         return Resolved(None, True, source)
+    return None
+
+
+def _context_ref(term: str, scope: Scope, source: str) -> Resolved | None:
+    """``inputs.X`` / ``env.X`` (or the ``['X']`` forms) from the scope; None for anything else."""
     ref = _CONTEXT_REF.match(term)
-    if ref:
-        context = ref.group(1) or ref.group(3)
-        name = ref.group(2) or ref.group(4)
-        table = scope.inputs if context == "inputs" else scope.env
-        found = table.get(name)
-        if found is None:
-            # An undeclared input or unset env variable is empty, as on GitHub.
-            return Resolved(None, True, f"{source} ({context}.{name} is not set)")
-        return Resolved(found.value, found.known, f"{source} via {context}.{name} = {found.source}")
-    return Resolved(None, False, f"{source} (`${{{{ {term} }}}}` is only known at run time)")
+    if not ref:
+        return None
+    context = ref.group(1) or ref.group(3)
+    name = ref.group(2) or ref.group(4)
+    table = scope.inputs if context == "inputs" else scope.env
+    found = table.get(name)
+    if found is None:
+        # An undeclared input or unset env variable is empty, as on GitHub.
+        return Resolved(None, True, f"{source} ({context}.{name} is not set)")
+    return Resolved(found.value, found.known, f"{source} via {context}.{name} = {found.source}")

@@ -16,6 +16,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from tw_gates.chain.invocations import invocations
+from tw_gates.chain.verify_nets import hmac_policy_of, runs_command
+from tw_gates.chain.workflow_model import RepoConfig
 from tw_gates.core.errors import ExitCode
 from tw_gates.core.settings import EnvSettings, env
 
@@ -63,13 +66,11 @@ class HmacPolicyResult(BaseModel):
             return "the ingest gate runs in no workflow: POLICY_REQUIRE_HMAC is enforced nowhere"
         if self.passed:
             return f"POLICY_REQUIRE_HMAC=true at every ingest gate ({self.score})"
-        return f"POLICY_REQUIRE_HMAC is not true at {len(self.sites) - self.enforced_count} of {len(self.sites)} ingest gate(s)"
+        off = len(self.sites) - self.enforced_count
+        return f"POLICY_REQUIRE_HMAC is not true at {off} of {len(self.sites)} ingest gate(s)"
 
 
 def hmac_policy(settings: HmacPolicySettings) -> HmacPolicyResult:
-    from tw_gates.chain.invocations import invocations
-    from tw_gates.chain.verify_nets import hmac_policy_of, runs_command
-    from tw_gates.chain.workflow_model import RepoConfig
 
     repo = RepoConfig(settings.repo_dir)
     result = HmacPolicyResult(parse_errors=list(repo.errors))

@@ -136,22 +136,29 @@ def invocations(repo: RepoConfig) -> list[Invocation]:
                 for command, argv, unknown in _calls_in(step.run, env):
                     found.append(Invocation(step, command, argv, env, "run:", unknown_args=unknown))
             elif step.uses:
-                ref = repo.action_ref(step.uses)
-                if ref.tw_gates_action is None or ref.action is None:
-                    continue
-                action = ref.action
-                inputs = action.input_scope(step.given_inputs())
-                for index, action_step in enumerate(action.steps):
-                    run = action_step.get("run")
-                    if run is None:
-                        continue
-                    inner_env = dict(env)
-                    scope = Scope(env=dict(env), inputs=inputs)
-                    for name, raw in env_of(action_step.get("env")).items():
-                        inner_env[name] = resolve(raw, scope, source=f"env of {action.rel} step {index + 1}")
-                    via = step.uses
-                    for command, argv, unknown in _calls_in(str(run), inner_env):
-                        found.append(Invocation(step, command, argv, inner_env, via, action, index, unknown))
+                found += _action_invocations(repo, step, env)
+    return found
+
+
+def _action_invocations(repo: RepoConfig, step: Step, env: dict[str, Resolved]) -> list[Invocation]:
+    """The tw-gates calls inside a tw-gates action a step uses, each with the
+    env its own step gives it on top of the caller's."""
+    ref = repo.action_ref(step.uses or "")
+    if ref.tw_gates_action is None or ref.action is None:
+        return []
+    action = ref.action
+    inputs = action.input_scope(step.given_inputs())
+    found = []
+    for index, action_step in enumerate(action.steps):
+        run = action_step.get("run")
+        if run is None:
+            continue
+        inner_env = dict(env)
+        scope = Scope(env=dict(env), inputs=inputs)
+        for name, raw in env_of(action_step.get("env")).items():
+            inner_env[name] = resolve(raw, scope, source=f"env of {action.rel} step {index + 1}")
+        for command, argv, unknown in _calls_in(str(run), inner_env):
+            found.append(Invocation(step, command, argv, inner_env, step.uses or "", action, index, unknown))
     return found
 
 

@@ -7,6 +7,7 @@ the first gate that does not pass (as ``needs:`` does between jobs)."""
 from __future__ import annotations
 
 import argparse
+from typing import NoReturn
 import re
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
+from tw_gates.commands import discover
 from tw_gates.core.errors import ExitCode, TwGatesError, UsageError
 
 
@@ -57,7 +59,6 @@ class GateSpec:
         come from the environment (TW_REPO_DIR, TW_JUNIT, TW_AUDIT_REPORT, ...),
         and the chain shows, annotates and outputs exactly what the command
         alone would."""
-        from tw_gates.commands import discover
 
         command = next(c for c in discover() if c.name == self.name)
         parser = _FlaglessParser(prog=f"tw-gates {self.name}")
@@ -69,7 +70,7 @@ class GateSpec:
 
 
 class _FlaglessParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
 
 

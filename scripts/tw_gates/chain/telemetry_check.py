@@ -22,9 +22,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tw_gates.core.errors import ExitCode
+from tw_gates.chain.invocations import invocations
+from tw_gates.chain.workflow_model import RepoConfig
+from tw_gates.core import proc
+from tw_gates.core.errors import ExitCode, UsageError
 from tw_gates.core.metric_catalog import ALERTED_METRICS
 from tw_gates.core.settings import EnvSettings, env
+from tw_gates.core.yaml_lines import LineDict, YamlError, load_yaml
 
 RULES_FILE = "prometheus/rules/audit_rules.yml"
 INGEST_WORKFLOW = ".github/workflows/ingest.yml"
@@ -107,60 +111,72 @@ class RulesAnalysis(BaseModel):
 def analyse_rules(
     repo_dir: Path, required: tuple[str, ...] | list[str] = REQUIRED_ALERT_METRICS, rules_file: str = RULES_FILE
 ) -> RulesAnalysis:
-    from tw_gates.core.yaml_lines import LineDict, YamlError, load_yaml
-
-    path = repo_dir / rules_file
     analysis = RulesAnalysis(path=rules_file)
-    if not path.is_file():
-        analysis.problems.append(f"{rules_file} not found")
+    groups = _rule_groups(repo_dir, rules_file, analysis)
+    if groups is None:
         analysis.missing = list(required)
         return analysis
+    analysis.groups = len(groups)
+    for g_index, group in enumerate(groups):
+        _read_group(group, g_index, rules_file, analysis)
+    _check_coverage(required, analysis)
+    return analysis
+
+
+def _rule_groups(repo_dir: Path, rules_file: str, analysis: RulesAnalysis) -> list | None:
+    """The file's ``groups:`` list, or None with the problem recorded."""
+    path = repo_dir / rules_file
+    if not path.is_file():
+        analysis.problems.append(f"{rules_file} not found")
+        return None
     analysis.present = True
     try:
         data = load_yaml(path)
     except YamlError as exc:
         analysis.problems.append(str(exc).replace(str(repo_dir) + "/", ""))
-        analysis.missing = list(required)
-        return analysis
+        return None
     groups = data.get("groups") if isinstance(data, dict) else None
     if not isinstance(groups, list) or not groups:
         analysis.problems.append(f"{rules_file}: no `groups:` list (Prometheus rule file format)")
-        analysis.missing = list(required)
-        return analysis
-    analysis.groups = len(groups)
-    for g_index, group in enumerate(groups):
-        if not isinstance(group, LineDict) or not isinstance(group.get("rules"), list):
-            analysis.problems.append(f"{rules_file}: group {g_index + 1} has no `rules:` list")
+        return None
+    return groups
+
+
+def _read_group(group: object, g_index: int, rules_file: str, analysis: RulesAnalysis) -> None:
+    if not isinstance(group, LineDict) or not isinstance(group.get("rules"), list):
+        analysis.problems.append(f"{rules_file}: group {g_index + 1} has no `rules:` list")
+        return
+    group_name = str(group.get("name") or f"group {g_index + 1}")
+    for rule in group["rules"]:
+        if not isinstance(rule, LineDict):
+            analysis.problems.append(f"{rules_file}: group {group_name!r} holds a rule that is not a mapping")
             continue
-        group_name = str(group.get("name") or f"group {g_index + 1}")
-        for rule in group["rules"]:
-            if not isinstance(rule, LineDict):
-                analysis.problems.append(f"{rules_file}: group {group_name!r} holds a rule that is not a mapping")
-                continue
-            expr = rule.get("expr")
-            if not isinstance(expr, (str, int, float)) or not str(expr).strip():
-                analysis.problems.append(f"{rules_file}:{rule.line}: rule without `expr`")
-                continue
-            if rule.get("alert"):
-                analysis.alerts.append(Alert(name=str(rule["alert"]), expr=str(expr), line=rule.line, group=group_name))
-            elif rule.get("record"):
-                analysis.records[str(rule["record"])] = str(expr)
-            else:
-                analysis.problems.append(f"{rules_file}:{rule.line}: rule is neither `alert` nor `record`")
+        expr = rule.get("expr")
+        if not isinstance(expr, (str, int, float)) or not str(expr).strip():
+            analysis.problems.append(f"{rules_file}:{rule.line}: rule without `expr`")
+        elif rule.get("alert"):
+            analysis.alerts.append(Alert(name=str(rule["alert"]), expr=str(expr), line=rule.line, group=group_name))
+        elif rule.get("record"):
+            analysis.records[str(rule["record"])] = str(expr)
+        else:
+            analysis.problems.append(f"{rules_file}:{rule.line}: rule is neither `alert` nor `record`")
+
+
+def _check_coverage(required: tuple[str, ...] | list[str], analysis: RulesAnalysis) -> None:
+    """Each required metric must be read by some alert (directly or through recording rules)."""
     read_by_alerts: dict[str, set[str]] = {}
     for alert in analysis.alerts:
         for metric in _expand_records(promql_metric_names(alert.expr), analysis.records):
             read_by_alerts.setdefault(metric, set()).add(alert.name)
     for metric in required:
         base = metric[: -len("_total")] if metric.endswith("_total") else metric
-        readers = set()
+        readers: set[str] = set()
         for suffix in _SERIES_SUFFIXES:
             readers |= read_by_alerts.get(base + suffix, set())
         if readers:
             analysis.covered[metric] = sorted(readers)
         else:
             analysis.missing.append(metric)
-    return analysis
 
 
 def _expand_records(names: set[str], records: dict[str, str], depth: int = 0) -> set[str]:
@@ -219,7 +235,6 @@ class TelemetryCheckResult(BaseModel):
 
 
 def telemetry_check(settings: TelemetryCheckSettings) -> TelemetryCheckResult:
-    from tw_gates.core.errors import UsageError
 
     root = settings.repo_dir
     if not root.is_dir():
@@ -261,7 +276,6 @@ def telemetry_check(settings: TelemetryCheckSettings) -> TelemetryCheckResult:
 
 
 def _promtool(root: Path, rules: str, configured: str | None) -> Finding:
-    from tw_gates.core import proc
 
     binary = configured or shutil.which("promtool")
     if not binary:
@@ -280,8 +294,6 @@ def _promtool(root: Path, rules: str, configured: str | None) -> Finding:
 
 
 def _ingest_workflow(root: Path) -> Finding:
-    from tw_gates.chain.invocations import invocations
-    from tw_gates.chain.workflow_model import RepoConfig
 
     if not (root / INGEST_WORKFLOW).is_file():
         return Finding(

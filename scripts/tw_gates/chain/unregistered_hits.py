@@ -16,8 +16,13 @@ from pydantic import ValidationError
 from tw_gates.chain.audit_checks import Check
 from tw_gates.chain.audit_settings import DEFAULT_EXCEPTIONS, MAX_ARTIFACT_LINE_BYTES, AuditSettings, Progress
 from tw_gates.core.errors import ExitCode, UsageError
+from tw_gates.core.fsio import InputNotFound, open_input
+from tw_gates.core.settings import describe_validation_error
 from tw_gates.schemas.audit import Severity, UnregisteredHit
+from tw_gates.schemas.consumer import ConsumerArtifact
+from tw_gates.schemas.exceptions import AuditExceptions, load_exceptions
 from tw_gates.schemas.severity import SEVERITY_RANK
+from tw_gates.self_audit.self_audit import load_pattern_catalog
 
 # --------------------------------------------------------------------------- globs
 
@@ -80,9 +85,6 @@ def accepted_files(path: Path) -> list[Path]:
 
 def iter_accepted_artifacts(path: Path) -> Iterator[tuple[int, object]]:
     """(line number, ConsumerArtifact) for each line of one accepted JSONL file."""
-    from tw_gates.core.fsio import InputNotFound, open_input
-    from tw_gates.core.settings import describe_validation_error
-    from tw_gates.schemas.consumer import ConsumerArtifact
 
     try:
         handle = open_input(path, "accepted artifacts")
@@ -103,7 +105,6 @@ def iter_accepted_artifacts(path: Path) -> Iterator[tuple[int, object]]:
 
 
 def _severity_lookup(settings: AuditSettings) -> tuple[Callable[[str], Severity | None], str]:
-    from tw_gates.self_audit.self_audit import load_pattern_catalog
 
     catalog = load_pattern_catalog(settings.patterns)
     return catalog.severity_of, str(settings.patterns or "the shipped pattern catalog")
@@ -121,7 +122,6 @@ class _Evaluated:
 def check_unregistered_hits(
     settings: AuditSettings, registry, *, today, progress: Progress
 ) -> tuple[list[Check], list[UnregisteredHit], list[tuple[int, str]]]:
-    from tw_gates.schemas.exceptions import AuditExceptions, load_exceptions
 
     exceptions, lines = AuditExceptions(), []
     exceptions_path = settings.exceptions

@@ -22,6 +22,7 @@ Each net yields one line, ``VERIFIED <net>: <evidence>`` or
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from pathlib import Path
 from typing import Literal
@@ -158,8 +159,8 @@ def _s1(repo: RepoConfig, calls: list[Invocation]) -> NetStatus:
             file=call.step.workflow.rel,
             line=call.step.line,
             detail=(
-                f"{call.where} runs the ingest gate ({call.via}) with POLICY_REQUIRE_HMAC={policy.value} "
-                f"({policy.source}); {INGEST_WORKFLOW} present"
+                f"{call.where} runs the ingest gate ({call.via}) with POLICY_REQUIRE_HMAC="
+                f"{policy.value if policy else None} ({policy.source if policy else 'not set'}); {INGEST_WORKFLOW} present"
             ),
         )
     call = ingest_runs[0]
@@ -201,7 +202,6 @@ def _fallback_dir(call: Invocation) -> Resolved:
 
 def _covers(upload_paths: str, directory: str) -> bool:
     """Does an upload-artifact ``path:`` (one path or glob per line) include the folder?"""
-    import fnmatch
 
     target = directory.strip().removeprefix("./").rstrip("/")
     for line in upload_paths.splitlines():
@@ -227,14 +227,18 @@ def _fallback_upload(call: Invocation) -> tuple[str | None, str | None]:
         for index, step in enumerate(call.action.steps[call.action_step_index + 1 :], call.action_step_index + 2):
             if _is_failure_upload(str(step.get("uses") or ""), str(step.get("if") or "")):
                 raw = (step.get("with") or {}).get("path") if isinstance(step.get("with"), dict) else None
-                path = resolve(raw, Scope(env=call.env, inputs=inputs), source="upload path")
+                upload = resolve(raw, Scope(env=call.env, inputs=inputs), source="upload path")
                 candidates.append(
-                    (f"{call.action.rel} step {index}", path.value if path.known else "", str(step.get("if")))
+                    (
+                        f"{call.action.rel} step {index}",
+                        (upload.value or "") if upload.known else "",
+                        str(step.get("if")),
+                    )
                 )
     for later in call.step.job.steps[call.step.index + 1 :]:
         if _is_failure_upload(later.uses or "", later.if_):
-            path = resolve(later.with_.get("path"), later.scope(), source="upload path")
-            candidates.append((later.label, path.value if path.known else "", later.if_))
+            found = resolve(later.with_.get("path"), later.scope(), source="upload path")
+            candidates.append((later.label, (found.value or "") if found.known else "", later.if_ or ""))
     if not candidates:
         return None, None
     for label, path, condition in candidates:
@@ -302,7 +306,7 @@ def _cap(call: Invocation) -> tuple[bool, str]:
         return True, f"MAX_ISSUES_PER_RUN {cap.source} (checked by file-issues at run time)"
     if not re.fullmatch(r"\s*\d+\s*", cap.value or ""):
         return False, f"MAX_ISSUES_PER_RUN is {_describe(cap)}: it must be a whole number (0: always one digest)"
-    return True, f"MAX_ISSUES_PER_RUN={cap.value.strip()} ({cap.source})"
+    return True, f"MAX_ISSUES_PER_RUN={(cap.value or '').strip()} ({cap.source})"
 
 
 def _concurrency(step: Step) -> str | None:
@@ -340,7 +344,8 @@ def _r1(calls: list[Invocation]) -> NetStatus:
                 file=call.step.workflow.rel,
                 line=call.step.job.line,
                 detail=(
-                    f"job {call.step.job.id!r} in {call.step.workflow.rel} files issues without a `concurrency:` group: "
+                    f"job {call.step.job.id!r} in {call.step.workflow.rel} files issues without a "
+                    "`concurrency:` group: "
                     "two runs at once could both pass the cap or file duplicates"
                 ),
             )
@@ -373,13 +378,11 @@ def _linux_runner(step: Step) -> tuple[bool, str]:
     return True, f"runs-on {names}"
 
 
-def _r2(repo: RepoConfig, calls: list[Invocation]) -> NetStatus:
-    gate_jobs: dict[tuple[str, str], list[Invocation]] = {}
-    for call in calls:
-        if _is_gate(call):
-            gate_jobs.setdefault((call.step.workflow.rel, call.step.job.id), []).append(call)
-    if not gate_jobs:
-        return NetStatus(net="R2", verified=False, detail="no workflow job runs a tw-gates gate")
+def _r2_jobs(
+    gate_jobs: dict[tuple[str, str], list[Invocation]],
+) -> tuple[dict[str, list[str]], dict[str, list[str]], list[tuple[Invocation, str]]]:
+    """Jobs running gates, by file: guarded by the platform gate, on a Linux
+    runner, or neither (with why)."""
     guarded: dict[str, list[str]] = {}
     linux: dict[str, list[str]] = {}
     gaps = []
@@ -392,6 +395,17 @@ def _r2(repo: RepoConfig, calls: list[Invocation]) -> NetStatus:
             linux.setdefault(rel, []).append(job_id)
         else:
             gaps.append((job_calls[0], why))
+    return guarded, linux, gaps
+
+
+def _r2(repo: RepoConfig, calls: list[Invocation]) -> NetStatus:
+    gate_jobs: dict[tuple[str, str], list[Invocation]] = {}
+    for call in calls:
+        if _is_gate(call):
+            gate_jobs.setdefault((call.step.workflow.rel, call.step.job.id), []).append(call)
+    if not gate_jobs:
+        return NetStatus(net="R2", verified=False, detail="no workflow job runs a tw-gates gate")
+    guarded, linux, gaps = _r2_jobs(gate_jobs)
     if gaps:
         call, why = gaps[0]
         more = f" (and {len(gaps) - 1} more job(s))" if len(gaps) > 1 else ""

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib
 
+from tw_gates.core.errors import UsageError
+
 REGISTRY: dict[str, str] = {
     "consumer-artifact": "tw_gates.schemas.consumer:ConsumerArtifact",
     "audit-report": "tw_gates.schemas.audit:AuditReport",
@@ -28,7 +30,6 @@ REGISTRY: dict[str, str] = {
 
 
 def load(name: str):
-    from tw_gates.core.errors import UsageError
 
     target = REGISTRY.get(name)
     if target is None:

@@ -11,7 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tw_gates.schemas.consumer import REPO_PATTERN
+from tw_gates.core.errors import UsageError
+from tw_gates.core.settings import describe_validation_error
+from tw_gates.core.yaml_lines import LineDict, YamlError, load_yaml
+from tw_gates.schemas.consumer import REPO_PATTERN, check_relative_path
 
 
 class AuditException(BaseModel):
@@ -34,7 +37,6 @@ class AuditException(BaseModel):
     @field_validator("path")
     @classmethod
     def _relative(cls, value: str) -> str:
-        from tw_gates.schemas.consumer import check_relative_path
 
         return check_relative_path(value)
 
@@ -51,9 +53,6 @@ class AuditExceptions(BaseModel):
 
 def load_exceptions(path: str | Path) -> tuple[AuditExceptions, list[int]]:
     """The exceptions file and the line each entry starts on (for annotations)."""
-    from tw_gates.core.errors import UsageError
-    from tw_gates.core.settings import describe_validation_error
-    from tw_gates.core.yaml_lines import LineDict, YamlError, load_yaml
 
     if not Path(path).is_file():
         raise UsageError(f"exceptions file not found: {path}")
