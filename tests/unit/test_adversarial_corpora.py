@@ -10,7 +10,7 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from tw_gates.parser.adversarial import BUNDLED_CORPORA, load_corpora
+from tw_gates.parser.corpora import BUNDLED_CORPORA, load_corpora
 from tw_gates.parser.targets import allow_listed_link
 from tw_gates.schemas.corpus import Case, CorpusFile, CorpusManifest
 

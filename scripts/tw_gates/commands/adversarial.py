@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.settings import load_settings
     from tw_gates.parser import adversarial
+    from tw_gates.parser import report as present
 
     settings = load_settings(
         adversarial.AdversarialSettings,
@@ -79,20 +80,20 @@ def run(args: argparse.Namespace) -> Outcome:
     )
     if args.list:
         corpora = adversarial.select_corpora(adversarial.load_corpora(settings.corpora).files, settings.categories())
-        for line in adversarial.list_lines(corpora, settings.corpora):
+        for line in present.list_lines(corpora, settings.corpora):
             runner.echo(line)
         return Outcome(0)
 
-    report = adversarial.gate(settings, progress=runner.echo)
+    report = adversarial.adversarial(settings, progress=runner.echo)
     runner.echo()
-    runner.echo(adversarial.text_table(adversarial.SUMMARY_HEADERS, adversarial.summary_rows(report)))
-    parser_lines = adversarial.violation_lines(report.cases, "parser")
+    runner.echo(present.text_table(present.SUMMARY_HEADERS, present.summary_rows(report)))
+    parser_lines = present.violation_lines(report.cases, "parser")
     if parser_lines:
         runner.echo()
         runner.echo("parser violations:")
         for line in parser_lines:
             runner.echo(f"  {line}")
-    downstream_lines = adversarial.violation_lines(report.cases, "downstream")
+    downstream_lines = present.violation_lines(report.cases, "downstream")
     if downstream_lines:
         effect = "failing the gate" if report.downstream_policy == "fail" else "reported, not failing the gate"
         runner.echo()
@@ -104,14 +105,14 @@ def run(args: argparse.Namespace) -> Outcome:
             runner.echo(f"  {line}")
     if settings.report is not None:
         runner.set_output("report", str(settings.report))
-    runner.set_output("violations", str(len(adversarial.failing_cases(report))))
-    runner.set_output("downstream", str(len(adversarial.downstream_cases(report))))
+    runner.set_output("violations", str(len(present.failing_cases(report))))
+    runner.set_output("downstream", str(len(present.downstream_cases(report))))
     runner.set_output("passed", "true" if report.exit_code == 0 else "false")
-    runner.append_summary(adversarial.summary_markdown(report))
+    runner.append_summary(present.summary_markdown(report))
     runner.echo()
     if report.exit_code:
-        raise GateRejected(adversarial.verdict(report))
-    verdict = adversarial.verdict(report)
+        raise GateRejected(present.verdict(report))
+    verdict = present.verdict(report)
     runner.echo(verdict)
     return Outcome(int(report.exit_code), verdict)
 

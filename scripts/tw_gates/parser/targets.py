@@ -25,30 +25,9 @@ import re
 import sys
 import time
 
-NAMES = ("commonmark", "safe")
-BUILTIN_PREFIX = "builtin:"
+from markdown_it import MarkdownIt
 
-
-def command_argv(target: str) -> list[str]:
-    """A command target (the consumer's own parser: Markdown on stdin, the
-    rendering on stdout) as argv, split like a shell would, its program on PATH."""
-    import shlex
-    import shutil
-
-    from tw_gates.core.errors import UsageError
-
-    try:
-        argv = shlex.split(target)
-    except ValueError as exc:
-        raise UsageError(f"target is not a valid command line: {target!r}: {exc}") from None
-    if not argv:
-        raise UsageError("the target is empty: give a command or builtin:safe / builtin:commonmark")
-    if shutil.which(argv[0]) is None:
-        raise UsageError(f"target command not found or not executable: {argv[0]}")
-    return argv
-
-
-PARSE_MS_PREFIX = "tw-gates-parse-ms:"
+from tw_gates.parser.target_spec import NAMES, PARSE_MS_PREFIX
 
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):")
 _ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -72,14 +51,12 @@ def allow_listed_link(url: str) -> bool:
     return scheme.group(1) in _ALLOWED_SCHEMES
 
 
-def build(name: str):
-    from markdown_it import MarkdownIt
-
+def build(name: str) -> MarkdownIt:
     if name == "commonmark":
         return MarkdownIt("commonmark")
     if name == "safe":
         parser = MarkdownIt("commonmark", {"html": False, "maxNesting": 20}).enable(["table", "strikethrough"])
-        parser.validateLink = allow_listed_link
+        parser.validateLink = allow_listed_link  # type: ignore[method-assign]
         return parser
     raise ValueError(f"unknown builtin target {name!r} (known: {', '.join(NAMES)})")
 
