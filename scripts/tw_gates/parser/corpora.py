@@ -3,14 +3,14 @@ categories, and plan the cases (expectations resolved, regexes compiled)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tw_gates import DATA_DIR
 from tw_gates.core.errors import UsageError
 from tw_gates.core.fsio import load_model
-from tw_gates.schemas.corpus import Case, CorpusFile, CorpusManifest, ResolvedExpectations
+from tw_gates.schemas.corpus import Case, CorpusFile, CorpusManifest, ResolvedExpectations, compile_regex
 
 BUNDLED_CORPORA = DATA_DIR / "corpora"
 MANIFEST = "manifest.json"
@@ -40,9 +40,9 @@ class PlannedCase:
     category: str
     case: Case
     expect: ResolvedExpectations
-    # (how a violation names it, compiled regex): the manifest's named
+    # (how a violation names it, compiled RE2 regex): the manifest's named
     # patterns by name, the case's own regexes by their source.
-    regexes: list[tuple[str, re.Pattern[str]]]
+    regexes: list[tuple[str, Any]]
 
 
 def load_corpora(directory: Path) -> Corpora:
@@ -100,11 +100,11 @@ def select_corpora(corpora: list[Corpus], only: list[str]) -> list[Corpus]:
 
 
 def plan(corpora: list[Corpus], manifest: CorpusManifest) -> list[PlannedCase]:
-    compiled: dict[str, re.Pattern[str]] = {}
+    compiled: dict[str, Any] = {}
 
-    def regex(source: str) -> re.Pattern[str]:
+    def regex(source: str) -> Any:
         if source not in compiled:
-            compiled[source] = re.compile(source)
+            compiled[source] = compile_regex(source)
         return compiled[source]
 
     planned = []

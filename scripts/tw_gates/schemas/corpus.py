@@ -13,6 +13,12 @@ careful parser configuration; ``downstream`` cases (template delimiters,
 bidi and look-alike text) pass through any correct Markdown parser and check
 the renderer that consumes its output. The report keeps the two apart.
 
+Regular expressions a corpus supplies (``must_not_match``, the manifest's
+named patterns) are RE2 syntax and run on RE2, whose time is linear in the
+output's size: a corpus file cannot stall the gate with a backtracking
+pattern. A pattern RE2 does not accept (lookaround, backreferences) is
+refused when the corpus loads.
+
 ``adversarial_corpora/schema.json`` is this module's ``CorpusFile`` schema,
 committed for editors; a unit test keeps the two equal."""
 
@@ -22,8 +28,9 @@ import base64
 import binascii
 import math
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import re2  # type: ignore[import-untyped]
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tw_gates.schemas import first_duplicate
@@ -33,6 +40,26 @@ CATEGORY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,49}$"
 # A generated input larger than this is a corpus mistake, not an attack worth running.
 MAX_GENERATED_CHARS = 16 * 1024 * 1024
 Checks = Literal["parser", "downstream"]
+REGEX_SYNTAX = (
+    "RE2 syntax, matched in linear time: no lookaround, no backreferences; \\x{...} for a code point; "
+    "\\s, \\w, \\b are ASCII; $ is the end of the output unless (?m)"
+)
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+def compile_regex(pattern: str) -> Any:
+    """``pattern`` compiled by RE2 (an object with ``search``, like ``re``'s);
+    ValueError naming what RE2 refused."""
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise ValueError(
+            f"not a regular expression RE2 accepts ({reason}); corpus regexes are {REGEX_SYNTAX}"
+        ) from None
 
 
 class _Generator(BaseModel):
@@ -142,7 +169,7 @@ class Expectations(BaseModel):
         default_factory=list, description="substrings the output (decoded as UTF-8) must not contain"
     )
     must_not_match: list[str] = Field(
-        default_factory=list, description="Python regular expressions (re.search) the output must not match"
+        default_factory=list, description=f"regular expressions the output must not match ({REGEX_SYNTAX})"
     )
     must_not_match_patterns: list[str] = Field(
         default_factory=list, description="names of patterns from manifest.json the output must not match"
@@ -159,9 +186,9 @@ class Expectations(BaseModel):
     def _compiles(cls, patterns: list[str]) -> list[str]:
         for index, pattern in enumerate(patterns):
             try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern {index} is not a valid regular expression: {exc}") from None
+                compile_regex(pattern)
+            except ValueError as exc:
+                raise ValueError(f"pattern {index} is {exc}") from None
         return patterns
 
     @field_validator("must_not_contain")
@@ -258,16 +285,13 @@ class CorpusFile(BaseModel):
 class NamedPattern(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    pattern: str = Field(min_length=1, description="a Python regular expression (re.search)")
+    pattern: str = Field(min_length=1, description=f"a regular expression ({REGEX_SYNTAX})")
     description: str = Field(min_length=1, max_length=500)
 
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, pattern: str) -> str:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
+        compile_regex(pattern)
         return pattern
 
 
