@@ -126,16 +126,18 @@ def test_a_target_that_sleeps_forever_is_stopped_and_reported(cli, tmp_path):
         corpora,
         "--jobs",
         "2",
+        "--timeout",
+        "3",
         "--report",
         report_path,
         "--target",
         python_target("import time\nwhile True: time.sleep(1)"),
     )
-    assert time.monotonic() - started < 30  # killed at its limit (2.3 s), not waited on
-    assert code == 2 and "one, two" in err
+    assert time.monotonic() - started < 30  # stopped by the hang guard (--timeout caps it), not waited on
+    assert code == 2 and "over their time budget: one, two" in err
     for case in read_report(report_path).cases:
         assert [v.expectation for v in case.violations] == ["time_limit"]
-        assert case.outcome == "timed out" and "killed after 2.3s" in case.violations[0].detail
+        assert case.outcome == "timed out" and "stopped by the hang guard after 3.0s" in case.violations[0].detail
 
 
 def test_a_target_that_allocates_without_bound_is_stopped_and_reported(cli, tmp_path):
@@ -191,16 +193,18 @@ def test_time_memory_and_utf8_expectations(cli, tmp_path):
     ]
     corpora = write_corpora(tmp_path / "c", cases)
     report_path = tmp_path / "report.json"
-    # Sleeps half a second, holds 200 MiB touched memory, writes a byte that is not UTF-8.
+    # Uses half a second of CPU, holds 200 MiB touched memory, writes a byte that is not UTF-8.
     target = python_target(
         "import sys, time\nsys.stdin.read()\nheld = b'x' * (200 * 1024 * 1024)\n"
-        "time.sleep(0.5)\nsys.stdout.buffer.write(b'ok \\xff')"
+        "end = time.process_time() + 0.5\nwhile time.process_time() < end: pass\n"
+        "sys.stdout.buffer.write(b'ok \\xff')"
     )
     code, _, _ = cli("adversarial", "--corpora", corpora, "--report", report_path, "--target", target)
     assert code == 2
     cases = by_id(read_report(report_path))
-    assert [v.expectation for v in cases["slow"].violations] == ["max_ms"]
-    assert [v.expectation for v in cases["fat"].violations] == ["max_rss_mb"]
+    assert [(v.expectation, v.kind) for v in cases["slow"].violations] == [("max_ms", "time_budget")]
+    assert [(v.expectation, v.kind) for v in cases["fat"].violations] == [("max_rss_mb", "memory_budget")]
+    assert cases["slow"].status == cases["fat"].status == "over_budget" and cases["bytes"].status == "violation"
     assert [v.expectation for v in cases["bytes"].violations] == ["must_be_utf8"]
 
 
@@ -292,7 +296,7 @@ def test_step_outputs_and_job_summary(cli, tmp_path):
     outputs = output.read_text()
     assert "passed<<" in outputs and "false" in outputs and "violations<<" in outputs
     text = summary.read_text()
-    assert "| category | cases | violations | downstream | time | slowest case | slowest |" in text
+    assert "| category | cases | violations | over budget | downstream | time | CPU | slowest case | slowest |" in text
     assert "#### Parser violations" in text and "#### Downstream-renderer checks" in text
 
 

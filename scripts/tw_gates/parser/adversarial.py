@@ -1,17 +1,20 @@
 """The adversarial gate: run the corpora against a Markdown parser.
 
-Every case runs in its own process (``core.proc.run``) with a wall-clock
-limit and an address-space limit (RLIMIT_AS), so a target that hangs, loops
-or allocates without bound is killed and reported, never a hang of the gate.
-Cases run in parallel, one per job (default: one per core); each is its own
-process, so a thread pool over ``proc.run`` is all the parallelism needed.
+Every case runs in its own process, in its own process group, with an
+address-space limit (RLIMIT_AS), a CPU cut-off past its time budget
+(RLIMIT_CPU), a capped output and a wall-clock hang guard, so a target that
+hangs, loops or allocates without bound is stopped and reported, never a
+hang of the gate. Cases run in parallel, one per job (default: one per core).
 
 A target is a command that reads Markdown on stdin and writes its rendering
-on stdout, or ``builtin:commonmark`` / ``builtin:safe`` (markdown-it-py, see
-``parser.targets``), which run the same way.
+on stdout (each case a process of it, ``core.proc``), or ``builtin:commonmark``
+/ ``builtin:safe`` (markdown-it-py, ``parser.targets``): each case a child
+forked from a server that built the parser once (``parser.forkserver``).
+Either way the target sees only an allowlisted environment.
 
-Exit code: 2 when any *parser* check fails (an output expectation of a
-``parser`` case, or a crash, timeout, memory or time overrun of any case).
+Exit code: 2 when any *parser* check fails: an output expectation of a
+``parser`` case or a crash (a violation), or a case over its time or memory
+budget (reported as such, never as a violation).
 Output expectations of ``downstream`` cases (template delimiters, bidi and
 look-alike text that every correct Markdown parser passes through) are
 reported in their own section; they fail the gate only with
@@ -22,10 +25,11 @@ The concerns live beside this module: ``corpora`` (loading and planning),
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Literal
@@ -36,8 +40,17 @@ from tw_gates.core import metrics
 from tw_gates.core.errors import ExitCode, UsageError
 from tw_gates.core.fsio import atomic_write_json
 from tw_gates.core.settings import EnvSettings, env
-from tw_gates.parser.cases import run_case, target_argv, target_env
+from tw_gates.parser.cases import (
+    Runner,
+    builtin_env,
+    builtin_name,
+    case_limits,
+    command_runner,
+    run_case,
+    target_env,
+)
 from tw_gates.parser.corpora import BUNDLED_CORPORA, Corpus, PlannedCase, input_size, load_corpora, plan, select_corpora
+from tw_gates.parser.forkserver import ServerPool
 from tw_gates.parser.report import (
     SUMMARY_HEADERS,
     category_line,
@@ -45,13 +58,16 @@ from tw_gates.parser.report import (
     downstream_cases,
     failing_cases,
     list_lines,
+    over_budget_cases,
     summarize,
     summary_markdown,
     summary_rows,
     text_table,
     verdict,
+    violating_cases,
     violation_lines,
 )
+from tw_gates.parser.target_spec import command_argv
 from tw_gates.schemas.consumer import utc_now_iso
 from tw_gates.schemas.corpus import AdversarialReport, CaseResult
 
@@ -64,11 +80,13 @@ __all__ = [
     "gate",
     "list_lines",
     "load_corpora",
+    "over_budget_cases",
     "select_corpora",
     "summary_markdown",
     "summary_rows",
     "text_table",
     "verdict",
+    "violating_cases",
     "violation_lines",
 ]
 
@@ -94,6 +112,8 @@ class AdversarialSettings(EnvSettings):
     downstream: Literal["report", "fail"] = Field(
         "report", validation_alias=env("TW_ADVERSARIAL_DOWNSTREAM", "downstream")
     )
+    # Comma or space separated names of variables the target needs from the job's environment.
+    pass_env: str | None = Field(None, validation_alias=env("TW_ADVERSARIAL_PASS_ENV", "pass_env"))
 
     @field_validator("target")
     @classmethod
@@ -103,12 +123,15 @@ class AdversarialSettings(EnvSettings):
     def categories(self) -> list[str]:
         return [word for word in re.split(r"[\s,]+", (self.only or "").strip()) if word]
 
+    def declared_env(self) -> list[str]:
+        return [word for word in re.split(r"[\s,]+", (self.pass_env or "").strip()) if word]
+
 
 def adversarial(settings: AdversarialSettings, *, progress: Callable[[str], None] | None = None) -> AdversarialReport:
     """Run the selected corpora against the target; the report says whether the gate passed."""
     if not settings.target:
         raise UsageError("no target: pass --target CMD|builtin:commonmark|builtin:safe (or set TW_ADVERSARIAL_TARGET)")
-    argv = target_argv(settings.target)
+    argv = None if builtin_name(settings.target) else command_argv(settings.target)
     loaded = load_corpora(settings.corpora)
     corpora = select_corpora(loaded.files, settings.categories())
     cases = plan(corpora, loaded.manifest)
@@ -118,8 +141,10 @@ def adversarial(settings: AdversarialSettings, *, progress: Callable[[str], None
         f"against {settings.target} "
         f"({settings.jobs} jobs, {settings.memory_limit_mb} MiB address space per case)"
     )
+    env_ = target_env(settings.declared_env(), loaded.manifest.target_env)
     started = time.monotonic()
-    ordered = _run_cases(cases, corpora, argv, settings, say)
+    with _runner(settings.target, argv, env_, min(settings.jobs, len(cases))) as runner:
+        ordered = _run_cases(cases, corpora, runner, settings, say)
     seconds = time.monotonic() - started
     failing = any(counts(r, settings.downstream)[0] for r in ordered)
     report = AdversarialReport(
@@ -148,15 +173,26 @@ def adversarial(settings: AdversarialSettings, *, progress: Callable[[str], None
 gate = adversarial
 
 
+@contextlib.contextmanager
+def _runner(target: str, argv: list[str] | None, env_: dict[str, str], servers: int) -> Iterator[Runner]:
+    if argv is not None:
+        yield command_runner(argv, env_)
+        return
+    name = builtin_name(target) or ""
+    with ServerPool(
+        max(servers, 1), "tw_gates.parser.targets:renderer", name, env=builtin_env(env_), label=target
+    ) as pool:
+        yield pool
+
+
 def _run_cases(
     cases: list[PlannedCase],
     corpora: list[Corpus],
-    argv: list[str],
+    runner: Runner,
     settings: AdversarialSettings,
     say: Callable[[str], None],
 ) -> list[CaseResult]:
     """Every case's result, in corpus order; a progress line as each category completes."""
-    env_ = target_env()
     remaining = {c.category: len(c.model.cases) for c in corpora}
     done: dict[str, list[CaseResult]] = {c.category: [] for c in corpora}
     results: dict[int, CaseResult] = {}
@@ -167,7 +203,10 @@ def _run_cases(
     pool = ThreadPoolExecutor(max_workers=settings.jobs, thread_name_prefix="adversarial")
     try:
         futures = {
-            pool.submit(run_case, cases[i], argv, settings.timeout_s, settings.memory_limit_mb, env_): i for i in order
+            pool.submit(
+                run_case, cases[i], runner, case_limits(cases[i].expect, settings.timeout_s, settings.memory_limit_mb)
+            ): i
+            for i in order
         }
         for future in as_completed(futures):
             result = future.result()
@@ -175,7 +214,7 @@ def _run_cases(
             done[result.category].append(result)
             remaining[result.category] -= 1
             if remaining[result.category] == 0:
-                say(category_line(result.category, done[result.category], settings.downstream))
+                say(category_line(result.category, done[result.category]))
     finally:
         # On an error, cases not started yet are dropped; running ones end at their time limit.
         pool.shutdown(wait=True, cancel_futures=True)
@@ -190,3 +229,4 @@ def _record_metrics(report: AdversarialReport) -> None:
         cases.labels(category=summary.category).set(summary.cases)
         violating.labels(category=summary.category, counts_as="parser").set(summary.parser_violations)
         violating.labels(category=summary.category, counts_as="downstream").set(summary.downstream_violations)
+        violating.labels(category=summary.category, counts_as="budget").set(summary.over_budget)

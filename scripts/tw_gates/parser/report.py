@@ -3,13 +3,25 @@ violation lines, the job summary's Markdown and the corpus listing."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from tw_gates.core.markdown import markdown_table
 from tw_gates.parser.corpora import Corpus
-from tw_gates.schemas.corpus import AdversarialReport, CaseResult, CategorySummary
+from tw_gates.schemas.corpus import AdversarialReport, CaseResult, CategorySummary, Violation
 
-SUMMARY_HEADERS = ["category", "cases", "violations", "downstream", "time", "slowest case", "slowest"]
+SUMMARY_HEADERS = [
+    "category",
+    "cases",
+    "violations",
+    "over budget",
+    "downstream",
+    "time",
+    "CPU",
+    "slowest case",
+    "slowest",
+]
+BUDGET_KINDS = ("time_budget", "memory_budget")
 
 
 def counts(result: CaseResult, policy: str) -> tuple[bool, bool]:
@@ -17,6 +29,25 @@ def counts(result: CaseResult, policy: str) -> tuple[bool, bool]:
     parser = any(v.counts_as == "parser" for v in result.violations)
     downstream = any(v.counts_as == "downstream" for v in result.violations)
     return parser or (downstream and policy == "fail"), downstream
+
+
+def section_of(violation: Violation) -> str:
+    """parser (an output check of a parser case, a crash), budget (time, memory) or downstream."""
+    if violation.kind in BUDGET_KINDS:
+        return "budget"
+    return violation.counts_as
+
+
+def budget_words(kinds: Collection[str]) -> str:
+    """'time', 'memory' or 'time or memory': which budgets were overrun."""
+    words = [word for word, kind in (("time", "time_budget"), ("memory", "memory_budget")) if kind in kinds]
+    return " or ".join(words) or "time"
+
+
+def _label(violation: Violation) -> str:
+    if violation.kind in BUDGET_KINDS:
+        return f"over its {budget_words({violation.kind})} budget"
+    return violation.expectation
 
 
 def summarize(results: list[CaseResult]) -> list[CategorySummary]:
@@ -30,9 +61,11 @@ def summarize(results: list[CaseResult]) -> list[CategorySummary]:
             CategorySummary(
                 category=category,
                 cases=len(cases),
-                parser_violations=sum(1 for r in cases if any(v.counts_as == "parser" for v in r.violations)),
+                parser_violations=sum(1 for r in cases if r.status == "violation"),
+                over_budget=sum(1 for r in cases if any(section_of(v) == "budget" for v in r.violations)),
                 downstream_violations=sum(1 for r in cases if any(v.counts_as == "downstream" for v in r.violations)),
                 seconds=round(sum(r.ms for r in cases) / 1000, 3),
+                cpu_seconds=round(sum(r.cpu_ms or 0 for r in cases) / 1000, 3),
                 slowest_case=slowest.id,
                 slowest_ms=slowest.ms,
             )
@@ -40,14 +73,29 @@ def summarize(results: list[CaseResult]) -> list[CategorySummary]:
     return summaries
 
 
-def category_line(category: str, results: list[CaseResult], policy: str) -> str:
-    failing = sum(1 for r in results if counts(r, policy)[0])
+def category_line(category: str, results: list[CaseResult]) -> str:
+    violating = sum(1 for r in results if r.status == "violation")
+    over = sum(1 for r in results if any(section_of(v) == "budget" for v in r.violations))
     slowest = max(results, key=lambda r: r.ms)
-    return f"  {category:<20} {len(results):>4} cases  {failing:>3} failing  slowest {slowest.id} {slowest.ms:.0f} ms"
+    return (
+        f"  {category:<20} {len(results):>4} cases  {violating:>3} violating  {over:>3} over budget  "
+        f"slowest {slowest.id} {slowest.ms:.0f} ms ({slowest.cpu_ms or 0:.0f} ms CPU)"
+    )
 
 
 def failing_cases(report: AdversarialReport) -> list[CaseResult]:
+    """Every case that fails the gate: violations, budget overruns, downstream checks under policy fail."""
     return [r for r in report.cases if counts(r, report.downstream_policy)[0]]
+
+
+def violating_cases(report: AdversarialReport) -> list[CaseResult]:
+    """Cases with a parser violation: an output check of a parser case, or a crash."""
+    return [r for r in report.cases if r.status == "violation"]
+
+
+def over_budget_cases(report: AdversarialReport) -> list[CaseResult]:
+    """Cases over their time or memory budget (whatever else they did)."""
+    return [r for r in report.cases if any(section_of(v) == "budget" for v in r.violations)]
 
 
 def downstream_cases(report: AdversarialReport) -> list[CaseResult]:
@@ -60,8 +108,10 @@ def summary_rows(report: AdversarialReport) -> list[list[object]]:
             s.category,
             s.cases,
             s.parser_violations,
+            s.over_budget,
             s.downstream_violations,
             f"{s.seconds:.2f}s",
+            f"{s.cpu_seconds:.2f}s",
             s.slowest_case,
             f"{s.slowest_ms:.0f} ms",
         ]
@@ -78,39 +128,49 @@ def text_table(headers: list[str], rows: list[list[object]]) -> str:
     )
 
 
+def _names(results: list[CaseResult]) -> str:
+    return ", ".join(r.id for r in results[:10]) + (f" (+{len(results) - 10} more)" if len(results) > 10 else "")
+
+
+def budget_heading(report: AdversarialReport) -> str:
+    kinds = {v.kind for r in report.cases for v in r.violations}
+    return f"Over their {budget_words(kinds)} budget"
+
+
 def verdict(report: AdversarialReport) -> str:
-    failing = failing_cases(report)
+    violating = violating_cases(report)
+    over = over_budget_cases(report)
     downstream = downstream_cases(report)
     head = f"{len(report.cases)} cases against {report.target} in {report.seconds:.1f}s"
-    tail = (
-        (
-            f"; {len(downstream)} downstream-renderer check(s) "
-            f"{'failing' if report.downstream_policy == 'fail' else 'reported'}"
-        )
-        if downstream
-        else ""
-    )
-    if not failing:
-        return f"{head}: no parser violations{tail}"
-    names = ", ".join(r.id for r in failing[:10]) + (f" (+{len(failing) - 10} more)" if len(failing) > 10 else "")
-    return f"{head}: {len(failing)} case(s) violated their expectations: {names}{tail}"
+    tail = ""
+    if downstream:
+        effect = "failing" if report.downstream_policy == "fail" else "reported"
+        tail = f"; {len(downstream)} downstream-renderer check(s) {effect}"
+        if report.downstream_policy == "fail":
+            tail += f": {_names(downstream)}"
+    parts = [
+        f"{len(violating)} case(s) violated their expectations: {_names(violating)}"
+        if violating
+        else "no parser violations"
+    ]
+    if over:
+        parts.append(f"{len(over)} case(s) {budget_heading(report).lower()}: {_names(over)}")
+    return f"{head}: {'; '.join(parts)}{tail}"
 
 
-def violation_lines(results: list[CaseResult], counts_as: str) -> list[str]:
-    lines = []
-    for result in results:
-        for violation in result.violations:
-            if violation.counts_as == counts_as:
-                lines.append(f"{result.id} [{result.category}] {violation.expectation}: {violation.detail}")
-    return lines
-
-
-def _violation_rows(report: AdversarialReport, counts_as: str) -> list[list[object]]:
+def violation_lines(results: list[CaseResult], section: str) -> list[str]:
+    """One line per violation of a section: parser, budget or downstream."""
     return [
-        [r.id, r.category, v.expectation, v.detail]
-        for r in report.cases
-        for v in r.violations
-        if v.counts_as == counts_as
+        f"{result.id} [{result.category}] {_label(violation)}: {violation.detail}"
+        for result in results
+        for violation in result.violations
+        if section_of(violation) == section
+    ]
+
+
+def _violation_rows(report: AdversarialReport, section: str) -> list[list[object]]:
+    return [
+        [r.id, r.category, _label(v), v.detail] for r in report.cases for v in r.violations if section_of(v) == section
     ]
 
 
@@ -124,6 +184,14 @@ def summary_markdown(report: AdversarialReport) -> str:
     parser_rows = _violation_rows(report, "parser")
     if parser_rows:
         parts += ["\n#### Parser violations\n\n", markdown_table(headers, parser_rows)]
+    budget_rows = _violation_rows(report, "budget")
+    if budget_rows:
+        parts += [
+            f"\n#### {budget_heading(report)}\n\n",
+            "Time budgets are judged on the case process's CPU time; they fail the gate (a parser that "
+            "goes quadratic is a denial of service) but are not security violations.\n\n",
+            markdown_table(headers, budget_rows),
+        ]
     downstream_rows = _violation_rows(report, "downstream")
     if downstream_rows:
         effect = "they fail the gate" if report.downstream_policy == "fail" else "reported, not failing the gate"
