@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tw_gates.chain import run as chain
 from tw_gates.schemas.corpus import AdversarialReport
 
 PY = shlex.quote(sys.executable)
@@ -227,7 +228,7 @@ def test_output_checks_and_bytes_input_reach_a_command_target(cli, tmp_path):
     patterns = {"handler": {"pattern": r"(?i)<[a-z][^>]*\son[a-z]+=", "description": "an event handler"}}
     corpora = write_corpora(tmp_path / "c", cases, patterns=patterns)
     report_path = tmp_path / "report.json"
-    code, out, _ = cli("adversarial", "--corpora", corpora, "--report", report_path, "--target", "cat")
+    code, _, _ = cli("adversarial", "--corpora", corpora, "--report", report_path, "--target", "cat")
     assert code == 2
     cases = by_id(read_report(report_path))
     assert 'contains "\\u0000"' in cases["echo-nul"].violations[0].detail  # escaped, never raw, in the report
@@ -336,7 +337,7 @@ def test_a_bad_corpus_is_one_clear_error_line(cli, tmp_path, manifest, corpus, m
         (folder / "manifest.json").write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
     if corpus is not None:
         (folder / "probe.json").write_text(corpus if isinstance(corpus, str) else json.dumps(corpus))
-    code, out, err = cli("adversarial", "--corpora", folder, "--target", "builtin:safe")
+    code, _, err = cli("adversarial", "--corpora", folder, "--target", "builtin:safe")
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tw-gates adversarial: error: ") and message in lines[0], err
@@ -375,7 +376,5 @@ def test_the_chain_runs_the_gate_when_selected_and_configured(cli):
 
 
 def test_the_gate_is_optional_in_the_chain():
-    from tw_gates.chain import run as chain
-
     assert "adversarial" not in [g.name for g in chain.select("all")]
     assert [g.name for g in chain.select("adversarial")] == ["adversarial"]

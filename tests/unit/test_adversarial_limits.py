@@ -43,14 +43,10 @@ def report_of(path: Path) -> AdversarialReport:
     return AdversarialReport.model_validate_json(path.read_text())
 
 
-def tw_gates(*argv: object, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess:
+def tw_gates(*argv: object, timeout: float = 90) -> subprocess.CompletedProcess:
     """The CLI in its own process, so a hang is a failed test, not a stuck suite."""
-    return subprocess.run(
-        [sys.executable, "-m", "tw_gates", *map(str, argv)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "TW_METRICS_DIR": os.environ.get("TW_METRICS_DIR", "/tmp"), **(env or {})},
+    return subprocess.run(  # noqa: S603 - our own interpreter
+        [sys.executable, "-m", "tw_gates", *map(str, argv)], capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -186,7 +182,7 @@ LEAKY = {
     "NPM_AUTH": "npm_abcdefghijklmnopqrstuvwxyz0123456789",
     "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
     "GITHUB_TOKEN": "ghp_" + "A1b2C3d4" * 4 + "ZZZZ",
-    "PYTHONSTARTUP": "/tmp/evil.py",
+    "PYTHONSTARTUP": "evil.py",
 }
 
 
