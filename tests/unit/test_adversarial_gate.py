@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tw_gates.chain import run as chain
 from tw_gates.schemas.corpus import AdversarialReport
 
 PY = shlex.quote(sys.executable)
@@ -126,16 +127,18 @@ def test_a_target_that_sleeps_forever_is_stopped_and_reported(cli, tmp_path):
         corpora,
         "--jobs",
         "2",
+        "--timeout",
+        "3",
         "--report",
         report_path,
         "--target",
         python_target("import time\nwhile True: time.sleep(1)"),
     )
-    assert time.monotonic() - started < 30  # killed at its limit (2.3 s), not waited on
-    assert code == 2 and "one, two" in err
+    assert time.monotonic() - started < 30  # stopped by the hang guard (--timeout caps it), not waited on
+    assert code == 2 and "over their time budget: one, two" in err
     for case in read_report(report_path).cases:
         assert [v.expectation for v in case.violations] == ["time_limit"]
-        assert case.outcome == "timed out" and "killed after 2.3s" in case.violations[0].detail
+        assert case.outcome == "timed out" and "stopped by the hang guard after 3.0s" in case.violations[0].detail
 
 
 def test_a_target_that_allocates_without_bound_is_stopped_and_reported(cli, tmp_path):
@@ -191,16 +194,18 @@ def test_time_memory_and_utf8_expectations(cli, tmp_path):
     ]
     corpora = write_corpora(tmp_path / "c", cases)
     report_path = tmp_path / "report.json"
-    # Sleeps half a second, holds 200 MiB touched memory, writes a byte that is not UTF-8.
+    # Uses half a second of CPU, holds 200 MiB touched memory, writes a byte that is not UTF-8.
     target = python_target(
         "import sys, time\nsys.stdin.read()\nheld = b'x' * (200 * 1024 * 1024)\n"
-        "time.sleep(0.5)\nsys.stdout.buffer.write(b'ok \\xff')"
+        "end = time.process_time() + 0.5\nwhile time.process_time() < end: pass\n"
+        "sys.stdout.buffer.write(b'ok \\xff')"
     )
     code, _, _ = cli("adversarial", "--corpora", corpora, "--report", report_path, "--target", target)
     assert code == 2
     cases = by_id(read_report(report_path))
-    assert [v.expectation for v in cases["slow"].violations] == ["max_ms"]
-    assert [v.expectation for v in cases["fat"].violations] == ["max_rss_mb"]
+    assert [(v.expectation, v.kind) for v in cases["slow"].violations] == [("max_ms", "time_budget")]
+    assert [(v.expectation, v.kind) for v in cases["fat"].violations] == [("max_rss_mb", "memory_budget")]
+    assert cases["slow"].status == cases["fat"].status == "over_budget" and cases["bytes"].status == "violation"
     assert [v.expectation for v in cases["bytes"].violations] == ["must_be_utf8"]
 
 
@@ -223,7 +228,7 @@ def test_output_checks_and_bytes_input_reach_a_command_target(cli, tmp_path):
     patterns = {"handler": {"pattern": r"(?i)<[a-z][^>]*\son[a-z]+=", "description": "an event handler"}}
     corpora = write_corpora(tmp_path / "c", cases, patterns=patterns)
     report_path = tmp_path / "report.json"
-    code, out, _ = cli("adversarial", "--corpora", corpora, "--report", report_path, "--target", "cat")
+    code, _, _ = cli("adversarial", "--corpora", corpora, "--report", report_path, "--target", "cat")
     assert code == 2
     cases = by_id(read_report(report_path))
     assert 'contains "\\u0000"' in cases["echo-nul"].violations[0].detail  # escaped, never raw, in the report
@@ -292,7 +297,7 @@ def test_step_outputs_and_job_summary(cli, tmp_path):
     outputs = output.read_text()
     assert "passed<<" in outputs and "false" in outputs and "violations<<" in outputs
     text = summary.read_text()
-    assert "| category | cases | violations | downstream | time | slowest case | slowest |" in text
+    assert "| category | cases | violations | over budget | downstream | time | CPU | slowest case | slowest |" in text
     assert "#### Parser violations" in text and "#### Downstream-renderer checks" in text
 
 
@@ -332,7 +337,7 @@ def test_a_bad_corpus_is_one_clear_error_line(cli, tmp_path, manifest, corpus, m
         (folder / "manifest.json").write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
     if corpus is not None:
         (folder / "probe.json").write_text(corpus if isinstance(corpus, str) else json.dumps(corpus))
-    code, out, err = cli("adversarial", "--corpora", folder, "--target", "builtin:safe")
+    code, _, err = cli("adversarial", "--corpora", folder, "--target", "builtin:safe")
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tw-gates adversarial: error: ") and message in lines[0], err
@@ -371,7 +376,5 @@ def test_the_chain_runs_the_gate_when_selected_and_configured(cli):
 
 
 def test_the_gate_is_optional_in_the_chain():
-    from tw_gates.chain import run as chain
-
     assert "adversarial" not in [g.name for g in chain.select("all")]
     assert [g.name for g in chain.select("adversarial")] == ["adversarial"]

@@ -6,15 +6,17 @@ from tw_gates.commands import Command, Outcome
 
 DESCRIPTION = """\
 Run the adversarial corpora against a Markdown parser. Each case runs in its own
-process with a time limit and an address-space limit; a target that crashes, hangs
-or allocates without bound is a violation, never a hang of the gate.
+process with a time budget (its CPU time), an address-space limit and a hang guard;
+a target that crashes is a violation, one that overruns a budget or hangs is
+reported over its budget; never a hang of the gate. The target sees only PATH,
+HOME, LANG, LC_*, TMPDIR and what --pass-env declares.
 
 A command target reads Markdown on stdin and writes its rendering on stdout.
 builtin:commonmark is markdown-it-py's CommonMark preset (raw HTML on);
 builtin:safe is markdown-it-py with raw HTML off and allow-listed link schemes.
 
-Exit 2 when a case violates a parser expectation (downstream-renderer checks
-count only with --downstream fail), 1 on bad input."""
+Exit 2 when a case violates a parser expectation or overruns its budget
+(downstream-renderer checks count only with --downstream fail), 1 on bad input."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="SECONDS",
         dest="timeout_s",
-        help="longest any case may run before it is killed (default 60; a case with max_ms "
-        "is killed at twice its budget, at least 2 s past it)",
+        help="wall-clock hang guard of any case (default 60; a case with max_ms is stopped at ten times "
+        "its budget, at least 10 s past it, or at this, whichever is sooner)",
     )
     parser.add_argument(
         "--memory-limit",
@@ -49,6 +51,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="MIB",
         dest="memory_limit_mb",
         help="address-space limit (RLIMIT_AS) of each case's process, MiB (default 1024)",
+    )
+    parser.add_argument(
+        "--pass-env",
+        nargs="+",
+        metavar="NAME",
+        help="variables the target needs from this environment (names or comma separated); it gets only "
+        "PATH, HOME, LANG, LC_*, TMPDIR otherwise (env TW_ADVERSARIAL_PASS_ENV)",
     )
     parser.add_argument(
         "--downstream",
@@ -63,6 +72,7 @@ def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.settings import load_settings
     from tw_gates.parser import adversarial
+    from tw_gates.parser import report as present
 
     settings = load_settings(
         adversarial.AdversarialSettings,
@@ -75,45 +85,57 @@ def run(args: argparse.Namespace) -> Outcome:
             "timeout_s": args.timeout_s,
             "memory_limit_mb": args.memory_limit_mb,
             "downstream": args.downstream,
+            "pass_env": ",".join(args.pass_env) if args.pass_env else None,
         },
     )
     if args.list:
         corpora = adversarial.select_corpora(adversarial.load_corpora(settings.corpora).files, settings.categories())
-        for line in adversarial.list_lines(corpora, settings.corpora):
+        for line in present.list_lines(corpora, settings.corpora):
             runner.echo(line)
         return Outcome(0)
 
-    report = adversarial.gate(settings, progress=runner.echo)
+    report = adversarial.adversarial(settings, progress=runner.echo)
     runner.echo()
-    runner.echo(adversarial.text_table(adversarial.SUMMARY_HEADERS, adversarial.summary_rows(report)))
-    parser_lines = adversarial.violation_lines(report.cases, "parser")
-    if parser_lines:
-        runner.echo()
-        runner.echo("parser violations:")
-        for line in parser_lines:
-            runner.echo(f"  {line}")
-    downstream_lines = adversarial.violation_lines(report.cases, "downstream")
-    if downstream_lines:
-        effect = "failing the gate" if report.downstream_policy == "fail" else "reported, not failing the gate"
-        runner.echo()
-        runner.echo(
-            f"downstream-renderer checks ({effect}): a correct Markdown parser passes these through; "
-            "the renderer that consumes its output must neutralise them"
-        )
-        for line in downstream_lines:
-            runner.echo(f"  {line}")
+    runner.echo(present.text_table(present.SUMMARY_HEADERS, present.summary_rows(report)))
+    _echo_violations(report)
     if settings.report is not None:
         runner.set_output("report", str(settings.report))
-    runner.set_output("violations", str(len(adversarial.failing_cases(report))))
-    runner.set_output("downstream", str(len(adversarial.downstream_cases(report))))
+    runner.set_output("violations", str(len(present.violating_cases(report))))
+    runner.set_output("over-budget", str(len(present.over_budget_cases(report))))
+    runner.set_output("downstream", str(len(present.downstream_cases(report))))
     runner.set_output("passed", "true" if report.exit_code == 0 else "false")
-    runner.append_summary(adversarial.summary_markdown(report))
+    runner.append_summary(present.summary_markdown(report))
     runner.echo()
     if report.exit_code:
-        raise GateRejected(adversarial.verdict(report))
-    verdict = adversarial.verdict(report)
+        raise GateRejected(present.verdict(report))
+    verdict = present.verdict(report)
     runner.echo(verdict)
     return Outcome(int(report.exit_code), verdict)
+
+
+def _echo_violations(report) -> None:
+    """The violations, the budget overruns and the downstream checks, each under its own heading."""
+    from tw_gates.core import runner
+    from tw_gates.parser import report as present
+
+    sections = [
+        ("parser", "parser violations:"),
+        ("budget", f"{present.budget_heading(report).lower()} (CPU time of the case's process; fails the gate):"),
+        (
+            "downstream",
+            "downstream-renderer checks ("
+            + ("failing the gate" if report.downstream_policy == "fail" else "reported, not failing the gate")
+            + "): a correct Markdown parser passes these through; "
+            "the renderer that consumes its output must neutralise them",
+        ),
+    ]
+    for section, heading in sections:
+        lines = present.violation_lines(report.cases, section)
+        if lines:
+            runner.echo()
+            runner.echo(heading)
+            for line in lines:
+                runner.echo(f"  {line}")
 
 
 COMMAND = Command(

@@ -44,6 +44,7 @@ class ProcResult:
     stdout_truncated: bool = False
     stderr_truncated: bool = False
     signal: int | None = field(default=None)
+    cpu_s: float = 0.0  # user + system CPU time of the child (and the children it waited for)
 
     @property
     def ok(self) -> bool:
@@ -201,6 +202,7 @@ def run(
         stdout_truncated=bool(out_trunc),
         stderr_truncated=bool(err_trunc),
         signal=sig,
+        cpu_s=usage.ru_utime + usage.ru_stime,
     )
     if check and not result.ok:
         raise ExternalServiceError(result.describe())

@@ -1,299 +1,56 @@
 """Parse-performance baseline: capture, sign, verify, compare.
 
-``capture`` measures a Markdown parser over a corpus the way the seed's
-capture_baseline_metrics did: every document is parsed ``warmup`` times
-unmeasured, then ``runs`` times measured; the result is the p50/p95/p99 (and
-mean, max) of the per-document parse latency and the peak RSS of the parser
-process. The audit (G3) compares a current capture with the signed baseline.
+``capture`` measures a Markdown parser over a corpus: every document is
+parsed ``warmup`` times unmeasured, then ``runs`` times measured; the result
+is the p50/p95/p99 (and mean, max) of the per-document parse latency and the
+peak RSS of the parser process. The audit (G3) compares a current capture
+with the signed baseline.
 
-Targets:
-
-* ``builtin:NAME`` - a parser configuration of ``tw_gates.parser.targets``
-  (``safe``, ``commonmark``), run in a worker subprocess that times each parse
-  call in-process (``time.perf_counter_ns``); the worker's peak RSS is the
-  parser's.
-* any other string - a command line (shlex) that reads one document on stdin.
-  Each parse is one process run through ``core.proc`` (timeout, process group).
-  Its latency is the target's own ``tw-gates-parse-ms: <ms>`` stderr line when
-  it prints one (the builtin targets do), else the process's wall time.
-  Its peak RSS is the largest ru_maxrss of its runs; Linux counts in it the
-  memory the process had before exec (a copy of tw-gates at fork time), so a
-  command target's RSS has that floor: growth below it goes unseen.
-
-Corpus: a folder (every ``*.md``, ``*.markdown``, ``*.txt`` below it) or the
-built-in synthetic corpus ``builtin:v1`` (deterministic Markdown of 0.5 to 64
-KiB using every common construct), the default. Its digest goes into the
-capture so a baseline is never compared with a capture of other documents."""
+The concerns live beside this module: ``perf_corpus`` (the documents:
+a folder, or the built-in synthetic corpus ``builtin:v1``), ``perf_measure``
+(builtin targets in a worker process, ``perf_worker``; command targets one
+process per parse), ``perf_stats`` (percentiles) and ``perf_errors``."""
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import platform
-import random
-import shlex
-import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from tw_gates.core.errors import ExitCode, TwGatesError, UsageError
+from tw_gates import __version__
+from tw_gates.core.errors import UsageError
 from tw_gates.core.settings import EnvSettings, SigningSettings, env
-from tw_gates.parser.targets import BUILTIN_PREFIX
-from tw_gates.schemas.baseline import HostInfo, LatencyStats, PerfCapture
+from tw_gates.parser.perf_corpus import BUILTIN_CORPUS, PerfCorpus, builtin_corpus, load_corpus
+from tw_gates.parser.perf_errors import BaselineError, Comparability
+from tw_gates.parser.perf_measure import Progress, measure_builtin, measure_command
+from tw_gates.parser.perf_stats import latency_stats, percentile
+from tw_gates.parser.target_spec import BUILTIN_PREFIX, command_argv
+from tw_gates.schemas.baseline import HostInfo, PerfCapture
 
-BUILTIN_CORPUS = "builtin:v1"
-CORPUS_SUFFIXES = (".md", ".markdown", ".txt")
-MAX_CORPUS_BYTES = 256 * 1024 * 1024
+__all__ = [
+    "BUILTIN_CORPUS",
+    "BaselineError",
+    "CaptureSettings",
+    "Comparability",
+    "MetricCheck",
+    "PerfCorpus",
+    "Thresholds",
+    "builtin_corpus",
+    "capture",
+    "capture_document",
+    "compare",
+    "load_corpus",
+    "parse_capture",
+    "percentile",
+    "read_capture",
+    "sign_capture",
+    "verify_capture",
+]
+
 MAX_CAPTURE_BYTES = 1024 * 1024
-PROGRESS_EVERY_S = 5.0
-
-
-class BaselineError(TwGatesError):
-    """Baseline missing, unsigned, unreadable, or its capture failed: exit 6."""
-
-    exit_code = ExitCode.P0_BASELINE
-
-
-# --------------------------------------------------------------------------- corpus
-
-
-@dataclass(frozen=True)
-class Corpus:
-    name: str
-    documents: list[tuple[str, bytes]]
-
-    @property
-    def sha256(self) -> str:
-        from tw_gates.core.signing import sha256_hex
-
-        lines = [f"{path}\0{sha256_hex(data)}" for path, data in self.documents]
-        return sha256_hex("\n".join(lines))
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(len(data) for _, data in self.documents)
-
-
-def load_corpus(spec: str | None) -> Corpus:
-    if not spec or spec == BUILTIN_CORPUS:
-        return Corpus(BUILTIN_CORPUS, builtin_corpus())
-    if spec.startswith(BUILTIN_PREFIX):
-        raise UsageError(f"unknown builtin corpus {spec!r} (known: {BUILTIN_CORPUS})")
-    root = Path(spec)
-    if not root.is_dir():
-        raise UsageError(f"corpus folder not found: {spec}")
-    documents, total = [], 0
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in CORPUS_SUFFIXES):
-        data = path.read_bytes()
-        total += len(data)
-        if total > MAX_CORPUS_BYTES:
-            raise UsageError(f"corpus {spec} is larger than {MAX_CORPUS_BYTES // (1024 * 1024)} MiB")
-        documents.append((path.relative_to(root).as_posix(), data))
-    if not documents:
-        raise UsageError(f"corpus {spec} holds no {', '.join(CORPUS_SUFFIXES)} file")
-    return Corpus(spec, documents)
-
-
-_WORDS = (
-    "token",
-    "warehouse",
-    "parser",
-    "markdown",
-    "render",
-    "block",
-    "inline",
-    "link",
-    "table",
-    "gate",
-    "phase",
-    "canary",
-    "signed",
-    "artifact",
-    "consumer",
-    "audit",
-    "latency",
-    "baseline",
-    "nested",
-    "code",
-)
-
-
-def _sentence(rng: random.Random) -> str:
-    words = [rng.choice(_WORDS) for _ in range(rng.randint(6, 16))]
-    i = rng.randrange(len(words))
-    words[i] = rng.choice(
-        [
-            f"*{words[i]}*",
-            f"**{words[i]}**",
-            f"`{words[i]}`",
-            f"[{words[i]}](https://example.com/{words[i]})",
-            f"~~{words[i]}~~",
-            f"<{words[i]}@example.com>",
-        ]
-    )
-    return " ".join(words).capitalize() + "."
-
-
-def _block(rng: random.Random, n: int) -> str:
-    kind = n % 7
-    if kind == 0:
-        return f"{'#' * rng.randint(1, 4)} {_sentence(rng)[:-1]}\n"
-    if kind == 1:
-        return " ".join(_sentence(rng) for _ in range(rng.randint(2, 5))) + "\n"
-    if kind == 2:
-        return "".join(f"{'  ' * (i % 3)}- {_sentence(rng)}\n" for i in range(rng.randint(3, 8)))
-    if kind == 3:
-        return "".join(f"> {_sentence(rng)}\n" for _ in range(rng.randint(1, 4)))
-    if kind == 4:
-        body = "".join(f"    value_{i} = parse({rng.randint(0, 999)})\n" for i in range(rng.randint(2, 6)))
-        return f"```python\n{body}```\n"
-    if kind == 5:
-        rows = "".join(
-            f"| {rng.choice(_WORDS)} | {rng.randint(0, 9999)} | {rng.choice(_WORDS)} |\n"
-            for _ in range(rng.randint(2, 6))
-        )
-        return "| name | value | note |\n| --- | ---: | :--- |\n" + rows
-    return "".join(f"{i + 1}. {_sentence(rng)}\n" for i in range(rng.randint(2, 5)))
-
-
-def builtin_corpus() -> list[tuple[str, bytes]]:
-    """24 deterministic documents, 512 B to 64 KiB, every common construct."""
-    rng = random.Random(20251018)
-    sizes = [512 * 2 ** (i % 8) for i in range(24)]  # 0.5 KiB .. 64 KiB, three of each
-    documents = []
-    for index, size in enumerate(sizes):
-        parts, length, n = [], 0, index
-        while length < size:
-            block = _block(rng, n)
-            parts.append(block)
-            length += len(block) + 1
-            n += 1
-        documents.append((f"builtin-{index:02d}.md", "\n".join(parts).encode("utf-8")))
-    return documents
-
-
-# --------------------------------------------------------------------------- targets
-
-
-@dataclass
-class Measurement:
-    latencies_ms: list[float]
-    peak_rss_kib: int
-    source: str  # in-process | reported | wall
-
-
-Progress = Callable[[str], None]
-
-
-def _builtin_names() -> tuple[str, ...]:
-    from tw_gates.parser.targets import NAMES
-
-    return NAMES
-
-
-def _worker_argv() -> list[str]:
-    return [sys.executable, "-m", "tw_gates.parser.baseline"]
-
-
-def measure_builtin(
-    name: str, corpus_spec: str | None, *, warmup: int, runs: int, timeout: float, documents: int, progress: Progress
-) -> Measurement:
-    from tw_gates.core import proc
-
-    if name not in _builtin_names():
-        raise UsageError(
-            f"unknown builtin target {BUILTIN_PREFIX}{name} (known: "
-            f"{', '.join(BUILTIN_PREFIX + n for n in _builtin_names())})"
-        )
-    progress(
-        f"measuring {BUILTIN_PREFIX}{name} in a worker process: {documents} document(s), "
-        f"{warmup} warm-up + {runs} measured parse(s) each"
-    )
-    request = json.dumps({"target": name, "corpus": corpus_spec, "warmup": warmup, "runs": runs})
-    result = proc.run(_worker_argv(), input=request, timeout=timeout)
-    if not result.ok:
-        raise BaselineError(f"capture failed: the {BUILTIN_PREFIX}{name} worker {result.describe()}")
-    try:
-        answer = json.loads(result.text())
-        latencies = [float(v) for v in answer["latencies_ms"]]
-        peak = int(answer["peak_rss_kib"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BaselineError(f"capture failed: the worker's answer is not valid: {exc}") from None
-    return Measurement(latencies, peak, "in-process")
-
-
-def measure_command(
-    argv: list[str], corpus: Corpus, *, warmup: int, runs: int, timeout: float, progress: Progress
-) -> Measurement:
-    from tw_gates.core import proc
-    from tw_gates.parser.targets import PARSE_MS_PREFIX
-
-    reported: list[float | None] = []
-    wall: list[float] = []
-    peak = 0
-    total = len(corpus.documents) * (warmup + runs)
-    done, last = 0, time.monotonic()
-    progress(
-        f"measuring `{shlex.join(argv)}`: {len(corpus.documents)} document(s), "
-        f"{warmup} warm-up + {runs} measured run(s) each ({total} processes)"
-    )
-    for path, data in corpus.documents:
-        for attempt in range(warmup + runs):
-            result = proc.run(argv, input=data, timeout=timeout, max_output_bytes=16 * 1024 * 1024)
-            done += 1
-            if not result.ok:
-                raise BaselineError(f"capture failed on {path}: {result.describe()}")
-            peak = max(peak, result.max_rss_kib)
-            if attempt >= warmup:
-                reported.append(_reported_ms(result.stderr, PARSE_MS_PREFIX))
-                wall.append(result.duration_s * 1000)
-            if time.monotonic() - last >= PROGRESS_EVERY_S:
-                progress(f"  {done}/{total} runs")
-                last = time.monotonic()
-    if all(value is not None for value in reported):
-        return Measurement([float(v) for v in reported if v is not None], peak, "reported")
-    # Some run did not report its parse time: wall time for all, never a mix.
-    return Measurement(wall, peak, "wall")
-
-
-def _reported_ms(stderr: bytes, prefix: str) -> float | None:
-    for line in reversed(stderr.decode("utf-8", "replace").splitlines()):
-        if line.startswith(prefix):
-            try:
-                return float(line[len(prefix) :].strip())
-            except ValueError:
-                return None
-    return None
-
-
-# --------------------------------------------------------------------------- statistics
-
-
-def percentile(values: list[float], pct: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        raise ValueError("no values")
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * pct / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def latency_stats(values: list[float]) -> LatencyStats:
-    return LatencyStats(
-        samples=len(values),
-        p50_ms=round(percentile(values, 50), 4),
-        p95_ms=round(percentile(values, 95), 4),
-        p99_ms=round(percentile(values, 99), 4),
-        mean_ms=round(sum(values) / len(values), 4),
-        max_ms=round(max(values), 4),
-    )
 
 
 # --------------------------------------------------------------------------- capture
@@ -309,8 +66,6 @@ class CaptureSettings(EnvSettings):
 
 
 def capture(settings: CaptureSettings, *, progress: Progress = lambda _line: None) -> PerfCapture:
-    from tw_gates import __version__
-
     corpus = load_corpus(settings.corpus)
     target = settings.target.strip()
     if target.startswith(BUILTIN_PREFIX):
@@ -324,8 +79,6 @@ def capture(settings: CaptureSettings, *, progress: Progress = lambda _line: Non
             progress=progress,
         )
     else:
-        from tw_gates.parser.targets import command_argv
-
         measurement = measure_command(
             command_argv(target),
             corpus,
@@ -441,10 +194,6 @@ class MetricCheck(BaseModel):
         )
 
 
-class Comparability(TwGatesError):
-    """Baseline and current capture measured different things: exit 1."""
-
-
 def compare(baseline: PerfCapture, current: PerfCapture, thresholds: Thresholds) -> list[MetricCheck]:
     if baseline.corpus_sha256 != current.corpus_sha256:
         raise Comparability(
@@ -488,53 +237,3 @@ def compare(baseline: PerfCapture, current: PerfCapture, thresholds: Thresholds)
         )
     )
     return checks
-
-
-# --------------------------------------------------------------------------- worker
-
-
-def worker_main() -> int:
-    """``python -m tw_gates.parser.baseline``: the builtin-target worker.
-
-    Reads {"target", "corpus", "warmup", "runs"} on stdin, prints
-    {"latencies_ms": [...], "peak_rss_kib": N} (latencies in document order,
-    runs inner) on stdout."""
-    request = json.loads(sys.stdin.read())
-    from tw_gates.parser.targets import build
-
-    parser = build(request["target"])
-    texts = [data.decode("utf-8", "replace") for _, data in load_corpus(request["corpus"]).documents]
-    for _ in range(int(request["warmup"])):
-        for text in texts:
-            parser.render(text)
-    latencies = []
-    clock = time.perf_counter_ns
-    for text in texts:
-        for _ in range(int(request["runs"])):
-            started = clock()
-            parser.render(text)
-            latencies.append((clock() - started) / 1e6)
-    json.dump({"latencies_ms": latencies, "peak_rss_kib": _own_peak_rss_kib()}, sys.stdout)
-    return 0
-
-
-def _own_peak_rss_kib() -> int:
-    """This process's peak RSS since exec.
-
-    VmHWM, not getrusage: on Linux ru_maxrss keeps the high-water mark of the
-    memory the process had before exec, i.e. a copy of the forking parent
-    (tw-gates itself), which would hide the parser's own growth."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-
-
-if __name__ == "__main__":
-    raise SystemExit(worker_main())

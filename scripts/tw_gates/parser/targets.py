@@ -9,8 +9,9 @@ family the Token Warehouse indexes, in two configurations.
   (http, https, mailto, raster ``data:image``) instead of markdown-it's
   deny-list, which also refuses scheme-relative ``//host`` destinations.
 
-Each runs as its own process, like any command target, so the gate's time
-and address-space limits apply to it:
+The gate runs each case in a child forked from a server that built the parser
+once (``parser.forkserver``), with the same limits as any case process; the
+same configurations run as a command too:
 
     python -m tw_gates.parser.targets safe < doc.md > doc.html
 
@@ -24,31 +25,11 @@ from __future__ import annotations
 import re
 import sys
 import time
+from collections.abc import Callable
 
-NAMES = ("commonmark", "safe")
-BUILTIN_PREFIX = "builtin:"
+from markdown_it import MarkdownIt
 
-
-def command_argv(target: str) -> list[str]:
-    """A command target (the consumer's own parser: Markdown on stdin, the
-    rendering on stdout) as argv, split like a shell would, its program on PATH."""
-    import shlex
-    import shutil
-
-    from tw_gates.core.errors import UsageError
-
-    try:
-        argv = shlex.split(target)
-    except ValueError as exc:
-        raise UsageError(f"target is not a valid command line: {target!r}: {exc}") from None
-    if not argv:
-        raise UsageError("the target is empty: give a command or builtin:safe / builtin:commonmark")
-    if shutil.which(argv[0]) is None:
-        raise UsageError(f"target command not found or not executable: {argv[0]}")
-    return argv
-
-
-PARSE_MS_PREFIX = "tw-gates-parse-ms:"
+from tw_gates.parser.target_spec import NAMES, PARSE_MS_PREFIX
 
 _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*):")
 _ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -72,16 +53,33 @@ def allow_listed_link(url: str) -> bool:
     return scheme.group(1) in _ALLOWED_SCHEMES
 
 
-def build(name: str):
-    from markdown_it import MarkdownIt
-
+def build(name: str) -> MarkdownIt:
     if name == "commonmark":
         return MarkdownIt("commonmark")
     if name == "safe":
         parser = MarkdownIt("commonmark", {"html": False, "maxNesting": 20}).enable(["table", "strikethrough"])
-        parser.validateLink = allow_listed_link
+        parser.validateLink = allow_listed_link  # type: ignore[method-assign]
         return parser
     raise ValueError(f"unknown builtin target {name!r} (known: {', '.join(NAMES)})")
+
+
+# Every construct once, so what markdown-it builds lazily is built before the fork server forks.
+WARM_UP = (
+    "# warm up\n\n*a* **b** `c` [d](https://example.com) ![e](x.png) <b>&amp;</b> ~~f~~\n\n"
+    "- g\n- h\n\n1. i\n\n> j\n\n| k | l |\n|---|---|\n| m | n |\n\n```\ncode\n```\n"
+)
+
+
+def renderer(name: str) -> Callable[[bytes], bytes]:
+    """The render function the fork server runs per case, warmed up: bytes in
+    (decoded as UTF-8 with U+FFFD), HTML bytes out."""
+    parser = build(name)
+    parser.render(WARM_UP)
+
+    def render(data: bytes) -> bytes:
+        return parser.render(data.decode("utf-8", "replace")).encode("utf-8", "replace")
+
+    return render
 
 
 def main(argv: list[str] | None = None) -> int:

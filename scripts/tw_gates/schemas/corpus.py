@@ -13,6 +13,12 @@ careful parser configuration; ``downstream`` cases (template delimiters,
 bidi and look-alike text) pass through any correct Markdown parser and check
 the renderer that consumes its output. The report keeps the two apart.
 
+Regular expressions a corpus supplies (``must_not_match``, the manifest's
+named patterns) are RE2 syntax and run on RE2, whose time is linear in the
+output's size: a corpus file cannot stall the gate with a backtracking
+pattern. A pattern RE2 does not accept (lookaround, backreferences) is
+refused when the corpus loads.
+
 ``adversarial_corpora/schema.json`` is this module's ``CorpusFile`` schema,
 committed for editors; a unit test keeps the two equal."""
 
@@ -22,8 +28,9 @@ import base64
 import binascii
 import math
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import re2  # type: ignore[import-untyped]
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tw_gates.schemas import first_duplicate
@@ -33,6 +40,26 @@ CATEGORY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,49}$"
 # A generated input larger than this is a corpus mistake, not an attack worth running.
 MAX_GENERATED_CHARS = 16 * 1024 * 1024
 Checks = Literal["parser", "downstream"]
+REGEX_SYNTAX = (
+    "RE2 syntax, matched in linear time: no lookaround, no backreferences; \\x{...} for a code point; "
+    "\\s, \\w, \\b are ASCII; $ is the end of the output unless (?m)"
+)
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+def compile_regex(pattern: str) -> Any:
+    """``pattern`` compiled by RE2 (an object with ``search``, like ``re``'s);
+    ValueError naming what RE2 refused."""
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise ValueError(
+            f"not a regular expression RE2 accepts ({reason}); corpus regexes are {REGEX_SYNTAX}"
+        ) from None
 
 
 class _Generator(BaseModel):
@@ -142,13 +169,20 @@ class Expectations(BaseModel):
         default_factory=list, description="substrings the output (decoded as UTF-8) must not contain"
     )
     must_not_match: list[str] = Field(
-        default_factory=list, description="Python regular expressions (re.search) the output must not match"
+        default_factory=list, description=f"regular expressions the output must not match ({REGEX_SYNTAX})"
     )
     must_not_match_patterns: list[str] = Field(
         default_factory=list, description="names of patterns from manifest.json the output must not match"
     )
-    max_ms: int | None = Field(None, gt=0, description="wall time of the case's process, milliseconds")
-    max_rss_mb: int | None = Field(None, gt=0, description="peak resident memory of the case's process, MiB")
+    max_ms: int | None = Field(
+        None,
+        gt=0,
+        description="time budget: CPU time (user + system) of the case's process, milliseconds; "
+        "waiting on a busy machine does not count",
+    )
+    max_rss_mb: int | None = Field(
+        None, gt=0, description="memory budget: peak resident memory of the case's process, MiB"
+    )
     must_not_crash: bool | None = Field(
         None, description="the process exits 0 (default true); a timeout or a signal always counts as a crash"
     )
@@ -159,9 +193,9 @@ class Expectations(BaseModel):
     def _compiles(cls, patterns: list[str]) -> list[str]:
         for index, pattern in enumerate(patterns):
             try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"pattern {index} is not a valid regular expression: {exc}") from None
+                compile_regex(pattern)
+            except ValueError as exc:
+                raise ValueError(f"pattern {index} is {exc}") from None
         return patterns
 
     @field_validator("must_not_contain")
@@ -258,16 +292,13 @@ class CorpusFile(BaseModel):
 class NamedPattern(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    pattern: str = Field(min_length=1, description="a Python regular expression (re.search)")
+    pattern: str = Field(min_length=1, description=f"a regular expression ({REGEX_SYNTAX})")
     description: str = Field(min_length=1, max_length=500)
 
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, pattern: str) -> str:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
+        compile_regex(pattern)
         return pattern
 
 
@@ -280,6 +311,21 @@ class CorpusManifest(BaseModel):
     schema_version: Literal["1.0"] = "1.0"
     files: list[str] = Field(min_length=1)
     patterns: dict[Annotated[str, Field(pattern=CASE_ID_PATTERN)], NamedPattern] = Field(default_factory=dict)
+    target_env: dict[str, str] = Field(
+        default_factory=dict,
+        description="variables set (to these values) in the target's environment: only LANG, LANGUAGE, LC_*, TZ; "
+        "a corpus never passes a variable of the job through",
+    )
+
+    @field_validator("target_env")
+    @classmethod
+    def _locale_only(cls, variables: dict[str, str]) -> dict[str, str]:
+        for name, value in variables.items():
+            if not re.fullmatch(r"LANG|LANGUAGE|LC_[A-Z]+|TZ", name):
+                raise ValueError(f"{name!r} cannot be set by a corpus (only LANG, LANGUAGE, LC_*, TZ)")
+            if not re.fullmatch(r"[A-Za-z0-9_.:@/+-]{0,100}", value):
+                raise ValueError(f"{name}: {value!r} is not a locale or time zone value")
+        return variables
 
     @field_validator("files")
     @classmethod
@@ -295,14 +341,25 @@ class CorpusManifest(BaseModel):
 # --- the report of a run -------------------------------------------------------------
 
 
+ViolationKind = Literal["output", "crash", "time_budget", "memory_budget"]
+CaseStatus = Literal["passed", "violation", "over_budget", "downstream"]
+
+
 class Violation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     expectation: Literal[
         "must_not_contain", "must_not_match", "max_ms", "max_rss_mb", "must_not_crash", "must_be_utf8", "time_limit"
     ]
+    kind: ViolationKind = Field(
+        description="output: the rendering holds what it must not; crash: the process failed; "
+        "time_budget / memory_budget: the case overran its budget (or was stopped by a limit)"
+    )
     detail: str
-    counts_as: Checks = Field(description="parser violations fail the gate; downstream ones per the policy")
+    counts_as: Checks = Field(
+        description="parser: fails the gate (output checks of parser cases, crashes and budget overruns of "
+        "every case); downstream: output checks of downstream cases, per the policy"
+    )
 
 
 class CaseResult(BaseModel):
@@ -312,7 +369,12 @@ class CaseResult(BaseModel):
     category: str
     checks: Checks
     passed: bool = Field(description="every expectation held")
+    status: CaseStatus = Field(
+        description="violation (an output check of a parser case, or a crash), else over_budget (time or "
+        "memory), else downstream (downstream checks only), else passed"
+    )
     ms: float = Field(description="wall time of the case's process")
+    cpu_ms: float | None = Field(None, description="CPU time (user + system) of the case's process: what max_ms judges")
     parse_ms: float | None = Field(None, description="parse+render time the target reported on stderr, if any")
     rss_mb: float = Field(description="peak resident memory of the case's process")
     input_bytes: int
@@ -325,9 +387,11 @@ class CategorySummary(BaseModel):
 
     category: str
     cases: int
-    parser_violations: int = Field(description="cases with a violation that fails the gate")
+    parser_violations: int = Field(description="cases with a parser violation (an output check, a crash)")
+    over_budget: int = Field(0, description="cases over their time or memory budget (they fail the gate too)")
     downstream_violations: int = Field(description="cases whose downstream checks did not hold")
     seconds: float = Field(description="sum of the cases' wall times")
+    cpu_seconds: float = Field(0.0, description="sum of the cases' CPU times")
     slowest_case: str
     slowest_ms: float
 
