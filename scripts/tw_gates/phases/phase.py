@@ -436,7 +436,7 @@ class Baseline:
 
 
 def baseline_from_junit(junit: str, expected: int) -> Baseline:
-    """G2's reading of the behavioral JUnit XML."""
+    """G2's reading of the behavioral JUnit XML (``expected`` 0: every test it holds)."""
     from tw_gates.chain.behavioral import BehavioralSettings, behavioral
     from tw_gates.core.units import format_duration
 
@@ -451,10 +451,10 @@ def baseline_from_junit(junit: str, expected: int) -> Baseline:
         seconds = 0.0
     return Baseline(
         passed=result.passed,
-        expected=expected,
+        expected=result.expected,
         duration=format_duration(seconds) if seconds else "not recorded in the JUnit XML",
         problems=[f"{c.suite}::{c.name} {c.outcome}" for c in result.problems]
-        + ([result.summary] if result.passed > expected else []),
+        + ([result.summary] if result.passed > result.expected else []),
     )
 
 
@@ -481,7 +481,7 @@ def complete_phase(
     *,
     name: str | None = None,
     junit: str | None = None,
-    expected_tests: int = 14,
+    expected_tests: int = 0,
     baseline_pass_count: str | None = None,
     values_file: Path | None = None,
     gates_passed: str | None = None,
