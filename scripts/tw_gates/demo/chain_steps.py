@@ -7,19 +7,23 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+from concurrent.futures import Executor
+from pathlib import Path
 
 from tw_gates.chain.behavioral import BehavioralSettings, behavioral
 from tw_gates.chain.hmac_policy import HmacPolicySettings, hmac_policy
 from tw_gates.chain.telemetry_check import TelemetryCheckSettings, telemetry_check
 from tw_gates.chain.verify_nets import VerifyNetsSettings, verify_nets
 from tw_gates.core import proc
-from tw_gates.core.fsio import atomic_write_json
+from tw_gates.core.fsio import atomic_write_bytes, atomic_write_json
 from tw_gates.core.settings import SigningSettings
 from tw_gates.demo.model import (
     CAPTURE_RUNS,
     CAPTURE_WARMUP,
+    DEMO_CORPUS_MAX_BYTES,
     EXPECTED_BEHAVIORAL,
     PYTEST_TIMEOUT_S,
+    TEST_WORKERS,
     Demo,
     Outcome,
     Status,
@@ -48,7 +52,8 @@ def step_verify_nets(demo: Demo) -> Outcome:
 # --- 5. G2 --------------------------------------------------------------------------------
 
 
-def step_behavioral(demo: Demo) -> Outcome:
+def tests_not_run(demo: Demo) -> Outcome | None:
+    """Why the behavioral tests cannot run here (G2 and phase 0 are then not run)."""
     if demo.skip_tests:
         return Outcome(
             "SKIP", "--skip-tests: the behavioral tests were not run, so G2 is not run", short="not run (--skip-tests)"
@@ -63,16 +68,37 @@ def step_behavioral(demo: Demo) -> Outcome:
         return Outcome(
             "SKIP", f"no tests/behavioral in {show(demo.repo_dir)}: G2 not run", short="not run (no tests/behavioral)"
         )
+    return None
+
+
+def _workers() -> list[str]:
+    if importlib.util.find_spec("xdist") is None or (os.cpu_count() or 1) < TEST_WORKERS:
+        return []
+    return ["-n", str(TEST_WORKERS)]
+
+
+def run_behavioral_tests(demo: Demo) -> proc.ProcResult:
+    """pytest tests/behavioral, writing its JUnit XML for G2 (blocks until it ends)."""
     junit = demo.path("behavioral.xml")
     junit.parent.mkdir(parents=True, exist_ok=True)
     # The demo never hands the user's GitHub token to anything it runs.
     child_env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_TOKEN", "GH_TOKEN")}
-    ran = proc.run(
-        [sys.executable, "-m", "pytest", "tests/behavioral", "-q", "-p", "no:cacheprovider", "--junitxml", str(junit)],
-        timeout=PYTEST_TIMEOUT_S,
-        cwd=demo.repo_dir,
-        env=child_env,
-    )
+    argv = [sys.executable, "-m", "pytest", "tests/behavioral", "-q", "-p", "no:cacheprovider", *_workers()]
+    return proc.run([*argv, "--junitxml", str(junit)], timeout=PYTEST_TIMEOUT_S, cwd=demo.repo_dir, env=child_env)
+
+
+def start_behavioral_tests(demo: Demo, pool: Executor) -> None:
+    """Start the behavioral tests with the demo: they mostly wait, and steps 1-4 run meanwhile."""
+    if tests_not_run(demo) is None:
+        demo.tests_running = pool.submit(run_behavioral_tests, demo)
+
+
+def step_behavioral(demo: Demo) -> Outcome:
+    skipped = tests_not_run(demo)
+    if skipped is not None:
+        return skipped
+    ran = demo.tests_running.result() if demo.tests_running is not None else run_behavioral_tests(demo)
+    junit = demo.path("behavioral.xml")
     if ran.timed_out or not junit.is_file():
         return Outcome("FAIL", f"the behavioral tests did not report: {ran.describe()}")
     result = behavioral(explicit(BehavioralSettings, junit=str(junit), expect=EXPECTED_BEHAVIORAL))
@@ -83,9 +109,11 @@ def step_behavioral(demo: Demo) -> Outcome:
         )
     demo.junit = junit
     demo.gates_passed.add("G2")
+    workers = f", {TEST_WORKERS} workers" if _workers() else ""
     return Outcome(
         "PASS",
-        f"{result.summary} (pytest tests/behavioral, {ran.duration_s:.1f}s) -> {show(junit)}",
+        f"{result.summary} (pytest tests/behavioral{workers}, {ran.duration_s:.1f}s, started with the demo) "
+        f"-> {show(junit)}",
         short=result.summary,
     )
 
@@ -93,9 +121,25 @@ def step_behavioral(demo: Demo) -> Outcome:
 # --- 6. baseline --------------------------------------------------------------------------
 
 
+def write_demo_corpus(folder: Path) -> int:
+    """The built-in corpus's documents of at most DEMO_CORPUS_MAX_BYTES, as files; their number."""
+    folder.mkdir(parents=True, exist_ok=True)
+    chosen = [(name, data) for name, data in baseline.builtin_corpus() if len(data) <= DEMO_CORPUS_MAX_BYTES + 512]
+    for name, data in chosen:
+        atomic_write_bytes(folder / name, data)
+    return len(chosen)
+
+
 def step_baseline(demo: Demo) -> Outcome:
+    corpus = demo.path("perf", "corpus")
+    documents = write_demo_corpus(corpus)
     settings = explicit(
-        baseline.CaptureSettings, target="builtin:safe", runs=CAPTURE_RUNS, warmup=CAPTURE_WARMUP, timeout_s=120
+        baseline.CaptureSettings,
+        target="builtin:safe",
+        corpus=str(corpus),
+        runs=CAPTURE_RUNS,
+        warmup=CAPTURE_WARMUP,
+        timeout_s=120,
     )
     base_path, current_path = demo.path("perf", "baseline.json"), demo.path("perf", "current.json")
     base = baseline.capture(settings)
@@ -107,9 +151,11 @@ def step_baseline(demo: Demo) -> Outcome:
     return Outcome(
         "PASS",
         (
-            f"builtin:safe on {base.corpus} ({lat.samples} samples): p50 {lat.p50_ms:g} ms, p95 {lat.p95_ms:g} ms, "
-            f"peak RSS {base.peak_rss_mib:g} MiB, signed with key {kid} -> {show(base_path)}; current capture "
-            f"p50 {now.p50_ms:g} ms, p95 {now.p95_ms:g} ms -> {show(current_path)}"
+            f"builtin:safe on a demo-sized corpus ({documents} documents of the built-in corpus up to "
+            f"{DEMO_CORPUS_MAX_BYTES // 1024} KiB, {show(corpus)}; {lat.samples} samples): "
+            f"p50 {lat.p50_ms:g} ms, p95 {lat.p95_ms:g} ms, peak RSS {base.peak_rss_mib:g} MiB, "
+            f"signed with key {kid} -> {show(base_path)}; current capture p50 {now.p50_ms:g} ms, "
+            f"p95 {now.p95_ms:g} ms -> {show(current_path)}"
         ),
         short=f"baseline signed ({kid}), current captured",
     )

@@ -27,6 +27,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,13 @@ from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import load_settings
 from tw_gates.demo.audit_steps import step_audit, step_issues, step_triage
 from tw_gates.demo.central_steps import step_adversarial, step_canary, step_phase
-from tw_gates.demo.chain_steps import step_baseline, step_behavioral, step_policy, step_verify_nets
+from tw_gates.demo.chain_steps import (
+    start_behavioral_tests,
+    step_baseline,
+    step_behavioral,
+    step_policy,
+    step_verify_nets,
+)
 from tw_gates.demo.consumer_steps import step_ingest, step_platform, step_self_audit
 from tw_gates.demo.model import (
     CONSUMER_DIR,
@@ -291,6 +298,17 @@ def run_demo(
     echo(f"  outputs in {show(out)}/; signing key: {key_text}")
     echo("")
     started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tw-demo-tests") as pool:
+        if any(step.name == "behavioral" for step in steps):
+            start_behavioral_tests(demo, pool)
+        results = _run_steps(steps, demo, echo)
+    done = DemoResult(list(results.values()), out, time.monotonic() - started)
+    sink.flush()
+    _report(done, echo)
+    return done
+
+
+def _run_steps(steps: list[Step], demo: Demo, echo: Progress) -> dict[str, StepResult]:
     results: dict[str, StepResult] = {}
     selected = {s.name for s in steps}
     for step in steps:
@@ -300,11 +318,7 @@ def run_demo(
         outcome = Outcome("SKIP", unmet) if unmet else run_step(step, demo)
         result = results[step.name] = StepResult(step, outcome, time.monotonic() - began)
         echo(f"        {outcome.label}: {outcome.detail} ({result.seconds:.1f}s)")
-
-    done = DemoResult(list(results.values()), out, time.monotonic() - started)
-    sink.flush()
-    _report(done, echo)
-    return done
+    return results
 
 
 def _report(done: DemoResult, echo: Callable[[str], None]) -> None:
