@@ -61,7 +61,7 @@ def test_demo_tells_the_story_offline(cli, repo_root, tmp_path):
     for number, label in EXPECTED_LABELS.items():
         assert steps[number][1].startswith(f"{label}: "), steps[number]
     assert "builtin:safe on a demo-sized corpus (12 documents of the built-in corpus up to 4 KiB" in steps[6][1]
-    assert "60 samples" in steps[6][1] and len(list((out / "perf" / "corpus").glob("*.md"))) == 12
+    assert "120 samples" in steps[6][1] and len(list((out / "perf" / "corpus").glob("*.md"))) == 12
     assert "P0 branch protection skipped: the bundled example is not on GitHub" in steps[7][1]
     assert "6 unregistered hits (1 critical, 4 high, 1 medium)" in steps[7][1]
     assert "dry run: nothing sent to GitHub" in steps[8][1]

@@ -53,14 +53,18 @@ exceptions: []
 
 
 # The demo's two captures are taken seconds apart on whatever else the machine
-# is doing; the gate's defaults (p50 x1.10, p95 x1.25, p99 x1.5, +0.5 ms) are
-# for captures made under the same conditions, so the demo allows for noise.
+# is doing (step 6 takes them side by side); the gate's defaults (p50 x1.10,
+# p95 x1.25, p99 x1.5, +0.5 ms) are for captures made under quiet, equal
+# conditions. Millisecond parses on a shared 2-core machine under load differed
+# by up to x1.8 between two such captures (load 7), so the demo allows x3 (p99
+# x4) and 5 ms: a parser several times slower still shows, the neighbours' load
+# does not.
 DEMO_PERF_THRESHOLDS = {
-    "p50_ratio": 1.5,
-    "p95_ratio": 1.5,
-    "p99_ratio": 2.0,
+    "p50_ratio": 3.0,
+    "p95_ratio": 3.0,
+    "p99_ratio": 4.0,
     "rss_increase_mib": 30.0,
-    "min_delta_ms": 2.0,
+    "min_delta_ms": 5.0,
 }
 
 
@@ -122,7 +126,7 @@ def step_audit(demo: Demo) -> Outcome:
             f"{len(hits)} unregistered hits ({count_by_severity(hits)}) outside {', '.join(CODE_PATHS)}"
             f"{f', the hidden {hidden.path}:{hidden.line} among them' if still_reported else ''}; {p0_text}; "
             f"baseline signature verified, performance {perf.status if perf else 'not checked'} (demo thresholds: "
-            f"p50/p95 x1.5, two captures seconds apart) -> "
+            f"p50/p95 x3, for two captures on a shared machine) -> "
             f"{show(outcome.report_path)}"
         ),
         short=f"exit 2: {len(hits)} unregistered hits ({count_by_severity(hits)})",
