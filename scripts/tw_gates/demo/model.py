@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings
 
 from tw_gates.core.errors import UsageError
 from tw_gates.core.proc import ProcResult
-from tw_gates.core.settings import SigningSettings, describe_validation_error, env
+from tw_gates.core.settings import SigningSettings, describe_settings_error, env
 from tw_gates.schemas.severity import SEVERITIES
 
 CONSUMER_DIR = Path("examples") / "consumer"
@@ -58,7 +58,7 @@ def explicit(cls: type[S], **values: Any) -> S:
     try:
         return _without_environment(cls)(**values)
     except ValidationError as exc:
-        raise UsageError(describe_validation_error(exc, cls.__name__)) from None
+        raise UsageError(describe_settings_error(exc, cls)) from None
 
 
 class DemoSettings(SigningSettings):
