@@ -26,6 +26,7 @@ import yaml
 import tw_gates
 from tests.conftest import REPO_ROOT, require_tool
 from tests.e2e.act_rig import build_wheelhouse, job_path, job_python
+from tests.e2e.snippet_rig import actionlint as run_actionlint
 from tests.e2e.snippet_rig import (
     all_snippets,
     as_workflow,
@@ -37,7 +38,6 @@ from tests.e2e.snippet_rig import (
     stand_ins,
     tw_gates_stand_in,
 )
-from tests.e2e.snippet_rig import actionlint as run_actionlint
 from tests.e2e.snippet_rig import merged_wheelhouse as merge_wheelhouses
 from tw_gates.core.signing import KeyRing
 from tw_gates.schemas.registry import ConsumerRegistry
@@ -319,7 +319,7 @@ def test_central_snippets_set_up_a_central_repository_that_completes_phase_0(
     assert run.ok and not failed, f"{failed}; snippets: { {i: s.where for i, s in placed.items()} }\n{run.tail(80)}"
     ingest_index = next(i for i, s in placed.items() if s.target == "ingest.yml")
     ingest = run.job(f"s{ingest_index}-ingest")
-    assert "DOWNLOADED acme/shop" in ingest.log and "accepted 1" in ingest.log.lower() or "1 accepted" in ingest.log
+    assert "DOWNLOADED acme/shop" in ingest.log and "ingest: 1 accepted, 0 rejected" in ingest.log
     report = json.loads(next(run.artifacts()["tw-gates-audit-report"].rglob("*.json")).read_text())
     assert report["exit_code"] == 0 and report["unregistered_hits"] == []
     assert report["checks"]["p0_required_checks"]["status"] == "pass"

@@ -11,6 +11,7 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -95,8 +96,8 @@ def test_the_major_tag_moves_only_to_the_newest_release_of_its_line():
 class _Releases(BaseHTTPRequestHandler):
     """The three endpoints of GitHub's releases API the release uses."""
 
-    store: dict[str, dict] = {}
-    calls: list[tuple[str, str, dict]] = []
+    store: ClassVar[dict[str, dict]] = {}
+    calls: ClassVar[list[tuple[str, str, dict]]] = []
 
     def _answer(self, status: int, body: dict) -> None:
         data = json.dumps(body).encode()
