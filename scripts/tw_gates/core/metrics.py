@@ -154,7 +154,8 @@ def current() -> MetricsSink:
     """The sink of this process (the CLI configures it from settings)."""
     global _current
     if _current is None:
-        from tw_gates.core.settings import MetricsSettings, load_settings
+        # Deferred: the CLI imports this module at start-up, pydantic-settings only when a command records.
+        from tw_gates.core.settings import MetricsSettings, load_settings  # noqa: PLC0415
 
         settings = load_settings(MetricsSettings)
         directory = settings.metrics_dir
