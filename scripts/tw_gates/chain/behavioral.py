@@ -16,10 +16,12 @@ import re
 from pathlib import Path
 from typing import Literal
 
+from junitparser import JUnitXml, TestSuite
 from pydantic import BaseModel, Field
 
 from tw_gates.core import metrics
 from tw_gates.core.errors import ExitCode, UsageError
+from tw_gates.core.fsio import read_text_input
 from tw_gates.core.settings import EnvSettings, env
 
 # 0: every test in the reports (at least one). A repository that knows its count
@@ -139,10 +141,6 @@ def _outcome(case) -> tuple[Outcome, str]:
 
 def read_junit(paths: list[Path], expected: int = EVERY_REPORTED) -> BehavioralResult:
     """The reports' test cases; ``expected`` 0: as many as they hold (at least one)."""
-    from junitparser import JUnitXml, TestSuite
-
-    from tw_gates.core.fsio import read_text_input
-
     cases: dict[tuple[str, str], CaseResult] = {}
     duplicates = 0
     for path in paths:
