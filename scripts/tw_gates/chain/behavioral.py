@@ -77,9 +77,10 @@ class BehavioralResult(BaseModel):
     @property
     def summary(self) -> str:
         parts = [f"{self.score} passed"]
-        for outcome in ("failed", "error", "skipped"):
-            if self.count(outcome):  # type: ignore[arg-type]
-                parts.append(f"{self.count(outcome)} {outcome}")  # type: ignore[arg-type]
+        problems: tuple[Outcome, ...] = ("failed", "error", "skipped")
+        for outcome in problems:
+            if self.count(outcome):
+                parts.append(f"{self.count(outcome)} {outcome}")
         if not self.cases:
             parts.append("no test in the reports")
         elif self.passed < self.expected and not self.problems:
