@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-__version__ = "0.1.0"
+# The one version source: the package, the release tag (v<version>) and CHANGELOG.md agree.
+__version__ = "3.0.0"
 
 # Everything the package reads at run time ships inside it: the pattern catalog,
 # the canary defaults, the adversarial corpora, the report templates and the

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 import traceback
+from typing import NoReturn
 
 from tw_gates import __version__
 from tw_gates.commands import discover
@@ -21,7 +22,7 @@ from tw_gates.core.redact import REDACTOR, secret_env_values
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # usage errors: exit 1 per the contract
+    def error(self, message: str) -> NoReturn:  # usage errors: exit 1 per the contract
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(ExitCode.ERROR)
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in discover():
         child = sub.add_parser(command.name, help=command.help, description=command.description or command.help)
         command.configure(child)
-        child.set_defaults(_command=command)
+        child.set_defaults(_command=command, _parser=child)
     return parser
 
 
@@ -50,7 +51,10 @@ def _register_environment_secrets() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # The command's own usage, not the list of commands: the flag was given to it.
+        getattr(args, "_parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     command = getattr(args, "_command", None)
     if command is None:
         parser.print_help(sys.stderr)

@@ -103,7 +103,15 @@ def test_github_token_without_issues_write_falls_back_with_every_finding(cli, gi
     found = hits(3)
     write_report(tmp_path / "audit.json", found)
 
-    code, out, err = run_file_issues(cli, github_emulator, tmp_path, token, SLACK_WEBHOOK_URL=webhook)
+    # On a runner (GITHUB_ACTIONS=true), where the ::error annotation belongs.
+    on_runner = {
+        "GITHUB_ACTIONS": "true",
+        "GITHUB_OUTPUT": str(tmp_path / "output"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary"),
+    }
+    (tmp_path / "output").touch()
+    (tmp_path / "summary").touch()
+    code, out, err = run_file_issues(cli, github_emulator, tmp_path, token, SLACK_WEBHOOK_URL=webhook, **on_runner)
 
     assert code == 2
     assert "::error title=tw-gates file-issues::S2 fallback: 4 findings not filed in sec/central" in out
@@ -111,8 +119,13 @@ def test_github_token_without_issues_write_falls_back_with_every_finding(cli, gi
     doc, text = read_fallback(tmp_path)
     assert doc["reason"] == "permission_denied" and doc["issues_written"] == 0
     assert sorted((f["repo"], f["line"]) for f in doc["findings"]) == sorted((h["repo"], h["line"]) for h in found)
+    # Secrets appear in the log only inside ::add-mask:: commands (which the runner hides), nowhere else.
+    masks = [line for line in out.splitlines() if line.startswith("::add-mask::")]
+    visible = "\n".join(line for line in (out + err).splitlines() if not line.startswith("::add-mask::"))
+    assert any(token in line for line in masks) and any("webhooksecret42" in line for line in masks)
+    summary = (tmp_path / "summary").read_text() + (tmp_path / "output").read_text()
     for secret in (token, SECRET_IN_PATH, "webhooksecret42"):
-        assert secret not in text and secret not in out and secret not in err
+        assert secret not in text and secret not in visible and secret not in summary
     assert "[REDACTED]" in text  # the committed token is gone, the rest of its path is kept
     # Nothing was written to GitHub, and GET /user (which this token may not call) was never asked.
     assert github_emulator.issues(CENTRAL) == [] and github_emulator.labels(CENTRAL) == []

@@ -90,9 +90,21 @@ def test_exhausted_quota_falls_back_without_writing(cli, github_emulator, tmp_pa
     emu.set_rate_limit(remaining=0, reset_in=1800)
     write_report(tmp_path, 4)
 
-    code, out, err = file_issues(cli, emu, tmp_path)
+    # On a runner, where the ::error annotation belongs (off one, the error line alone says it).
+    (tmp_path / "output").touch()
+    runner = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "output")}
+    code, out, err = cli(
+        "file-issues",
+        "--audit",
+        tmp_path / "audit.json",
+        "--central-repo",
+        CENTRAL,
+        "--fallback-dir",
+        tmp_path / "fallback",
+        env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": emu.url, "TW_GITHUB_BACKOFF": "0.01", **runner},
+    )
 
-    assert code == 2 and "::error" in out and "quota is exhausted" in err
+    assert code == 2 and "::error title=tw-gates file-issues::" in out and "quota is exhausted" in err
     assert [(r.method, r.path) for r in emu.requests] == [("GET", "/rate_limit")]
     doc = fallback(tmp_path)
     assert doc["reason"] == "rate_limit" and len(doc["findings"]) == 4 and doc["issues_written"] == 0

@@ -334,8 +334,11 @@ def local_repository_args(repo: Path, usage: _Usage, repository: str, stand_ins:
     args: list[str] = []
     unknown: list[str] = []
     refs_by_repo = {k: set(v) for k, v in usage.remote.items()}
-    for owner_repo, refs in pinned_refs(repo, [*stand_ins, repository]).items():
-        refs_by_repo.setdefault(owner_repo, set()).update(refs)
+    # The stand-in of a whole repository (tw-gates itself, when the repository under
+    # test is a consumer) pins remote actions of its own: map those refs too.
+    for root in [repo, *dict.fromkeys(Path(f) for f in stand_ins.values())]:
+        for owner_repo, refs in pinned_refs(root, [*stand_ins, repository]).items():
+            refs_by_repo.setdefault(owner_repo, set()).update(refs)
     for owner_repo, refs in sorted(refs_by_repo.items()):
         if owner_repo.lower() == repository.lower():
             folder: Path | None = repo

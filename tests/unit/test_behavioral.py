@@ -71,8 +71,20 @@ def test_any_failure_error_or_skip_fails(tmp_path, cli, outcome, shown):
 
 def test_shortfall_fails_and_says_how_many_are_missing(tmp_path, cli):
     cases = [c for c in suite_cases() if "rate_limit" not in c[0]]
-    code, _, err = cli("behavioral", "--junit", write(tmp_path / "j.xml", junit(cases)))
+    code, _, err = cli("behavioral", "--junit", write(tmp_path / "j.xml", junit(cases)), "--expect", "14")
     assert code == 2 and "behavioral tests: 11/14 passed, 3 missing" in err
+
+
+def test_without_expect_every_reported_test_must_pass_and_there_must_be_one(tmp_path, cli):
+    """No default count: a consumer with 3 tests is 3/3, never 3/14 (the count is the repository's own)."""
+    three = [("tests.test_app", f"test_{i}", "passed") for i in range(3)]
+    code, out, _ = cli("behavioral", "--junit", write(tmp_path / "three.xml", junit(three)))
+    assert code == 0 and out.splitlines()[-1] == "G2: 3/3 passed"
+    code, _, err = cli("behavioral", "--junit", write(tmp_path / "none.xml", junit([])))
+    assert code == 2 and "behavioral tests: 0/1 passed, no test in the reports" in err
+    failing = [*three, ("tests.test_app", "test_x", "failure")]
+    code, _, err = cli("behavioral", "--junit", write(tmp_path / "f.xml", junit(failing)), env={"TW_EXPECT_TESTS": ""})
+    assert code == 2 and "3/4 passed, 1 failed" in err
 
 
 def test_a_report_given_twice_cannot_make_up_for_missing_tests(tmp_path, cli):
@@ -132,7 +144,7 @@ def test_bad_input_is_exit_1_with_one_line(tmp_path, cli, setup, message):
 def test_missing_file_and_bad_expect(tmp_path, cli):
     code, _, err = cli("behavioral", "--junit", tmp_path / "nope.xml")
     assert code == 1 and "JUnit XML not found" in err
-    code, _, err = cli("behavioral", "--junit", write(tmp_path / "j.xml", junit(suite_cases())), "--expect", "0")
+    code, _, err = cli("behavioral", "--junit", write(tmp_path / "j.xml", junit(suite_cases())), "--expect", "-1")
     assert code == 1 and "expect" in err
 
 

@@ -60,6 +60,8 @@ def test_demo_tells_the_story_offline(cli, repo_root, tmp_path):
     assert sorted(steps) == list(range(1, 14))
     for number, label in EXPECTED_LABELS.items():
         assert steps[number][1].startswith(f"{label}: "), steps[number]
+    assert "builtin:safe on a demo-sized corpus (12 documents of the built-in corpus up to 4 KiB" in steps[6][1]
+    assert "120 samples" in steps[6][1] and len(list((out / "perf" / "corpus").glob("*.md"))) == 12
     assert "P0 branch protection skipped: the bundled example is not on GitHub" in steps[7][1]
     assert "6 unregistered hits (1 critical, 4 high, 1 medium)" in steps[7][1]
     assert "dry run: nothing sent to GitHub" in steps[8][1]
@@ -109,7 +111,7 @@ def test_demo_tells_the_story_offline(cli, repo_root, tmp_path):
 
 
 def test_demo_signs_with_the_users_key_when_set(cli, repo_root, tmp_path):
-    key = "user-demo-key-0123456789"
+    key = "user-demo-key-0123456789-abcdefghij"  # >= 32 bytes: shorter keys are refused
     code, stdout, _ = cli(
         "demo",
         "--only",
@@ -151,3 +153,23 @@ def test_a_step_against_the_story_exits_2_and_the_story_goes_on(cli, repo_root, 
     assert stderr.strip().splitlines() == [
         "tw-gates demo: error: 1 step(s) did not go as the story expects: 4 (verify-nets)"
     ]
+
+
+def test_the_behavioral_tests_start_with_the_demo_and_g2_judges_their_report(cli, repo_root, tmp_path):
+    """Step 5 reads the JUnit XML of the pytest run started before step 1 (here a stand-in suite of 14)."""
+    checkout = tmp_path / "checkout"
+    shutil.copytree(repo_root / "examples", checkout / "examples")
+    tests = checkout / "tests" / "behavioral"
+    tests.mkdir(parents=True)
+    (tests / "test_stand_in.py").write_text(
+        "import pytest\n\n@pytest.mark.parametrize('n', range(14))\ndef test_n(n):\n    assert n >= 0\n"
+    )
+    code, stdout, stderr = cli("demo", "--only", "platform,behavioral", "--repo-dir", checkout, cwd=tmp_path)
+    assert code == 0, stdout + stderr
+    line = step_lines(stdout)[5][1]
+    assert line.startswith("PASS: 14/14 passed (pytest tests/behavioral") and "started with the demo" in line
+    assert (tmp_path / "demo-out" / "behavioral.xml").is_file()
+
+    (tests / "test_stand_in.py").write_text("def test_fails():\n    assert False\n")
+    code, stdout, _ = cli("demo", "--only", "behavioral", "--repo-dir", checkout, cwd=tmp_path)
+    assert code == 2 and step_lines(stdout)[5][1].startswith("FAIL: 0/14 passed, 1 failed")

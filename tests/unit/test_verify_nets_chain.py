@@ -3,7 +3,10 @@ the environment, chain order, and the first failing gate skipping the rest."""
 
 from __future__ import annotations
 
+import json
 import re
+
+import pytest
 
 from tests.unit.test_behavioral import junit, suite_cases, write
 from tests.unit.test_verify_nets import GOOD, make_repo
@@ -50,3 +53,74 @@ def test_g2_reads_its_junit_from_the_environment(tmp_path, cli, monkeypatch):
     monkeypatch.delenv("TW_JUNIT")
     code, out, _ = cli("gates", "--only", "g2")
     assert code == 1 and "no JUnit XML given: pass --junit FILE (or set TW_JUNIT)" in out
+
+
+# --------------------------------------------------------------------------- the repository's role
+
+CONSUMER_ENV = {"GITHUB_REPOSITORY": "acme/shop", "GITHUB_SHA": "a" * 40, "GITHUB_REF_NAME": "main"}
+
+
+def consumer_repo(root):
+    """A consumer: renders Markdown through Jinja2's Markup, registers no consumers."""
+    return make_repo(root, {"app/views.py": "from markupsafe import Markup\nhtml = Markup(render(md))\n"})
+
+
+def test_without_a_registry_the_repository_is_a_consumer_platform_and_self_audit(tmp_path, cli):
+    repo = consumer_repo(tmp_path / "shop")
+    out_file = tmp_path / "tw-self-audit.json"
+    env = {**CONSUMER_ENV, "TW_REPO_DIR": str(repo), "TW_SELF_AUDIT_OUT": str(out_file)}
+    code, out, err = cli("gates", env=env)
+    assert code == 0, out + err
+    lines = out.splitlines()
+    assert lines[0] == (
+        f"role: consumer (no {repo.as_posix()}/consumer_registry.yml: a repository that registers no consumers "
+        "renders Token Warehouse output (declare role: central to run the gate chain G1..G5))"
+    )
+    assert lines[1] == "gates: platform, self-audit (the consumer repository's default gates)"
+    assert [line.split()[:2] for line in lines if re.match(r"(platform|self-audit) +(PASS|FAIL)", line)] == [
+        ["platform", "PASS"],
+        ["self-audit", "PASS"],
+    ]
+    assert json.loads(out_file.read_text())["repo"] == "acme/shop"
+    # No key: the artifact is unsigned, and the log says what that means.
+    assert "the artifact is unsigned (no hmac-key input, TW_HMAC_KEY not set)" in err
+    assert not any(line.startswith("::") for line in (out + err).splitlines())  # no workflow command off a runner
+
+
+def test_a_consumer_registry_makes_it_the_central_repository(tmp_path, cli):
+    repo = make_repo(tmp_path / "central", {**GOOD, "consumer_registry.yml": 'schema_version: "1.0"\nconsumers: []\n'})
+    code, out, _ = cli("gates", env={"TW_REPO_DIR": str(repo), "PATH": str(tmp_path / "no-promtool")})
+    lines = out.splitlines()
+    assert lines[0].startswith("role: central (") and "consumer_registry.yml found" in lines[0]
+    assert lines[1] == (
+        "gates: platform, verify-nets, behavioral, audit, hmac-policy, telemetry-check "
+        "(the central repository's default gates)"
+    )
+    # G2 has no JUnit XML here: the chain stops there and says why.
+    assert code == 1 and "behavioral       FAIL (exit 1)  no JUnit XML given" in out
+
+
+@pytest.mark.parametrize("how", ["flag", "env"])
+def test_a_declared_role_wins_over_the_checkout(tmp_path, cli, how):
+    repo = consumer_repo(tmp_path / "shop")
+    (repo / "consumer_registry.yml").write_text('schema_version: "1.0"\nconsumers: []\n')
+    env = {**CONSUMER_ENV, "TW_REPO_DIR": str(repo), "TW_SELF_AUDIT_OUT": str(tmp_path / "a.json")}
+    argv = ["gates", "--role", "consumer"] if how == "flag" else ["gates"]
+    if how == "env":
+        env["TW_ROLE"] = "consumer"
+    code, out, _ = cli(*argv, env=env)
+    assert code == 0, out
+    assert out.splitlines()[0] == "role: consumer (declared (role input, TW_ROLE or --role))"
+
+
+def test_named_gates_run_whatever_the_role_and_the_list_shows_the_roles(tmp_path, cli):
+    code, out, _ = cli("gates", "--only", "r2", env={"TW_REPO_DIR": str(tmp_path)})
+    assert code == 0 and "gates: platform (as selected (--only))" in out
+    code, out, _ = cli("gates", "--list")
+    assert code == 0
+    assert re.search(r"^self-audit +S1 consumer self-audit .*\(default for: consumer\)", out, re.M)
+    assert re.search(r"^verify-nets +G1 .*\(default for: central\)", out, re.M)
+    assert re.search(r"^platform +R2 .*\(default for: consumer, central\)", out, re.M)
+    assert re.search(r"^canary +.*\(optional: runs when named\)", out, re.M)
+    code, _, err = cli("gates", "--role", "shop")
+    assert code == 1 and "invalid choice: 'shop'" in err

@@ -3,7 +3,9 @@
 Reads JUnit XML (junitparser) from one or more files, folders or globs and
 reports ``passed/expected``. The gate fails on any failure, error or skip and
 on a shortfall (fewer passing tests than expected: a test file that did not
-run, or was not collected, is as bad as one that failed). A test reported
+run, or was not collected, is as bad as one that failed). Without an
+expected count every test the reports hold must pass, and there must be at
+least one: the number is the repository's own, never a default of ours. A test reported
 twice (the same report given twice, a rerun plugin) counts once, with its
 worst outcome, so duplicates cannot make up for missing tests."""
 
@@ -22,7 +24,9 @@ from tw_gates.core.errors import ExitCode, UsageError
 from tw_gates.core.fsio import read_text_input
 from tw_gates.core.settings import EnvSettings, env
 
-DEFAULT_EXPECTED = 14  # the suite's own: 4 files, 14 sub-tests
+# 0: every test in the reports (at least one). A repository that knows its count
+# (tw-gates' own behavioral suite: 14) says so, and a missing test file then fails G2.
+EVERY_REPORTED = 0
 MAX_JUNIT_BYTES = 64 * 1024 * 1024
 Outcome = Literal["passed", "failed", "error", "skipped"]
 _SEVERITY: dict[str, int] = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
@@ -31,7 +35,7 @@ _SEVERITY: dict[str, int] = {"passed": 0, "skipped": 1, "failed": 2, "error": 3}
 class BehavioralSettings(EnvSettings):
     # Files, folders (every *.xml below) or globs; separated by newlines, commas or spaces.
     junit: str | None = Field(None, validation_alias=env("TW_JUNIT", "junit"))
-    expect: int = Field(DEFAULT_EXPECTED, ge=1, le=1_000_000, validation_alias=env("TW_EXPECT_TESTS", "expect"))
+    expect: int = Field(EVERY_REPORTED, ge=0, le=1_000_000, validation_alias=env("TW_EXPECT_TESTS", "expect"))
 
 
 class CaseResult(BaseModel):
@@ -73,10 +77,13 @@ class BehavioralResult(BaseModel):
     @property
     def summary(self) -> str:
         parts = [f"{self.score} passed"]
-        for outcome in ("failed", "error", "skipped"):
+        problems: tuple[Outcome, ...] = ("failed", "error", "skipped")
+        for outcome in problems:
             if self.count(outcome):
                 parts.append(f"{self.count(outcome)} {outcome}")
-        if self.passed < self.expected and not self.problems:
+        if not self.cases:
+            parts.append("no test in the reports")
+        elif self.passed < self.expected and not self.problems:
             parts.append(f"{self.expected - self.passed} missing")
         if self.passed > self.expected:
             parts.append(f"{self.passed - self.expected} more than expected: raise --expect")
@@ -133,8 +140,8 @@ def _outcome(case) -> tuple[Outcome, str]:
     return worst
 
 
-def read_junit(paths: list[Path], expected: int) -> BehavioralResult:
-
+def read_junit(paths: list[Path], expected: int = EVERY_REPORTED) -> BehavioralResult:
+    """The reports' test cases; ``expected`` 0: as many as they hold (at least one)."""
     cases: dict[tuple[str, str], CaseResult] = {}
     duplicates = 0
     for path in paths:
@@ -155,6 +162,8 @@ def read_junit(paths: list[Path], expected: int) -> BehavioralResult:
                     if _SEVERITY[previous.outcome] >= _SEVERITY[outcome]:
                         continue
                 cases[key] = CaseResult(suite=classname, name=case.name or "", outcome=outcome, message=message)
+    if expected == EVERY_REPORTED:
+        expected = max(len(cases), 1)
     return BehavioralResult(
         expected=expected, files=[str(p) for p in paths], cases=list(cases.values()), duplicates=duplicates
     )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Literal
 
 from tw_gates.commands import Command, Outcome
 
@@ -37,6 +38,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="accepted consumer artifacts: JSON Lines from `tw-gates ingest --out`, or a folder of them "
         "(shards) (default: $TW_ACCEPTED_ARTIFACTS)",
     )
+    parser.add_argument("--artifact", dest="artifacts", help=argparse.SUPPRESS)  # ingest's former spelling
     parser.add_argument("--patterns", metavar="PATH", help="pattern catalog for severities (default: the shipped one)")
     parser.add_argument("--audit-id", help="id to put in the report (default: from the workflow run, else generated)")
 
@@ -102,7 +104,7 @@ def _publish(outcome, *, exceptions_file: str | None) -> None:
     if not runner.on_runner():
         return
     for hit in report.unregistered_hits[:MAX_ANNOTATIONS]:
-        level = "error" if hit.severity in ("critical", "high") else "warning"
+        level: Literal["error", "warning"] = "error" if hit.severity in ("critical", "high") else "warning"
         runner.annotate(
             level,
             f"{hit.repo}: renderer pattern {hit.pattern} ({hit.severity}) outside the "

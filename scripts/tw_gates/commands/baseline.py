@@ -69,6 +69,14 @@ def run(args: argparse.Namespace) -> Outcome:
         )
         if args.sign:
             runner.echo(f"signed with key {baseline.sign_capture(args.out, signing)!r}")
+        else:
+            runner.annotate(
+                "warning",
+                f"{args.out} is unsigned: fine as a current capture (audit --current), but the audit (G3) refuses an "
+                "unsigned baseline (exit 6); sign it with `tw-gates baseline sign` (TW_HMAC_KEY) or capture with "
+                "--sign (the action's input hmac-key)",
+                title="tw-gates baseline",
+            )
         runner.set_output("capture", args.out)
         return Outcome(0)
     signing = load_settings(SigningSettings)

@@ -10,7 +10,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--junit", nargs="+", metavar="FILE", help="JUnit XML files, folders or globs (default: $TW_JUNIT)"
     )
     parser.add_argument(
-        "--expect", type=int, metavar="N", help="number of tests that must pass (default: $TW_EXPECT_TESTS or 14)"
+        "--expect",
+        type=int,
+        metavar="N",
+        help="number of tests that must pass (default: $TW_EXPECT_TESTS, else every test in the reports)",
     )
 
 

@@ -97,6 +97,13 @@ def _run(args: argparse.Namespace):
             "dry_run": args.dry_run,
         },
     )
+    if settings.dry_run and settings.central_repo is not None and settings.github_token is None:
+        # A dry run writes nothing; without a token it cannot read the dashboard either.
+        runner.warn(
+            f"dry run without a GitHub token: the dashboard issue of {settings.central_repo} is not read, "
+            "so the decision rests on this run's data alone"
+        )
+        settings = settings.model_copy(update={"central_repo": None})
     run_result = run_canary(settings, progress=runner.echo, warn=runner.warn)
     report = run_result.report
     window = report.window

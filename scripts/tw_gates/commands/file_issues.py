@@ -81,13 +81,22 @@ def run(args: argparse.Namespace) -> Outcome:
         runner.append_summary(
             "### tw-gates file-issues\n\n" + markdown_table(["action", "kind", "repository", "issue", "findings"], rows)
         )
-    verdict = f"file-issues: {result.message}; {result.api_calls} API calls"
+    verdict = f"file-issues: {_said(result, offline=settings.github_token is None)}"
     runner.echo(verdict)
     if result.exit_code:
-        raise TwGatesError(result.message, exit_code=result.exit_code, annotate=True)
+        # The CLI's error path annotates on a runner; off a runner the line alone says it.
+        raise TwGatesError(result.message, exit_code=result.exit_code)
     if result.fallback_path:
         runner.annotate("warning", result.message, title="tw-gates file-issues")
     return Outcome(int(result.exit_code), verdict)
+
+
+def _said(result, *, offline: bool) -> str:
+    """The run in one line: its message and the API calls it cost."""
+    if result.dry_run and offline:
+        return "dry run without a GitHub token: planned as if no issue existed; nothing sent, 0 API calls"
+    message = result.message or ("dry run: nothing written" if result.dry_run else "nothing to do")
+    return f"{message}; {result.api_calls} API calls"
 
 
 COMMAND = Command(

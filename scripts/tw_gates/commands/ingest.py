@@ -9,14 +9,16 @@ ANNOTATED_REJECTIONS = 10  # GitHub shows at most 10 error annotations per step
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--artifact",
+        "--artifacts",
         dest="artifacts",
         action="extend",
         nargs="+",
         metavar="PATH",
-        help="consumer artifact: a file, a folder (its *.json, recursively) or a glob; repeatable "
+        help="consumer artifacts: files, folders (their *.json, recursively) or globs; repeatable "
         "(default: $TW_INGEST_ARTIFACTS, one per line)",
     )
+    # The former spelling, kept working: `audit --artifacts` and this command now agree.
+    parser.add_argument("--artifact", dest="artifacts", action="extend", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument(
         "--require-hmac",
         action="store_true",
@@ -45,8 +47,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> Outcome:
+    import os
+
     from tw_gates.core import runner
-    from tw_gates.core.errors import GateRejected
+    from tw_gates.core.errors import GateRejected, UsageError
     from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings
     from tw_gates.ingest.ingest import IngestSettings, Verdict, ingest, show
@@ -64,6 +68,12 @@ def run(args: argparse.Namespace) -> Outcome:
             "workers": args.workers,
         },
     )
+    if settings.require_hmac and not settings.verification_ring().kids and os.environ.get("GITHUB_ACTION_PATH"):
+        # Inside an action (actions/ingest, the umbrella) the user set an input, not a variable.
+        raise UsageError(
+            "require-hmac is on but no verification keys: give the action's input hmac-keys "
+            '(a secret: a JSON object {"<kid>": "<secret>"}, e.g. hmac-keys: ${{ secrets.TW_HMAC_KEYS }})'
+        )
     annotated = 0
 
     def report(verdict: Verdict) -> None:

@@ -15,7 +15,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="pattern catalog to use instead of the shipped one (extends_default: true to add to it)",
     )
-    parser.add_argument("--out", required=True, metavar="PATH", help="where to write the consumer artifact (JSON)")
+    parser.add_argument(
+        "--out",
+        metavar="PATH",
+        help="where to write the consumer artifact (JSON; default: $TW_SELF_AUDIT_OUT, else tw-self-audit.json)",
+    )
     parser.add_argument("--sarif", metavar="PATH", help="also write the hits as SARIF 2.1.0 (for code scanning)")
     parser.add_argument("--repo", help="owner/name of the scanned repository (default: $GITHUB_REPOSITORY, else git)")
     parser.add_argument("--commit", help="40-hex commit scanned (default: $GITHUB_SHA, else git HEAD)")
@@ -70,9 +74,11 @@ def run(args: argparse.Namespace) -> Outcome:
         runner.echo(f"artifact: {result.artifact} (signed, key id {result.signed_kid})")
     else:
         runner.echo(f"artifact: {result.artifact} (unsigned)")
-        runner.warn(
-            "the artifact is unsigned (TW_HMAC_KEY is not set): an ingest gate with "
-            "POLICY_REQUIRE_HMAC=true will reject it"
+        runner.annotate(
+            "warning",
+            "the artifact is unsigned (no hmac-key input, TW_HMAC_KEY not set): the central ingest gate "
+            "with POLICY_REQUIRE_HMAC=true will reject it; sign it with a key the central repository holds",
+            title="tw-gates self-audit",
         )
     if result.sarif:
         runner.echo(f"sarif: {result.sarif}")

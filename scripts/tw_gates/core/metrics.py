@@ -11,6 +11,7 @@ half of it. With TW_PUSHGATEWAY_URL set, the same merged families are pushed.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -69,9 +70,10 @@ class MetricsSink:
     """The metrics of one command run."""
 
     def __init__(
-        self, directory: str | Path = ".metrics", pushgateway_url: str | None = None, job: str = "tw_gates"
+        self, directory: str | Path | None = ".metrics", pushgateway_url: str | None = None, job: str = "tw_gates"
     ) -> None:
-        self.directory = Path(directory)
+        # None: the metrics are recorded (and pushed when a Pushgateway is set) but no file is written.
+        self.directory = Path(directory) if directory is not None else None
         self.pushgateway_url = pushgateway_url
         self.job = job
         self.registry = CollectorRegistry(auto_describe=True)
@@ -107,19 +109,28 @@ class MetricsSink:
             return metric
 
     @property
-    def textfile(self) -> Path:
-        return self.directory / TEXTFILE_NAME
+    def textfile(self) -> Path | None:
+        return self.directory / TEXTFILE_NAME if self.directory is not None else None
 
-    def flush(self) -> Path:
+    def flush(self) -> Path | None:
         """Merge into the textfile (locked, atomic); push if configured.
 
         The recorded values move into the file: the sink starts afresh, so a
         second flush in the same process never counts them twice."""
+        if self.directory is None:
+            registry = self.registry
+            with self._lock:
+                self.registry = CollectorRegistry(auto_describe=True)
+                self._metrics = {}
+            if self.pushgateway_url:
+                prometheus_client.push_to_gateway(self.pushgateway_url, job=self.job, registry=registry, timeout=10)
+            return None
+        textfile = self.directory / TEXTFILE_NAME
         self.directory.mkdir(parents=True, exist_ok=True)
         with file_lock(self.directory / f".{TEXTFILE_NAME}.lock", timeout=30):
             previous: list[Metric] = []
-            if self.textfile.exists():
-                text = self.textfile.read_text(encoding="utf-8")
+            if textfile.exists():
+                text = textfile.read_text(encoding="utf-8")
                 try:
                     previous = list(text_string_to_metric_families(text))
                 except ValueError:
@@ -127,13 +138,13 @@ class MetricsSink:
             merged = merge_families(previous, self.registry.collect())
             registry = CollectorRegistry(auto_describe=False)
             registry.register(_MergedCollector(merged))
-            atomic_write_bytes(self.textfile, prometheus_client.generate_latest(registry))
+            atomic_write_bytes(textfile, prometheus_client.generate_latest(registry))
             with self._lock:
                 self.registry = CollectorRegistry(auto_describe=True)
                 self._metrics = {}
         if self.pushgateway_url:
             prometheus_client.push_to_gateway(self.pushgateway_url, job=self.job, registry=registry, timeout=10)
-        return self.textfile
+        return textfile
 
 
 _current: MetricsSink | None = None
@@ -143,10 +154,14 @@ def current() -> MetricsSink:
     """The sink of this process (the CLI configures it from settings)."""
     global _current
     if _current is None:
-        from tw_gates.core.settings import MetricsSettings, load_settings
+        # Deferred: the CLI imports this module at start-up, pydantic-settings only when a command records.
+        from tw_gates.core.settings import MetricsSettings, load_settings  # noqa: PLC0415
 
         settings = load_settings(MetricsSettings)
-        _current = MetricsSink(settings.metrics_dir, settings.pushgateway_url)
+        directory = settings.metrics_dir
+        if directory is None and os.environ.get("GITHUB_ACTIONS") == "true":
+            directory = Path(".metrics")
+        _current = MetricsSink(directory, settings.pushgateway_url)
     return _current
 
 

@@ -75,7 +75,9 @@ class NotifySettings(EnvSettings):
 
 
 class MetricsSettings(EnvSettings):
-    metrics_dir: Path = Field(Path(".metrics"), validation_alias=env("TW_METRICS_DIR", "metrics_dir"))
+    # Unset: `.metrics/` on a runner (node_exporter's textfile collector, the job's
+    # artifacts), nothing on a person's machine (no stray folder in their checkout).
+    metrics_dir: Path | None = Field(None, validation_alias=env("TW_METRICS_DIR", "metrics_dir"))
     pushgateway_url: str | None = Field(None, validation_alias=env("TW_PUSHGATEWAY_URL", "pushgateway_url"))
 
 
@@ -95,7 +97,7 @@ def load_settings(cls: type[S], overrides: Mapping[str, Any] | None = None) -> S
     try:
         settings = cls(**given)
     except ValidationError as exc:
-        raise UsageError(describe_validation_error(exc, cls.__name__)) from None
+        raise UsageError(describe_settings_error(exc, cls)) from None
     except SettingsError as exc:
         raise UsageError(f"invalid environment: {exc}") from None
     register_secrets(*_secret_values(settings))
@@ -107,6 +109,25 @@ def register_secrets(*values: str) -> None:
     ``::add-mask::``ed on a runner."""
     for secret in REDACTOR.register(*values):
         runner.mask(secret)
+
+
+def setting_name(cls: type[BaseSettings], name: str) -> str:
+    """What the user set, as they set it: a flag (``--max-issues``), else the
+    environment variable (``MAX_ISSUES_PER_RUN``, which an action input sets)."""
+    return "--" + name.replace("_", "-") if name in cls.model_fields else name
+
+
+def describe_settings_error(exc: ValidationError, cls: type[BaseSettings]) -> str:
+    """Settings that did not validate, as one line naming the flag or variable,
+    never the settings class: ``invalid --max-issues: Input should be ...``."""
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        location = error.get("loc", ())
+        name = setting_name(cls, str(location[0])) if location else "settings"
+        inner = ".".join(str(p) for p in location[1:])
+        parts.append(f"{name}{'.' + inner if inner else ''}: {error.get('msg', 'invalid')}")
+    more = f" (+{len(parts) - 5} more)" if len(parts) > 5 else ""
+    return f"invalid {'; '.join(parts[:5])}{more}"
 
 
 def describe_validation_error(exc: ValidationError, what: str = "input") -> str:

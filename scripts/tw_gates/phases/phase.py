@@ -24,7 +24,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -436,7 +436,7 @@ class Baseline:
 
 
 def baseline_from_junit(junit: str, expected: int) -> Baseline:
-    """G2's reading of the behavioral JUnit XML."""
+    """G2's reading of the behavioral JUnit XML (``expected`` 0: every test it holds)."""
     from tw_gates.chain.behavioral import BehavioralSettings, behavioral
     from tw_gates.core.units import format_duration
 
@@ -451,10 +451,10 @@ def baseline_from_junit(junit: str, expected: int) -> Baseline:
         seconds = 0.0
     return Baseline(
         passed=result.passed,
-        expected=expected,
+        expected=result.expected,
         duration=format_duration(seconds) if seconds else "not recorded in the JUnit XML",
         problems=[f"{c.suite}::{c.name} {c.outcome}" for c in result.problems]
-        + ([result.summary] if result.passed > expected else []),
+        + ([result.summary] if result.passed > result.expected else []),
     )
 
 
@@ -475,13 +475,34 @@ class CompletionResult:
     warnings: list[str] = field(default_factory=list)
 
 
+def _completion_baseline(junit: str | None, expected_tests: int, flag: str | None, from_values: str | None) -> Baseline:
+    """G2's score for the artifact: read from the JUnit XML, else given (flag, then values file)."""
+    if junit:
+        return baseline_from_junit(junit, expected_tests)
+    given = flag or from_values
+    if not given:
+        raise UsageError(
+            "baseline_pass_count unknown: pass --junit (G2's behavioral JUnit XML), --baseline "
+            "(G2's score) or set it in --from-file"
+        )
+    match = re.fullmatch(r"\s*([0-9]{1,6})\s*/\s*([0-9]{1,6})\s*", given)
+    if not match:
+        raise UsageError(f"baseline {given!r} is not PASSED/EXPECTED (e.g. 14/14)")
+    origin = "the --baseline flag (G2's score)" if flag else "the values file"
+    return Baseline(
+        passed=int(match.group(1)),
+        expected=int(match.group(2)),
+        duration=f"not measured here (score from {origin})",
+    )
+
+
 def complete_phase(
     phase: int,
     settings: PhaseSettings,
     *,
     name: str | None = None,
     junit: str | None = None,
-    expected_tests: int = 14,
+    expected_tests: int = 0,
     baseline_pass_count: str | None = None,
     values_file: Path | None = None,
     gates_passed: str | None = None,
@@ -498,24 +519,7 @@ def complete_phase(
     unlock = verify_unlock(phase, settings, source=source, progress=progress)
     previous = unlock.previous
 
-    if junit:
-        baseline = baseline_from_junit(junit, expected_tests)
-    elif baseline_pass_count or values.baseline_pass_count:
-        given = baseline_pass_count or values.baseline_pass_count or ""
-        match = re.fullmatch(r"\s*([0-9]{1,6})\s*/\s*([0-9]{1,6})\s*", given)
-        if not match:
-            raise UsageError(f"baseline {given!r} is not PASSED/EXPECTED (e.g. 14/14)")
-        source = "the --baseline flag (G2's score)" if baseline_pass_count else "the values file"
-        baseline = Baseline(
-            passed=int(match.group(1)),
-            expected=int(match.group(2)),
-            duration=f"not measured here (score from {source})",
-        )
-    else:
-        raise UsageError(
-            "baseline_pass_count unknown: pass --junit (G2's behavioral JUnit XML), --baseline "
-            "(G2's score) or set it in --from-file"
-        )
+    baseline = _completion_baseline(junit, expected_tests, baseline_pass_count, values.baseline_pass_count)
     gates = parse_gates(gates_passed) if gates_passed is not None else parse_gates(values.ci_gates_passed)
     if gates is None:
         raise UsageError("which CI gates passed is unknown: pass --gates-passed G1,G2,G3,G4,G5 or set ci_gates_passed")
@@ -565,7 +569,7 @@ def complete_phase(
     except ValidationError as exc:
         raise UsageError(describe_validation_error(exc, "phase artifact")) from None
     # Redact before signing: redacting after would break the signature.
-    signed = keys.sign(REDACTOR.redact_obj(document))
+    signed = keys.sign(cast(dict[str, Any], REDACTOR.redact_obj(document)))  # redact_obj keeps the shape
     path = settings.phase_dir / artifact_filename(phase)
     atomic_write_json(path, signed, redact=False)
     artifact = PhaseArtifact.model_validate(signed)
@@ -625,8 +629,8 @@ def _changes(previous: PhaseArtifact | None, commit: str, repo_dir: Path) -> tup
     removed = sum(int(r) for _, r, _ in rows if r.isdigit())
     n_commits = int(count.text().strip() or 0)
     lines = [
-        f"{n_commits} commit{'' if n_commits == 1 else 's'} since Phase {previous.phase} (`{base[:12]}`..`{commit[:12]}`): "
-        f"{len(rows)} files changed, +{added} -{removed} lines."
+        f"{n_commits} commit{'' if n_commits == 1 else 's'} since Phase {previous.phase} "
+        f"(`{base[:12]}`..`{commit[:12]}`): {len(rows)} files changed, +{added} -{removed} lines."
     ]
     if rows:
         lines.append("")
@@ -634,7 +638,8 @@ def _changes(previous: PhaseArtifact | None, commit: str, repo_dir: Path) -> tup
         if len(rows) > 50:
             lines.append(f"- ... and {len(rows) - 50} more files")
     diff = _git(repo_dir, "diff", "-U0", base, commit, "--", "*.py")
-    plus, minus = set(), set()
+    plus: set[str] = set()
+    minus: set[str] = set()
     definition = re.compile(r"^([+-])\s*(?:async\s+)?def\s+([A-Za-z_]\w*)")
     for line in diff.text().splitlines() if diff.ok else ():
         if line.startswith(("+++", "---")):
@@ -687,7 +692,8 @@ def render_report(
     )
     issues = (
         "\n\n".join(
-            f"### {_md_line(i.title)}\n\n**Description**: {i.description or 'n/a'}\n\n**Resolution**: {i.resolution or 'n/a'}"
+            f"### {_md_line(i.title)}\n\n**Description**: {i.description or 'n/a'}\n\n"
+            f"**Resolution**: {i.resolution or 'n/a'}"
             for i in values.issues or []
         )
         or "None recorded."
