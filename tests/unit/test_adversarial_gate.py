@@ -353,7 +353,10 @@ def test_a_bad_corpus_is_one_clear_error_line(cli, tmp_path, manifest, corpus, m
         ),
         (("--target", "definitely-not-a-parser-xyz"), "target command not found or not executable"),
         (("--target", "builtin:safe", "--jobs", "0"), "jobs"),
-        (("--target", "builtin:safe", "--memory-limit", "1"), "memory_limit_mb"),
+        (
+            ("--target", "builtin:safe", "--memory-limit", "1"),
+            "invalid --memory-limit-mb: Input should be greater than or equal to 64",
+        ),  # the flag, not the field
     ],
 )
 def test_bad_flags_are_one_clear_error_line(cli, args, message):

@@ -15,7 +15,6 @@ list of consumers the central repository audits) makes it central."""
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
 import re
 import time
 from collections.abc import Callable

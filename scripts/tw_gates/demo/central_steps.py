@@ -103,26 +103,29 @@ def _adversarial(demo: Demo, target: str):
     settings = explicit(
         adversarial.AdversarialSettings, target=target, only="smoke", corpora=demo.repo_dir / "adversarial_corpora"
     )
-    report = adversarial.gate(settings)
+    report = adversarial.adversarial(settings)
     name = target.removeprefix("builtin:")
     atomic_write_json(demo.path("adversarial", f"{name}-smoke.json"), report.model_dump(mode="json"))
-    return report, [case.id for case in adversarial.failing_cases(report)]
+    return report, [case.id for case in adversarial.violating_cases(report)]
 
 
 def step_adversarial(demo: Demo) -> Outcome:
-    safe, safe_failing = _adversarial(demo, "builtin:safe")
+    safe, safe_violations = _adversarial(demo, "builtin:safe")
     _commonmark, violations = _adversarial(demo, "builtin:commonmark")
-    if safe_failing or not violations:
+    if safe_violations or not violations:
         return Outcome(
             "FAIL",
             f"expected builtin:safe clean and builtin:commonmark violating; got "
-            f"{len(safe_failing)} and {len(violations)} violating case(s)",
+            f"{len(safe_violations)} and {len(violations)} violating case(s)",
         )
+    # A budget overrun on a busy machine is a time budget, never an XSS hole: said apart.
+    slow = [case.id for case in adversarial.over_budget_cases(safe)]
+    budget = f"; over their time budget (not violations): {', '.join(slow)}" if slow else ""
     return Outcome(
         "EXPECTED",
         (
-            f"builtin:safe: {len(safe.cases)} smoke cases, no parser violations; builtin:commonmark (raw HTML on): "
-            f"{len(violations)} violations: {', '.join(violations)} -> {show(demo.path('adversarial'))}"
+            f"builtin:safe: {len(safe.cases)} smoke cases, no parser violations{budget}; builtin:commonmark "
+            f"(raw HTML on): {len(violations)} violations: {', '.join(violations)} -> {show(demo.path('adversarial'))}"
         ),
         short=f"safe clean; commonmark {len(violations)} violations",
         expected="violations",

@@ -77,7 +77,6 @@ __all__ = [
     "adversarial",
     "downstream_cases",
     "failing_cases",
-    "gate",
     "list_lines",
     "load_corpora",
     "over_budget_cases",
@@ -170,7 +169,6 @@ def adversarial(settings: AdversarialSettings, *, progress: Callable[[str], None
 
 
 # The name the demo calls; the gate function is named for its command.
-gate = adversarial
 
 
 @contextlib.contextmanager
