@@ -47,7 +47,7 @@ from tests.emulator import GitHubEmulator  # noqa: E402
 from tests.emulator.fixtures import pygithub_client  # noqa: E402
 from tw_gates.core import metrics  # noqa: E402
 from tw_gates.core.settings import load_settings  # noqa: E402
-from tw_gates.issues.file_issues import FileIssuesSettings, gate  # noqa: E402
+from tw_gates.issues.file_issues import FileIssuesSettings, file_issues  # noqa: E402
 
 CENTRAL = "sec/central"
 TOKEN = "ghs_" + "B" * 36
@@ -125,7 +125,7 @@ def ours(emu: GitHubEmulator, folder: Path, repos: int, cap: int) -> list[dict]:
         before = open_tracked(emu)
 
         def run() -> int:
-            result = gate(settings, echo=lambda line: None)
+            result = file_issues(settings, echo=lambda line: None)
             assert result.exit_code == 0, result.message
             return result.api_calls
 
