@@ -24,6 +24,7 @@ import requests
 from github import Auth, Github, GithubException, GithubRetry
 from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass, Requester
 
+from tw_gates.core import metrics
 from tw_gates.core.errors import ExternalServiceError, TwGatesError, UsageError
 from tw_gates.core.redact import REDACTOR
 
@@ -92,7 +93,7 @@ class TwRetry(GithubRetry):
     def __init__(self, *, counter: ApiCallCounter | None = None, deadline: float | None = None, **kwargs: Any) -> None:
         self.counter = counter
         self.deadline = deadline
-        kwargs.setdefault("status_forcelist", list(range(500, 600)) + [429])
+        kwargs.setdefault("status_forcelist", [*range(500, 600), 429])
         super().__init__(**kwargs)
 
     def new(self, **kw: Any) -> TwRetry:
@@ -132,7 +133,8 @@ class TwRetry(GithubRetry):
             wait = max(wait, self.get_backoff_time())
             if wait > left:
                 raise DeadlineExceeded(
-                    f"GitHub asks to wait {wait:.0f}s before retrying; that passes the deadline ({max(left, 0):.0f}s left)"
+                    f"GitHub asks to wait {wait:.0f}s before retrying; "
+                    f"that passes the deadline ({max(left, 0):.0f}s left)"
                 )
         super().sleep(response)
 
@@ -141,7 +143,7 @@ def _counting(base: type) -> type:
     """A PyGithub connection class whose session counts each final response;
     the counter travels on the Retry object PyGithub hands to it."""
 
-    class Counting(base):  # type: ignore[misc, valid-type]
+    class Counting(base):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             counter = getattr(self.retry, "counter", None)
@@ -271,8 +273,6 @@ class GitHubClient:
 
     def publish_metrics(self) -> None:
         """Record the call counts and last quota into the process metrics."""
-        from tw_gates.core import metrics
-
         sink = metrics.current()
         calls = sink.counter("tw_gates_github_api_calls_total")
         for endpoint, count in self.calls.snapshot().items():
