@@ -83,37 +83,52 @@ def _required_contexts_from_rules(client: GitHubClient, repo: str, branch: str) 
 
 
 def _required_contexts_from_protection(client: GitHubClient, repo: str, branch: str) -> tuple[set[str], str | None]:
-    """(contexts, why unreadable or None). A branch without protection has none."""
+    """(contexts, why unknown or None) of the classic branch protection.
+
+    ``GET .../protection/required_status_checks`` answers 404 both for "not protected"
+    and for a caller who may not read protection (GitHub hides it from non-admins), and
+    403 in some setups: either is "unknown", never "not protected". The documented
+    fallback is the branch itself, whose ``protection`` summary every reader sees."""
     try:
         data = client.request_json(
             "GET", f"/repos/{repo}/branches/{quote(branch, safe='')}/protection/required_status_checks"
         )
     except GithubException as exc:
-        if exc.status == 404:
-            return set(), None
-        if exc.status == 403:
+        if exc.status in (403, 404):
             return _contexts_from_branch(client, repo, branch)
         raise
-    contexts = {str(c) for c in (data or {}).get("contexts") or []}
-    contexts |= {
-        str(c["context"]) for c in (data or {}).get("checks") or [] if isinstance(c, dict) and c.get("context")
-    }
-    return contexts, None
+    return _contexts_of(data), None
+
+
+def _contexts_of(status: object) -> set[str]:
+    """The required contexts of a status-check policy (``contexts`` and ``checks``)."""
+    if not isinstance(status, dict):
+        return set()
+    contexts = {str(c) for c in status.get("contexts") or []}
+    contexts |= {str(c["context"]) for c in status.get("checks") or [] if isinstance(c, dict) and c.get("context")}
+    return contexts
 
 
 def _contexts_from_branch(client: GitHubClient, repo: str, branch: str) -> tuple[set[str], str | None]:
-    """The branch resource summarises its protection for readers without admin
-    rights; when it does not, the classic protection stays unknown."""
-    data = client.request_json("GET", f"/repos/{repo}/branches/{quote(branch, safe='')}")
-    protection = (data or {}).get("protection") if isinstance(data, dict) else None
-    status = (protection or {}).get("required_status_checks") if isinstance(protection, dict) else None
+    """The branch resource summarises its protection for every reader; when it does
+    not say (no summary, or the branch cannot be read), the classic protection stays
+    unknown and the caller says so."""
+    unknown = "classic branch protection not readable with this token (needs administration: read)"
+    try:
+        data = client.request_json("GET", f"/repos/{repo}/branches/{quote(branch, safe='')}")
+    except GithubException as exc:
+        if exc.status == 404:
+            return set(), f"{unknown}; the branch {branch!r} was not found"
+        raise
+    if not isinstance(data, dict):
+        return set(), unknown
+    protection = data.get("protection")
+    status = protection.get("required_status_checks") if isinstance(protection, dict) else None
     if isinstance(status, dict) and ("contexts" in status or "checks" in status):
-        contexts = {str(c) for c in status.get("contexts") or []}
-        contexts |= {str(c["context"]) for c in status.get("checks") or [] if isinstance(c, dict) and c.get("context")}
-        return contexts, None
-    if isinstance(data, dict) and data.get("protected") is False:
+        return _contexts_of(status), None
+    if data.get("protected") is False:
         return set(), None
-    return set(), "classic branch protection not readable with this token (needs administration: read)"
+    return set(), unknown
 
 
 def _check_consumer(client: GitHubClient, consumer: Any) -> Check:
