@@ -382,8 +382,6 @@ def list_labels(ctx: Ctx) -> Response:
 
 @ROUTER.route("POST", "/repos/{owner}/{repo}/labels", perm=("issues", "write"))
 def create_label(ctx: Ctx) -> Response:
-    if not access.pushes(ctx.token, ctx.repo):
-        return error(403, "Must have push access to repository")
     body = body_of(ctx)
     if isinstance(body, Response):
         return body

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from . import access, actions, branches, control, limits, search, traffic  # noqa: F401 (routes register)
-from .faults import SECONDARY_MESSAGE, Fault, FaultPlan
+from .faults import OFF_CONTRACT_KINDS, SECONDARY_MESSAGE, Fault, FaultPlan
 from .handlers import ROUTER, Ctx
 from .render import Renderer
 from .router import DOCS, Response, error
@@ -123,7 +123,7 @@ class GitHubEmulator(SeedMixin):
                     resp.status,
                     resp.body,
                     dict(resp.headers),
-                    checked=self._unchecked == 0,
+                    checked=self._unchecked == 0 and not (fault and fault.kind in OFF_CONTRACT_KINDS),
                 )
             )
         return resp

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from datetime import datetime, timezone
 
 from tw_gates.core.errors import ExitCode, ExternalServiceError, UsageError
@@ -42,7 +43,7 @@ from tw_gates.issues.plan import Plan, plan_issues
 from tw_gates.issues.result import FileIssuesResult, FilingRun, reason_of
 from tw_gates.issues.settings import FileIssuesSettings
 from tw_gates.issues.tracker import IssueTracker, TrackedIssue, TrackerError, classify, clean_text
-from tw_gates.issues.writes import converge, execute, report_plan
+from tw_gates.issues.writes import DEADLINE_MARGIN_S, converge, execute, report_plan
 from tw_gates.schemas.issue_fallback import FallbackReason
 
 __all__ = ["FileIssuesResult", "FileIssuesSettings", "file_issues", "findings_from", "load_audit", "plan_issues"]
@@ -88,7 +89,15 @@ def file_issues(settings: FileIssuesSettings, *, echo: Progress = silent, warn: 
         run.count_failure("no_token", _issues_needed(findings, settings.max_issues))
         return _finish(run)
 
-    client = client_from_settings(settings, deadline=deadline)
+    try:
+        client = client_from_settings(settings, deadline=deadline)
+    except UsageError as exc:
+        if settings.dry_run:
+            raise
+        # A misconfigured API (GITHUB_API_URL without https://): nothing can be filed, nothing is lost.
+        run.save(findings, "github_unavailable", str(exc))
+        run.count_failure("github_unavailable", _issues_needed(findings, settings.max_issues))
+        return _finish(run)
     try:
         _run_with_client(run, client, deadline, close_allowed)
     finally:
@@ -187,9 +196,13 @@ def _file(run: FilingRun, client: GitHubClient, deadline: float, close_allowed: 
         _fail_all(run, access.error or TrackerError("unavailable", access.detail), reason)
         return
     run.echo(f"file-issues: issue write access to {tracker.repo_name} confirmed ({access.detail})")
+    unlabelled = tracker.label_access() if plan.creates else None
+    if unlabelled is not None:
+        _fail_all(run, unlabelled, "permission_denied")
+        return
 
-    # 4. Will the quota carry the plan? Digest first, then cleanup deferred, else fallback.
-    fitted = _fit_to_quota(run, client, plan, tracked, close_allowed)
+    # 4. Will the quota and the time left carry the plan? Digest first, then cleanup deferred, else fallback.
+    fitted = _fit(run, client, plan, tracked, close_allowed, deadline)
     if fitted is None:
         return
     report_plan(run, fitted, dry=False)
@@ -206,43 +219,47 @@ def _fail_all(run: FilingRun, error: TrackerError, reason: FallbackReason) -> No
     run.count_failure(reason, _issues_needed(run.findings, run.settings.max_issues))
 
 
-def _fit_to_quota(
-    run: FilingRun, client: GitHubClient, plan: Plan, tracked: list[TrackedIssue], close_allowed: bool
+def _shortfall(run: FilingRun, client: GitHubClient, plan: Plan, tracked: list[TrackedIssue], deadline: float) -> str:
+    """Why this plan cannot be carried out, or "" when it can: the quota must carry
+    its calls, and its writes, paced to GitHub's secondary limits, must end before
+    the deadline."""
+    relist = math.ceil(max(len(tracked) + plan.creates, 1) / 100) if plan.creates else 0
+    calls, quota = plan.writes + relist, client.calls.quota_remaining
+    if quota is not None and calls > quota:
+        return f"the GitHub API quota ({quota} requests left) would not carry {calls} calls"
+    seconds = client.pacer.seconds_for(plan.writes)
+    left = deadline - time.time() - DEADLINE_MARGIN_S
+    if seconds > left:
+        return (
+            f"{plural(plan.writes, 'write')} paced to GitHub's secondary limits take {seconds:.0f}s, "
+            f"more than the {max(left, 0):.0f}s left before the deadline"
+        )
+    return ""
+
+
+def _fit(
+    run: FilingRun, client: GitHubClient, plan: Plan, tracked: list[TrackedIssue], close_allowed: bool, deadline: float
 ) -> Plan | None:
-    quota = client.calls.quota_remaining
-    if quota is None:
-        return plan
-
-    def cost(p: Plan) -> int:
-        relist = math.ceil(max(len(tracked) + p.creates, 1) / 100) if p.creates else 0
-        return p.writes + relist
-
-    if cost(plan) <= quota:
-        return plan
-    if plan.mode == "per-repo":
-        digest = plan_issues(
+    """A plan the quota and the time left carry: one digest instead of one issue per
+    repository, then closes deferred to a later run, else the fallback."""
+    why = _shortfall(run, client, plan, tracked, deadline)
+    if why and plan.mode == "per-repo":
+        run.echo(f"file-issues: {why}: switching to one digest")
+        plan = plan_issues(
             run.findings,
             tracked,
             cap=run.settings.max_issues,
             audit_id=run.audit_id,
-            digest_only=f"The GitHub API quota ({quota} requests left) would not carry one issue "
-            "per repository, so this run files one digest.",
+            digest_only=f"One issue per repository did not fit this run ({why}), so it files one digest.",
             close_allowed=close_allowed,
         )
-        run.echo(f"file-issues: {cost(plan)} calls needed, {quota} left: switching to one digest")
-        plan = digest
-    if cost(plan) > quota and plan.closes:
-        run.echo(
-            f"file-issues: quota low ({quota} left): closing {plural(len(plan.closes), 'issue')} deferred "
-            "to a later run"
-        )
+        why = _shortfall(run, client, plan, tracked, deadline)
+    if why and plan.closes:
+        run.echo(f"file-issues: {why}: closing {plural(len(plan.closes), 'issue')} deferred to a later run")
         plan.closes = []
-    if cost(plan) > quota:
-        error = TrackerError(
-            "rate_limit",
-            f"the GitHub API quota ({quota} requests left) cannot carry even one digest ({cost(plan)} calls)",
-        )
-        _fail_all(run, error, "rate_limit")
+        why = _shortfall(run, client, plan, tracked, deadline)
+    if why:
+        _fail_all(run, TrackerError("rate_limit", f"{why}, even for one digest"), "rate_limit")
         return None
     return plan
 

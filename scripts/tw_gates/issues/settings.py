@@ -27,6 +27,11 @@ class FileIssuesSettings(GitHubSettings, NotifySettings):
     quota_threshold: int = Field(500, ge=0, validation_alias=env("TW_QUOTA_THRESHOLD", "quota_threshold"))
     # A duration from now ("15m"), an ISO-8601 time or epoch seconds.
     deadline: str = Field("15m", validation_alias=env("TW_DEADLINE", "deadline"))
+    # Seconds between writes: GitHub asks for at least 1 between content-generating requests.
+    # Whatever it is set to, writes stay under GitHub's 80 a minute and 500 an hour.
+    github_write_interval_s: float = Field(
+        1.0, ge=0, le=60, validation_alias=env("TW_GITHUB_WRITE_INTERVAL", "github_write_interval_s")
+    )
 
     @field_validator("central_repo")
     @classmethod

@@ -60,6 +60,8 @@ def _upserts(run: FilingRun, tracker: IssueTracker, plan: Plan, deadline: float)
             _failed(run, item, error)
             continue
         run.issue_writes += 1
+        if upserted.note:
+            run.warn(upserted.note)
         _record(run, upserted.action, item, upserted.issue)
         if upserted.action == "created" and item.kind == "digest":
             run.count("audit_digest_created_total")
