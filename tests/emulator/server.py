@@ -97,6 +97,7 @@ class GitHubEmulator(SeedMixin):
     # ------------------------------------------------------------ request pipeline
 
     def handle(self, method: str, target: str, headers: Any, raw_body: bytes) -> Response:
+        received = time.time()
         split = urlsplit(target)
         path, query = split.path, dict(parse_qsl(split.query, keep_blank_values=True))
         if path.startswith("/_emulator/"):
@@ -107,11 +108,11 @@ class GitHubEmulator(SeedMixin):
         for delay in delays:
             self._stopping.wait(float(delay.params["seconds"]))
             if delay.kind == "timeout_hang" and not delay.params["process"]:
-                self._record(method, path, query, 0, raw_token, delay.kind)
+                self._record(method, path, query, 0, raw_token, delay.kind, received)
                 return Response(drop_connection=True)
         with self.state.lock:
             resp = self._respond(method, path, query, headers, raw_body, raw_token, fault)
-            self._record(method, path, query, resp.status, raw_token, fault.kind if fault else None)
+            self._record(method, path, query, resp.status, raw_token, fault.kind if fault else None, received)
         if not path.startswith("/_blobs/"):  # blob storage is not the API
             traffic.publish(
                 Exchange(
@@ -310,7 +311,14 @@ class GitHubEmulator(SeedMixin):
         return f"installation ID {uid}" if token.kind in ("app", "actions") else f"user ID {uid}"
 
     def _record(
-        self, method: str, path: str, query: dict[str, str], status: int, raw_token: str | None, fault: str | None
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        status: int,
+        raw_token: str | None,
+        fault: str | None,
+        received: float,
     ) -> None:
         with self.state.lock:
             token = self.state.tokens.get(raw_token) if raw_token else None
@@ -325,6 +333,7 @@ class GitHubEmulator(SeedMixin):
                     time.time(),
                     fault,
                     sent_token=raw_token is not None,
+                    received=received,
                 )
             )
 

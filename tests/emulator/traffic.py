@@ -37,9 +37,10 @@ class RequestRecord:
     status: int
     token_kind: str | None
     login: str | None
-    timestamp: float
+    timestamp: float  # when the answer was ready
     fault: str | None = None
     sent_token: bool = False  # an Authorization header was present (known token or not)
+    received: float = 0.0  # when the request arrived
 
 
 Observer = Callable[[Exchange], None]

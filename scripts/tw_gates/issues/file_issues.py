@@ -6,15 +6,20 @@ One run:
 1. read the audit report; findings are deduplicated and given stable ids;
 2. ``GET /rate_limit`` (free): quota exhausted -> fallback; below the threshold ->
    digest only;
-3. the write probe (``IssueTracker.check_write_access``: ensure the label exists);
-   no permission, or no clear answer -> fallback;
-4. one paginated listing of the open tw-gates issues (the tracker);
-5. plan: repositories with findings <= cap -> one issue per repository, else one
+3. one paginated listing of the open tw-gates issues (the tracker);
+4. plan: repositories with findings <= cap -> one issue per repository, else one
    digest; "false positive" ticks found in the listed bodies are honoured; an
-   unchanged fingerprint means no write;
-6. write in a fixed order (creates/updates, then closes); a failure sends every
-   finding not yet filed to the fallback artifact; after creating, list again
-   and close duplicates a concurrent run may have filed.
+   unchanged fingerprint means no write; the plan must fit the quota and, its writes
+   paced to GitHub's secondary limits, the time left (else one digest, then closes
+   deferred, else fallback);
+5. when there is something to write, the write probe
+   (``IssueTracker.check_write_access``: ensure the label exists) and, when issues
+   are to be created, whether GitHub will keep their label; no permission, or no
+   clear answer -> fallback;
+6. write in a fixed order (creates/updates, then closes), each taken as done only on
+   its documented success; a created issue's label is checked; a failure sends every
+   finding not yet filed to the fallback artifact; after creating, list again and
+   close duplicates a concurrent run may have filed.
 
 The fallback artifact (``schemas/issue_fallback.py``) is written atomically and
 redacted; the run then notifies Slack (if configured), prints ``::error::`` and
@@ -181,29 +186,29 @@ def _file(run: FilingRun, client: GitHubClient, deadline: float, close_allowed: 
     if settings.dry_run:
         report_plan(run, plan, dry=True)
         return
-    if plan.writes == 0:
+    # 3. Will the quota and the time left carry the plan? Digest first, then cleanup
+    # deferred, else fallback.
+    fitted = _fit(run, client, plan, tracked, close_allowed, deadline)
+    if fitted is None:
+        return
+    if fitted.writes == 0:
         # An identical rerun: nothing to write, so no need to ask whether we may
         # (execute only tallies the unchanged issues and saves any overflow).
-        report_plan(run, plan, dry=False)
-        execute(run, tracker, plan, deadline)
+        report_plan(run, fitted, dry=False)
+        execute(run, tracker, fitted, deadline)
         return
 
-    # 3. May this token write issues there? Asked before the first write (not in a
-    # dry run: the probe may create the label).
+    # 4. May this token write issues there, and will GitHub keep the label on a new one?
+    # Asked before the first write (not in a dry run: the probe may create the label).
     access = tracker.check_write_access()
     if access.allowed is not True:
         reason: FallbackReason = "permission_denied" if access.allowed is False else "permission_unknown"
         _fail_all(run, access.error or TrackerError("unavailable", access.detail), reason)
         return
     run.echo(f"file-issues: issue write access to {tracker.repo_name} confirmed ({access.detail})")
-    unlabelled = tracker.label_access() if plan.creates else None
+    unlabelled = tracker.label_access() if fitted.creates else None
     if unlabelled is not None:
         _fail_all(run, unlabelled, "permission_denied")
-        return
-
-    # 4. Will the quota and the time left carry the plan? Digest first, then cleanup deferred, else fallback.
-    fitted = _fit(run, client, plan, tracked, close_allowed, deadline)
-    if fitted is None:
         return
     report_plan(run, fitted, dry=False)
     execute(run, tracker, fitted, deadline)
