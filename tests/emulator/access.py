@@ -7,7 +7,14 @@ Model (a simplification of GitHub's, documented in README.md):
   ``repo_permissions`` entry overrides the role.
 - ``fine_grained`` / ``app`` / ``actions``: exactly the ``repo_permissions`` granted for that
   repo (``metadata: read`` implied); other public repos are readable, other private repos invisible.
-Denials: invisible repo → 404 "Not Found"; otherwise 403 with GitHub's message for the actor type.
+Denials: invisible repo → 404 "Not Found"; otherwise 403 with GitHub's message for the actor type,
+except branch protection (administration), which GitHub hides behind a 404 from non-admins.
+
+Taking part (opening an issue, commenting): "any user with pull access to a repository can
+create an issue" - a classic token needs read access (and a scope that allows writing);
+integrations and fine-grained tokens need ``issues: write``. Labels, assignees and a
+milestone on a new issue stick only for users with push access ("silently dropped
+otherwise"); integrations with ``issues: write`` may set them.
 """
 
 from __future__ import annotations
@@ -77,11 +84,35 @@ def denial(token: Token, repo: Repo, perm: str, level: str) -> Response | None:
         return None
     if not can_see(token, repo):
         return error(404, "Not Found")
+    if perm == "administration":
+        return error(404, "Not Found")
     if token.kind in INTEGRATION_DENIED:
         return error(403, INTEGRATION_DENIED[token.kind])
-    if perm == "administration":
-        return error(403, "Must have admin rights to Repository.")
     return error(403, "Must have push access to repository")
+
+
+def _may_write(token: Token, repo: Repo) -> bool:
+    """A classic token's scopes allow writing to this repository."""
+    scopes = set(token.scopes)
+    return "repo" in scopes or ("public_repo" in scopes and not repo.private)
+
+
+def participation_denial(token: Token, repo: Repo, author: str | None = None) -> Response | None:
+    """Opening an issue or commenting (``author``: editing one's own issue also counts)."""
+    if token.kind != "user":
+        return denial(token, repo, "issues", "write")
+    if not can_see(token, repo):
+        return error(404, "Not Found")
+    if has(token, repo, "issues", "write") or (_may_write(token, repo) and author in (None, token.login)):
+        return None
+    return error(403, "Must have push access to repository")
+
+
+def pushes(token: Token, repo: Repo) -> bool:
+    """Push access: what GitHub asks of a user who sets labels on a new issue or manages labels."""
+    if token.kind != "user":
+        return has(token, repo, "issues", "write")
+    return has(token, repo, "contents", "write")
 
 
 def repo_permissions_object(token: Token, repo: Repo) -> dict[str, bool] | None:

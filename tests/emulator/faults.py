@@ -23,10 +23,14 @@ FAULT_KINDS: dict[str, dict[str, Any]] = {
     "secondary_rate_limit": {"status": 403, "retry_after": 60},
     "permission_denied": {"permissions": "", "message": "Resource not accessible by integration"},
     "not_found": {"message": "Not Found"},
+    # Not GitHub: an answer outside the operation's documented ones (a proxy, a bug), to
+    # test that a client does not take it for success. Off the contract check.
+    "unexpected_status": {"status": 200, "body": None},
     "latency": {"seconds": 1.0},
     "timeout_hang": {"seconds": 30.0, "process": False},
 }
 DELAY_KINDS = ("latency", "timeout_hang")
+OFF_CONTRACT_KINDS = ("unexpected_status",)
 
 
 @dataclass
@@ -116,6 +120,8 @@ class Fault:
             return resp
         if self.kind == "not_found":
             return error(404, p["message"])
+        if self.kind == "unexpected_status":
+            return Response(int(p["status"]), p["body"])
         raise AssertionError(f"{self.kind} is not a terminal fault")
 
 

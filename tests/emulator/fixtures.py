@@ -8,9 +8,26 @@ from typing import Any
 import github
 import pytest
 
+from tests.contract.plugin import (
+    github_contract,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+    pytest_testnodedown,
+)
+
 from .server import GitHubEmulator
 
-__all__ = ["GitHubEmulator", "github_emulator", "pygithub_client"]
+# The contract check rides along: every test that talks to an emulator is judged by
+# GitHub's REST description (tests/contract/plugin.py).
+__all__ = [
+    "GitHubEmulator",
+    "github_contract",
+    "github_emulator",
+    "pygithub_client",
+    "pytest_sessionfinish",
+    "pytest_terminal_summary",
+    "pytest_testnodedown",
+]
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ def validation_failed(resource: str, field_name: str, code: str = "missing_field
 @dataclass
 class Route:
     method: str
+    template: str
     regex: re.Pattern[str]
     handler: Callable[..., Response]
     perm: tuple[str, str] | None  # ("issues", "write") — checked against the {owner}/{repo} in the path
@@ -68,7 +69,7 @@ class Router:
         auth: bool = True,
     ) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
         def register(fn: Callable[..., Response]) -> Callable[..., Response]:
-            self.routes.append(Route(method, compile_template(template), fn, perm, resource, auth))
+            self.routes.append(Route(method, template, compile_template(template), fn, perm, resource, auth))
             return fn
 
         return register

@@ -12,6 +12,7 @@ import io
 import threading
 import time
 import zipfile
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ DEFAULT_LOGINS = {"actions": "github-actions[bot]", "app": "tw-gates[bot]"}
 
 
 def fake_sha(seed: object) -> str:
-    return hashlib.sha1(str(seed).encode()).hexdigest()
+    return hashlib.sha1(str(seed).encode(), usedforsecurity=False).hexdigest()
 
 
 @dataclass
@@ -32,6 +33,7 @@ class Token:
     kind: str = "user"
     scopes: list[str] = field(default_factory=lambda: ["repo"])
     repo_permissions: dict[str, dict[str, str]] = field(default_factory=dict)
+    repository: str | None = None  # kind "actions": the workflow's repository (its quota is per repository)
 
 
 @dataclass
@@ -181,18 +183,28 @@ class RateBucket:
         return max(self.limit - self.remaining, 0)
 
 
-def default_rate() -> dict[str, RateBucket]:
-    return {"core": RateBucket(5000, 3600), "search": RateBucket(30, 60), "graphql": RateBucket(5000, 3600)}
+@dataclass
+class SecondaryLimits:
+    """GitHub's documented secondary limits (see limits.py)."""
+
+    content_per_minute: int = 80
+    content_per_hour: int = 500
+    points_per_minute: int = 900  # per endpoint
 
 
 @dataclass
 class State:
     tokens: dict[str, Token] = field(default_factory=dict)
     repos: dict[str, Repo] = field(default_factory=dict)  # key: lower-cased full name
-    rate: dict[str, RateBucket] = field(default_factory=default_rate)
+    # Quota overrides by resource (set_rate_limit for every actor); buckets per (resource, actor).
+    rate: dict[str, RateBucket] = field(default_factory=dict)
+    buckets: dict[tuple[str, str], RateBucket] = field(default_factory=dict)
+    windows: dict[str, deque[tuple[float, int, bool, str]]] = field(default_factory=dict)
+    secondary_limits: SecondaryLimits = field(default_factory=SecondaryLimits)
     search_lag_seconds: float = 0.0
     next_id: int = 1000
     user_ids: dict[str, int] = field(default_factory=dict)
+    epoch: float = field(default_factory=time.time)  # when accounts "were created"
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     def new_id(self) -> int:

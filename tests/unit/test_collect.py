@@ -107,7 +107,7 @@ def test_unchanged_consumers_cost_no_quota_on_the_next_run(cli, world, tmp_path)
     add(emu, "acme/blog", artifact_json("acme/blog"))
     assert collect(cli, emu, registry, tmp_path)[0] == 0
     first = {p.name: p.read_bytes() for p in (tmp_path / "collected").iterdir()}
-    remaining = emu.state.rate["core"].remaining
+    remaining = emu.rate_remaining(TOKEN)
     emu.clear_requests()
     code, out, _ = collect(cli, emu, registry, tmp_path)
     assert code == 0
@@ -116,7 +116,7 @@ def test_unchanged_consumers_cost_no_quota_on_the_next_run(cli, world, tmp_path)
     assert not [r for r in emu.requests if r.path.startswith("/_blobs/") or r.path.endswith("/zip")]
     assert "2 unchanged" in out and f"{len(api)} answered 304 (no quota)" in out
     assert {p.name: p.read_bytes() for p in (tmp_path / "collected").iterdir()} == first
-    assert emu.state.rate["core"].remaining == remaining
+    assert emu.rate_remaining(TOKEN) == remaining
     prom = (tmp_path / ".metrics" / "tw_gates.prom").read_text()
     assert 'tw_gates_collect_consumers_total{result="unchanged"} 2.0' in prom
 

@@ -6,8 +6,17 @@ import zipfile
 
 import pytest
 
+from tests.emulator import traffic
 from tw_gates.core import metrics
-from tw_gates.core.github_client import DeadlineExceeded, GitHubClient, client_from_settings, endpoint_of
+from tw_gates.core.errors import UsageError
+from tw_gates.core.github_client import (
+    DeadlineExceeded,
+    GitHubClient,
+    UnexpectedAnswer,
+    WritePacer,
+    client_from_settings,
+    endpoint_of,
+)
 from tw_gates.core.settings import GitHubSettings, load_settings
 
 TOKEN = "ghp_" + "T" * 36
@@ -116,7 +125,78 @@ def test_publish_metrics(emu, tmp_path):
 
 
 def test_missing_token_is_a_clear_error(monkeypatch):
-    from tw_gates.core.errors import UsageError
-
     with pytest.raises(UsageError, match="GITHUB_TOKEN"):
         client_from_settings(load_settings(GitHubSettings))
+
+
+# ------------------------------------------------------------------ GitHub's contract (issue 13)
+
+
+def test_every_request_says_its_api_version_media_type_and_who_sends_it(emu):
+    seen = []
+    traffic.add_observer(seen.append)
+    try:
+        gh = client(emu)
+        gh.rate_limit_remaining()
+        gh.write("POST", "/repos/acme/central/issues", {"title": "t"}, expect=201)
+    finally:
+        traffic.remove_observer(seen.append)
+    assert len(seen) == 2
+    for exchange in seen:
+        assert exchange.headers["x-github-api-version"] == "2022-11-28"
+        assert exchange.headers["accept"] == "application/vnd.github+json"
+        assert exchange.headers["user-agent"].startswith("tw-gates/")
+
+
+@pytest.mark.parametrize("url", ["ghe.example.com/api/v3", "ftp://ghe.example.com", "https://"])
+def test_an_api_url_without_scheme_or_host_is_a_one_line_usage_error(url):
+    with pytest.raises(UsageError, match=r"^GITHUB_API_URL must be a URL with its scheme") as exc:
+        GitHubClient(TOKEN, url)
+    assert "\n" not in str(exc.value)
+
+
+def test_a_write_is_done_only_on_its_documented_success(emu):
+    emu.inject("unexpected_status", method="POST", path=r"/issues$", status=200, times=1)
+    gh = client(emu, retries=2)
+    created = gh.write("POST", "/repos/acme/central/issues", {"title": "second try"}, expect=201)
+    assert created["title"] == "second try" and emu.count("POST") == 2
+    emu.inject("unexpected_status", method="POST", path=r"/issues$", status=302, times=None)
+    with pytest.raises(UnexpectedAnswer, match="answered 302, not the documented 201"):
+        gh.write("POST", "/repos/acme/central/issues", {"title": "never"}, expect=201)
+    assert emu.count("POST") == 5  # 1 + 2 retries
+    emu.clear_faults()
+    with pytest.raises(UnexpectedAnswer):  # the deadline allows no retry
+        client(emu, retries=5, deadline=time.time() + 0.5, backoff_s=1).write(
+            "POST", "/repos/acme/central/issues", {"title": "x"}, expect=204
+        )
+
+
+def test_a_429_without_quota_waits_for_the_reset_or_fails_fast(emu):
+    emu.inject("primary_rate_limit", status=429, reset_in=3600, path=r"/repos/acme/central$", times=None)
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match="passes the deadline"):
+        client(emu, deadline=time.time() + 600).request_json("GET", "/repos/acme/central")
+    assert time.monotonic() - started < 3 and emu.count("GET", r"/repos/acme/central$") == 1
+    with pytest.raises(DeadlineExceeded, match="longer than 900s"):  # no deadline: still no hour-long sleep
+        client(emu).request_json("GET", "/repos/acme/central")
+    emu.clear_faults()
+    emu.inject("primary_rate_limit", status=429, reset_in=1, path=r"/repos/acme/central$", times=1)
+    started = time.monotonic()
+    assert client(emu, deadline=time.time() + 60).request_json("GET", "/repos/acme/central")["name"] == "central"
+    assert time.monotonic() - started >= 1.0  # until the reset (+1 s), not a quick backoff
+
+
+def test_writes_are_paced_and_the_pacer_cannot_be_pushed_past_githubs_limits():
+    assert WritePacer(1.0).seconds_for(10) == pytest.approx(9.0)
+    fast = WritePacer(0.0)  # even with no interval asked for:
+    assert fast.seconds_for(80) == 0 and fast.seconds_for(81) == pytest.approx(60.0)
+    assert fast.seconds_for(501) >= 3600  # 500 an hour
+    assert WritePacer(1.0).seconds_for(1000) >= 3600  # a lifted cap cannot file 1,000 in an hour
+    paced = WritePacer(0.3, deadline=time.time() + 0.5)
+    started = time.monotonic()
+    paced.wait()
+    paced.wait()
+    assert time.monotonic() - started >= 0.29
+    with pytest.raises(DeadlineExceeded, match="pacing writes"):
+        paced.wait()
+        paced.wait()

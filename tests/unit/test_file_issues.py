@@ -9,15 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tw_gates.issues.file_issues import (
-    DIGEST_KEY,
-    Finding,
-    findings_from,
-    parse_deadline,
-    plan_issues,
-    read_marks,
-    render_digest_body,
-)
+from tw_gates.issues.bodies import read_marks, render_digest_body
+from tw_gates.issues.findings import Finding, findings_from
+from tw_gates.issues.plan import DIGEST_KEY, plan_issues
+from tw_gates.issues.settings import parse_deadline
 from tw_gates.issues.tracker import MAX_BODY_CHARS, Marker, TrackedIssue
 from tw_gates.schemas.audit import AuditReport
 
@@ -296,7 +291,7 @@ def test_primary_rate_limit_past_the_deadline_falls_back_without_waiting(run, em
 
 def test_two_overlapping_runs_converge_to_one_issue_per_repository(emu, tmp_path, monkeypatch):
     from tw_gates.core.settings import load_settings
-    from tw_gates.issues.file_issues import FileIssuesSettings, gate
+    from tw_gates.issues.file_issues import FileIssuesSettings, file_issues
 
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     monkeypatch.setenv("GITHUB_API_URL", emu.url)
@@ -310,7 +305,7 @@ def test_two_overlapping_runs_converge_to_one_issue_per_repository(emu, tmp_path
         settings = load_settings(
             FileIssuesSettings, {"audit": report_path, "central_repo": CENTRAL, "fallback_dir": tmp_path / name}
         )
-        results.append(gate(settings, echo=lambda line: None))
+        results.append(file_issues(settings, echo=lambda line: None))
 
     threads = [threading.Thread(target=one_run, args=(n,)) for n in ("one", "two")]
     for t in threads:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from github import GithubException
@@ -12,7 +13,7 @@ from requests import RequestException
 
 from tw_gates.chain.audit_settings import AuditSettings, Progress
 from tw_gates.core.errors import ExitCode, TwGatesError
-from tw_gates.core.github_client import client_from_settings, describe_github_error
+from tw_gates.core.github_client import GitHubClient, client_from_settings, describe_github_error
 from tw_gates.core.settings import load_settings
 from tw_gates.parser.baseline import (
     BaselineError,
@@ -71,8 +72,7 @@ def overall_exit(checks: list[Check]) -> ExitCode:
 # --------------------------------------------------------------------------- P0: required checks
 
 
-def _required_contexts_from_rules(client, repo: str, branch: str) -> set[str]:
-
+def _required_contexts_from_rules(client: GitHubClient, repo: str, branch: str) -> set[str]:
     found: set[str] = set()
     page = 1
     while True:
@@ -92,108 +92,121 @@ def _required_contexts_from_rules(client, repo: str, branch: str) -> set[str]:
     return found
 
 
-def _required_contexts_from_protection(client, repo: str, branch: str) -> tuple[set[str], str | None]:
-    """(contexts, why unreadable or None). A branch without protection has none."""
+def _required_contexts_from_protection(client: GitHubClient, repo: str, branch: str) -> tuple[set[str], str | None]:
+    """(contexts, why unknown or None) of the classic branch protection.
 
+    ``GET .../protection/required_status_checks`` answers 404 both for "not protected"
+    and for a caller who may not read protection (GitHub hides it from non-admins), and
+    403 in some setups: either is "unknown", never "not protected". The documented
+    fallback is the branch itself, whose ``protection`` summary every reader sees."""
     try:
         data = client.request_json(
             "GET", f"/repos/{repo}/branches/{quote(branch, safe='')}/protection/required_status_checks"
         )
     except GithubException as exc:
-        if exc.status == 404:
-            return set(), None
-        if exc.status == 403:
+        if exc.status in (403, 404):
             return _contexts_from_branch(client, repo, branch)
         raise
-    contexts = {str(c) for c in (data or {}).get("contexts") or []}
-    contexts |= {
-        str(c["context"]) for c in (data or {}).get("checks") or [] if isinstance(c, dict) and c.get("context")
-    }
-    return contexts, None
+    return _contexts_of(data), None
 
 
-def _contexts_from_branch(client, repo: str, branch: str) -> tuple[set[str], str | None]:
-    """The branch resource summarises its protection for readers without admin
-    rights; when it does not, the classic protection stays unknown."""
+def _contexts_of(status: object) -> set[str]:
+    """The required contexts of a status-check policy (``contexts`` and ``checks``)."""
+    if not isinstance(status, dict):
+        return set()
+    contexts = {str(c) for c in status.get("contexts") or []}
+    contexts |= {str(c["context"]) for c in status.get("checks") or [] if isinstance(c, dict) and c.get("context")}
+    return contexts
 
-    data = client.request_json("GET", f"/repos/{repo}/branches/{quote(branch, safe='')}")
-    protection = (data or {}).get("protection") if isinstance(data, dict) else None
-    status = (protection or {}).get("required_status_checks") if isinstance(protection, dict) else None
+
+def _contexts_from_branch(client: GitHubClient, repo: str, branch: str) -> tuple[set[str], str | None]:
+    """The branch resource summarises its protection for every reader; when it does
+    not say (no summary, or the branch cannot be read), the classic protection stays
+    unknown and the caller says so."""
+    unknown = "classic branch protection not readable with this token (needs administration: read)"
+    try:
+        data = client.request_json("GET", f"/repos/{repo}/branches/{quote(branch, safe='')}")
+    except GithubException as exc:
+        if exc.status == 404:
+            return set(), f"{unknown}; the branch {branch!r} was not found"
+        raise
+    if not isinstance(data, dict):
+        return set(), unknown
+    protection = data.get("protection")
+    status = protection.get("required_status_checks") if isinstance(protection, dict) else None
     if isinstance(status, dict) and ("contexts" in status or "checks" in status):
-        contexts = {str(c) for c in status.get("contexts") or []}
-        contexts |= {str(c["context"]) for c in status.get("checks") or [] if isinstance(c, dict) and c.get("context")}
-        return contexts, None
-    if isinstance(data, dict) and data.get("protected") is False:
+        return _contexts_of(status), None
+    if data.get("protected") is False:
         return set(), None
-    return set(), "classic branch protection not readable with this token (needs administration: read)"
+    return set(), unknown
 
 
-def check_required_checks(settings: AuditSettings, registry, *, progress: Progress) -> list[Check]:
+def _check_consumer(client: GitHubClient, consumer: Any) -> Check:
+    """One consumer's required checks; GitHub's errors other than 401/403/404 propagate."""
+    name = f"required_checks {consumer.repo}"
+    try:
+        branch = consumer.default_branch or str(client.request_json("GET", f"/repos/{consumer.repo}")["default_branch"])
+        ruleset = _required_contexts_from_rules(client, consumer.repo, branch)
+        classic, unreadable = _required_contexts_from_protection(client, consumer.repo, branch)
+    except GithubException as exc:
+        if exc.status not in (401, 403, 404):
+            raise
+        return Check(
+            name,
+            "fail",
+            f"cannot read {consumer.repo}: {describe_github_error(exc)} (the token cannot see it, or is not valid)",
+            ExitCode.P0_PROTECTION,
+        )
+    required = list(dict.fromkeys(consumer.required_checks))
+    missing = [c for c in required if c not in ruleset and c not in classic]
+    sources = []
+    if ruleset:
+        sources.append(f"rulesets: {', '.join(sorted(ruleset))}")
+    if classic:
+        sources.append(f"branch protection: {', '.join(sorted(classic))}")
+    seen = "; ".join(sources) or "none required"
+    if not missing:
+        return Check(name, "pass", f"{consumer.repo}@{branch} requires {', '.join(required)} ({seen})")
+    detail = f"{consumer.repo}@{branch} does not require {', '.join(missing)} (required now: {seen})"
+    if unreadable:
+        detail += f"; {unreadable}"
+    return Check(name, "fail", detail, ExitCode.P0_PROTECTION)
 
+
+def _no_token(consumers: list[Any]) -> Check:
+    names = ", ".join(c.repo for c in consumers)
+    return Check(
+        "p0_required_checks",
+        "fail",
+        (
+            f"GITHUB_TOKEN is not set: the required status checks of {names} cannot be confirmed "
+            "(fail closed); set GITHUB_TOKEN to a token that can read those repositories"
+        ),
+        ExitCode.P0_PROTECTION,
+    )
+
+
+def check_required_checks(settings: AuditSettings, registry: Any, *, progress: Progress) -> list[Check]:
     consumers = [c for c in registry.consumers if c.required_checks]
     if not consumers:
         return [Check("p0_required_checks", "skip", "no consumer in the registry lists required_checks")]
     if settings.github_token is None:
-        names = ", ".join(c.repo for c in consumers)
-        return [
-            Check(
-                "p0_required_checks",
-                "fail",
-                (
-                    f"GITHUB_TOKEN is not set: the required status checks of {names} cannot be confirmed "
-                    "(fail closed); set GITHUB_TOKEN to a token that can read those repositories"
-                ),
-                ExitCode.P0_PROTECTION,
-            )
-        ]
+        return [_no_token(consumers)]
     client = client_from_settings(settings)
     checks: list[Check] = []
     try:
         for index, consumer in enumerate(consumers, 1):
             progress(f"required checks {index}/{len(consumers)}: {consumer.repo}")
-            name = f"required_checks {consumer.repo}"
             try:
-                branch = consumer.default_branch or str(
-                    client.request_json("GET", f"/repos/{consumer.repo}")["default_branch"]
-                )
-                ruleset = _required_contexts_from_rules(client, consumer.repo, branch)
-                classic, unreadable = _required_contexts_from_protection(client, consumer.repo, branch)
+                checks.append(_check_consumer(client, consumer))
             except GithubException as exc:
-                if exc.status in (401, 403, 404):
-                    checks.append(
-                        Check(
-                            name,
-                            "fail",
-                            (
-                                f"cannot read {consumer.repo}: {describe_github_error(exc)} "
-                                "(the token cannot see it, or is not valid)"
-                            ),
-                            ExitCode.P0_PROTECTION,
-                        )
-                    )
-                    continue
-                checks.append(
-                    Check(name, "fail", f"GitHub failed: {describe_github_error(exc)}; no decision", ExitCode.ERROR)
-                )
+                detail = f"GitHub failed: {describe_github_error(exc)}; no decision"
+                checks.append(Check(f"required_checks {consumer.repo}", "fail", detail, ExitCode.ERROR))
                 break
             except (RequestException, TwGatesError) as exc:  # unreachable, or the deadline passed
-                checks.append(Check(name, "fail", f"{describe_github_error(exc)}; no decision", ExitCode.ERROR))
+                detail = f"{describe_github_error(exc)}; no decision"
+                checks.append(Check(f"required_checks {consumer.repo}", "fail", detail, ExitCode.ERROR))
                 break
-            required = list(dict.fromkeys(consumer.required_checks))
-            missing = [c for c in required if c not in ruleset and c not in classic]
-            sources = []
-            if ruleset:
-                sources.append(f"rulesets: {', '.join(sorted(ruleset))}")
-            if classic:
-                sources.append(f"branch protection: {', '.join(sorted(classic))}")
-            seen = "; ".join(sources) or "none required"
-            if missing:
-                detail = f"{consumer.repo}@{branch} does not require {', '.join(missing)} (required now: {seen})"
-                if unreadable:
-                    detail += f"; {unreadable}"
-                checks.append(Check(name, "fail", detail, ExitCode.P0_PROTECTION))
-            else:
-                checks.append(Check(name, "pass", f"{consumer.repo}@{branch} requires {', '.join(required)} ({seen})"))
     finally:
         client.publish_metrics()
         client.close()

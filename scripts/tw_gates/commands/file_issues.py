@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.core.errors import TwGatesError
     from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings
-    from tw_gates.issues.file_issues import FileIssuesSettings, gate
+    from tw_gates.issues.file_issues import FileIssuesSettings, file_issues
 
     settings = load_settings(
         FileIssuesSettings,
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> Outcome:
             "deadline": args.deadline,
         },
     )
-    result = gate(settings, echo=runner.echo, warn=runner.warn)
+    result = file_issues(settings, echo=runner.echo, warn=runner.warn)
     runner.set_output("mode", result.mode)
     for action in ("created", "updated", "unchanged", "closed"):
         runner.set_output(action, str(result.count(action)))

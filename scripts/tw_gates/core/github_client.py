@@ -1,11 +1,21 @@
 """The GitHub client every gate uses: PyGithub, configured once.
 
 * ``GITHUB_TOKEN`` and ``GITHUB_API_URL`` (GitHub Enterprise Server, or the
-  test emulator) come from settings.
-* Retries are PyGithub's own ``GithubRetry``: 5xx, primary rate limits (wait
-  for X-RateLimit-Reset) and secondary ones (Retry-After), plus 429. A job
-  deadline caps every wait: a retry that would sleep past it raises
-  ``DeadlineExceeded`` instead, so the caller can fall back in time.
+  test emulator) come from settings; an API URL without ``https://`` is a usage
+  error, said in one line.
+* Every request says who it is (``User-Agent: tw-gates/<version>``), which API
+  version it speaks (``X-GitHub-Api-Version: 2022-11-28``) and asks for
+  ``application/vnd.github+json``, as GitHub recommends.
+* Retries are PyGithub's own ``GithubRetry`` (5xx, and 403 rate limits), plus 429
+  handled as GitHub documents both rate limits: wait for ``Retry-After``, else
+  until ``X-RateLimit-Reset`` when no request is left, else at least a minute.
+  A job deadline caps every wait: a wait that would pass it raises
+  ``DeadlineExceeded`` at once, so the caller can fall back in time.
+* Writes (POST, PATCH, PUT, DELETE: GitHub's "content-generating requests") are
+  paced to GitHub's secondary limits: at least ``write_interval`` (1 s) apart, at
+  most 80 a minute and 500 an hour, whatever the caller asks for; a pause that
+  would pass the deadline raises ``DeadlineExceeded`` instead.
+* ``write()`` takes a write as done only on its documented success status.
 * Every HTTP request is counted by endpoint (retries too), and the last
   X-RateLimit-Remaining seen is kept, for ``tw_gates_github_api_calls_total``
   and ``github_api_quota_remaining``.
@@ -13,6 +23,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -21,15 +32,57 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from github import Auth, Github, GithubException, GithubRetry
+from github import Auth, Github, GithubException
 from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass, Requester
 
-from tw_gates.core.errors import ExternalServiceError, TwGatesError, UsageError
+from tw_gates import __version__
+from tw_gates.core import metrics
+from tw_gates.core.errors import ExternalServiceError, UsageError
+from tw_gates.core.github_pacing import (
+    SECONDARY_WAIT_S,
+    WRITE_INTERVAL_S,
+    DeadlineExceeded,
+    TwRetry,
+    WritePacer,
+    rate_limit_wait,
+)
 from tw_gates.core.redact import REDACTOR
 
+__all__ = [
+    "DeadlineExceeded",
+    "GitHubClient",
+    "UnexpectedAnswer",
+    "WritePacer",
+    "client_from_settings",
+    "describe_github_error",
+    "endpoint_of",
+    "rate_limit_wait",
+]
 
-class DeadlineExceeded(TwGatesError):
-    """Waiting for GitHub (rate limit or backoff) would pass the job's deadline."""
+
+class UnexpectedAnswer(ExternalServiceError):
+    """A write was answered with something other than its documented success."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+API_VERSION = "2022-11-28"
+MEDIA_TYPE = "application/vnd.github+json"
+USER_AGENT = f"tw-gates/{__version__} (+PyGithub)"
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+
+
+def check_api_url(url: str) -> str:
+    """``GITHUB_API_URL`` as a base URL, or a one-line usage error."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(
+            f"GITHUB_API_URL must be a URL with its scheme, such as https://api.github.com or "
+            f"https://ghe.example.com/api/v3 (got {url!r})"
+        )
+    return url.strip().rstrip("/")
 
 
 _ID_SEGMENT = re.compile(r"^\d+$")
@@ -86,71 +139,30 @@ class ApiCallCounter:
             return dict(self.by_endpoint)
 
 
-class TwRetry(GithubRetry):
-    """GithubRetry that counts retries and never sleeps past a deadline."""
-
-    def __init__(self, *, counter: ApiCallCounter | None = None, deadline: float | None = None, **kwargs: Any) -> None:
-        self.counter = counter
-        self.deadline = deadline
-        kwargs.setdefault("status_forcelist", list(range(500, 600)) + [429])
-        super().__init__(**kwargs)
-
-    def new(self, **kw: Any) -> TwRetry:
-        retry = super().new(**kw)
-        retry.counter = self.counter
-        retry.deadline = self.deadline
-        return retry
-
-    def _time_left(self) -> float | None:
-        return None if self.deadline is None else self.deadline - time.time()
-
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
-        left = self._time_left()
-        if left is not None:
-            # Cap PyGithub's own rate-limit wait at what the deadline allows.
-            cap = max(left, 0.0)
-            self.max_rate_limit_wait = cap if self.max_rate_limit_wait is None else min(self.max_rate_limit_wait, cap)
-        try:
-            retry = super().increment(method, url, response, error, _pool, _stacktrace)
-        except GithubException as exc:
-            if type(exc).__name__ == "RateLimitExceededExceedsMaxWait" and left is not None:
-                raise DeadlineExceeded(
-                    f"GitHub asks to wait {getattr(exc, 'wait', 0):.0f}s; that passes the deadline "
-                    f"({max(left, 0):.0f}s left)"
-                ) from exc
-            raise
-        if self.counter is not None:
-            self.counter.record_retry(method or "GET", url or "/")
-        return retry
-
-    def sleep(self, response=None) -> None:
-        left = self._time_left()
-        if left is not None:
-            wait = 0.0
-            if response is not None and self.respect_retry_after_header:
-                wait = self.get_retry_after(response) or 0.0
-            wait = max(wait, self.get_backoff_time())
-            if wait > left:
-                raise DeadlineExceeded(
-                    f"GitHub asks to wait {wait:.0f}s before retrying; that passes the deadline ({max(left, 0):.0f}s left)"
-                )
-        super().sleep(response)
-
-
 def _counting(base: type) -> type:
-    """A PyGithub connection class whose session counts each final response;
-    the counter travels on the Retry object PyGithub hands to it."""
+    """A PyGithub connection class that speaks as GitHub recommends (API version,
+    media type, user agent), paces writes, and counts each final response; the
+    counter and the pacer travel on the Retry object PyGithub hands to it."""
 
-    class Counting(base):  # type: ignore[misc, valid-type]
+    class Counting(base):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             counter = getattr(self.retry, "counter", None)
             if counter is not None:
+                self.session.headers.update(
+                    {"Accept": MEDIA_TYPE, "X-GitHub-Api-Version": API_VERSION, "User-Agent": USER_AGENT}
+                )
 
                 def hook(response: requests.Response, *a: Any, **k: Any) -> None:
                     counter.record(response.request.method or "GET", response.request.url or "/", response.headers)
 
                 self.session.hooks["response"].append(hook)
+
+        def getresponse(self) -> Any:
+            pacer = getattr(self.retry, "pacer", None)
+            if pacer is not None and self.verb.upper() in WRITE_METHODS:
+                pacer.wait()
+            return super().getresponse()
 
     Counting.__name__ = f"Counting{base.__name__}"
     return Counting
@@ -183,29 +195,37 @@ class GitHubClient:
         backoff_s: float = 1.0,
         deadline: float | None = None,
         per_page: int = 100,
+        write_interval: float = WRITE_INTERVAL_S,
     ) -> None:
         if not token:
             raise UsageError("no GitHub token: set GITHUB_TOKEN")
         REDACTOR.register(token)
+        self.api_url = check_api_url(api_url)
         _inject_counting_connections()
-        self.api_url = api_url.rstrip("/")
         self.calls = ApiCallCounter()
         self.deadline = deadline
+        self.backoff_s = backoff_s
+        self.retries = retries
         self._token = token
+        self.pacer = WritePacer(write_interval, deadline=deadline)
         self.retry = TwRetry(
             counter=self.calls,
             deadline=deadline,
+            pacer=self.pacer,
             total=retries,
             backoff_factor=backoff_s,
-            secondary_rate_wait=60,
+            secondary_rate_wait=SECONDARY_WAIT_S,
             raise_on_status=False,
         )
+        # PyGithub's own pacing is off: the pacer above does it, deadline-aware.
         self.gh = Github(
             auth=Auth.Token(token),
             base_url=self.api_url,
             timeout=int(max(1, timeout)),
             retry=self.retry,
             per_page=per_page,
+            user_agent=USER_AGENT,
+            api_version=API_VERSION,
             seconds_between_requests=None,
             seconds_between_writes=None,
         )
@@ -238,6 +258,33 @@ class GitHubClient:
         _, data = self.gh.requester.requestJsonAndCheck(method, url, parameters=params, input=body, headers=headers)
         return data
 
+    def write(self, method: str, path: str, body: Any, *, expect: int) -> Any:
+        """A write, taken as done only on its documented success status ``expect``.
+
+        Errors (4xx, and 5xx once urllib3's retries are spent) raise PyGithub's
+        ``GithubException`` as usual. Any other answer (a 200 where GitHub documents
+        201, a redirect, a 202 "accepted") is not success: the write is tried again,
+        with backoff, while the deadline allows, then ``UnexpectedAnswer`` is raised.
+        Returns the decoded JSON body (None for 204)."""
+        url = path if path.startswith("http") else f"{self.api_url}{path}"
+        status = 0
+        for attempt in range(self.retries + 1):
+            status, headers, output = self.gh.requester.requestJson(method, url, input=body)
+            data = _decode(output)
+            if status >= 400:
+                raise self.gh.requester.createException(status, headers, data if isinstance(data, dict) else {})
+            if status == expect:
+                return data
+            pause = self.backoff_s * (2**attempt)
+            if attempt == self.retries or (self.deadline is not None and time.time() + pause > self.deadline):
+                break
+            self.calls.record_retry(method, url)
+            time.sleep(pause)
+        raise UnexpectedAnswer(
+            f"{endpoint_of(method, url)}: GitHub answered {status}, not the documented {expect}: not taken as done",
+            status,
+        )
+
     def download(self, url: str, *, max_bytes: int = 512 * 1024 * 1024) -> bytes:
         """GET a binary (artifact zip). GitHub answers with a redirect to blob
         storage; the token goes to the API host only, never to the redirect."""
@@ -246,10 +293,11 @@ class GitHubClient:
         api_host = urlsplit(self.api_url).netloc
         target = url
         for _ in range(5):
-            auth = {"Authorization": f"Bearer {self._token}"} if urlsplit(target).netloc == api_host else {}
+            api = urlsplit(target).netloc == api_host
+            auth = {"Authorization": f"Bearer {self._token}", "X-GitHub-Api-Version": API_VERSION} if api else {}
             response = session.get(
                 target,
-                headers={**auth, "Accept": "application/vnd.github+json"},
+                headers={**auth, "Accept": MEDIA_TYPE, "User-Agent": USER_AGENT},
                 allow_redirects=False,
                 stream=True,
                 timeout=60,
@@ -271,8 +319,6 @@ class GitHubClient:
 
     def publish_metrics(self) -> None:
         """Record the call counts and last quota into the process metrics."""
-        from tw_gates.core import metrics
-
         sink = metrics.current()
         calls = sink.counter("tw_gates_github_api_calls_total")
         for endpoint, count in self.calls.snapshot().items():
@@ -289,7 +335,8 @@ class GitHubClient:
 
 
 def client_from_settings(settings: Any, *, deadline: float | None = None) -> GitHubClient:
-    """Build the client from ``GitHubSettings`` (or a subclass)."""
+    """Build the client from ``GitHubSettings`` (or a subclass; one with a
+    ``github_write_interval_s`` sets the pacing of writes)."""
     token = settings.github_token.get_secret_value() if settings.github_token else ""
     return GitHubClient(
         token,
@@ -298,7 +345,15 @@ def client_from_settings(settings: Any, *, deadline: float | None = None) -> Git
         retries=settings.github_retries,
         backoff_s=settings.github_backoff_s,
         deadline=deadline,
+        write_interval=getattr(settings, "github_write_interval_s", WRITE_INTERVAL_S),
     )
+
+
+def _decode(output: str) -> Any:
+    try:
+        return json.loads(output) if output else None
+    except ValueError:
+        return {"data": output}
 
 
 def describe_github_error(exc: Exception) -> str:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -35,25 +35,36 @@ import requests
 from github import GithubException
 
 from tw_gates.core.errors import TwGatesError
-from tw_gates.core.github_client import DeadlineExceeded, GitHubClient, describe_github_error
+from tw_gates.core.github_client import DeadlineExceeded, GitHubClient, UnexpectedAnswer, describe_github_error
 from tw_gates.core.redact import REDACTOR
-from tw_gates.core.signing import canonical_bytes, sha256_hex
+from tw_gates.issues.escape import MAX_TITLE_CHARS, clean_text, escape_markdown, inline_code, plain_title
+from tw_gates.issues.marker import MARKER_VERSION, Marker, fingerprint
+
+__all__ = [
+    "DEFAULT_LABEL",
+    "MARKER_VERSION",
+    "MAX_BODY_CHARS",
+    "MAX_TITLE_CHARS",
+    "IssueTracker",
+    "Marker",
+    "TrackedIssue",
+    "TrackerError",
+    "UpsertOutcome",
+    "WriteAccess",
+    "classify",
+    "clean_text",
+    "escape_markdown",
+    "fingerprint",
+    "inline_code",
+    "plain_title",
+]
 
 DEFAULT_LABEL = "tw-gates"
 LABEL_COLOR = "b60205"
 LABEL_DESCRIPTION = "Filed and kept up to date by tw-gates"
-MARKER_VERSION = "v1"
 # GitHub rejects bodies and comments longer than 65,536 characters; stay clear of it.
 MAX_BODY_CHARS = 65_000
-MAX_TITLE_CHARS = 250
 
-_KIND = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
-_KEY = re.compile(r"^[A-Za-z0-9._/:@+=-]{1,200}$")
-_FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
-_MARKER = re.compile(
-    r"^<!-- tw-gates:(?P<version>v\d+) kind=(?P<kind>[a-z][a-z0-9-]{0,31}) key=(?P<key>\S{1,200}) "
-    r"fingerprint=(?P<fingerprint>[0-9a-f]{64}) -->$"
-)
 _LABEL_NAME = re.compile(r"^[^,\s][^,]{0,49}$")
 
 
@@ -81,6 +92,8 @@ def classify(exc: BaseException, doing: str) -> TrackerError:
         return exc
     if isinstance(exc, DeadlineExceeded):
         return TrackerError("rate_limit", f"{doing}: {exc}")
+    if isinstance(exc, UnexpectedAnswer):
+        return TrackerError("unavailable", f"{doing}: {exc}", status=exc.status)
     if isinstance(exc, GithubException):
         headers = exc.headers or {}
         accepted = _header(headers, "X-Accepted-GitHub-Permissions")
@@ -108,119 +121,6 @@ def _header(headers: Any, name: str) -> str | None:
     return None
 
 
-# ---------------------------------------------------------------------------- marker
-
-
-@dataclass(frozen=True)
-class Marker:
-    kind: str
-    key: str
-    fingerprint: str
-
-    def __post_init__(self) -> None:
-        if not _KIND.match(self.kind):
-            raise ValueError(f"bad issue kind {self.kind!r}")
-        if not _KEY.match(self.key):
-            raise ValueError(f"bad issue key {self.key!r} (letters, digits and ._/:@+=- only)")
-        if not _FINGERPRINT.match(self.fingerprint):
-            raise ValueError("fingerprint must be 64 lowercase hex digits")
-
-    def render(self) -> str:
-        return f"<!-- tw-gates:{MARKER_VERSION} kind={self.kind} key={self.key} fingerprint={self.fingerprint} -->"
-
-    @classmethod
-    def parse(cls, body: str | None) -> Marker | None:
-        """The marker on the first line of ``body``; anywhere else it is not ours
-        (untrusted text quoted further down cannot forge one)."""
-        first = (body or "").lstrip("\ufeff").split("\n", 1)[0].strip()
-        match = _MARKER.match(first)
-        if not match or match.group("version") != MARKER_VERSION:
-            return None
-        try:
-            return cls(match.group("kind"), match.group("key"), match.group("fingerprint"))
-        except ValueError:
-            return None
-
-
-def fingerprint(items: Any) -> str:
-    """sha256 of the RFC 8785 canonical JSON of ``items``; a list is sorted first
-    (by its own canonical form) so the order findings arrive in does not matter."""
-    if isinstance(items, (list, tuple, set, frozenset)):
-        items = sorted(items, key=lambda item: canonical_bytes(item))
-    return sha256_hex(canonical_bytes(items))
-
-
-# ---------------------------------------------------------------------------- escaping
-
-# C0/C1 controls, zero-width and bidirectional formatting characters (Trojan Source).
-_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
-_ZWSP = "\u200b"
-# ASCII punctuation that means something to CommonMark/GFM.
-_MD_PUNCT = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>=:\"'$^])")
-
-
-def clean_text(text: object, max_chars: int = 500, *, heuristics: bool = True) -> str:
-    """Untrusted text as one line: control/invisible characters removed, secrets
-    redacted (by default with the heuristics too: this is text from elsewhere),
-    length capped."""
-    value = REDACTOR.redact(str(text), heuristics=heuristics)
-    value = _UNSAFE_CHARS.sub(" ", value)
-    value = " ".join(value.split())
-    if len(value) > max_chars:
-        value = value[: max_chars - 1] + "…"
-    return value
-
-
-def inline_code(text: object, max_chars: int = 500, *, in_table: bool = False, heuristics: bool = True) -> str:
-    """Untrusted text shown literally in a code span: inside one, GitHub renders
-    no Markdown, no HTML, no mentions and no autolinks. The fence is longer than
-    any backtick run in the text, so the text cannot close it."""
-    value = clean_text(text, max_chars, heuristics=heuristics)
-    if not value:
-        return "(empty)"
-    if in_table:
-        # GFM splits table cells on '|' even inside code spans unless escaped.
-        value = value.replace("|", "\\|")
-    longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
-    fence = "`" * (longest + 1)
-    pad = " " if value[0] in "` " or value[-1] in "` " else ""
-    return f"{fence}{pad}{value}{pad}{fence}"
-
-
-def escape_markdown(text: object, max_chars: int = 1000) -> str:
-    """Untrusted text as inert prose: every Markdown punctuation character
-    backslash-escaped, HTML special characters as entities, and a zero-width
-    space wedged into what GitHub would turn into a ping or a link (``@name``,
-    ``#123``, ``scheme://``, ``www.``, commit-like hex runs)."""
-    value = clean_text(text, max_chars)
-    value = re.sub(r"@(?=\w)", "@" + _ZWSP, value)
-    value = re.sub(r"#(?=\d)", "#" + _ZWSP, value)
-    value = re.sub(r"(?i):(?=//)", ":" + _ZWSP, value)
-    value = re.sub(r"(?i)\bwww\.", "www" + _ZWSP + ".", value)
-    value = re.sub(r"\b([0-9a-fA-F]{3})(?=[0-9a-fA-F]{4,}\b)", r"\1" + _ZWSP, value)
-    out = []
-    for char in value:
-        if char == "&":
-            out.append("&amp;")
-        elif char == "<":
-            out.append("&lt;")
-        elif char == ">":
-            out.append("&gt;")
-        elif _MD_PUNCT.fullmatch(char):
-            out.append("\\" + char)
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-def plain_title(text: object, max_chars: int = MAX_TITLE_CHARS) -> str:
-    """An issue title: one line, no invisible characters, no pings, no issue references."""
-    value = clean_text(text, max_chars)
-    value = re.sub(r"@(?=\w)", "@" + _ZWSP, value)
-    value = re.sub(r"#(?=\d)", "#" + _ZWSP, value)  # GitHub links #123 even in titles
-    return value or "tw-gates"
-
-
 # ---------------------------------------------------------------------------- issues
 
 
@@ -232,7 +132,6 @@ class TrackedIssue:
     marker: Marker
     created_at: datetime | None
     html_url: str
-    handle: Any = field(repr=False, default=None)  # the PyGithub Issue, for writes
 
     @property
     def key(self) -> tuple[str, str]:
@@ -254,6 +153,14 @@ class UpsertOutcome:
     action: Literal["created", "updated", "unchanged"]
     issue: TrackedIssue
     commented: bool = False
+    note: str = ""  # something the run should say (a label GitHub dropped and that was put back)
+
+
+LABEL_DROPPED = (
+    "GitHub dropped the label {label!r} from new issue #{number}: only users with push access can set labels "
+    "on new issues (GitHub drops them silently otherwise)"
+)
+_WRITE_ERRORS = (GithubException, requests.RequestException, DeadlineExceeded, UnexpectedAnswer)
 
 
 class IssueTracker:
@@ -268,7 +175,7 @@ class IssueTracker:
         self.client = client
         self.repo_name = repo
         self.label = label
-        self._repo = client.repo(repo)
+        self._path = f"/repos/{repo}"
         self._by_key: dict[tuple[str, str], list[TrackedIssue]] = {}
         self.loaded = False
         self.listing_pages = 0
@@ -286,19 +193,45 @@ class IssueTracker:
         ``GET /repos`` ``permissions`` describe the *user*, and an Actions or App token
         cannot introspect itself at all, so an authorised no-op is the only portable test.
         """
+        label = {"name": self.label, "color": LABEL_COLOR, "description": LABEL_DESCRIPTION}
         try:
-            self._repo.create_label(self.label, LABEL_COLOR, LABEL_DESCRIPTION)
+            self.client.write("POST", f"{self._path}/labels", label, expect=201)
             return WriteAccess(True, label_created=True, detail=f"created label {self.label!r}")
         except GithubException as exc:
             if exc.status == 422:
                 what = "exists" if _already_exists(exc) else "was refused as invalid (422), after authorisation"
                 return WriteAccess(True, detail=f"label {self.label!r} {what}; write access confirmed")
             error = classify(exc, f"checking issue write access on {self.repo_name}")
-        except (requests.RequestException, DeadlineExceeded) as exc:
+        except (requests.RequestException, DeadlineExceeded, UnexpectedAnswer) as exc:
             error = classify(exc, f"checking issue write access on {self.repo_name}")
         if error.category == "permission":
             return WriteAccess(False, detail=error.message, error=error)
         return WriteAccess(None, detail=error.message, error=error)
+
+    def label_access(self) -> TrackerError | None:
+        """Will GitHub keep the label on a new issue? "Only users with push access can
+        set labels for new issues. Labels are silently dropped otherwise." A classic token
+        (it gets ``X-OAuth-Scopes``) shows its user's role in ``GET /repos``: no push and no
+        triage (which may add the
+        label afterwards) means every issue filed would be unfindable, so the caller falls
+        back before filing. Integrations (no ``permissions`` there) and unreadable answers
+        pass: the label of each created issue is checked anyway."""
+        try:
+            headers, data = self.client.gh.requester.requestJsonAndCheck("GET", f"{self.client.api_url}{self._path}")
+        except (GithubException, requests.RequestException, DeadlineExceeded):
+            return None
+        if _header(headers or {}, "X-OAuth-Scopes") is None:
+            return None  # not a classic token: permissions would describe its user, not its grant
+        perms = data.get("permissions") if isinstance(data, dict) else None
+        if not isinstance(perms, dict) or any(perms.get(k) for k in ("push", "maintain", "admin", "triage")):
+            return None
+        return TrackerError(
+            "permission",
+            f"the token's user has neither push nor triage access to {self.repo_name}: GitHub would drop the "
+            f"label {self.label!r} from every new issue (only users with push access can set labels for new "
+            "issues), and the next run could not find them. Give the token push access (or triage), or use a "
+            "GitHub App or the workflow's GITHUB_TOKEN with issues: write.",
+        )
 
     # -- reading ------------------------------------------------------------------
     def load(self) -> list[TrackedIssue]:
@@ -342,13 +275,7 @@ class IssueTracker:
         marker = Marker.parse(item.get("body"))
         if marker is None:
             return None
-        created = item.get("created_at")
-        try:
-            created_at = datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None
-        except (AttributeError, ValueError):
-            created_at = None
-        # A lazy PyGithub Issue (no request) for the writes.
-        handle = self._repo.get_issue(item["number"])
+        created_at = _parse_time(item.get("created_at"))
         return TrackedIssue(
             item["number"],
             item.get("title") or "",
@@ -356,7 +283,6 @@ class IssueTracker:
             marker,
             created_at,
             item.get("html_url") or "",
-            handle,
         )
 
     def issues(self, kind: str | None = None) -> list[TrackedIssue]:
@@ -392,21 +318,10 @@ class IssueTracker:
         title = plain_title(title)
         existing = self.find(kind, key)
         if existing is None:
-            try:
-                issue = self._repo.create_issue(title=title, body=full_body, labels=[self.label])
-            except (GithubException, requests.RequestException, DeadlineExceeded) as exc:
-                raise classify(exc, f"creating issue {kind}:{key} in {self.repo_name}") from exc
-            tracked = TrackedIssue(
-                issue.number, title, full_body, marker, issue.created_at, issue.html_url or "", issue
-            )
-            self._by_key.setdefault((kind, key), []).insert(0, tracked)
-            return UpsertOutcome("created", tracked)
+            return self._create(kind, key, title, full_body, marker)
         if existing.marker.fingerprint == fingerprint:
             return UpsertOutcome("unchanged", existing)
-        try:
-            existing.handle.edit(title=title, body=full_body)
-        except (GithubException, requests.RequestException, DeadlineExceeded) as exc:
-            raise classify(exc, f"updating issue #{existing.number} in {self.repo_name}") from exc
+        self._edit(existing, {"title": title, "body": full_body}, "updating")
         existing.title, existing.body, existing.marker = title, full_body, marker
         commented = False
         if change_comment:
@@ -414,10 +329,68 @@ class IssueTracker:
             commented = True
         return UpsertOutcome("updated", existing, commented)
 
+    def _create(self, kind: str, key: str, title: str, body: str, marker: Marker) -> UpsertOutcome:
+        """One POST with title, body, marker and label; then the label is checked: an
+        issue without it is invisible to the next run's listing, which would file it again."""
+        try:
+            data = self.client.write(
+                "POST", f"{self._path}/issues", {"title": title, "body": body, "labels": [self.label]}, expect=201
+            )
+        except _WRITE_ERRORS as exc:
+            raise classify(exc, f"creating issue {kind}:{key} in {self.repo_name}") from exc
+        tracked = TrackedIssue(
+            int(data["number"]), title, body, marker, _parse_time(data.get("created_at")), data.get("html_url") or ""
+        )
+        note = ""
+        if not self._labelled(data.get("labels")):
+            note = self._restore_label(tracked)
+        self._by_key.setdefault((kind, key), []).insert(0, tracked)
+        return UpsertOutcome("created", tracked, note=note)
+
+    def _labelled(self, labels: Any) -> bool:
+        names = {(lb.get("name") if isinstance(lb, dict) else lb) for lb in labels or []}
+        return self.label.lower() in {str(n).lower() for n in names}
+
+    def _restore_label(self, issue: TrackedIssue) -> str:
+        """GitHub dropped the label: add it to the issue (triage may label an existing
+        issue). If that does not stick either, close the issue (its author may) so no
+        unfindable copy stays open, and fail: the caller falls back."""
+        dropped = LABEL_DROPPED.format(label=self.label, number=issue.number)
+        try:
+            labels = self.client.write(
+                "POST", f"{self._path}/issues/{issue.number}/labels", {"labels": [self.label]}, expect=200
+            )
+            if self._labelled(labels):
+                return f"{dropped}; it was added back. Give the token push access to save that request."
+        except _WRITE_ERRORS:
+            pass
+        why = (
+            f"{dropped}, and adding it afterwards was refused. Without the label the next run cannot find the "
+            "issue and would file it again, so it was closed and its findings are not filed. Give the token push "
+            "access (or triage), or use a GitHub App or the workflow's GITHUB_TOKEN with issues: write."
+        )
+        try:
+            self.comment(issue, f"Closed by tw-gates: {why}")
+            self._edit(issue, {"state": "closed", "state_reason": "not_planned"}, "closing")
+        except TrackerError:
+            why += f" Closing #{issue.number} failed too: close it by hand."
+        raise TrackerError("permission", why)
+
+    def _edit(self, issue: TrackedIssue, fields: dict[str, Any], doing: str) -> None:
+        try:
+            self.client.write("PATCH", f"{self._path}/issues/{issue.number}", fields, expect=200)
+        except _WRITE_ERRORS as exc:
+            raise classify(exc, f"{doing} issue #{issue.number} in {self.repo_name}") from exc
+
     def comment(self, issue: TrackedIssue, text: str) -> None:
         try:
-            issue.handle.create_comment(_cap(REDACTOR.redact(text)))
-        except (GithubException, requests.RequestException, DeadlineExceeded) as exc:
+            self.client.write(
+                "POST",
+                f"{self._path}/issues/{issue.number}/comments",
+                {"body": _cap(REDACTOR.redact(text))},
+                expect=201,
+            )
+        except _WRITE_ERRORS as exc:
             raise classify(exc, f"commenting on issue #{issue.number} in {self.repo_name}") from exc
 
     def close(self, issue: TrackedIssue, comment: str | None = None, *, reason: str = "completed") -> None:
@@ -425,10 +398,7 @@ class IssueTracker:
         open; the next run comments and closes it again."""
         if comment:
             self.comment(issue, comment)
-        try:
-            issue.handle.edit(state="closed", state_reason=reason)
-        except (GithubException, requests.RequestException, DeadlineExceeded) as exc:
-            raise classify(exc, f"closing issue #{issue.number} in {self.repo_name}") from exc
+        self._edit(issue, {"state": "closed", "state_reason": reason}, "closing")
         group = self._by_key.get(issue.key, [])
         self._by_key[issue.key] = [i for i in group if i.number != issue.number]
         if not self._by_key[issue.key]:
@@ -445,6 +415,13 @@ class IssueTracker:
             )
             closed.append((keeper, duplicate))
         return closed
+
+
+def _parse_time(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    except (AttributeError, ValueError):
+        return None
 
 
 def _compose(marker: Marker, body: str) -> str:
