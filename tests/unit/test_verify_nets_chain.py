@@ -121,6 +121,6 @@ def test_named_gates_run_whatever_the_role_and_the_list_shows_the_roles(tmp_path
     assert re.search(r"^self-audit +S1 consumer self-audit .*\(default for: consumer\)", out, re.M)
     assert re.search(r"^verify-nets +G1 .*\(default for: central\)", out, re.M)
     assert re.search(r"^platform +R2 .*\(default for: consumer, central\)", out, re.M)
-    assert re.search(r"^canary +.*\(optional: runs when named\)", out, re.M)
+    assert re.search(r"^canary +.*\(optional\) runs when named", out, re.M)
     code, _, err = cli("gates", "--role", "shop")
     assert code == 1 and "invalid choice: 'shop'" in err

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> Outcome:
     if args.list:
         for gate in chain.GATES:
             names = ", ".join(gate.names)
-            roles = f" (default for: {', '.join(gate.roles)})" if gate.roles else " (optional: runs when named)"
+            roles = f" (default for: {', '.join(gate.roles)})" if gate.roles else " (optional) runs when named"
             runner.echo(f"{gate.name:<16} {gate.title}{roles}  [{names}]")
         return Outcome(0)
 
