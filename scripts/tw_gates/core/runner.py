@@ -3,16 +3,22 @@
 
 On a GitHub runner (GITHUB_ACTIONS=true) this uses the workflow commands
 through actions-toolkit; elsewhere it prints plain text. Everything passes
-through the redactor first."""
+through the redactor first.
+
+Only the toolkit's command and file-command modules are imported: its
+``core`` module pulls in requests for OIDC (about 0.2 s of start-up that every
+command would pay). ``set_secret`` and ``set_output`` below are what the
+toolkit's ``core`` functions of the same name do."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from typing import Literal
 
-from actions_toolkit import core as toolkit
 from actions_toolkit.command import issue_command
+from actions_toolkit.file_command import issue_file_command, prepare_key_value_message
 
 from tw_gates.core.redact import REDACTOR
 
@@ -28,7 +34,7 @@ def mask(secret: str) -> None:
     if secret and on_runner():
         for line in secret.splitlines() or [secret]:
             if line.strip():
-                toolkit.set_secret(line)
+                issue_command("add-mask", {}, line)
         sys.stdout.flush()
 
 
@@ -84,7 +90,7 @@ def set_output(name: str, value: object) -> None:
         # toolkit refuses a missing file with an internal error).
         open(path, "a", encoding="utf-8").close()
         text = value if isinstance(value, str) else _json(value)
-        toolkit.set_output(name, REDACTOR.redact(text))
+        issue_file_command("OUTPUT", prepare_key_value_message(name, REDACTOR.redact(text)))
 
 
 def append_summary(markdown: str) -> None:
@@ -98,6 +104,4 @@ def append_summary(markdown: str) -> None:
 
 
 def _json(value: object) -> str:
-    import json
-
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
