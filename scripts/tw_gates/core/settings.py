@@ -22,7 +22,6 @@ import types
 from collections.abc import Mapping
 from contextvars import ContextVar
 from functools import cache
-from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, Union, get_args, get_origin
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -168,11 +167,6 @@ class SigningSettings(EnvSettings):
 
 class NotifySettings(EnvSettings):
     slack_webhook_url: SecretStr | None = Field(None, validation_alias=env("SLACK_WEBHOOK_URL", "slack_webhook_url"))
-
-
-class MetricsSettings(EnvSettings):
-    metrics_dir: Path = Field(Path(".metrics"), validation_alias=env("TW_METRICS_DIR", "metrics_dir"))
-    pushgateway_url: str | None = Field(None, validation_alias=env("TW_PUSHGATEWAY_URL", "pushgateway_url"))
 
 
 def _secret_values(model: object) -> list[str]:
