@@ -11,7 +11,6 @@ import argparse
 import os
 import sys
 import time
-import traceback
 
 from tw_gates import __version__
 from tw_gates.commands import discover
@@ -27,7 +26,12 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(ExitCode.ERROR)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``command``, only that command's flags are added.
+
+    --help lists the other commands by name and help line, which is all it
+    shows of them; adding every command's flags (a help formatter per flag)
+    would be most of a fast command's start-up."""
     parser = _Parser(
         prog="tw-gates",
         description="Security gates for the Token Warehouse and its consumers. "
@@ -36,11 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tw-gates {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for command in discover():
-        child = sub.add_parser(command.name, help=command.help, description=command.description or command.help)
-        command.configure(child)
-        child.set_defaults(_command=command)
+    for found in discover():
+        child = sub.add_parser(found.name, help=found.help, description=found.description or found.help)
+        if command is None or found.name == command:
+            found.configure(child)
+        child.set_defaults(_command=found)
     return parser
+
+
+def _command_named(argv: list[str]) -> str | None:
+    # The first word that is not an option: tw-gates' own options take no value.
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def _register_environment_secrets() -> None:
@@ -49,7 +59,8 @@ def _register_environment_secrets() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_command_named(argv))
     args = parser.parse_args(argv)
     command = getattr(args, "_command", None)
     if command is None:
@@ -78,7 +89,7 @@ def _run(command, args: argparse.Namespace) -> int:
         return ExitCode.ERROR
     except Exception as exc:  # the contract: never a bare traceback
         if os.environ.get("TW_GATES_DEBUG") == "1":
-            traceback.print_exc()
+            sys.excepthook(type(exc), exc, exc.__traceback__)  # the traceback, without importing traceback
         _report(command.name, f"internal error: {type(exc).__name__}: {exc} (set TW_GATES_DEBUG=1 for a traceback)")
         return ExitCode.ERROR
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -36,12 +36,21 @@ class Command:
     description: str | None = None
 
 
+def _module_names() -> list[str]:
+    # The folder listed directly: pkgutil would bring typing and more (start-up).
+    names = set()
+    for folder in __path__:
+        for entry in os.listdir(folder):
+            name, ext = os.path.splitext(entry)
+            if ext == ".py" and name.isidentifier() and not name.startswith("_"):
+                names.add(name)
+    return sorted(names)
+
+
 def discover() -> list[Command]:
     found = []
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    for name in _module_names():
+        module = importlib.import_module(f"{__name__}.{name}")
         command = getattr(module, "COMMAND", None)
         if isinstance(command, Command):
             found.append(command)
