@@ -26,17 +26,17 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from tw_gates.core import prom_text
 from tw_gates.core.metric_catalog import CATALOG
 
+TYPE_CHECKING = False  # typing stays out of the start-up path (every command records its run)
+if TYPE_CHECKING:
+    from tw_gates.core.metric_catalog import Kind
+
 TEXTFILE_NAME = "tw_gates.prom"
 LOCK_TIMEOUT_S = 30.0
-
-Kind = Literal["counter", "gauge"]
 
 
 class Series:
@@ -223,9 +223,12 @@ def _locked(path: Path, timeout: float) -> Iterator[None]:
 
 def _replace(path: Path, data: bytes) -> None:
     """Write ``data`` to a temp file beside ``path``, fsync, then rename over
-    it: a reader sees the old file or the new one, never half of one. Called
-    under the lock, so one temp name is enough; the file gets the mode a plain
-    open() would (0666 less the umask)."""
+    it: a reader sees the old file or the new one, never half of one, even
+    after a crash. Called under the lock, so one temp name is enough; the file
+    gets the mode a plain open() would (0666 less the umask). The folder is not
+    fsync'd (core.fsio does that): after a power cut the file may be the
+    previous run's, which costs a counter one run's increment, never its
+    history; on a busy disk that second fsync was most of recording a run."""
     tmp = path.with_name(f".{path.name}.tmp")
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()  # a crashed writer's leftover
@@ -240,12 +243,6 @@ def _replace(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
-    with contextlib.suppress(OSError):  # make the rename itself durable where the filesystem allows
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
 
 
 def _push(url: str, job: str, families: list[prom_text.Family]) -> None:
@@ -270,13 +267,15 @@ def _push(url: str, job: str, families: list[prom_text.Family]) -> None:
     prometheus_client.push_to_gateway(url, job=job, registry=registry, timeout=10)
 
 
-@dataclass(frozen=True)
 class MetricsSettings:
     """Where the metrics go: read from the environment directly (an empty
     value means unset), so recording a run needs no settings machinery."""
 
-    metrics_dir: Path = Path(".metrics")
-    pushgateway_url: str | None = None
+    __slots__ = ("metrics_dir", "pushgateway_url")
+
+    def __init__(self, metrics_dir: Path = Path(".metrics"), pushgateway_url: str | None = None) -> None:
+        self.metrics_dir = metrics_dir
+        self.pushgateway_url = pushgateway_url
 
     @classmethod
     def from_env(cls) -> MetricsSettings:

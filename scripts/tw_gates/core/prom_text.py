@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
@@ -31,27 +30,41 @@ _ESCAPES = {"\\": "\\", "n": "\n", '"': '"'}
 Labels = tuple[tuple[str, str], ...]  # sorted by label name
 
 
-@dataclass
+# Plain classes, not dataclasses: every command writes the textfile, and
+# dataclasses imports inspect (start-up).
+
+
 class Sample:
-    name: str
-    labels: Labels
-    value: float
-    timestamp: str | None = None  # as written (milliseconds); tw-gates writes none
+    __slots__ = ("labels", "name", "timestamp", "value")
+
+    def __init__(self, name: str, labels: Labels, value: float, timestamp: str | None = None) -> None:
+        self.name = name
+        self.labels = labels  # sorted by label name
+        self.value = value
+        self.timestamp = timestamp  # as written (milliseconds); tw-gates writes none
 
     @property
     def key(self) -> tuple[str, Labels]:
         return (self.name, self.labels)
 
+    def __repr__(self) -> str:
+        return f"Sample({self.name!r}, {self.labels!r}, {self.value!r}, {self.timestamp!r})"
 
-@dataclass
+
 class Family:
     """A metric family; a counter's ``name`` is without ``_total`` (its
     samples keep it), as prometheus_client names them."""
 
-    name: str
-    type: str
-    help: str = ""
-    samples: list[Sample] = field(default_factory=list)
+    __slots__ = ("help", "name", "samples", "type")
+
+    def __init__(self, name: str, type: str, help: str = "", samples: list[Sample] | None = None) -> None:
+        self.name = name
+        self.type = type
+        self.help = help
+        self.samples = samples if samples is not None else []
+
+    def __repr__(self) -> str:
+        return f"Family({self.name!r}, {self.type!r}, {self.help!r}, {self.samples!r})"
 
 
 def format_value(value: float) -> str:
