@@ -61,6 +61,9 @@ class EnvSettings(BaseModel):
         populate_by_name=True,
         validate_default=True,
         arbitrary_types_allowed=True,
+        # Built on first use, not at import: a run uses one settings class of
+        # the dozen its imports define (each build is milliseconds).
+        defer_build=True,
     )
 
     def __init__(self, **values: Any) -> None:
