@@ -4,11 +4,13 @@ tw-gates uses, side by side with pydantic-settings where it is installed."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import pytest
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from tw_gates.core.errors import UsageError
 from tw_gates.core.settings import EnvSettings, NoDecode, env, load_settings
@@ -70,8 +72,6 @@ def test_same_values_as_pydantic_settings(monkeypatch, environment, flags):
 
 
 def test_no_decode_gives_the_raw_text_to_the_validators(monkeypatch):
-    from pydantic import field_validator
-
     class Lines(EnvSettings):
         lines: Annotated[list[str], NoDecode] = Field(default_factory=list, validation_alias=env("TW_T_LINES"))
 
@@ -104,9 +104,6 @@ def test_without_environment_reads_only_the_values(monkeypatch):
 
 
 def test_settings_do_not_need_pydantic_settings():
-    import subprocess
-    import sys
-
     probe = "import sys, tw_gates.core.settings; print('pydantic_settings' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
