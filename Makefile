@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   - set up .venv and run the gate chain on the bundled example
 #   make test   - run the whole test suite
+# and `make bench` re-runs the benchmarks and rewrites docs/benchmarks.md.
 PYTHON ?= python3
 VENV   ?= .venv
 STAMP  := $(VENV)/.installed
@@ -19,6 +20,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -n auto
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m tests.bench.run_all --write-docs
 
 lint: $(STAMP)
 	$(VENV)/bin/zizmor --offline .

@@ -11,24 +11,62 @@ import argparse
 import os
 import sys
 import time
-import traceback
-from typing import NoReturn
 
 from tw_gates import __version__
-from tw_gates.commands import discover
+from tw_gates.commands import discover, find
 from tw_gates.core import metrics, runner
 from tw_gates.core.errors import ExitCode, TwGatesError
 from tw_gates.core.redact import REDACTOR, secret_env_values
 
+TYPE_CHECKING = False  # typing stays out of the start-up path
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+
+def _terminal_columns() -> int:
+    """The terminal's width as shutil.get_terminal_size() finds it (COLUMNS,
+    then the terminal, then 80), without importing shutil: argparse builds a
+    help formatter for every flag, and shutil brings bz2, lzma and more
+    (milliseconds of every start, for a number)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(argparse.HelpFormatter):
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None):
+        # argparse's own default width: the terminal's, less 2.
+        super().__init__(prog, indent_increment, max_help_position, _terminal_columns() - 2 if width is None else width)
+
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:  # usage errors: exit 1 per the contract
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(ExitCode.ERROR)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command with its flags; with ``command``, the one
+    needed to parse a command line that starts with that word.
+
+    A known command gets its own subparser only: nothing the others add can
+    show or matter once the first word is chosen, and importing and
+    configuring 19 commands (a help formatter per flag) was most of a fast
+    command's start-up. Otherwise (an option or an unknown word first) every
+    command is listed by name and help line, as --help and the "invalid
+    choice" error show them, and none gets its flags."""
     parser = _Parser(
         prog="tw-gates",
         description="Security gates for the Token Warehouse and its consumers. "
@@ -37,11 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tw-gates {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for command in discover():
-        child = sub.add_parser(command.name, help=command.help, description=command.description or command.help)
-        command.configure(child)
-        child.set_defaults(_command=command, _parser=child)
+    chosen = find(command) if command else None
+    for found in [chosen] if chosen else discover():
+        child = sub.add_parser(found.name, help=found.help, description=found.description or found.help)
+        if command is None or found is chosen:
+            found.configure(child)
+        child.set_defaults(_command=found, _parser=child)
     return parser
+
+
+def _first_word(argv: list[str]) -> str:
+    """The command word when the line starts with one ("" otherwise: options
+    first, as in ``tw-gates -h platform``, are the top-level parser's)."""
+    return argv[0] if argv and not argv[0].startswith("-") else ""
 
 
 def _register_environment_secrets() -> None:
@@ -50,7 +96,8 @@ def _register_environment_secrets() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_first_word(argv))
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         # The command's own usage, not the list of commands: the flag was given to it.
@@ -82,7 +129,7 @@ def _run(command, args: argparse.Namespace) -> int:
         return ExitCode.ERROR
     except Exception as exc:  # the contract: never a bare traceback
         if os.environ.get("TW_GATES_DEBUG") == "1":
-            traceback.print_exc()
+            sys.excepthook(type(exc), exc, exc.__traceback__)  # the traceback, without importing traceback
         _report(command.name, f"internal error: {type(exc).__name__}: {exc} (set TW_GATES_DEBUG=1 for a traceback)")
         return ExitCode.ERROR
 

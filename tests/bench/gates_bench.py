@@ -11,7 +11,10 @@
 * baseline capture of builtin:safe on the built-in corpus (24 documents,
   2 warm-up + 5 measured parses each): wall time, and the capture's numbers.
 
-    python tests/bench/gates_bench.py [--consumers 5000] [--hits 100] [--runs 3]"""
+    python tests/bench/gates_bench.py [--consumers 5000] [--hits 100] [--runs 3]
+
+The last line is ``BENCH-JSON {...}`` with the same numbers as a table (the
+convention of tests/bench/run_all.py)."""
 
 from __future__ import annotations
 
@@ -53,6 +56,9 @@ def cli(*argv: str, env: dict[str, str] | None = None) -> tuple[float, int, int,
     return seconds, done.returncode, max(peak, before), done.stderr
 
 
+ROWS: list[list[str]] = []  # the BENCH-JSON table: what, exit, time, detail
+
+
 def static_gates(runs: int) -> None:
     for command in ("verify-nets", "hmac-policy", "telemetry-check"):
         times, code = [], None
@@ -63,6 +69,8 @@ def static_gates(runs: int) -> None:
             f"{command:<16} exit {code}  median {statistics.median(times) * 1000:7.0f} ms  "
             f"(min {min(times) * 1000:.0f} ms, {runs} runs, one process each)"
         )
+        detail = f"whole run, one process; median of {runs} (min {min(times):.3f} s)"
+        ROWS.append([command, str(code), f"{statistics.median(times):.3f} s", detail])
 
 
 def audit(consumers: int, hits: int, folder: Path, outside_every: int) -> None:
@@ -145,6 +153,14 @@ def audit(consumers: int, hits: int, folder: Path, outside_every: int) -> None:
         f"({size / 2**20:.0f} MiB JSONL): {consumers / seconds:,.0f} artifacts/s, {total / seconds:,.0f} hits/s; "
         f"peak RSS {peak / 1024:.0f} MiB; {len(report['unregistered_hits'])} unregistered hits in the report"
     )
+    ROWS.append(
+        [
+            f"audit, 1 hit in {outside_every} outside",
+            str(code),
+            f"{seconds:.2f} s",
+            f"{consumers / seconds:,.0f} artifacts/s, {total / seconds:,.0f} hits/s, peak RSS {peak / 1024:.0f} MiB",
+        ]
+    )
     if code != 2:
         print(err.strip().splitlines()[-1] if err.strip() else "(no stderr)")
 
@@ -154,6 +170,7 @@ def capture(folder: Path) -> None:
     seconds, code, _, err = cli("baseline", "capture", "--target", "builtin:safe", "--out", str(out))
     if code:
         print(f"baseline capture failed: {err.strip()}")
+        ROWS.append(["baseline capture builtin:safe", str(code), f"{seconds:.2f} s", "failed"])
         return
     doc = json.loads(out.read_text())
     lat = doc["latency"]
@@ -162,6 +179,8 @@ def capture(folder: Path) -> None:
         f"p50 {lat['p50_ms']:.2f} ms, p95 {lat['p95_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms, "
         f"peak RSS {doc['peak_rss_mib']} MiB (worker)"
     )
+    detail = f"{lat['samples']} samples, p50 {lat['p50_ms']:.2f} ms, p95 {lat['p95_ms']:.2f} ms"
+    ROWS.append(["baseline capture builtin:safe", str(code), f"{seconds:.2f} s", detail])
 
 
 def main() -> int:
@@ -177,6 +196,9 @@ def main() -> int:
             audit(args.consumers, args.hits, Path(tmp), outside_every)
     with tempfile.TemporaryDirectory(prefix="tw-gates-bench-") as tmp:
         capture(Path(tmp))
+    notes = [f"{args.consumers} consumers x {args.hits} hits for the audit; the real CLI, one process per run."]
+    table = {"headers": ["what", "exit", "time", "detail"], "rows": ROWS}
+    print("BENCH-JSON " + json.dumps({"bench": "gates", "table": table, "notes": notes}))
     return 0
 
 

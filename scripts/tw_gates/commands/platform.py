@@ -11,12 +11,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> Outcome:
+    # Not load_settings: that module brings pydantic, and this gate must start in a blink.
     from tw_gates.chain.platform import PlatformSettings, platform
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
-    from tw_gates.core.settings import load_settings
 
-    result = platform(load_settings(PlatformSettings, {"platform": args.platform, "runner_os": args.runner_os}))
+    flags = {"platform": args.platform, "runner_os": args.runner_os}
+    result = platform(PlatformSettings(**{k: v for k, v in flags.items() if v is not None}))
     runner.set_output("platform", result.platform)
     runner.set_output("linux", "true" if result.linux else "false")
     if not result.linux:

@@ -13,16 +13,35 @@ This module is plain data: importing it costs nothing."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+# No dataclass and no typing at run time: every command imports this module
+# (to record its run), and those two bring inspect and typing (start-up).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Kind = Literal["counter", "gauge"]
 
 
-@dataclass(frozen=True)
 class MetricSpec:
-    name: str
-    kind: Literal["counter", "gauge"]
-    help: str
-    labels: tuple[str, ...] = ()
+    __slots__ = ("help", "kind", "labels", "name")
+
+    def __init__(self, name: str, kind: Kind, help: str, labels: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.kind = kind
+        self.help = help
+        self.labels = labels
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MetricSpec) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> tuple[str, str, str, tuple[str, ...]]:
+        return (self.name, self.kind, self.help, self.labels)
+
+    def __repr__(self) -> str:
+        return f"MetricSpec({self.name!r}, {self.kind!r}, {self.help!r}, {self.labels!r})"
 
 
 _SPECS = (

@@ -1,69 +1,130 @@
 """C1 telemetry: Prometheus metrics in textfile format.
 
-Every command records into one process registry (prometheus_client). At the
-end of the command the registry is merged into ``$TW_METRICS_DIR/tw_gates.prom``
-under a portalocker lock: counters add to what earlier runs left there (so
-they stay cumulative across runs, as Prometheus expects of a counter), gauges
-replace their previous value, series this run did not touch are kept. The
-file is replaced atomically, so node_exporter's textfile collector never reads
-half of it. With TW_PUSHGATEWAY_URL set, the same merged families are pushed.
-"""
+Every command records into one process sink. At the end of the command the
+sink is merged into ``$TW_METRICS_DIR/tw_gates.prom`` under a file lock:
+counters add to what earlier runs left there (so they stay cumulative across
+runs, as Prometheus expects of a counter), gauges replace their previous value,
+series this run did not touch are kept. The file is replaced atomically, so
+node_exporter's textfile collector never reads half of it. With
+TW_PUSHGATEWAY_URL set, the same merged families are pushed.
+
+Counters and gauges here behave as prometheus_client's (labels, non-negative
+counter increments, an unlabelled series that exists from creation), and the
+file is the text format prometheus_client writes (``core.prom_text``).
+prometheus_client itself is imported only to push: it costs about 0.15 s to
+import, which every command, `tw-gates platform` included, would otherwise pay
+to record its run. For the same reason the file is locked and replaced here
+with ``fcntl.flock`` and ``os.replace`` rather than through ``core.fsio``
+(portalocker adds about 0.1 s to start-up); flock is the lock portalocker
+takes on Linux, so writers of either kind exclude each other."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import prometheus_client
-from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import Metric
-from prometheus_client.parser import text_string_to_metric_families
-
-from tw_gates.core.fsio import atomic_write_bytes, file_lock
+from tw_gates.core import prom_text
 from tw_gates.core.metric_catalog import CATALOG
 
+TYPE_CHECKING = False  # typing stays out of the start-up path (every command records its run)
+if TYPE_CHECKING:
+    from tw_gates.core.metric_catalog import Kind
+
 TEXTFILE_NAME = "tw_gates.prom"
-
-# A `_created` sample per counter would be reset by every run and make the
-# merged file lie about when a series started; leave it out.
-prometheus_client.disable_created_metrics()
+LOCK_TIMEOUT_S = 30.0
 
 
-class _MergedCollector:
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
+class Series:
+    """One labelled series of a counter or gauge (what ``.labels()`` returns)."""
 
-    def collect(self) -> Iterable[Metric]:
-        return iter(self._families)
+    def __init__(self, metric: _Metric, values: tuple[str, ...]) -> None:
+        self._metric = metric
+        self._values = values
+
+    def inc(self, amount: float = 1) -> None:
+        if self._metric.kind == "counter" and amount < 0:
+            raise ValueError("Counters can only be incremented by non-negative amounts.")
+        self._metric._add(self._values, float(amount))
+
+    def dec(self, amount: float = 1) -> None:
+        if self._metric.kind == "counter":
+            raise AttributeError("a counter cannot be decremented")
+        self._metric._add(self._values, -float(amount))
+
+    def set(self, value: float) -> None:
+        if self._metric.kind == "counter":
+            raise AttributeError("a counter cannot be set")
+        self._metric._set(self._values, float(value))
+
+    def set_to_current_time(self) -> None:
+        self.set(time.time())
 
 
-def _sample_key(sample) -> tuple:
-    return (sample.name, tuple(sorted(sample.labels.items())))
+class _Metric(Series):
+    """A counter or gauge; unlabelled, it is its own series."""
+
+    def __init__(self, kind: Kind, name: str, documentation: str, labelnames: Sequence[str]) -> None:
+        if not prom_text.METRIC_NAME.fullmatch(name):
+            raise ValueError(f"invalid metric name {name!r}")
+        for label in labelnames:
+            if not prom_text.LABEL_NAME.fullmatch(label) or label.startswith("__"):
+                raise ValueError(f"invalid label name {label!r}")
+        super().__init__(self, ())
+        self.kind, self.name, self.documentation = kind, name, documentation
+        self.labelnames = tuple(labelnames)
+        self._lock = threading.Lock()
+        # An unlabelled series exists (at 0) from creation, as in prometheus_client.
+        self._series: dict[tuple[str, ...], float] = {} if self.labelnames else {(): 0.0}
+
+    def labels(self, *values: object, **named: object) -> Series:
+        if not self.labelnames:
+            raise ValueError(f"no label names were set for metric {self.name}")
+        if values and named:
+            raise ValueError("Can't pass both *args and **kwargs")
+        if named:
+            if sorted(named) != sorted(self.labelnames):
+                raise ValueError("Incorrect label names")
+            values = tuple(named[label] for label in self.labelnames)
+        elif len(values) != len(self.labelnames):
+            raise ValueError("Incorrect label count")
+        key = tuple(str(value) for value in values)
+        with self._lock:
+            self._series.setdefault(key, 0.0)
+        return Series(self, key)
+
+    def _check_observable(self, values: tuple[str, ...]) -> None:
+        if self.labelnames and not values:
+            raise ValueError(f"{self.kind} metric is missing label values")
+
+    def _add(self, values: tuple[str, ...], amount: float) -> None:
+        self._check_observable(values)
+        with self._lock:
+            self._series[values] = self._series.get(values, 0.0) + amount
+
+    def _set(self, values: tuple[str, ...], value: float) -> None:
+        self._check_observable(values)
+        with self._lock:
+            self._series[values] = value
+
+    def family(self) -> prom_text.Family:
+        sample_name = f"{self.name}_total" if self.kind == "counter" else self.name
+        with self._lock:
+            series = list(self._series.items())
+        samples = [
+            prom_text.Sample(sample_name, tuple(sorted(zip(self.labelnames, values, strict=True))), value)
+            for values, value in series
+        ]
+        return prom_text.Family(self.name, self.kind, self.documentation, samples)
 
 
-def merge_families(previous: Iterable[Metric], current: Iterable[Metric]) -> list[Metric]:
-    """Counters: previous + current. Gauges and others: current wins.
-    Series or families only in ``previous`` are kept unchanged."""
-    merged: dict[str, Metric] = {}
-    for family in previous:
-        merged[family.name] = family
-    for family in current:
-        old = merged.get(family.name)
-        if old is None or old.type != family.type:
-            merged[family.name] = family
-            continue
-        samples = {_sample_key(s): s for s in old.samples}
-        for sample in family.samples:
-            key = _sample_key(sample)
-            if family.type == "counter" and key in samples and not sample.name.endswith("_created"):
-                sample = sample._replace(value=samples[key].value + sample.value)
-            samples[key] = sample
-        fresh = Metric(family.name, family.documentation or old.documentation, family.type, family.unit)
-        fresh.samples = sorted(samples.values(), key=_sample_key)
-        merged[family.name] = fresh
-    return [merged[name] for name in sorted(merged)]
+# The names gates call them by (``sink.counter(...)`` returns a Counter).
+Counter = _Metric
+Gauge = _Metric
 
 
 class MetricsSink:
@@ -76,35 +137,38 @@ class MetricsSink:
         self.directory = Path(directory) if directory is not None else None
         self.pushgateway_url = pushgateway_url
         self.job = job
-        self.registry = CollectorRegistry(auto_describe=True)
-        self._metrics: dict[str, Counter | Gauge] = {}
+        self._metrics: dict[str, _Metric] = {}
         self._lock = threading.Lock()
 
     def counter(self, name: str, documentation: str | None = None, labelnames: Sequence[str] = ()) -> Counter:
         """The counter ``name`` of the catalogue (help and labels from there)."""
-        return self._get(Counter, name, documentation, labelnames)
+        return self._get("counter", name, documentation, labelnames)
 
     def gauge(self, name: str, documentation: str | None = None, labelnames: Sequence[str] = ()) -> Gauge:
         """The gauge ``name`` of the catalogue (help and labels from there)."""
-        return self._get(Gauge, name, documentation, labelnames)
+        return self._get("gauge", name, documentation, labelnames)
 
-    def _get(self, kind, name: str, documentation: str | None, labelnames: Sequence[str]):
+    def _get(self, kind: Kind, name: str, documentation: str | None, labelnames: Sequence[str]) -> _Metric:
         spec = CATALOG.get(name)
         if spec is not None:
-            if spec.kind != ("counter" if kind is Counter else "gauge"):
+            if spec.kind != kind:
                 raise ValueError(f"metric {name} is a {spec.kind} in the catalogue")
             documentation, labelnames = spec.help, spec.labels
         elif documentation is None:
             # Product code names catalogue metrics only; an ad-hoc series needs its help text.
             raise ValueError(f"metric {name} is not in tw_gates.core.metric_catalog")
-        # prometheus_client appends _total to counters itself; accept either spelling.
-        base = name[: -len("_total")] if kind is Counter and name.endswith("_total") else name
+        # A counter's family name is without _total (its samples carry it); accept either spelling.
+        base = name[: -len("_total")] if kind == "counter" and name.endswith("_total") else name
         with self._lock:
             metric = self._metrics.get(base)
             if metric is None:
-                metric = kind(base, documentation, labelnames=tuple(labelnames), registry=self.registry)
+                metric = _Metric(kind, base, documentation, labelnames)
+                # A gauge `x_total` beside a counter `x` would write one series twice.
+                taken = {n for other in self._metrics.values() for n in _names(other.kind, other.name)}
+                if taken & _names(kind, base):
+                    raise ValueError(f"metric {name} clashes with a metric already recorded")
                 self._metrics[base] = metric
-            elif not isinstance(metric, kind):
+            elif metric.kind != kind:
                 raise ValueError(f"metric {name} already registered as another type")
             return metric
 
@@ -112,56 +176,136 @@ class MetricsSink:
     def textfile(self) -> Path | None:
         return self.directory / TEXTFILE_NAME if self.directory is not None else None
 
+    def _take(self) -> list[prom_text.Family]:
+        with self._lock:
+            current = [metric.family() for metric in self._metrics.values()]
+            self._metrics = {}
+        return current
+
     def flush(self) -> Path | None:
         """Merge into the textfile (locked, atomic); push if configured.
 
         The recorded values move into the file: the sink starts afresh, so a
         second flush in the same process never counts them twice."""
-        if self.directory is None:
-            registry = self.registry
-            with self._lock:
-                self.registry = CollectorRegistry(auto_describe=True)
-                self._metrics = {}
-            if self.pushgateway_url:
-                prometheus_client.push_to_gateway(self.pushgateway_url, job=self.job, registry=registry, timeout=10)
-            return None
-        textfile = self.directory / TEXTFILE_NAME
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.directory / f".{TEXTFILE_NAME}.lock", timeout=30):
-            previous: list[Metric] = []
-            if textfile.exists():
-                text = textfile.read_text(encoding="utf-8")
-                try:
-                    previous = list(text_string_to_metric_families(text))
-                except ValueError:
-                    previous = []  # a corrupt file is replaced, not propagated
-            merged = merge_families(previous, self.registry.collect())
-            registry = CollectorRegistry(auto_describe=False)
-            registry.register(_MergedCollector(merged))
-            atomic_write_bytes(textfile, prometheus_client.generate_latest(registry))
-            with self._lock:
-                self.registry = CollectorRegistry(auto_describe=True)
-                self._metrics = {}
+        textfile = self.textfile
+        if self.directory is None or textfile is None:
+            merged = prom_text.merge([], self._take())
+        else:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with _locked(self.directory / f".{TEXTFILE_NAME}.lock", LOCK_TIMEOUT_S):
+                previous: list[prom_text.Family] = []
+                if textfile.exists():
+                    try:
+                        previous = prom_text.parse(textfile.read_text(encoding="utf-8"))
+                    except ValueError:
+                        previous = []  # a corrupt file is replaced, not propagated
+                merged = prom_text.merge(previous, self._take())
+                _replace(textfile, prom_text.render(merged).encode("utf-8"))
         if self.pushgateway_url:
-            prometheus_client.push_to_gateway(self.pushgateway_url, job=self.job, registry=registry, timeout=10)
+            _push(self.pushgateway_url, self.job, merged)
         return textfile
+
+
+def _names(kind: Kind, name: str) -> set[str]:
+    return {name, f"{name}_total"} if kind == "counter" else {name}
+
+
+@contextlib.contextmanager
+def _locked(path: Path, timeout: float) -> Iterator[None]:
+    """An exclusive flock on ``path``, waited for up to ``timeout`` seconds."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"could not lock {path} within {timeout:g}s: another writer holds it") from None
+                time.sleep(0.005)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``path``, fsync, then rename over
+    it: a reader sees the old file or the new one, never half of one, even
+    after a crash. Called under the lock, so one temp name is enough; the file
+    gets the mode a plain open() would (0666 less the umask). The folder is not
+    fsync'd (core.fsio does that): after a power cut the file may be the
+    previous run's, which costs a counter one run's increment, never its
+    history; on a busy disk that second fsync was most of recording a run."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()  # a crashed writer's leftover
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _push(url: str, job: str, families: list[prom_text.Family]) -> None:
+    """PUT the families to a Pushgateway (replacing the job's group)."""
+    # Imported here: 0.15 s that only a configured Pushgateway should cost.
+    import prometheus_client  # noqa: PLC0415
+    from prometheus_client.core import Metric  # noqa: PLC0415
+    from prometheus_client.samples import Sample  # noqa: PLC0415
+
+    metrics = []
+    for family in families:
+        metric = Metric(family.name, family.help, family.type)
+        metric.samples = [Sample(s.name, dict(s.labels), s.value) for s in family.samples]
+        metrics.append(metric)
+
+    class _Families:
+        def collect(self) -> list[Metric]:
+            return metrics
+
+    registry = prometheus_client.CollectorRegistry(auto_describe=False)
+    registry.register(_Families())
+    prometheus_client.push_to_gateway(url, job=job, registry=registry, timeout=10)
+
+
+class MetricsSettings:
+    """Where the metrics go: read from the environment directly (an empty
+    value means unset), so recording a run needs no settings machinery.
+
+    The textfile goes to TW_METRICS_DIR; without it, to ``.metrics/`` on a
+    GitHub runner only: a person running a gate on their machine finds no
+    folder they did not ask for."""
+
+    __slots__ = ("metrics_dir", "pushgateway_url")
+
+    def __init__(self, metrics_dir: Path | None = Path(".metrics"), pushgateway_url: str | None = None) -> None:
+        self.metrics_dir = metrics_dir
+        self.pushgateway_url = pushgateway_url
+
+    @classmethod
+    def from_env(cls) -> MetricsSettings:
+        configured = os.environ.get("TW_METRICS_DIR")
+        on_runner = os.environ.get("GITHUB_ACTIONS") == "true"
+        directory = Path(configured) if configured else Path(".metrics") if on_runner else None
+        return cls(directory, os.environ.get("TW_PUSHGATEWAY_URL") or None)
 
 
 _current: MetricsSink | None = None
 
 
 def current() -> MetricsSink:
-    """The sink of this process (the CLI configures it from settings)."""
+    """The sink of this process (the CLI configures it from the environment)."""
     global _current
     if _current is None:
-        # Deferred: the CLI imports this module at start-up, pydantic-settings only when a command records.
-        from tw_gates.core.settings import MetricsSettings, load_settings  # noqa: PLC0415
-
-        settings = load_settings(MetricsSettings)
-        directory = settings.metrics_dir
-        if directory is None and os.environ.get("GITHUB_ACTIONS") == "true":
-            directory = Path(".metrics")
-        _current = MetricsSink(directory, settings.pushgateway_url)
+        settings = MetricsSettings.from_env()
+        _current = MetricsSink(settings.metrics_dir, settings.pushgateway_url)
     return _current
 
 

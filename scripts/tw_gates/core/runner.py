@@ -3,20 +3,29 @@
 
 On a GitHub runner (GITHUB_ACTIONS=true) this uses the workflow commands
 through actions-toolkit; elsewhere it prints plain text. Everything passes
-through the redactor first."""
+through the redactor first.
+
+Start-up: the toolkit is imported where a workflow command is written, not
+when this module is: its modules bring typing, uuid and platform, which a
+command off a runner (or one that writes none) need not pay; and only its
+command and file-command modules are used, because its ``core`` module pulls in
+requests for OIDC (0.2 s). ``mask`` and ``set_output`` write what the toolkit's
+``core.set_secret`` and ``core.set_output`` write."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from typing import Literal
-
-from actions_toolkit import core as toolkit
-from actions_toolkit.command import issue_command
+from collections.abc import Mapping
 
 from tw_gates.core.redact import REDACTOR
 
-Level = Literal["error", "warning", "notice"]
+TYPE_CHECKING = False  # typing stays out of the start-up path
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Level = Literal["error", "warning", "notice"]
 
 
 def on_runner() -> bool:
@@ -28,7 +37,7 @@ def mask(secret: str) -> None:
     if secret and on_runner():
         for line in secret.splitlines() or [secret]:
             if line.strip():
-                toolkit.set_secret(line)
+                _command("add-mask", {}, line)
         sys.stdout.flush()
 
 
@@ -69,7 +78,7 @@ def annotate(
         props = {
             k: v for k, v in {"title": title, "file": file, "line": line, "endLine": end_line}.items() if v is not None
         }
-        issue_command(level, props, message)
+        _command(level, props, message)
         sys.stdout.flush()
         return
     where = f"{file}:{line}: " if file and line else f"{file}: " if file else ""
@@ -84,7 +93,7 @@ def set_output(name: str, value: object) -> None:
         # toolkit refuses a missing file with an internal error).
         open(path, "a", encoding="utf-8").close()
         text = value if isinstance(value, str) else _json(value)
-        toolkit.set_output(name, REDACTOR.redact(text))
+        _file_command("OUTPUT", name, REDACTOR.redact(text))
 
 
 def append_summary(markdown: str) -> None:
@@ -98,6 +107,21 @@ def append_summary(markdown: str) -> None:
 
 
 def _json(value: object) -> str:
-    import json
-
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+# The toolkit, imported on first use (see the module docstring).
+
+
+def _command(command: str, properties: Mapping[str, object], message: str) -> None:
+    """``::command key=value::message`` on stdout."""
+    from actions_toolkit.command import issue_command  # noqa: PLC0415
+
+    issue_command(command, properties, message)
+
+
+def _file_command(command: str, key: str, value: str) -> None:
+    """``key<<delimiter`` / value / delimiter appended to the ``$GITHUB_<command>`` file."""
+    from actions_toolkit.file_command import issue_file_command, prepare_key_value_message  # noqa: PLC0415
+
+    issue_file_command(command, prepare_key_value_message(key, value))

@@ -4,17 +4,27 @@ Every gate declares its settings as a subclass of ``EnvSettings``; fields take
 their value from, in order: a command-line flag (passed to ``load_settings``),
 the environment variable named by the field's alias, the default. Secrets are
 ``SecretStr`` fields: loading registers them for redaction and, on a runner,
-masks them with ``::add-mask::``."""
+masks them with ``::add-mask::``.
+
+``EnvSettings`` reads the environment itself rather than through
+pydantic-settings: that package imports asyncio and its many sources at start-up
+(about 0.3 s on a 2-core runner, more than a whole gate may take before it does
+its work), and tw-gates needs one source only. The rules are pydantic-settings'
+for the options used here: variable names are case-sensitive, an empty value
+means "not set", the first alias set wins, a list/dict/model field is read as
+JSON unless marked ``NoDecode``, unknown keys are ignored."""
 
 from __future__ import annotations
 
+import json
+import os
+import types
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any, TypeVar
+from contextvars import ContextVar
+from functools import cache
+from typing import Any, NamedTuple, TypeVar, Union, get_args, get_origin
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-from pydantic_settings.exceptions import SettingsError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from tw_gates.core import runner
 from tw_gates.core.errors import UsageError
@@ -30,12 +40,100 @@ def env(name: str, *more: str) -> Any:
     return AliasChoices(name, *more)
 
 
-class EnvSettings(BaseSettings):
-    model_config = SettingsConfigDict(
+class NoDecode:
+    """Field metadata, ``Annotated[list[str], NoDecode]``: the environment
+    value reaches the field's validators as the raw string, not parsed as JSON
+    (pydantic-settings' marker of the same name is honoured too)."""
+
+
+class _EnvField(NamedTuple):
+    name: str
+    keys: tuple[str, ...]  # the names a value may be given under (flags: the field name)
+    variables: tuple[str, ...]  # the environment variables read, first set wins
+    json: bool  # a list/dict/model field: the environment value is JSON
+
+
+class EnvSettings(BaseModel):
+    """Settings whose fields the environment fills where no value is given."""
+
+    model_config = ConfigDict(
         extra="ignore",
         populate_by_name=True,
-        env_ignore_empty=True,  # an empty action input means "not set"
-        case_sensitive=True,
+        validate_default=True,
+        arbitrary_types_allowed=True,
+        # Built on first use, not at import: a run uses one settings class of
+        # the dozen its imports define (each build is milliseconds).
+        defer_build=True,
+    )
+
+    def __init__(self, **values: Any) -> None:
+        if _READ_ENVIRONMENT.get():
+            values = _with_environment(type(self), values)
+        super().__init__(**values)
+
+    @classmethod
+    def without_environment(cls: type[S], **values: Any) -> S:
+        """Settings from ``values`` and the defaults only: the environment is not
+        read (the demo runs every gate with its own values, whatever is set)."""
+        token = _READ_ENVIRONMENT.set(False)
+        try:
+            return cls(**values)
+        finally:
+            _READ_ENVIRONMENT.reset(token)
+
+
+# Off only inside EnvSettings.without_environment (pydantic calls __init__ for
+# model_validate too, so a flag is the one way through).
+_READ_ENVIRONMENT: ContextVar[bool] = ContextVar("tw_gates_read_environment", default=True)
+
+
+def _with_environment(cls: type[EnvSettings], values: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(values)
+    for field in _env_fields(cls):
+        if any(key in merged for key in field.keys):
+            continue  # a flag (or a caller) gave it: the environment does not override
+        for variable in field.variables:
+            text = os.environ.get(variable)
+            if text:  # empty means "not set" (an action input left blank)
+                merged[variable] = _decode(variable, text) if field.json else text
+                break
+    return merged
+
+
+def _decode(variable: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"invalid environment: {variable} is not valid JSON ({exc})") from None
+
+
+@cache
+def _env_fields(cls: type[EnvSettings]) -> tuple[_EnvField, ...]:
+    found = []
+    for name, info in cls.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            variables = tuple(choice for choice in alias.choices if isinstance(choice, str))
+        elif isinstance(alias, str):
+            variables = (alias,)
+        else:
+            variables = (info.alias or name,)
+        keys = tuple(dict.fromkeys((name, *variables)))
+        no_decode = any(getattr(meta, "__name__", None) == "NoDecode" for meta in info.metadata)
+        found.append(_EnvField(name, keys, variables, not no_decode and _is_complex(info.annotation)))
+    return tuple(found)
+
+
+def _is_complex(annotation: Any) -> bool:
+    """A type whose environment value is JSON (pydantic-settings' rule)."""
+    origin = get_origin(annotation)
+    if origin is Union or isinstance(annotation, types.UnionType):
+        return any(_is_complex(arg) for arg in get_args(annotation) if arg is not type(None))
+    kind = origin or annotation
+    if not isinstance(kind, type) or issubclass(kind, (str, bytes, SecretStr)):
+        return False
+    return issubclass(kind, (BaseModel, Mapping, list, tuple, set, frozenset, dict)) or hasattr(
+        kind, "__dataclass_fields__"
     )
 
 
@@ -74,16 +172,10 @@ class NotifySettings(EnvSettings):
     slack_webhook_url: SecretStr | None = Field(None, validation_alias=env("SLACK_WEBHOOK_URL", "slack_webhook_url"))
 
 
-class MetricsSettings(EnvSettings):
-    # Unset: `.metrics/` on a runner (node_exporter's textfile collector, the job's
-    # artifacts), nothing on a person's machine (no stray folder in their checkout).
-    metrics_dir: Path | None = Field(None, validation_alias=env("TW_METRICS_DIR", "metrics_dir"))
-    pushgateway_url: str | None = Field(None, validation_alias=env("TW_PUSHGATEWAY_URL", "pushgateway_url"))
-
-
-def _secret_values(model: EnvSettings) -> list[str]:
+def _secret_values(model: object) -> list[str]:
     values = []
-    for name in type(model).model_fields:
+    # getattr: a plain (non-pydantic) settings class has no fields to scan.
+    for name in getattr(type(model), "model_fields", {}):
         value = getattr(model, name)
         if isinstance(value, SecretStr):
             values.append(value.get_secret_value())
@@ -98,8 +190,6 @@ def load_settings(cls: type[S], overrides: Mapping[str, Any] | None = None) -> S
         settings = cls(**given)
     except ValidationError as exc:
         raise UsageError(describe_settings_error(exc, cls)) from None
-    except SettingsError as exc:
-        raise UsageError(f"invalid environment: {exc}") from None
     register_secrets(*_secret_values(settings))
     return settings
 
@@ -111,13 +201,13 @@ def register_secrets(*values: str) -> None:
         runner.mask(secret)
 
 
-def setting_name(cls: type[BaseSettings], name: str) -> str:
+def setting_name(cls: type[BaseModel], name: str) -> str:
     """What the user set, as they set it: a flag (``--max-issues``), else the
     environment variable (``MAX_ISSUES_PER_RUN``, which an action input sets)."""
     return "--" + name.replace("_", "-") if name in cls.model_fields else name
 
 
-def describe_settings_error(exc: ValidationError, cls: type[BaseSettings]) -> str:
+def describe_settings_error(exc: ValidationError, cls: type[BaseModel]) -> str:
     """Settings that did not validate, as one line naming the flag or variable,
     never the settings class: ``invalid --max-issues: Input should be ...``."""
     parts = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from tw_gates.self_audit.self_audit import SelfAuditSettings, self_audit
 
 
 def step_platform(demo: Demo) -> Outcome:
-    result = platform(explicit(PlatformSettings, runner_os=os.environ.get("RUNNER_OS")))
+    result = platform(PlatformSettings(platform=sys.platform, runner_os=os.environ.get("RUNNER_OS")))
     return Outcome("PASS" if result.linux else "FAIL", result.message.removeprefix("R2 platform: "))
 
 

@@ -3,7 +3,6 @@ environment, and what a step is, says and hands to the next one."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -11,11 +10,10 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings
 
 from tw_gates.core.errors import UsageError
 from tw_gates.core.proc import ProcResult
-from tw_gates.core.settings import SigningSettings, describe_settings_error, env
+from tw_gates.core.settings import EnvSettings, SigningSettings, describe_settings_error, env
 from tw_gates.schemas.severity import SEVERITIES
 
 CONSUMER_DIR = Path("examples") / "consumer"
@@ -37,26 +35,17 @@ CAPTURE_RUNS, CAPTURE_WARMUP = 10, 1
 # stop): two pytest-xdist workers halve that when pytest-xdist is installed.
 TEST_WORKERS = 2
 
-S = TypeVar("S", bound=BaseSettings)
+S = TypeVar("S", bound=EnvSettings)
 
 
 # --------------------------------------------------------------------------- settings
-
-
-@functools.cache
-def _without_environment(cls: type[S]) -> type[S]:
-    def sources(_cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
-        return (init_settings,)
-
-    namespace = {"settings_customise_sources": classmethod(sources), "__module__": cls.__module__}
-    return type(cls.__name__, (cls,), namespace)
 
 
 def explicit(cls: type[S], **values: Any) -> S:
     """Settings of ``cls`` from ``values`` and the defaults only: the
     environment is not read."""
     try:
-        return _without_environment(cls)(**values)
+        return cls.without_environment(**values)
     except ValidationError as exc:
         raise UsageError(describe_settings_error(exc, cls)) from None
 

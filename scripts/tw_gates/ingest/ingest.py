@@ -51,12 +51,11 @@ from pathlib import Path
 from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
-from pydantic_settings import NoDecode
 
 from tw_gates import __version__
 from tw_gates.core.errors import ExitCode, UsageError
 from tw_gates.core.fsio import FileTooLarge, atomic_open, atomic_write_json, read_bytes_limited
-from tw_gates.core.settings import SigningSettings, env, register_secrets
+from tw_gates.core.settings import NoDecode, SigningSettings, env, register_secrets
 from tw_gates.core.signing import SIGNATURE_FIELD, KeyRing, Signature, SignatureError, parse_keys_json
 from tw_gates.core.units import format_duration, parse_duration, parse_size
 from tw_gates.schemas.consumer import SUPPORTED_SCHEMA_VERSIONS, ConsumerArtifact
