@@ -97,7 +97,7 @@ OFFLINE_GATES = {
     "telemetry-check": (["telemetry-check"], "tw_gates.chain.telemetry_check:telemetry_check"),
     "ingest": (["ingest", "--artifact", "EMPTY"], "tw_gates.ingest.ingest:ingest"),
     "self-audit": (["self-audit", "--out", "OUT"], "tw_gates.self_audit.self_audit:self_audit"),
-    "adversarial": (["adversarial", "--target", "builtin:safe"], "tw_gates.parser.adversarial:gate"),
+    "adversarial": (["adversarial", "--target", "builtin:safe"], "tw_gates.parser.adversarial:adversarial"),
 }
 
 

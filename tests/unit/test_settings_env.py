@@ -91,7 +91,9 @@ def test_bad_json_and_bad_values_are_one_line_usage_errors(monkeypatch):
     assert "\n" not in str(err.value)
     monkeypatch.delenv("TW_T_TAGS")
     monkeypatch.setenv("TW_T_COUNT", "-2")
-    with pytest.raises(UsageError, match=r"invalid Ours: TW_T_COUNT: Input should be greater than or equal to 0"):
+    with pytest.raises(
+        UsageError, match=r"invalid TW_T_COUNT: Input should be greater than or equal to 0"
+    ):  # the variable the user set, never the class
         load_settings(Ours)
 
 
