@@ -44,6 +44,17 @@ def _identity_from_git(root: Path) -> dict[str, str | None]:
     }
 
 
+def _hit(hit: FoundHit) -> dict[str, object]:
+    """A hit as the artifact holds it: the schema 1.0 fields, then the
+    optional ones (an ingest gate that predates them reads the same hit)."""
+    document: dict[str, object] = {"path": hit.path, "line": hit.line, "pattern": hit.pattern}
+    document["context"] = hit.context
+    document["scanner"] = hit.scanner
+    if hit.argument is not None:
+        document["argument"] = hit.argument
+    return document
+
+
 def build_artifact(repo: str, commit: str, branch: str, hits: list[FoundHit], generated_at: str) -> dict:
     """The unsigned consumer artifact, validated against the schema."""
     document = {
@@ -53,7 +64,7 @@ def build_artifact(repo: str, commit: str, branch: str, hits: list[FoundHit], ge
         "branch": branch,
         "generated_at": generated_at,
         "tool_version": __version__,
-        "hits": [{"path": h.path, "line": h.line, "pattern": h.pattern} for h in hits],
+        "hits": [_hit(h) for h in hits],
     }
     try:
         ConsumerArtifact.model_validate(document)

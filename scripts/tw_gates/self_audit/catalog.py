@@ -27,6 +27,7 @@ from tw_gates.schemas.severity import Severity
 _re_parser = importlib.import_module("re._parser" if sys.version_info >= (3, 11) else "sre_parse")
 _re_constants = importlib.import_module("re._constants" if sys.version_info >= (3, 11) else "sre_constants")
 
+Precision = Literal["very-high", "high", "medium", "low"]
 DEFAULT_CATALOG = DATA_DIR / "renderer_patterns.yml"
 MAX_CATALOG_BYTES = 1024 * 1024  # the shipped catalog is about 10 KiB
 
@@ -79,6 +80,8 @@ class RendererPattern(BaseModel):
     regex: str = Field(min_length=1, description="Python re syntax, searched with MULTILINE")
     severity: Severity
     description: str = Field(min_length=1)
+    help: str | None = Field(None, description="what to do about a hit (SARIF help; code scanning shows it)")
+    precision: Precision = Field("medium", description="how often a hit is a real sink (SARIF precision)")
     languages: list[str] = Field(default_factory=list, description="informational")
     globs: list[str] = Field(min_length=1, description="a glob without '/' matches the file name, else the path")
     requires: str | None = Field(None, description="regex that must occur in the file for the pattern to apply")

@@ -5,6 +5,7 @@ it; never vendored folders, minified bundles, binaries (a NUL in the first
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Iterator
@@ -98,36 +99,101 @@ def _name_skip_reason(rel: str) -> str | None:
     return None
 
 
-def _skip_reason(root: Path, rel: str, max_file_bytes: int) -> tuple[str | None, bytes | None]:
-    """(reason to skip, file bytes when not skipped)."""
-    reason = _name_skip_reason(rel)
-    if reason:
-        return reason, None
-    full = root / rel
-    try:
-        info = os.lstat(full)
-    except OSError:
-        return "unreadable", None  # deleted since listed
-    if stat.S_ISLNK(info.st_mode):
-        return "symlink", None  # may point outside the repository
-    if not stat.S_ISREG(info.st_mode):
-        return "not_a_file", None  # submodule, socket, fifo
-    if info.st_size > max_file_bytes:
-        return "too_large", None
-    try:
-        with open(full, "rb") as handle:
-            data = handle.read(max_file_bytes + 1)
-    except OSError:
-        return "unreadable", None
-    if len(data) > max_file_bytes:
-        return "too_large", None
-    if b"\0" in data[:BINARY_SNIFF_BYTES]:
-        return "binary", None
-    return None, data
+class NoFollowReader:
+    """Reads files below a root without following a symbolic link anywhere
+    on the way: every folder of the path is opened relative to its parent
+    with ``O_NOFOLLOW | O_DIRECTORY`` and the file itself with
+    ``O_NOFOLLOW | O_NONBLOCK`` (a FIFO does not block), then checked with
+    ``fstat`` on the open descriptor, so nothing can be swapped in between.
+    A link, even one pointing inside the repository, is never read."""
+
+    def __init__(self, root: Path, max_file_bytes: int) -> None:
+        self.root = root
+        self.max_file_bytes = max_file_bytes
+        self._folder: tuple[str, int] | None = None  # the last folder opened (files come sorted)
+
+    def close(self) -> None:
+        if self._folder is not None:
+            os.close(self._folder[1])
+            self._folder = None
+
+    def __enter__(self) -> NoFollowReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _folder_fd(self, folder: str) -> int:
+        if self._folder is not None and self._folder[0] == folder:
+            return self._folder[1]
+        self.close()
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in PurePosixPath(folder).parts if folder else ():
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = child
+        except OSError:
+            os.close(fd)
+            raise
+        self._folder = (folder, fd)
+        return fd
+
+    def read(self, rel: str) -> tuple[str | None, bytes | None]:
+        """(reason to skip, the file's bytes when not skipped)."""
+        reason = _name_skip_reason(rel)
+        if reason:
+            return reason, None
+        folder, _, name = rel.rpartition("/")
+        try:
+            fd = os.open(name, _FILE_FLAGS, dir_fd=self._folder_fd(folder))
+        except OSError as exc:
+            return _open_error(exc), None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                return "not_a_file", None  # submodule, socket, fifo, device
+            if info.st_size > self.max_file_bytes:
+                return "too_large", None
+            data = _read_all(fd, self.max_file_bytes + 1)
+        except OSError:
+            return "unreadable", None
+        finally:
+            os.close(fd)
+        if len(data) > self.max_file_bytes:
+            return "too_large", None
+        if b"\0" in data[:BINARY_SNIFF_BYTES]:
+            return "binary", None
+        return None, data
 
 
-def _looks_generated(rel: str, text: str) -> bool:
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+
+
+def _open_error(exc: OSError) -> str:
+    # ELOOP: the file is a link; ENOTDIR: a folder on the way is a link (or a file).
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+        return "symlink"
+    return "unreadable"  # deleted since listed, no permission
+
+
+def _read_all(fd: int, limit: int) -> bytes:
+    chunks = []
+    size = 0
+    while size < limit:
+        chunk = os.read(fd, min(1 << 20, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def looks_minified(rel: str, text: str | bytes) -> bool:
+    """A script or stylesheet with a line longer than any person writes."""
     if not rel.lower().endswith(GENERATED_SNIFF_SUFFIXES):
         return False
     head = text[:65536]
-    return any(len(line) > GENERATED_LINE_CHARS for line in head.split("\n"))
+    newline = "\n" if isinstance(head, str) else b"\n"
+    return any(len(line) > GENERATED_LINE_CHARS for line in head.split(newline))  # type: ignore[arg-type]

@@ -5,12 +5,30 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from tw_gates import __version__
-from tw_gates.self_audit.catalog import PatternCatalog
+from tw_gates.self_audit.catalog import PatternCatalog, RendererPattern
 from tw_gates.self_audit.hits import FoundHit
 
 _SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
 # GitHub code scanning reads `security-severity` (0-10) to rank alerts.
 _SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0"}
+
+
+HELP_URI = "https://github.com/org/tw-gates/blob/main/docs/self-audit.md"
+_PROBLEM_SEVERITY = {"critical": "error", "high": "error", "medium": "warning", "low": "recommendation"}
+_ADVICE = (
+    "Parsed Markdown and metadata from the Token Warehouse must never reach this renderer unescaped; "
+    "if this code is a deliberate renderer, register its path with the Token Warehouse team."
+)
+
+
+def _help(pattern: RendererPattern) -> dict[str, str]:
+    """The rule's help, as text and Markdown (code scanning shows the latter)."""
+    todo = pattern.help or ""
+    text = " ".join(part for part in (pattern.description, todo, _ADVICE) if part)
+    markdown = f"**{pattern.id}** ({pattern.severity}, precision {pattern.precision})\n\n{pattern.description}\n\n"
+    if todo:
+        markdown += f"**Fix:** {todo}\n\n"
+    return {"text": text, "markdown": markdown + _ADVICE}
 
 
 def build_sarif(catalog: PatternCatalog, hits: list[FoundHit], *, repo: str, commit: str, branch: str) -> dict:
@@ -25,15 +43,14 @@ def build_sarif(catalog: PatternCatalog, hits: list[FoundHit], *, repo: str, com
                 "name": "".join(part.capitalize() for part in pattern.id.split("-")),
                 "shortDescription": {"text": f"Renderer pattern {pattern.id}"},
                 "fullDescription": {"text": pattern.description},
-                "help": {
-                    "text": f"{pattern.description} Make sure parsed Markdown and metadata never reach this "
-                    "renderer unescaped, or register the path with the Token Warehouse team."
-                },
+                "help": _help(pattern),
+                "helpUri": HELP_URI,
                 "defaultConfiguration": {"level": _SARIF_LEVEL[pattern.severity]},
                 "properties": {
-                    "tags": ["security", "tw-gates", *pattern.languages],
+                    "tags": ["security", "external/cwe/cwe-79", "tw-gates", *pattern.languages],
                     "security-severity": _SECURITY_SEVERITY[pattern.severity],
-                    "precision": "medium",
+                    "precision": pattern.precision,
+                    "problem.severity": _PROBLEM_SEVERITY[pattern.severity],
                 },
             }
         )
@@ -41,7 +58,7 @@ def build_sarif(catalog: PatternCatalog, hits: list[FoundHit], *, repo: str, com
         {
             "ruleId": hit.pattern,
             "ruleIndex": index_of[hit.pattern],
-            "level": _SARIF_LEVEL[hit.severity],
+            "level": "note" if hit.argument else _SARIF_LEVEL[hit.severity],
             "message": {
                 "text": f"{hit.severity} renderer pattern {hit.pattern}: {catalog.by_id[hit.pattern].description}"
             },
@@ -54,6 +71,11 @@ def build_sarif(catalog: PatternCatalog, hits: list[FoundHit], *, repo: str, com
                 }
             ],
             "partialFingerprints": {"twGatesHit/v1": hit.fingerprint},
+            "properties": {
+                "context": hit.context,
+                "scanner": hit.scanner,
+                **({"argument": hit.argument} if hit.argument else {}),
+            },
         }
         for hit in hits
     ]

@@ -32,10 +32,10 @@ from tw_gates.self_audit.catalog import (
     required_literals,
 )
 from tw_gates.self_audit.files import DEFAULT_MAX_FILE_BYTES, list_source_files
-from tw_gates.self_audit.hits import FoundHit, ScanResult
+from tw_gates.self_audit.hits import CONTEXTS, FoundHit, ScanResult
 from tw_gates.self_audit.line_scan import scan_text
 from tw_gates.self_audit.sarif import build_sarif
-from tw_gates.self_audit.scanner import scan
+from tw_gates.self_audit.scanner import HarmlessArguments, scan
 
 __all__ = [
     "DEFAULT_CATALOG",
@@ -72,6 +72,12 @@ class SelfAuditSettings(SigningSettings):
         DEFAULT_MAX_FILE_BYTES, gt=0, validation_alias=env("TW_SELF_AUDIT_MAX_FILE_BYTES", "max_file_bytes")
     )
 
+    # A hit whose argument is a constant or sanitized: left out ("drop"), or
+    # kept in the artifact marked with its argument ("info").
+    harmless_arguments: HarmlessArguments = Field(
+        "drop", validation_alias=env("TW_SELF_AUDIT_HARMLESS_ARGUMENTS", "harmless_arguments")
+    )
+
     @field_validator("max_file_bytes", mode="before")
     @classmethod
     def _size(cls, value: object) -> object:
@@ -85,6 +91,8 @@ class SelfAuditResult(BaseModel):
     commit: str
     branch: str
     files_scanned: int
+    files_parsed: int = 0
+    harmless: int = 0
     skipped: dict[str, int]
     hits: list[FoundHit]
     signed_kid: str | None
@@ -93,6 +101,11 @@ class SelfAuditResult(BaseModel):
     def hits_by_severity(self) -> dict[str, int]:
         counts = Counter(h.severity for h in self.hits)
         return {s: counts[s] for s in SEVERITIES if counts[s]}
+
+    @property
+    def hits_by_context(self) -> dict[str, int]:
+        counts = Counter(h.context for h in self.hits)
+        return {c: counts[c] for c in CONTEXTS if counts[c]}
 
     @property
     def exit_code(self) -> ExitCode:
@@ -119,7 +132,13 @@ def self_audit(settings: SelfAuditSettings, *, progress=None, now_iso: str | Non
         )
     repo, commit, branch = (str(identity[k]) for k in ("repo", "commit", "branch"))
 
-    result = scan(root, catalog, max_file_bytes=settings.max_file_bytes, progress=progress)
+    result = scan(
+        root,
+        catalog,
+        max_file_bytes=settings.max_file_bytes,
+        harmless=settings.harmless_arguments,
+        progress=progress,
+    )
     if len(result.hits) > MAX_HITS:
         raise UsageError(
             f"{len(result.hits)} hits, more than an artifact may hold ({MAX_HITS}); "
@@ -142,6 +161,8 @@ def self_audit(settings: SelfAuditSettings, *, progress=None, now_iso: str | Non
         commit=commit,
         branch=branch,
         files_scanned=result.files_scanned,
+        files_parsed=result.files_parsed,
+        harmless=result.harmless,
         skipped=result.skipped,
         hits=result.hits,
         signed_kid=signed_kid,
