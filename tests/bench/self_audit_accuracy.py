@@ -77,7 +77,9 @@ def semgrep_hits(semgrep: str, config: str, root: Path) -> set[tuple[str, int]] 
         )
         report = json.loads(proc.stdout)
     except (subprocess.TimeoutExpired, json.JSONDecodeError, OSError) as exc:
-        print(f"semgrep: could not run --config {config} ({type(exc).__name__}); its rules are fetched from its registry")
+        print(
+            f"semgrep: could not run --config {config} ({type(exc).__name__}); its rules are fetched from its registry"
+        )
         return None
     if report.get("errors") and not report.get("results"):
         print(f"semgrep: --config {config} failed: {str(report['errors'][0])[:200]}")

@@ -28,6 +28,7 @@ _re_parser = importlib.import_module("re._parser" if sys.version_info >= (3, 11)
 _re_constants = importlib.import_module("re._constants" if sys.version_info >= (3, 11) else "sre_constants")
 
 Precision = Literal["very-high", "high", "medium", "low"]
+_GLOB_SPECIAL = re.compile(r"[*?\[\]]")
 DEFAULT_CATALOG = DATA_DIR / "renderer_patterns.yml"
 MAX_CATALOG_BYTES = 1024 * 1024  # the shipped catalog is about 10 KiB
 
@@ -112,6 +113,20 @@ class RendererPattern(BaseModel):
         name = path.rsplit("/", 1)[-1]
         return any(fnmatch.fnmatchcase(path if "/" in glob else name, glob) for glob in self.globs)
 
+    @cached_property
+    def _by_name_only(self) -> bool:
+        return not any("/" in glob for glob in self.globs)
+
+    @cached_property
+    def _suffixes(self) -> tuple[tuple[str, ...], list[str]]:
+        """The globs' plain ``*.ext`` suffixes (an ``endswith`` test), and the rest."""
+        plain = tuple(g[1:] for g in self.globs if g.startswith("*.") and not _GLOB_SPECIAL.search(g[1:]))
+        return plain, [g for g in self.globs if not (g.startswith("*.") and g[1:] in plain)]
+
+    def matches_name(self, name: str) -> bool:
+        plain, rest = self._suffixes
+        return name.endswith(plain) or any(fnmatch.fnmatchcase(name, g) for g in rest if "/" not in g)
+
 
 class PatternCatalog(BaseModel):
     model_config = ConfigDict(extra="forbid", title="tw-gates renderer pattern catalog 1.0")
@@ -129,6 +144,25 @@ class PatternCatalog(BaseModel):
         if twice is not None:
             raise ValueError(f"pattern id {twice} is listed twice")
         return patterns
+
+    def patterns_for(self, path: str) -> list[RendererPattern]:
+        """The patterns whose globs match ``path`` (cached by file name for
+        the patterns whose globs look at the name only)."""
+        name = path.rsplit("/", 1)[-1]
+        cache = self._name_cache
+        by_name = cache.get(name)
+        if by_name is None:
+            if len(cache) > 65536:
+                cache.clear()
+            by_name = cache[name] = [p for p in self.patterns if p._by_name_only and p.matches_name(name)]
+        if all(p._by_name_only for p in self.patterns):
+            return by_name
+        with_path = {p.id for p in self.patterns if not p._by_name_only and p.applies_to(path)}
+        return [p for p in self.patterns if p in by_name or p.id in with_path]
+
+    @cached_property
+    def _name_cache(self) -> dict[str, list[RendererPattern]]:
+        return {}
 
     @cached_property
     def by_id(self) -> dict[str, RendererPattern]:

@@ -70,11 +70,13 @@ def _git_files(root: Path) -> list[str] | None:
 
 
 def _walk_files(root: Path) -> Iterator[str]:
-    for folder, dirs, files in os.walk(root, followlinks=False):
+    top = os.fspath(root)
+    skip = len(top.rstrip(os.sep)) + 1
+    for folder, dirs, files in os.walk(top, followlinks=False):
         dirs[:] = sorted(d for d in dirs if d not in VENDORED_DIRS)
-        rel = Path(folder).relative_to(root)
+        prefix = folder[skip:].replace(os.sep, "/") + "/" if len(folder) >= skip else ""
         for name in sorted(files):
-            yield (rel / name).as_posix() if rel.parts else name
+            yield prefix + name
 
 
 def list_source_files(root: Path) -> tuple[Iterator[str], str]:

@@ -83,7 +83,7 @@ class Names:
         self.text = text
         self.bound: dict[str, str] = {}
         self._tree = tree
-        self._constants: frozenset[str] | None = None
+        self._constants: dict[int, dict[str, bool]] = {}
         for node in iter_statements(tree.body):
             self._bind(node)
 
@@ -104,8 +104,8 @@ class Names:
             self.bound.setdefault(node.name, LOCAL)
         elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             # ``M = markupsafe.Markup`` is an alias; any other value is the file's own.
-            alias = self.qualname(node.value) if isinstance(node.value, (ast.Name, ast.Attribute)) else None
-            self.bound.setdefault(node.targets[0].id, alias or LOCAL)
+            target = self.qualname(node.value) if isinstance(node.value, (ast.Name, ast.Attribute)) else None
+            self.bound.setdefault(node.targets[0].id, target or LOCAL)
 
     def qualname(self, node: ast.expr) -> str | None:
         """The dotted name an expression refers to through the file's
@@ -139,71 +139,153 @@ class Names:
 
     # --- harmless arguments -----------------------------------------------------------
 
-    def harmless(self, node: ast.expr | None) -> Argument | None:
-        """'constant' for a literal (or a name only ever bound to literals),
-        'sanitized' for a value passed through a sanitizer or built from
-        such values, None for anything that may carry markup."""
+    def harmless(self, node: ast.expr | None, scope: ast.AST | None = None, *, names: bool = True) -> Argument | None:
+        """'constant' for a literal (or, with ``names``, a name that its
+        scope only ever binds to literals), 'sanitized' for a value passed
+        through a sanitizer or built from such values, None for anything
+        that may carry markup."""
         if node is None:
             return None
-        if isinstance(node, ast.Constant):
-            return "constant"
-        if isinstance(node, ast.JoinedStr):
-            return self._all_harmless([v.value for v in node.values if isinstance(v, ast.FormattedValue)])
-        if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):
-            right = node.right.elts if isinstance(node.right, ast.Tuple) else [node.right]
-            return self._all_harmless([node.left, *right])
-        if isinstance(node, ast.IfExp):
-            return self._all_harmless([node.body, node.orelse])
+        if isinstance(node, ast.Name):
+            return "constant" if names and self.is_constant_name(node.id, scope) else None
+        parts = _parts(node)
+        if parts is not None:
+            return self._all_harmless(parts, scope, names)
         if isinstance(node, ast.Call):
-            return self._harmless_call(node)
-        if isinstance(node, ast.Name) and node.id in self.constant_names():
-            return "constant"
-        return None
+            return self._harmless_call(node, scope, names)
+        return "constant" if isinstance(node, ast.Constant) else None
 
-    def _all_harmless(self, nodes: list[ast.expr]) -> Argument | None:
-        kinds = [self.harmless(n) for n in nodes]
+    def _all_harmless(self, nodes: list[ast.expr], scope: ast.AST | None, names: bool) -> Argument | None:
+        kinds = [self.harmless(n, scope, names=names) for n in nodes]
         if not all(kinds):
             return None
         return "sanitized" if "sanitized" in kinds else "constant"
 
-    def _harmless_call(self, node: ast.Call) -> Argument | None:
-        name = self.qualname(node.func)
-        if name in SANITIZERS:
+    def _harmless_call(self, node: ast.Call, scope: ast.AST | None, names: bool) -> Argument | None:
+        if self.qualname(node.func) in SANITIZERS:
             return "sanitized"
         func = node.func
         # "<b>{}</b>".format(safe, ...)
         if isinstance(func, ast.Attribute) and func.attr == "format" and isinstance(func.value, ast.Constant):
-            return self._all_harmless([func.value, *node.args, *(k.value for k in node.keywords)])
+            arguments = [_unstarred(a) for a in node.args] + [k.value for k in node.keywords]
+            return self._all_harmless([func.value, *arguments], scope, names)
         return None
 
-    def constant_names(self) -> frozenset[str]:
-        """Names every binding of which, anywhere in the file, is a literal
-        (and that are never a parameter, a loop target or an import)."""
-        if self._constants is None:
-            constant: dict[str, bool] = {}
-            for node in ast.walk(self._tree):
-                for name, is_constant in _bindings_of(node):
-                    constant[name] = constant.get(name, True) and is_constant
-            self._constants = frozenset(n for n, ok in constant.items() if ok and self.bound.get(n, LOCAL) == LOCAL)
-        return self._constants
+    def string_value(self, node: ast.expr | None, scope: ast.AST | None) -> str | None:
+        """The value of a string literal, or of a name its scope binds to
+        one literal only (``page = "x.txt"; render_template(page)``)."""
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return node.value
+        if not isinstance(node, ast.Name) or not self.is_constant_name(node.id, scope):
+            return None
+        for each in (scope, self._tree):
+            if each is None:
+                continue
+            values = {
+                v.value
+                for n in ast.walk(each)
+                for name, v in _bindings_of(n)
+                if name == node.id and isinstance(v, ast.Constant) and isinstance(v.value, str)
+            }
+            if len(values) == 1:
+                return values.pop()
+        return None
+
+    def is_constant_name(self, name: str, scope: ast.AST | None) -> bool:
+        """True when every binding of ``name`` in its scope (the function,
+        else the module) is a literal, and it is not a parameter."""
+        if self.bound.get(name, LOCAL) != LOCAL:
+            return False  # an import
+        if scope is not None and not isinstance(scope, ast.Module):
+            verdict = self._scope_constants(scope).get(name)
+            if verdict is not None:
+                return verdict
+        return self._scope_constants(self._tree).get(name, False)
+
+    def _scope_constants(self, scope: ast.AST) -> dict[str, bool]:
+        cached = self._constants.get(id(scope))
+        if cached is None:
+            nodes: Iterator[ast.AST] = (
+                iter_statements_shallow(scope.body) if isinstance(scope, ast.Module) else ast.walk(scope)
+            )
+            bindings = [b for node in nodes for b in _bindings_of(node)]
+            cached = {}
+            for _ in range(3):  # names bound to names bound to literals
+                verdict: dict[str, bool] = {}
+                for name, value in bindings:
+                    ok = value is not None and self._literal(value, cached)
+                    verdict[name] = verdict.get(name, True) and ok
+                if verdict == cached:
+                    break
+                cached = verdict
+            self._constants[id(scope)] = cached
+        return cached
+
+    def _literal(self, node: ast.expr, known: dict[str, bool]) -> bool:
+        if isinstance(node, ast.Name):
+            return known.get(node.id, False)
+        parts = _parts(node)
+        if parts is not None:
+            return all(self._literal(p, known) for p in parts)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
+            arguments = [_unstarred(a) for a in node.args] + [k.value for k in node.keywords]
+            return all(self._literal(p, known) for p in [node.func.value, *arguments])
+        return isinstance(node, ast.Constant)
 
 
-def _bindings_of(node: ast.AST) -> Iterator[tuple[str, bool]]:
-    """(name, bound to a literal) for each name ``node`` binds."""
+def _unstarred(node: ast.expr) -> ast.expr:
+    return node.value if isinstance(node, ast.Starred) else node
+
+
+def _parts(node: ast.expr) -> list[ast.expr] | None:
+    """The parts a string is built from (f-string, ``+``, ``%``, a tuple,
+    list or dict of them, a conditional), None for anything else."""
+    if isinstance(node, ast.JoinedStr):
+        return [v.value for v in node.values if isinstance(v, ast.FormattedValue)]
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mod)):
+        return [node.left, node.right]
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [_unstarred(e) for e in node.elts]
+    if isinstance(node, ast.Dict):
+        return [v for v in node.values if v is not None] + [k for k in node.keys if k is not None]
+    if isinstance(node, ast.IfExp):
+        return [node.body, node.orelse]
+    return None
+
+
+def iter_statements_shallow(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """The module's own statements (into if/try/with blocks, not into
+    functions or classes)."""
+    for node in iter_statements(body):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield node
+
+
+def _bindings_of(node: ast.AST) -> Iterator[tuple[str, ast.expr | None]]:
+    """(name, the value bound, None when unknown) for each name ``node`` binds."""
     if isinstance(node, ast.Assign):
-        literal = isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
         for target in node.targets:
-            for name in ast.walk(target):
-                if isinstance(name, ast.Name):
-                    yield name.id, literal and isinstance(target, ast.Name)
-    elif isinstance(node, (ast.AugAssign, ast.AnnAssign, ast.For, ast.comprehension, ast.NamedExpr)):
-        target = node.target
-        for name in ast.walk(target):
-            if isinstance(name, ast.Name):
-                yield name.id, False
+            yield from _unpack(target, node.value)
+    elif isinstance(node, ast.AnnAssign):
+        yield from _unpack(node.target, node.value)
+    elif isinstance(node, (ast.AugAssign, ast.For, ast.AsyncFor, ast.comprehension, ast.NamedExpr)):
+        yield from _unpack(node.target, None)
     elif isinstance(node, ast.arg):
-        yield node.arg, False
-    elif isinstance(node, (ast.withitem,)) and node.optional_vars is not None:
-        for name in ast.walk(node.optional_vars):
-            if isinstance(name, ast.Name):
-                yield name.id, False
+        yield node.arg, None
+    elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+        yield from _unpack(node.optional_vars, None)
+    elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        yield node.name, None
+
+
+def _unpack(target: ast.expr, value: ast.expr | None) -> Iterator[tuple[str, ast.expr | None]]:
+    if isinstance(target, ast.Name):
+        yield target.id, value
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        values = (
+            value.elts if isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == len(target.elts) else None
+        )
+        for index, element in enumerate(target.elts):
+            yield from _unpack(_unstarred(element), values[index] if values else None)
+    elif isinstance(target, ast.Starred):
+        yield from _unpack(target.value, None)

@@ -8,11 +8,16 @@ template text is scanned as a template)."""
 from __future__ import annotations
 
 import ast
+import bisect
+import re
 from collections.abc import Callable, Iterator
 from pathlib import PurePosixPath
 
+import re2  # type: ignore[import-untyped]
+
 from tw_gates.self_audit.hits import Finding
-from tw_gates.self_audit.python_names import Names
+from tw_gates.self_audit.prefilter import KINDS
+from tw_gates.self_audit.python_names import LOCAL, Names
 from tw_gates.self_audit.templates import scan_jinja
 
 # Calls whose decisive argument is (position, keyword): a constant or
@@ -22,10 +27,10 @@ CALL_SINKS: dict[str, tuple[str, _ARGS]] = {
     "flask.render_template_string": ("flask-render-template-string", (0, "source")),
     "jinja2.Template": ("jinja2-template", (0, "source")),
     "jinja2.environment.Template": ("jinja2-template", (0, "source")),
-    "markupsafe.Markup": ("markupsafe-markup", (0, "base")),
-    "flask.Markup": ("markupsafe-markup", (0, "base")),
-    "jinja2.Markup": ("markupsafe-markup", (0, "base")),
-    "jinja2.utils.Markup": ("markupsafe-markup", (0, "base")),
+    "markupsafe.Markup": ("markupsafe-markup", (0, "base|object")),
+    "flask.Markup": ("markupsafe-markup", (0, "base|object")),
+    "jinja2.Markup": ("markupsafe-markup", (0, "base|object")),
+    "jinja2.utils.Markup": ("markupsafe-markup", (0, "base|object")),
     "django.template.Template": ("django-template", (0, "template_string")),
     "django.template.base.Template": ("django-template", (0, "template_string")),
     "django.template.loader.render_to_string": ("django-render-to-string", None),
@@ -33,6 +38,7 @@ CALL_SINKS: dict[str, tuple[str, _ARGS]] = {
     "django.utils.safestring.SafeString": ("django-mark-safe", (0, "s")),
     "django.utils.safestring.SafeText": ("django-mark-safe", (0, "s")),
     "django.utils.safestring.SafeBytes": ("django-mark-safe", (0, "s")),
+    "django.utils.safestring.SafeUnicode": ("django-mark-safe", (0, "s")),
     "mako.template.Template": ("mako-template", None),
     "tornado.template.Template": ("tornado-template", (0, "template_string")),
 }
@@ -73,13 +79,44 @@ def parse_python(text: str) -> ast.Module | None:
 
 
 def scan_python(tree: ast.Module, text: str) -> list[Finding]:
-    """The findings in one parsed Python file."""
-    return list(_Matcher(Names(tree, text)).run(tree))
+    """The findings in one parsed Python file. Only the statements that
+    hold a candidate line (a word of the prefilter, or a name the file's
+    imports bind to one) are walked: most of a large file is never visited."""
+    names = Names(tree, text)
+    matcher = _Matcher(names, candidate_lines(text, names))
+    matcher.visit(tree.body, tree)
+    return matcher.found
+
+
+def candidate_lines(text: str, names: Names) -> list[int]:
+    """Sorted line numbers where a sink can start."""
+    words = [re.escape(n) for n, target in names.bound.items() if target != LOCAL and _WORDS.search(target)]
+    regex = _WORDS_RE2 if not words else re2.compile(f"{KINDS['python']}|\\b(?:{'|'.join(words)})\\b")
+    lines: list[int] = []
+    line = position = 0
+    line = 1
+    for match in regex.finditer(text):
+        line += text.count("\n", position, match.start())
+        position = match.start()
+        if not lines or lines[-1] != line:
+            lines.append(line)
+    return lines
+
+
+_WORDS = re.compile(KINDS["python"])
+_WORDS_RE2 = re2.compile(KINDS["python"])
+# Statement fields that hold statements (walked with pruning); the other
+# fields hold expressions (walked whole).
+_BODIES = ("body", "orelse", "finalbody", "handlers", "cases")
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
 
 class _Matcher:
-    def __init__(self, names: Names) -> None:
+    def __init__(self, names: Names, lines: list[int]) -> None:
         self.names = names
+        self.lines = lines
+        self.found: list[Finding] = []
+        self.scope: ast.AST | None = None
         self.handlers: dict[type, Callable[..., Iterator[Finding]]] = {
             ast.Call: self._call,
             ast.Assign: self._assign,
@@ -89,12 +126,38 @@ class _Matcher:
             ast.AsyncFunctionDef: self._function,
         }
 
-    def run(self, tree: ast.Module) -> Iterator[Finding]:
-        handlers = self.handlers
-        for node in ast.walk(tree):
-            handler = handlers.get(type(node))
-            if handler is not None:
-                yield from handler(node)
+    def _candidate(self, node: ast.stmt) -> bool:
+        decorators = getattr(node, "decorator_list", None)
+        start = min([node.lineno] + [d.lineno for d in decorators]) if decorators else node.lineno
+        index = bisect.bisect_left(self.lines, start)
+        return index < len(self.lines) and self.lines[index] <= (node.end_lineno or node.lineno)
+
+    def visit(self, body: list, scope: ast.AST) -> None:
+        for node in body:
+            if isinstance(node, ast.stmt) and not self._candidate(node):
+                continue
+            inner = node if isinstance(node, _SCOPES) else scope
+            self._handle(node, scope)
+            for field in node._fields:
+                value = getattr(node, field, None)
+                if field in _BODIES and isinstance(value, list):
+                    self.visit(value, inner)
+                elif isinstance(value, list):
+                    for item in value:
+                        if isinstance(item, ast.AST):
+                            self._walk(item, inner)
+                elif isinstance(value, ast.AST):
+                    self._walk(value, inner)
+
+    def _walk(self, node: ast.AST, scope: ast.AST) -> None:
+        for child in ast.walk(node):
+            self._handle(child, child if isinstance(child, ast.Lambda) else scope)
+
+    def _handle(self, node: ast.AST, scope: ast.AST) -> None:
+        handler = self.handlers.get(type(node))
+        if handler is not None:
+            self.scope = scope
+            self.found.extend(handler(node))
 
     # --- calls ------------------------------------------------------------------------
 
@@ -121,7 +184,9 @@ class _Matcher:
         argument = _argument(node, decisive) if decisive else None
         if pattern in TEMPLATE_SOURCE and isinstance(argument, ast.Constant) and isinstance(argument.value, str):
             yield from scan_jinja(argument.value, first_line=argument.lineno)
-        yield Finding(node.lineno, pattern, self.names.harmless(argument) if decisive else None)
+        literal_only = pattern == "markupsafe-markup"  # a name holding a literal still counts (bandit B704)
+        harmless = self.names.harmless(argument, self.scope, names=not literal_only) if decisive else None
+        yield Finding(node.lineno, pattern, harmless)
 
     def _special_call(self, node: ast.Call, name: str) -> Iterator[Finding]:
         if name in JINJA_ENVIRONMENTS:
@@ -131,23 +196,29 @@ class _Matcher:
             if fmt is not None and _is_formatted(fmt):
                 yield Finding(node.lineno, "django-format-html")
         elif name in FLASK_RENDER_TEMPLATE:
-            template = _argument(node, (0, "template_name_or_list"))
-            if isinstance(template, ast.Constant) and isinstance(template.value, str):
-                if PurePosixPath(template.value).suffix.lower() not in FLASK_AUTOESCAPED:
-                    yield Finding(node.lineno, "flask-render-template-non-html")
+            template = self.names.string_value(_argument(node, (0, "template_name_or_list")), self.scope)
+            if template is not None and PurePosixPath(template).suffix.lower() not in FLASK_AUTOESCAPED:
+                yield Finding(node.lineno, "flask-render-template-non-html")
+        elif name in HTML_SAFE:
+            yield Finding(node.lineno, "django-html-safe")  # html_safe(SomeClass)
 
     def _environment(self, node: ast.Call) -> Iterator[Finding]:
         """A Jinja2 environment escapes only when told to: no ``autoescape``
-        (its default is False) or one read from a variable is a finding;
-        True, ``select_autoescape(...)`` or a function deciding per template
-        is not (False is reported by the keyword check)."""
+        (its default is False), or one that is neither True nor
+        ``select_autoescape(...)`` (a variable, a function: nothing proves
+        it escapes) is a finding (False is reported by the keyword check)."""
         if any(k.arg is None for k in node.keywords):
             return  # **options: cannot tell
         value = next((k.value for k in node.keywords if k.arg == "autoescape"), None)
-        if value is None:
+        if value is None or not (_is_true(value) or _is_false(value) or self._selects(value)):
             yield Finding(node.lineno, "jinja2-autoescape-disabled")
-        elif isinstance(value, (ast.Name, ast.Attribute, ast.Subscript)):
-            yield Finding(node.lineno, "jinja2-autoescape-disabled")
+
+    def _selects(self, value: ast.expr) -> bool:
+        """``select_autoescape(...)``, however it was imported."""
+        if not isinstance(value, ast.Call):
+            return False
+        name = self.names.qualname(value.func) or ""
+        return name.rsplit(".", 1)[-1] == "select_autoescape"
 
     def _keywords(self, node: ast.Call, name: str) -> Iterator[Finding]:
         for keyword in node.keywords:
@@ -160,20 +231,20 @@ class _Matcher:
 
     def _assign(self, node: ast.Assign) -> Iterator[Finding]:
         for target in node.targets:
-            if not isinstance(target, ast.Attribute):
-                continue
-            if target.attr == "autoescape" and _is_false(node.value):
+            attribute = target.attr if isinstance(target, ast.Attribute) else None
+            if (attribute, _is_false(node.value)) == ("autoescape", True):
                 yield Finding(node.lineno, "jinja2-autoescape-disabled")
-            elif target.attr == "is_safe" and _is_true(node.value):
+            elif (attribute, _is_true(node.value)) == ("is_safe", True):
                 yield Finding(node.lineno, "django-filter-is-safe")
 
     def _dict(self, node: ast.Dict) -> Iterator[Finding]:
-        for key, value in zip(node.keys, node.values):
-            if isinstance(key, ast.Constant) and key.value == "autoescape" and _is_false(value):
+        for key, value in zip(node.keys, node.values, strict=True):
+            if not isinstance(key, ast.Constant):
+                continue
+            if key.value == "autoescape" and _is_false(value):
                 yield Finding(key.lineno, "django-autoescape-disabled")
-            elif isinstance(key, ast.Constant) and key.value == "html" and _is_true(value):
-                if "markdown_it" in self.names.text:
-                    yield Finding(key.lineno, "markdown-it-html-enabled")
+            elif key.value == "html" and _is_true(value) and "markdown_it" in self.names.text:
+                yield Finding(key.lineno, "markdown-it-html-enabled")
 
     def _class(self, node: ast.ClassDef) -> Iterator[Finding]:
         if any(self.names.qualname(base) in SAFESTRING_CLASSES for base in node.bases):
@@ -198,7 +269,7 @@ class _Matcher:
 def _argument(node: ast.Call, decisive: tuple[int, str]) -> ast.expr | None:
     position, keyword = decisive
     for item in node.keywords:
-        if item.arg == keyword:
+        if item.arg is not None and item.arg in keyword.split("|"):
             return item.value
     if len(node.args) > position and not any(isinstance(a, ast.Starred) for a in node.args[: position + 1]):
         return node.args[position]

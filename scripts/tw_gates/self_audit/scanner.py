@@ -31,7 +31,7 @@ class _FileScan:
     def __init__(self, catalog: PatternCatalog, rel: str) -> None:
         self.rel = rel
         self.kind = kind_of(rel)
-        applying = [p for p in catalog.patterns if p.applies_to(rel)]
+        applying = catalog.patterns_for(rel)
         self.by_id = catalog.by_id
         # A syntax-read file: syntax patterns come from its scanner, whatever their globs say.
         self.line_patterns = [p for p in applying if self.kind is None or p.id not in SYNTAX_PATTERNS]
@@ -103,6 +103,23 @@ def _hits(
     return hits, len(best) - len(kept)
 
 
+def scan_source(
+    rel: str, data: bytes, catalog: PatternCatalog, *, harmless: HarmlessArguments = "drop"
+) -> tuple[list[FoundHit], int, bool]:
+    """One file's hits (as ``scan`` finds them in a file at ``rel`` holding
+    ``data``), the number of harmless findings dropped, and whether the
+    file was read past the prefilter."""
+    file_scan = _FileScan(catalog, rel)
+    if not file_scan.wanted:
+        return [], 0, False
+    syntax, lines = file_scan.candidates(data)
+    if not (syntax or lines):
+        return [], 0, False
+    text = data.decode("utf-8", "replace")
+    found, dropped = _hits(rel, text, file_scan.findings(text, data, syntax, lines), catalog, harmless)
+    return found, dropped, True
+
+
 def scan(
     root: Path,
     catalog: PatternCatalog,
@@ -119,8 +136,7 @@ def scan(
     last_progress = time.monotonic()
     with NoFollowReader(root, max_file_bytes) as reader:
         for rel in files:
-            file_scan = _FileScan(catalog, rel)
-            if not file_scan.wanted:
+            if not _FileScan(catalog, rel).wanted:
                 continue  # not a file any scanner looks at: not counted as scanned
             reason, data = reader.read(rel)
             if reason is None and data is not None and looks_minified(rel, data):
@@ -130,13 +146,10 @@ def scan(
                 continue
             result.files_scanned += 1
             result.bytes_read += len(data)
-            syntax, lines = file_scan.candidates(data)
-            if syntax or lines:
-                result.files_parsed += 1
-                text = data.decode("utf-8", "replace")
-                found, dropped = _hits(rel, text, file_scan.findings(text, data, syntax, lines), catalog, harmless)
-                hits.extend(found)
-                result.harmless += dropped
+            found, dropped, parsed = scan_source(rel, data, catalog, harmless=harmless)
+            hits.extend(found)
+            result.harmless += dropped
+            result.files_parsed += parsed
             if progress and time.monotonic() - last_progress >= PROGRESS_EVERY_S:
                 last_progress = time.monotonic()
                 progress(f"self-audit: {result.files_scanned} files scanned, {len(hits)} hits so far")
