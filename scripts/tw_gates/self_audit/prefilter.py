@@ -22,7 +22,7 @@ _JS = (
     r"|dangerouslySetInnerHTML|allowDangerousHtml|escapeHtml|rehype|markdown-it|ustache|v-html|utext"
 )
 _JINJA = r"\|\s*(?:safe|raw)|autoescape"
-_MUSTACHE = r"\{\{\{|\{\{~?&"
+_MUSTACHE = r"\{\{~?\{|\{\{~?&"
 KINDS = {
     "python": _PYTHON,
     "javascript": _JS,
