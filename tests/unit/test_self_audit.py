@@ -438,7 +438,7 @@ def test_runner_outputs_and_annotations(cli, repo_root, tmp_path):
     assert code == 0
     text = output.read_text()
     assert "signed" in text and "artifact" in text
-    assert "7" in text.split("hits", 1)[1].splitlines()[1]  # hits<<delimiter, 7, delimiter
+    assert "8" in text.split("hits", 1)[1].splitlines()[1]  # hits<<delimiter, 8, delimiter
     assert (
         "::warning title=tw-gates self-audit,file=app/views/profile.py,line=15::"
         "renderer pattern flask-render-template-string (critical)" in out

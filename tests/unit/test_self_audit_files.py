@@ -126,7 +126,7 @@ def test_audit_files_production_hits_only_and_counts_the_rest(tmp_path):
     checks, found = _audit(tmp_path, HITS)
     assert [(h.path, h.line) for h in found] == [("app/old.py", 7), ("app/views.py", 3)]
     detail = next(c for c in checks if c.name == "unregistered_hits").detail
-    assert "not filed: 1 in docs, 1 in harmless, 1 in test" in detail
+    assert "counted, not filed: 1 in docs, 1 in harmless, 1 in test" in detail
 
 
 def test_audit_contexts_are_configurable(tmp_path):

@@ -219,12 +219,12 @@ def check_unregistered_hits(
     )
     if expired_only:
         detail += f"; {expired_only} matched only expired exceptions"
-    counted_only = sum((e.counted_only for e in evaluated), Counter())
-    if counted_only:
-        detail += "; not filed: " + ", ".join(f"{n} in {c}" for c, n in sorted(counted_only.items()))
     if hits:
         by_severity = {s: sum(1 for h in hits if h.severity == s) for s in order if any(h.severity == s for h in hits)}
         detail += " (" + ", ".join(f"{n} {s}" for s, n in by_severity.items()) + f"; severities from {catalog_name})"
+    counted_only = sum((e.counted_only for e in evaluated), Counter())
+    if counted_only:
+        detail += "; counted, not filed: " + ", ".join(f"{n} in {c}" for c, n in sorted(counted_only.items()))
     checks.append(
         Check("unregistered_hits", "fail" if hits else "pass", detail, ExitCode.REJECTED if hits else ExitCode.OK)
     )
