@@ -9,6 +9,7 @@ match; a literal ``template:`` option is scanned as an HTML template."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+import re
 from functools import cache
 
 import tree_sitter
@@ -175,7 +176,7 @@ class _Matcher:
 
     def _jquery_call(self, captures) -> Iterator[Finding]:
         node, args = captures["node"][0], _arguments(captures["args"][0])
-        if args and _looks_like_html(args[0], self.values):
+        if args and _builds_markup(args[0], self.values):
             yield self._finding(node, "jquery-html-sink", args[0])
 
     def _new(self, captures) -> Iterator[Finding]:
@@ -247,12 +248,32 @@ def _is_jquery(receiver: str, node: tree_sitter.Node) -> bool:
 
 
 def _looks_like_html(node: tree_sitter.Node, values: Values) -> bool:
-    """A string built at run time that carries markup (``'<li>' + x``,
-    `` `<b>${x}</b>` ``), or a variable named for markup."""
-    text = _text(node)
-    if node.type == "identifier":
-        lower = text.lower()
-        return any(word in lower for word in ("html", "markup", "content", "template"))
-    if node.type in ("binary_expression", "template_string"):
-        return "<" in text and values.harmless(node) is None
-    return False
+    """An argument that may be a markup string rather than an element: not a
+    literal, not an element (``$("<li>")``, ``document.createElement``,
+    ``x.cloneNode()``, ``new ...``, a variable named like an element)."""
+    if values.harmless(node) is not None:
+        return True  # reported as harmless (dropped unless asked)
+    if node.type == "new_expression":
+        return False
+    if node.type == "call_expression":
+        text = _text(node)
+        return not (
+            text.startswith(("$(", "jQuery("))
+            or _ELEMENT_CALL.search(callee_name(node.child_by_field_name("function") or node))
+        )
+    if node.type in ("identifier", "member_expression"):
+        return not _ELEMENT_NAME.search(_text(node))
+    return True
+
+
+def _builds_markup(node: tree_sitter.Node, values: Values) -> bool:
+    """A markup string built at run time: ``"<li>" + x``, `` `<b>${x}</b>` ``."""
+    return (
+        node.type in ("binary_expression", "template_string") and "<" in _text(node) and values.harmless(node) is None
+    )
+
+
+_ELEMENT_CALL = re.compile(
+    r"^(?:\$|jQuery|angular\.element)$|^\*?\.?(?:clone|cloneNode|importNode)$|createElement|^\$\(|^jQuery\("
+)
+_ELEMENT_NAME = re.compile(r"(?:^|[._$])(?:el|elem|element|node|item|child|\$\w*)$|(?:El|Elem|Element|Node|Nodes|\$)$")

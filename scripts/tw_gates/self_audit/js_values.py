@@ -42,7 +42,6 @@ SANITIZER_CALLS = frozenset(
     }
 )
 _CONSTANT_TYPES = frozenset({"number", "true", "false", "null", "undefined", "regex"})
-_LITERAL_CONST = re.compile(rb"\bconst\s+([A-Za-z_$][\w$]*)\s*(?::\s*string\s*)?=\s*(?:'[^'\n]*'|\"[^\"\n]*\")\s*[;\n]")
 
 
 @cache
@@ -82,7 +81,7 @@ class Values:
 
     def __init__(self, source: bytes) -> None:
         self.source = source
-        self._constants: frozenset[str] | None = None
+        self._constants: dict[tuple[int, int, str], bool | None] = {}
 
     def harmless(self, node: tree_sitter.Node | None) -> Argument | None:
         if node is None:
@@ -101,7 +100,7 @@ class Values:
             return self._all([node.child_by_field_name("consequence"), node.child_by_field_name("alternative")])
         if kind == "call_expression":
             return self._call(node)
-        if kind == "identifier" and _text(node) in self.constant_names():
+        if kind == "identifier" and self.is_constant(node):
             return "constant"
         return None
 
@@ -121,16 +120,47 @@ class Values:
             return "sanitized"
         return None
 
-    def constant_names(self) -> frozenset[str]:
-        """Names declared ``const NAME = "literal"`` (and never otherwise)."""
-        if self._constants is None:
-            names = {m.group(1).decode() for m in _LITERAL_CONST.finditer(self.source)}
-            self._constants = frozenset(
-                n
-                for n in names
-                if len(re.findall(rb"\b(?:const|let|var)\s+" + re.escape(n.encode()) + rb"\b", self.source)) == 1
-            )
-        return self._constants
+    def is_constant(self, node: tree_sitter.Node) -> bool:
+        """An identifier whose nearest scope binding it (a function, else the
+        file) only ever assigns it string literals, and has no parameter of
+        that name."""
+        name = _text(node)
+        scope = node.parent
+        while scope is not None:
+            if scope.type in _SCOPES:
+                verdict = self._verdict(scope, name)
+                if verdict is not None:
+                    return verdict
+            scope = scope.parent
+        return False
+
+    def _verdict(self, scope: tree_sitter.Node, name: str) -> bool | None:
+        key = (scope.start_byte, scope.end_byte, name)
+        if key not in self._constants:
+            self._constants[key] = _scope_verdict(scope, name)
+        return self._constants[key]
+
+
+_SCOPES = frozenset(
+    {"program", "function_declaration", "function_expression", "function", "arrow_function", "method_definition"}
+)
+_LITERAL_VALUE = re.compile(rb"\s*(?:'[^'\\\n]*'|\"[^\"\\\n]*\"|`[^`$\\]*`)\s*(?:[;,)\n]|$)")
+
+
+def _scope_verdict(scope: tree_sitter.Node, name: str) -> bool | None:
+    """True/False when ``scope`` binds ``name`` (literals only, or not);
+    None when it does not bind it (the enclosing scope decides)."""
+    parameters = scope.child_by_field_name("parameters") or scope.child_by_field_name("parameter")
+    if parameters is not None and re.search(rb"(?<![\w$])" + re.escape(name.encode()) + rb"(?![\w$])", parameters.text or b""):
+        return False
+    body = scope.text or b""
+    binding = re.compile(rb"(?<![\w$.])" + re.escape(name.encode()) + rb"\s*(?::\s*string\s*)?(?:\+=|=(?![=>]))")
+    found = None
+    for match in binding.finditer(body):
+        if not _LITERAL_VALUE.match(body, match.end()):
+            return False
+        found = True
+    return found
 
 
 def parse(source: bytes, grammar: str) -> tree_sitter.Tree:

@@ -25,6 +25,7 @@ from tw_gates.self_audit.templates import scan_jinja
 _ARGS = tuple[int, str] | None
 CALL_SINKS: dict[str, tuple[str, _ARGS]] = {
     "flask.render_template_string": ("flask-render-template-string", (0, "source")),
+    "flask.templating.render_template_string": ("flask-render-template-string", (0, "source")),
     "jinja2.Template": ("jinja2-template", (0, "source")),
     "jinja2.environment.Template": ("jinja2-template", (0, "source")),
     "markupsafe.Markup": ("markupsafe-markup", (0, "base|object")),
@@ -52,7 +53,12 @@ TEMPLATE_SOURCE = frozenset(
     {"jinja2-from-string", "flask-render-template-string", "jinja2-template", "django-template", "tornado-template"}
 )
 JINJA_ENVIRONMENTS = frozenset(
-    {"jinja2.Environment", "jinja2.environment.Environment", "jinja2.sandbox.SandboxedEnvironment"}
+    {
+        "jinja2.Environment",
+        "jinja2.environment.Environment",
+        "jinja2.sandbox.SandboxedEnvironment",
+        "jinja2.sandbox.ImmutableSandboxedEnvironment",
+    }
 )
 MARKUP_CLASSES = frozenset({"markupsafe.Markup", "flask.Markup", "jinja2.Markup", "jinja2.utils.Markup"})
 SAFESTRING_CLASSES = frozenset(

@@ -28,6 +28,7 @@ _JINJA_COMMENTS = re.compile(
 _JINJA_BLOCKS = re.compile(r"\{\{(?!\{)(.*?)\}\}|\{%(.*?)%\}", re.S)
 _STRINGS = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
 _AUTOESCAPE_OFF = re.compile(r"^[-+]?\s*autoescape\s+(?:off|false)\b")
+_FILTER_TAG = re.compile(r"^[-+]?\s*filter\s+(?:\w+\s*\|\s*)*(?:safe|safeseq)\b")
 _LITERAL_ONLY = re.compile(r"^\s*(?:'[^']*'|\"[^\"]*\")\s*$")
 
 _MUSTACHE_COMMENTS = re.compile(r"\{\{!--.*?--\}\}|\{\{!.*?\}\}", re.S)
@@ -69,7 +70,9 @@ def scan_jinja(text: str, *, first_line: int = 1, filters: tuple[str, ...] = ("s
         if tag is not None and _AUTOESCAPE_OFF.search(body):
             findings.append(Finding(_line(clean, match.start(), first_line), "template-autoescape-off"))
         filtered = unsafe.search(body)
-        if filtered:
+        if tag is not None and _FILTER_TAG.search(body):
+            findings.append(Finding(_line(clean, match.start(), first_line), "template-safe-filter"))
+        elif filtered:
             source = expression if expression is not None else tag
             head = source[: filtered.start()]
             argument: Argument | None = "constant" if _LITERAL_ONLY.match(head) else None
