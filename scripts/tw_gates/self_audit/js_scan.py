@@ -8,8 +8,8 @@ match; a literal ``template:`` option is scanned as an HTML template."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 import re
+from collections.abc import Callable, Iterator
 from functools import cache
 
 import tree_sitter
@@ -209,12 +209,18 @@ class _Matcher:
             yield self._finding(node, "react-dangerously-set-inner-html", _inner_html(inner))
         elif name == "innerHTML":
             yield self._finding(node, "dom-inner-html", inner)
-        elif name == "allowDangerousHtml" and (value is None or _text(inner) == "true"):
+        elif _raw_markdown(name, value, inner):
             yield self._finding(node, "react-markdown-raw-html", decide=False)
-        elif name == "escapeHtml" and _text(inner) == "false":
-            yield self._finding(node, "react-markdown-raw-html", decide=False)
-        elif name == "rehypePlugins" and inner is not None and _mentions_rehype_raw(inner):
-            yield self._finding(node, "react-markdown-raw-html", decide=False)
+
+
+def _raw_markdown(name: str, value: tree_sitter.Node | None, inner: tree_sitter.Node | None) -> bool:
+    """react-markdown told to pass raw HTML: ``allowDangerousHtml``,
+    ``escapeHtml={false}``, ``rehypePlugins={[rehypeRaw]}``."""
+    if name == "allowDangerousHtml":
+        return value is None or _text(inner) == "true"
+    if name == "escapeHtml":
+        return _text(inner) == "false"
+    return name == "rehypePlugins" and inner is not None and _mentions_rehype_raw(inner)
 
 
 def _inner_html(value: tree_sitter.Node | None) -> tree_sitter.Node | None:

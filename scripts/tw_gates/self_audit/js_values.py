@@ -151,7 +151,9 @@ def _scope_verdict(scope: tree_sitter.Node, name: str) -> bool | None:
     """True/False when ``scope`` binds ``name`` (literals only, or not);
     None when it does not bind it (the enclosing scope decides)."""
     parameters = scope.child_by_field_name("parameters") or scope.child_by_field_name("parameter")
-    if parameters is not None and re.search(rb"(?<![\w$])" + re.escape(name.encode()) + rb"(?![\w$])", parameters.text or b""):
+    if parameters is not None and re.search(
+        rb"(?<![\w$])" + re.escape(name.encode()) + rb"(?![\w$])", parameters.text or b""
+    ):
         return False
     body = scope.text or b""
     binding = re.compile(rb"(?<![\w$.])" + re.escape(name.encode()) + rb"\s*(?::\s*string\s*)?(?:\+=|=(?![=>]))")

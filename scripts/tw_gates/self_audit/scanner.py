@@ -15,7 +15,7 @@ from typing import Literal
 from tw_gates.self_audit.catalog import PatternCatalog, RendererPattern
 from tw_gates.self_audit.context import classify
 from tw_gates.self_audit.files import DEFAULT_MAX_FILE_BYTES, NoFollowReader, list_source_files, looks_minified
-from tw_gates.self_audit.hits import Finding, FoundHit, ScanResult, Scanner, fingerprint
+from tw_gates.self_audit.hits import Finding, FoundHit, Scanner, ScanResult, fingerprint
 from tw_gates.self_audit.kinds import SYNTAX_PATTERNS, kind_of, scan_kind, scanner_label
 from tw_gates.self_audit.line_scan import line_starts, line_text, scan_lines
 from tw_gates.self_audit.prefilter import has_candidate

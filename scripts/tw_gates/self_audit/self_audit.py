@@ -99,8 +99,9 @@ class SelfAuditResult(BaseModel):
 
     @property
     def hits_by_severity(self) -> dict[str, int]:
-        counts = Counter(h.severity for h in self.hits)
-        return {s: counts[s] for s in SEVERITIES if counts[s]}
+        """Hits by severity; a hit kept for its harmless argument counts as 'info'."""
+        counts = Counter("info" if h.argument else h.severity for h in self.hits)
+        return {s: counts[s] for s in (*SEVERITIES, "info") if counts[s]}
 
     @property
     def hits_by_context(self) -> dict[str, int]:
