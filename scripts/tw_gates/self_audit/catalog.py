@@ -155,10 +155,14 @@ class PatternCatalog(BaseModel):
             if len(cache) > 65536:
                 cache.clear()
             by_name = cache[name] = [p for p in self.patterns if p._by_name_only and p.matches_name(name)]
-        if all(p._by_name_only for p in self.patterns):
+        if self._all_by_name:
             return by_name
         with_path = {p.id for p in self.patterns if not p._by_name_only and p.applies_to(path)}
         return [p for p in self.patterns if p in by_name or p.id in with_path]
+
+    @cached_property
+    def _all_by_name(self) -> bool:
+        return all(p._by_name_only for p in self.patterns)
 
     @cached_property
     def _name_cache(self) -> dict[str, list[RendererPattern]]:

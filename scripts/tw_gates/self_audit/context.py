@@ -7,7 +7,6 @@ imported, a "generated, do not edit" banner, a library's licence banner)."""
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 
 from tw_gates.self_audit.hits import Context
 
@@ -41,9 +40,9 @@ _TEST_IMPORT = re.compile(
 
 def path_context(path: str) -> Context | None:
     """The context the path alone tells, or None (then content decides)."""
-    parts = PurePosixPath(path).parts
+    parts = path.split("/")
     folders = {p.lower() for p in parts[:-1]}
-    name = parts[-1] if parts else path
+    name = parts[-1]
     if folders & GENERATED_DIRS:
         return "generated"
     if folders & VENDORED_PATH_DIRS or VENDORED_NAME.match(name):

@@ -50,8 +50,8 @@ GENERATED_SNIFF_SUFFIXES = (".js", ".mjs", ".cjs", ".css")
 DEFAULT_MAX_FILE_BYTES = 2 * 1024 * 1024
 
 
-def _is_vendored(parts: tuple[str, ...]) -> bool:
-    return any(part in VENDORED_DIRS for part in parts[:-1])
+def _is_vendored(rel: str) -> bool:
+    return any(part in VENDORED_DIRS for part in rel.split("/")[:-1])
 
 
 def _git_files(root: Path) -> list[str] | None:
@@ -89,7 +89,7 @@ def list_source_files(root: Path) -> tuple[Iterator[str], str]:
 
 def _name_skip_reason(rel: str) -> str | None:
     """Why a file is skipped by its name alone, or None."""
-    if _is_vendored(PurePosixPath(rel).parts):
+    if _is_vendored(rel):
         return "vendored"
     if rel.lower().endswith(MINIFIED_SUFFIXES):
         return "minified"

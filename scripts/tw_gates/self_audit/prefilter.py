@@ -13,7 +13,7 @@ import re2  # type: ignore[import-untyped]
 
 _PYTHON = (
     r"Markup|mark_safe|\bSafe(?:String|Text|Data|Bytes)\b|render_template|from_string|\bTemplate\b|autoescape"
-    r"|is_safe|html_safe|__html__|format_html|render_to_string|Environment\b|MarkdownIt|[\"']html[\"']\s*:\s*True"
+    r"|is_safe|html_safe|__html__|format_html|render_to_string|Environment\b|MarkdownIt|[\x22\x27]html[\x22\x27]\s*:\s*True"
 )
 _JS = (
     r"innerHTML|outerHTML|srcdoc|insertAdjacentHTML|document\s*\.\s*write|createContextualFragment|HTMLUnsafe"
