@@ -31,6 +31,7 @@ ATTRIBUTE_SINKS = {
     "th:utext": "thymeleaf-utext",
     "data-th-utext": "thymeleaf-utext",
     "bind:innerhtml": "dom-inner-html",
+    "ng-bind-html-unsafe": "angularjs-sce-trust",  # AngularJS 1.0: binds without $sanitize
 }
 _QUERY = """
 (attribute (attribute_name) @name) @attribute
