@@ -371,6 +371,10 @@ def test_example_consumer_artifact_is_signed_and_valid(cli, repo_root, tmp_path)
     assert not any(p == "app/rendering/markdown_view.py" for p, _ in hits)
     assert ("app/views/profile.py", "flask-render-template-string") in hits  # unregistered
     assert ("web/src/comments.js", "dom-inner-html") in hits
+    # The optional fields: where each hit lies and how it was found.
+    where = {(h["path"], h["context"], h["scanner"]) for h in document["hits"]}
+    assert ("tests/test_profile.py", "test", "syntax") in where
+    assert ("app/rendering/templates/token.html", "production", "template") in where
     assert not any(p.startswith(("node_modules/", "web/dist/")) for p, _ in hits)
     assert "signed, key id k2026" in out
 
@@ -403,6 +407,13 @@ def test_sarif_output_locates_every_hit(cli, repo_root, tmp_path):
     rules = run["tool"]["driver"]["rules"]
     assert [r["id"] for r in rules] == list(load_pattern_catalog().by_id)
     assert all(r["properties"]["security-severity"] for r in rules)
+    # Each rule says what to do about a hit, how precise it is, and that it is CWE-79.
+    by_id = {r["id"]: r for r in rules}
+    mark_safe = by_id["django-mark-safe"]
+    assert "format_html" in mark_safe["help"]["text"] and "**Fix:**" in mark_safe["help"]["markdown"]
+    assert mark_safe["properties"]["precision"] == "high" and mark_safe["properties"]["security-severity"] == "8.0"
+    assert "external/cwe/cwe-79" in mark_safe["properties"]["tags"]
+    assert {r["properties"]["precision"] for r in rules} <= {"very-high", "high", "medium", "low"}
     located = []
     for result in run["results"]:
         assert rules[result["ruleIndex"]]["id"] == result["ruleId"]
