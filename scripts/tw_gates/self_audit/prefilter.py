@@ -12,7 +12,7 @@ from functools import cache
 import re2  # type: ignore[import-untyped]
 
 _PYTHON = (
-    r"Markup|mark_safe|\bSafe(?:String|Text|Data|Bytes)\b|render_template|from_string|\bTemplate\b|autoescape"
+    r"Markup|mark_safe|\bSafe(?:String|Text|Data|Bytes|Unicode)\b|render_template|from_string|\bTemplate\b|autoescape"
     r"|is_safe|html_safe|__html__|format_html|render_to_string|Environment\b|MarkdownIt|[\x22\x27]html[\x22\x27]\s*:\s*True"
 )
 _JS = (

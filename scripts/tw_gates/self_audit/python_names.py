@@ -21,6 +21,7 @@ BARE_NAMES = {
     "SafeText": "django.utils.safestring.SafeText",
     "SafeData": "django.utils.safestring.SafeData",
     "SafeBytes": "django.utils.safestring.SafeBytes",
+    "SafeUnicode": "django.utils.safestring.SafeUnicode",
     "format_html": "django.utils.html.format_html",
     "format_html_join": "django.utils.html.format_html_join",
     "html_safe": "django.utils.html.html_safe",
@@ -209,11 +210,14 @@ class Names:
                 iter_statements_shallow(scope.body) if isinstance(scope, ast.Module) else ast.walk(scope)
             )
             bindings = [b for node in nodes for b in _bindings_of(node)]
-            cached = {}
-            for _ in range(3):  # names bound to names bound to literals
+            outer = None if isinstance(scope, ast.Module) else self._scope_constants(self._tree)
+            # The greatest fixpoint: every name is a constant until one of its
+            # bindings is not (``s = "<b>{}</b>".format(s)`` keeps ``s`` one).
+            cached = {name: True for name, _ in bindings}
+            while True:
                 verdict: dict[str, bool] = {}
                 for name, value in bindings:
-                    ok = value is not None and self._literal(value, cached)
+                    ok = value is not None and self._literal(value, cached, outer)
                     verdict[name] = verdict.get(name, True) and ok
                 if verdict == cached:
                     break
@@ -221,15 +225,17 @@ class Names:
             self._constants[id(scope)] = cached
         return cached
 
-    def _literal(self, node: ast.expr, known: dict[str, bool]) -> bool:
+    def _literal(self, node: ast.expr, known: dict[str, bool], outer: dict[str, bool] | None = None) -> bool:
         if isinstance(node, ast.Name):
-            return known.get(node.id, False)
+            if node.id in known:
+                return known[node.id]
+            return bool(outer and outer.get(node.id, False))
         parts = _parts(node)
         if parts is not None:
-            return all(self._literal(p, known) for p in parts)
+            return all(self._literal(p, known, outer) for p in parts)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "format":
             arguments = [_unstarred(a) for a in node.args] + [k.value for k in node.keywords]
-            return all(self._literal(p, known) for p in [node.func.value, *arguments])
+            return all(self._literal(p, known, outer) for p in [node.func.value, *arguments])
         return isinstance(node, ast.Constant)
 
 
