@@ -99,8 +99,7 @@ def candidate_lines(text: str, names: Names) -> list[int]:
     words = [re.escape(n) for n, target in names.bound.items() if target != LOCAL and _WORDS.search(target)]
     regex = _WORDS_RE2 if not words else re2.compile(f"{KINDS['python']}|\\b(?:{'|'.join(words)})\\b")
     lines: list[int] = []
-    line = position = 0
-    line = 1
+    line, position = 1, 0
     for match in regex.finditer(text):
         line += text.count("\n", position, match.start())
         position = match.start()
