@@ -144,19 +144,25 @@ def main() -> int:
             runs[name].append(run_measured(argv))
     shutil.rmtree(out, ignore_errors=True)
 
-    print(f"\n{'tool':<24} {'wall s':>8} {'CPU s':>8} {'MB/s':>8} {'peak RSS MiB':>13} {'exit':>5}")
-    walls = {}
+    print(f"\n{'tool':<24} {'wall s':>8} {'CPU s':>8} {'MB/s':>8} {'MB/CPU-s':>9} {'peak RSS MiB':>13} {'exit':>5}")
+    walls: dict[str, float] = {}
+    cpus: dict[str, float] = {}
     for name, results in runs.items():
         wall = statistics.median(r[0] for r in results)
         cpu = statistics.median(r[1] for r in results)
         rss = max(r[2] for r in results)
         walls[name] = wall
         size = tools[name][1]
-        print(f"{name:<24} {wall:>8.2f} {cpu:>8.2f} {size / wall / 1e6:>8.1f} {rss:>13.0f} {results[-1][3]:>5}")
+        cpus[name] = cpu
+        print(
+            f"{name:<24} {wall:>8.2f} {cpu:>8.2f} {size / wall / 1e6:>8.2f} {size / max(cpu, 1e-9) / 1e6:>9.2f} "
+            f"{rss:>13.0f} {results[-1][3]:>5}"
+        )
     ours = walls["tw-gates self-audit"]
     for name, wall in walls.items():
         if name != "tw-gates self-audit":
-            print(f"ratio {name} / tw-gates: {wall / ours:.1f}x")
+            cpu_ratio = cpus[name] / max(cpus["tw-gates self-audit"], 1e-9)
+            print(f"ratio {name} / tw-gates: {wall / ours:.1f}x wall, {cpu_ratio:.1f}x CPU")
     print(f"load after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 
