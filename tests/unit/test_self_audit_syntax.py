@@ -211,11 +211,23 @@ def test_harmless_arguments_are_reported_at_info_when_asked():
     assert dropped == 1
 
 
-def test_a_file_that_does_not_parse_falls_back_to_the_line_scanner_and_says_so():
-    found, _, _ = scan_source("a.py", b"from markupsafe import Markup\nprint 'x'\nMarkup(v)\n", load_pattern_catalog())
-    assert [(h.line, h.pattern, h.scanner) for h in found] == [(3, "markupsafe-markup", "line")]
-    parsed, _, _ = scan_source("a.py", b"from markupsafe import Markup\nMarkup(v)\n", load_pattern_catalog())
-    assert [h.scanner for h in parsed] == ["syntax"]
+def test_what_does_not_parse_falls_back_to_the_line_scanner_and_says_so():
+    catalog = load_pattern_catalog()
+    # One statement that does not parse: only its lines are line-scanned.
+    source = b"from markupsafe import Markup\nprint 'x', Markup(a)\nMarkup(v)\nMarkup('<b>ok</b>')\n# Markup(c)\n"
+    found, _, _ = scan_source("a.py", source, catalog)
+    assert [(h.line, h.pattern, h.scanner) for h in found] == [
+        (2, "markupsafe-markup", "line"),
+        (3, "markupsafe-markup", "syntax"),
+    ]
+    # Most of the file does not parse: all of it is line-scanned (comments too).
+    python2 = b"from markupsafe import Markup\nprint 'a'\nprint 'b'\n# Markup(c)\n"
+    found, _, _ = scan_source("b.py", python2, catalog)
+    assert [(h.line, h.scanner) for h in found] == [(4, "line")]
+    # JavaScript: the ERROR region alone.
+    js = b"function a(x) { el.innerHTML = x; }\n// el.innerHTML = y;\nfunction b(x) { el.innerHTML = x +; }\nel.innerHTML = '';\n"
+    found, _, _ = scan_source("a.js", js, catalog)
+    assert [(h.line, h.scanner) for h in found] == [(1, "syntax"), (3, "line")]
 
 
 def test_custom_catalog_without_the_syntax_patterns_only_line_scans():

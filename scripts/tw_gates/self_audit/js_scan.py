@@ -80,19 +80,51 @@ def grammar_for(name: str) -> str:
 
 
 def scan_js(
-    source: bytes, grammar: str, *, first_line: int = 1, html_template: TemplateScanner | None = None
+    source: bytes,
+    grammar: str,
+    *,
+    first_line: int = 1,
+    html_template: TemplateScanner | None = None,
+    line_fallback: TemplateScanner | None = None,
 ) -> list[Finding] | None:
-    """The findings in a JavaScript/TypeScript source, or None when it does
-    not parse cleanly (the caller falls back to the line scanner)."""
+    """The findings in a JavaScript/TypeScript source. Where it does not
+    parse (tree-sitter's ERROR nodes), those lines go to ``line_fallback``
+    (the line scanner) and the rest is matched on the tree; None when there
+    is no fallback or most of the source does not parse."""
     tree = parse(source, grammar)
-    if tree.root_node.has_error:
+    errors = _error_rows(tree.root_node) if tree.root_node.has_error else []
+    if errors and (line_fallback is None or _rows(errors) * 2 > source.count(b"\n") + 1):
         return None
     matcher = _Matcher(Values(source), first_line - 1, html_template)
     cursor = tree_sitter.QueryCursor(_query(grammar, grammar != "typescript"))
     findings: list[Finding] = []
     for _, captures in cursor.matches(tree.root_node):
         findings.extend(matcher.match(captures))
-    return findings
+    if not errors or line_fallback is None:
+        return findings
+    offset = first_line - 1
+    kept = [f for f in findings if not any(a <= f.line - offset - 1 <= b for a, b in errors)]
+    lines = source.decode("utf-8", "replace").split("\n")
+    for start, end in errors:
+        kept.extend(line_fallback("\n".join(lines[start : end + 1]), start + first_line))
+    return kept
+
+
+def _error_rows(root: tree_sitter.Node) -> list[tuple[int, int]]:
+    """(first row, last row) of each outermost ERROR node."""
+    rows: list[tuple[int, int]] = []
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.type == "ERROR":
+            rows.append((node.start_point.row, node.end_point.row))
+        elif node.has_error:
+            stack.extend(node.children)
+    return sorted(rows)
+
+
+def _rows(ranges: list[tuple[int, int]]) -> int:
+    return sum(end - start + 1 for start, end in ranges)
 
 
 def _text(node: tree_sitter.Node | None) -> str:

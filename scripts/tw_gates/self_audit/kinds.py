@@ -12,7 +12,7 @@ from pathlib import PurePosixPath
 from tw_gates.self_audit.hits import Finding, Scanner
 from tw_gates.self_audit.js_scan import grammar_for, scan_js
 from tw_gates.self_audit.markup import scan_html, scan_mdx, scan_svelte
-from tw_gates.self_audit.python_scan import parse_python, scan_python
+from tw_gates.self_audit.python_scan import scan_python_partially
 from tw_gates.self_audit.templates import scan_ejs, scan_jinja, scan_mustache, scan_pug
 
 KIND_BY_SUFFIX = {
@@ -114,10 +114,10 @@ def scanner_label(kind: str) -> Scanner:
 def scan_kind(kind: str, path: str, text: str, data: bytes, fallback: LineFallback) -> list[Finding] | None:
     """The findings of the kind's scanner, None when the file does not parse."""
     if kind == "python":
-        tree = parse_python(text)
-        return scan_python(tree, text) if tree is not None else None
+        return scan_python_partially(text, fallback)
     if kind == "javascript":
-        return scan_js(data, grammar_for(path), html_template=partial(_template, fallback=fallback))
+        template = partial(_template, fallback=fallback)
+        return scan_js(data, grammar_for(path), html_template=template, line_fallback=fallback)
     if kind == "html":
         return scan_html(text, line_fallback=fallback) + _as_template(scan_jinja(text) + scan_mustache(text))
     if kind == "vue":

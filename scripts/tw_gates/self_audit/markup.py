@@ -116,7 +116,7 @@ def _script(captures, first_line: int, line_fallback: LineFallback | None) -> li
         return []
     start = code.start_point.row + first_line
     # Keep columns of the first line out of it: the block starts after '>'.
-    found = scan_js(code.text, grammar, first_line=start, html_template=_template_scanner)
+    found = scan_js(code.text, grammar, first_line=start, html_template=_template_scanner, line_fallback=line_fallback)
     if found is None and line_fallback is not None:
         return line_fallback(code.text.decode("utf-8", "replace"), start)
     return found or []

@@ -84,6 +84,55 @@ def parse_python(text: str) -> ast.Module | None:
         return None
 
 
+def scan_python_partially(text: str, line_fallback: Callable[[str, int], list[Finding]]) -> list[Finding] | None:
+    """The findings of a Python file. A statement that does not parse is
+    cut out (its lines blanked, numbering kept) and given to the line
+    scanner, up to MAX_EXCISIONS times; None when the file still does not
+    parse (the caller line-scans all of it)."""
+    lines = text.split("\n")
+    cut: list[tuple[int, int]] = []
+    for _ in range(MAX_EXCISIONS):
+        source = "\n".join(lines) if cut else text
+        tree = parse_python(source)
+        if tree is not None:
+            found = scan_python(tree, source)
+            for start, end in cut:
+                found.extend(line_fallback("\n".join(text.split("\n")[start:end]), start + 1))
+            return found
+        block = _bad_block(source, lines)
+        if block is None or sum(e - s for s, e in cut) + block[1] - block[0] > len(lines) // 2:
+            return None
+        cut.append(block)
+        lines[block[0] : block[1]] = [""] * (block[1] - block[0])
+    return None
+
+
+MAX_EXCISIONS = 8
+
+
+def _bad_block(source: str, lines: list[str]) -> tuple[int, int] | None:
+    """(first, end) line indexes of the top-level statement where parsing fails."""
+    try:
+        ast.parse(source)
+    except SyntaxError as exc:
+        row = min(max((exc.lineno or 1) - 1, 0), len(lines) - 1)
+    except (ValueError, RecursionError, MemoryError):
+        return None
+    else:
+        return None
+    start = row
+    while start > 0 and not _top_level(lines[start]):
+        start -= 1
+    end = row + 1
+    while end < len(lines) and not _top_level(lines[end]):
+        end += 1
+    return start, end
+
+
+def _top_level(line: str) -> bool:
+    return bool(line) and not line[0].isspace() and not line.startswith(("#", ")", "]", "}"))
+
+
 def scan_python(tree: ast.Module, text: str) -> list[Finding]:
     """The findings in one parsed Python file. Only the statements that
     hold a candidate line (a word of the prefilter, or a name the file's

@@ -117,7 +117,7 @@ def scan_source(
         return [], 0, False
     text = data.decode("utf-8", "replace")
     found, dropped = _hits(rel, text, file_scan.findings(text, data, syntax, lines), catalog, harmless)
-    return found, dropped, True
+    return sorted(found, key=lambda h: (h.line, h.pattern)), dropped, True
 
 
 def scan(
