@@ -41,6 +41,8 @@ KIND_BY_SUFFIX = {
     ".tpl": "jinja",
     ".djhtml": "jinja",
     ".liquid": "jinja",
+    ".txt": "jinja",  # Django/Jinja text templates (emails)
+    ".xml": "jinja",  # feeds and sitemaps rendered by a template engine
     ".twig": "twig",
     ".hbs": "mustache",
     ".handlebars": "mustache",
