@@ -1,3 +1,4 @@
+# ruff: noqa  (labeled benchmark snippets: sinks on purpose)
 """A module that defines its own mark_safe and Template: no Django here."""
 
 from string import Template

@@ -1,3 +1,4 @@
+# ruff: noqa  (labeled benchmark snippets: sinks on purpose)
 """Django views and template helpers: mark_safe and friends."""
 
 from django import template

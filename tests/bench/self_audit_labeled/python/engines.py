@@ -1,3 +1,4 @@
+# ruff: noqa  (labeled benchmark snippets: sinks on purpose)
 """Mako, Tornado and markdown-it-py."""
 
 import mako.template

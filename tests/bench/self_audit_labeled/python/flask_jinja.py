@@ -1,3 +1,4 @@
+# ruff: noqa  (labeled benchmark snippets: sinks on purpose)
 """Flask views and Jinja2 environments."""
 
 import html
