@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from tw_gates.core.settings import GitHubSettings, SigningSettings, env
 
@@ -29,3 +29,12 @@ class AuditSettings(GitHubSettings, SigningSettings):
     artifacts: Path | None = Field(None, validation_alias=env("TW_ACCEPTED_ARTIFACTS", "artifacts"))
     patterns: Path | None = Field(None, validation_alias=env("TW_PATTERN_CATALOG", "patterns"))
     audit_id: str | None = Field(None, validation_alias=env("TW_AUDIT_ID", "audit_id"))
+    # Where a consumer's hit must lie to count as unregistered (and be filed):
+    # production code by default; hits in tests, docs, examples, vendored or
+    # generated files, and hits with a harmless argument, are counted only.
+    hit_contexts: list[str] = Field(["production"], validation_alias=env("TW_AUDIT_HIT_CONTEXTS", "hit_contexts"))
+
+    @field_validator("hit_contexts", mode="before")
+    @classmethod
+    def _contexts(cls, value: object) -> object:
+        return [part.strip() for part in value.split(",") if part.strip()] if isinstance(value, str) else value

@@ -25,6 +25,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--commit", help="40-hex commit scanned (default: $GITHUB_SHA, else git HEAD)")
     parser.add_argument("--branch", help="branch scanned (default: $GITHUB_HEAD_REF or $GITHUB_REF_NAME, else git)")
     parser.add_argument("--max-file-bytes", metavar="SIZE", help="skip files larger than this (default 2MiB)")
+    parser.add_argument(
+        "--harmless-arguments",
+        choices=("drop", "info"),
+        help="a hit whose argument is a constant or sanitized: left out (drop, the default) or kept, "
+        "marked with its argument (info)",
+    )
 
 
 def run(args: argparse.Namespace) -> Outcome:
@@ -45,19 +51,26 @@ def run(args: argparse.Namespace) -> Outcome:
             "commit": args.commit,
             "branch": args.branch,
             "max_file_bytes": args.max_file_bytes,
+            "harmless_arguments": args.harmless_arguments,
         },
     )
     result = self_audit(settings, progress=runner.echo)
 
     severities = ", ".join(f"{n} {s}" for s, n in result.hits_by_severity.items())
     skipped = ", ".join(f"{n} {reason}" for reason, n in result.skipped.items())
+    contexts = ", ".join(f"{n} {c}" for c, n in result.hits_by_context.items())
     runner.echo(
         f"self-audit: {len(result.hits)} hits{f' ({severities})' if severities else ''} in "
         f"{result.files_scanned} files scanned{f' (skipped: {skipped})' if skipped else ''} "
         f"for {result.repo}@{result.commit[:12]} ({result.branch})"
     )
+    runner.echo(
+        f"  where: {contexts or 'none'}; {result.files_parsed} file(s) parsed past the prefilter; "
+        f"{result.harmless} harmless argument(s) (constant or sanitized) left out"
+    )
     for hit in result.hits[:SHOWN_HITS]:
-        runner.echo(f"  {hit.path}:{hit.line}: {hit.pattern} ({hit.severity})")
+        notes = [n for n in (hit.context if hit.context != "production" else "", hit.argument or "") if n]
+        runner.echo(f"  {hit.path}:{hit.line}: {hit.pattern} ({hit.severity}{''.join(f', {n}' for n in notes)})")
     if len(result.hits) > SHOWN_HITS:
         runner.echo(f"  ... and {len(result.hits) - SHOWN_HITS} more (all are in {result.artifact})")
     ranked = sorted(result.hits, key=lambda h: SEVERITY_RANK[h.severity])
@@ -88,8 +101,12 @@ def run(args: argparse.Namespace) -> Outcome:
     runner.set_output("hits", str(len(result.hits)))
     runner.set_output("signed", "true" if result.signed_kid else "false")
     rows = [[s, n] for s, n in result.hits_by_severity.items()] or [["none", 0]]
+    where = [[c, n] for c, n in result.hits_by_context.items()] or [["none", 0]]
     runner.append_summary(
-        f"### tw-gates self-audit: {len(result.hits)} renderer hits\n\n" + markdown_table(["severity", "hits"], rows)
+        f"### tw-gates self-audit: {len(result.hits)} renderer hits\n\n"
+        + markdown_table(["severity", "hits"], rows)
+        + "\n"
+        + markdown_table(["where", "hits"], where)
     )
 
     return Outcome(int(result.exit_code))

@@ -43,6 +43,17 @@ class Hit(BaseModel):
     path: str = Field(min_length=1, max_length=4096)
     line: int = Field(ge=1, le=10_000_000, strict=True)  # true or 5.0 is not a line number
     pattern: str = Field(min_length=1, max_length=200)
+    # Optional since the syntax-aware self-audit; an artifact without them is
+    # read as before (every hit in production code, found by the line scanner).
+    context: Literal["production", "test", "docs", "example", "vendored", "generated"] | None = Field(
+        None, description="where the hit lies; the audit files issues for production hits only by default"
+    )
+    scanner: Literal["syntax", "template", "line"] | None = Field(
+        None, description="how it was found: on the syntax tree, by a template lexer, or by a line regex"
+    )
+    argument: Literal["constant", "sanitized"] | None = Field(
+        None, description="set when the decisive argument is harmless (reported at info level)"
+    )
 
     @field_validator("path")
     @classmethod

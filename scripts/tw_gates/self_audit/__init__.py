@@ -1,2 +1,2 @@
-"""S1, consumer side: the self-audit that scans a consumer repository for renderer patterns
-and writes its signed artifact."""
+"""S1, consumer side: the self-audit that scans a consumer repository for renderer
+patterns and writes its signed artifact."""
