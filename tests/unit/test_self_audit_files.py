@@ -13,7 +13,7 @@ import pytest
 
 from tw_gates.chain.audit_settings import AuditSettings
 from tw_gates.chain.unregistered_hits import check_unregistered_hits
-from tw_gates.demo.demo import explicit
+from tw_gates.demo.model import explicit
 from tw_gates.schemas.registry import Consumer, ConsumerRegistry
 from tw_gates.self_audit.catalog import load_pattern_catalog
 from tw_gates.self_audit.context import classify
