@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tw_gates.canary.canary import Timing, evaluate, load_thresholds, parse_timing, rollback_key
+from tw_gates.canary.decision import evaluate, rollback_key
+from tw_gates.canary.settings import Timing, load_thresholds, parse_timing
 from tw_gates.canary.sources import Observation, fresh_state, parse_state, record_check, state_document
 from tw_gates.core.errors import UsageError
 from tw_gates.core.signing import KeyRing

@@ -273,7 +273,8 @@ def test_charts_plot_each_interval_with_its_limit():
 
 def test_charts_of_a_fine_interval_are_downsampled_to_the_worst_value():
     from tests.unit.test_canary import BASELINE, GOOD
-    from tw_gates.canary.canary import Timing, evaluate, load_thresholds
+    from tw_gates.canary.decision import evaluate
+    from tw_gates.canary.settings import Timing, load_thresholds
     from tw_gates.canary.sources import Observation
 
     obs = {T0 + i * 60: Observation(T0 + i * 60, dict(GOOD)) for i in range(2880)}
@@ -304,7 +305,8 @@ def test_state_block_survives_text_that_would_close_the_comment():
 
 def test_the_largest_state_fits_in_an_issue_body():
     from tests.unit.test_canary import BASELINE, GOOD
-    from tw_gates.canary.canary import Timing, evaluate, load_thresholds
+    from tw_gates.canary.decision import evaluate
+    from tw_gates.canary.settings import Timing, load_thresholds
     from tw_gates.canary.sources import MAX_STATE_CHECKS, CanaryState, Observation, state_document
     from tw_gates.core.signing import KeyRing
 

@@ -147,7 +147,8 @@ def test_a_token_without_actions_read_is_an_error_not_a_verdict(repo, emu, cli):
 
 
 def test_zip_extraction_is_bounded_and_in_memory():
-    from tw_gates.phases.phase import InvalidArtifact, extract_artifact_json
+    from tw_gates.phases.artifacts import extract_artifact_json
+    from tw_gates.phases.common import InvalidArtifact
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -3,7 +3,7 @@
 It shows the decision, the time left in the window, the status of each
 binding gate, the breaches, and the last window of p50/p95 latency and error
 rate as Mermaid ``xychart-beta`` charts (GitHub renders them). At the end, a
-hidden block holds the canary's state (canary_sources.CanaryState) as JSON:
+hidden block holds the canary's state (sources.CanaryState) as JSON:
 the file source's checks and the rollback already announced."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import re
 from datetime import datetime
 from typing import Any
 
-from tw_gates.canary.canary import fmt_interval, fmt_number, fmt_span, fmt_value
-from tw_gates.issues.tracker import inline_code
+from tw_gates.canary.decision import fmt_interval, fmt_number, fmt_span, fmt_value
+from tw_gates.issues.tracker import IssueTracker, fingerprint, inline_code
 from tw_gates.schemas.canary import CanaryReport, CheckRecord
 
 STATE_OPEN = "<!-- tw-gates:canary-state "
@@ -51,8 +51,10 @@ def extract_state(body: str | None) -> tuple[Any, list[str]]:
         return None, [f"the dashboard issue has {len(blocks)} canary state blocks: starting the canary over"]
     try:
         return json.loads(blocks[0]), []
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         return None, [f"canary state block is damaged ({exc.msg}): starting the canary over"]
+    except ValueError as exc:
+        return None, [f"canary state block is damaged ({exc}): starting the canary over"]
 
 
 def _code(text: str) -> str:
@@ -156,7 +158,8 @@ def render_interval_details(report: CanaryReport) -> list[str]:
 
 
 def _series(checks: list[CheckRecord], metric: str) -> list[tuple[datetime, float]]:
-    return [(c.interval_start, c.values[metric]) for c in checks if c.values.get(metric) is not None]
+    points = [(c.interval_start, c.values.get(metric)) for c in checks]
+    return [(moment, value) for moment, value in points if value is not None]
 
 
 def _downsample(points: list[tuple[datetime, float]]) -> list[tuple[datetime, float]]:
@@ -214,7 +217,7 @@ def render_charts(report: CanaryReport) -> list[str]:
         if not points:
             lines += [f"_{title.split(',')[0]}: no data in the window yet._", ""]
             continue
-        lines += xychart(title, unit, points, limits.get(metric), interval_s) + [""]
+        lines += [*xychart(title, unit, points, limits.get(metric), interval_s), ""]
     return lines
 
 
@@ -228,8 +231,6 @@ class CanaryIssues:
     KIND = "canary"
 
     def __init__(self, client: Any, repo: str, name: str, *, max_issues: int) -> None:
-        from tw_gates.issues.tracker import IssueTracker
-
         self.tracker = IssueTracker(client, repo)
         self.repo = repo
         self.name = name
@@ -243,8 +244,6 @@ class CanaryIssues:
         return extract_state(issue.body) if issue is not None else (None, [])
 
     def save(self, report: CanaryReport, state_document: dict[str, Any], previous_decision: str | None) -> str:
-        from tw_gates.issues.tracker import fingerprint
-
         body = render_dashboard(report, state_document)
         # What the dashboard says, without the time it was said: a rerun that
         # learns nothing new writes nothing.
@@ -264,8 +263,6 @@ class CanaryIssues:
 
     def file_rollback(self, report: CanaryReport, rollback_key: str, signals: list[str]) -> str:
         """The rollback issue (idempotent: the same rollback writes nothing)."""
-        from tw_gates.issues.tracker import fingerprint
-
         existing = self.tracker.find(self.KIND, self.rollback_key)
         if existing is None and self.max_issues < 1:
             return "no rollback issue filed: MAX_ISSUES_PER_RUN is 0 (the dashboard issue shows the rollback)"

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -43,7 +43,7 @@ MAX_INPUT_BYTES = 1024 * 1024
 MAX_POINTS_PER_QUERY = 11_000
 # The file source keeps one check per interval in an issue body (65,536 chars at most).
 MAX_STATE_CHECKS = 600
-STATE_VERSION = "1"
+STATE_VERSION: Final = "1"
 DEFAULT_QUERIES = DATA_DIR / "canary_queries.yml"
 
 
@@ -57,7 +57,7 @@ class Observation:
 
 
 def bucket_of(epoch: float, interval_s: int) -> int:
-    return int(math.floor(epoch / interval_s)) * interval_s
+    return math.floor(epoch / interval_s) * interval_s
 
 
 # -- the metrics file source ----------------------------------------------------------------
@@ -92,7 +92,7 @@ class CanaryState(BaseModel):
     signature: dict[str, Any] | None = None
 
     def observations(self) -> dict[int, Observation]:
-        return {int(c[0]): Observation(int(c[0]), dict(zip(ALL_METRICS, c[1:]))) for c in self.checks}
+        return {int(c[0]): Observation(int(c[0]), dict(zip(ALL_METRICS, c[1:], strict=True))) for c in self.checks}
 
 
 def fresh_state(name: str, revision: str | None, interval_s: int) -> CanaryState:
@@ -104,7 +104,9 @@ def record_check(state: CanaryState, observation: Observation, *, window_s: int,
     drop checks that fell out of the window ending at ``window_end``."""
     kept = {c[0]: c for c in state.checks if window_end - window_s <= c[0] < window_end}
     if window_end - window_s <= observation.bucket < window_end:
-        kept[observation.bucket] = (observation.bucket, *(observation.values.get(m) for m in ALL_METRICS))
+        kept[observation.bucket] = cast(
+            StoredCheck, (observation.bucket, *(observation.values.get(m) for m in ALL_METRICS))
+        )
     started = state.started_at
     if started is None or observation.bucket < started:
         started = observation.bucket
@@ -130,8 +132,7 @@ def parse_state(
         return start_over, warnings
     if not isinstance(document, dict):
         return start_over, ["canary state block is damaged (not a JSON object): starting the canary over"]
-    verify_keys = ring is not None and bool(ring.kids)
-    if verify_keys:
+    if ring is not None and ring.kids:
         try:
             ring.verify(document)
         except SignatureError as exc:
@@ -280,7 +281,7 @@ class PrometheusSource:
         points: dict[int, float | None] = {}
         for timestamp, raw in (series[0].get("values") or []) if series else []:
             value = float(raw)
-            points[int(round(float(timestamp)))] = value if math.isfinite(value) else None
+            points[round(float(timestamp))] = value if math.isfinite(value) else None
         return points
 
     def fetch(

@@ -71,7 +71,9 @@ def run(args: argparse.Namespace) -> Outcome:
 
 def _run(args: argparse.Namespace):
     """Decide, say so, publish outputs and metrics: (exit code, report)."""
-    from tw_gates.canary.canary import CanarySettings, fmt_value, run_canary
+    from tw_gates.canary.canary import run_canary
+    from tw_gates.canary.decision import fmt_value
+    from tw_gates.canary.settings import CanarySettings
     from tw_gates.core import runner
     from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings

@@ -137,7 +137,9 @@ def _verify(args: argparse.Namespace) -> Outcome:
     runner.set_output("verified", str(ok))
     runner.set_output("failed", str(len(failures)))
     if failures:
-        rows = [[c.evidence_id, c.status, f"{args.evidence_file}:{c.line}", c.detail] for c in failures]
+        rows: list[list[object]] = [
+            [c.evidence_id, c.status, f"{args.evidence_file}:{c.line}", c.detail] for c in failures
+        ]
         runner.append_summary(
             f"### Evidence: {len(failures)} of {len(result.checks)} blocks{scope} do not verify\n\n"
             + markdown_table(["id", "status", "where", "detail"], rows)

@@ -107,7 +107,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace):
     from tw_gates.core.settings import load_settings
-    from tw_gates.phases.phase import PhaseSettings
+    from tw_gates.phases.common import PhaseSettings
 
     return load_settings(
         PhaseSettings,
@@ -125,9 +125,9 @@ def _verify(args: argparse.Namespace) -> Outcome:
     from pathlib import Path
 
     from tw_gates.core import runner
-    from tw_gates.phases import phase
+    from tw_gates.phases.unlock import verify_unlock
 
-    result = phase.verify_unlock(
+    result = verify_unlock(
         args.phase,
         _settings(args),
         artifact_path=Path(args.artifact) if args.artifact else None,
@@ -152,10 +152,11 @@ def _complete(args: argparse.Namespace) -> Outcome:
 
     from tw_gates.core import runner
     from tw_gates.core.fsio import atomic_write_text
-    from tw_gates.phases import phase
+    from tw_gates.phases.complete import complete_phase
+    from tw_gates.phases.report import REPORT_TEMPLATE
 
     settings = _settings(args)
-    result = phase.complete_phase(
+    result = complete_phase(
         args.phase,
         settings,
         name=args.name,
@@ -166,7 +167,7 @@ def _complete(args: argparse.Namespace) -> Outcome:
         gates_passed=args.gates_passed,
         progress=runner.progress,
         tag=args.tag,
-        report_template=Path(args.report_template) if args.report_template else phase.REPORT_TEMPLATE,
+        report_template=Path(args.report_template) if args.report_template else REPORT_TEMPLATE,
     )
     art = result.artifact
     runner.echo(
@@ -195,9 +196,9 @@ def _status(args: argparse.Namespace) -> Outcome:
 
     from tw_gates.core import runner
     from tw_gates.core.markdown import markdown_table
-    from tw_gates.phases import phase
+    from tw_gates.phases.unlock import phase_status, status_exit_code
 
-    states = phase.phase_status(_settings(args), progress=runner.progress)
+    states = phase_status(_settings(args), progress=runner.progress)
     if args.json:
         runner.echo(json.dumps([s.model_dump() for s in states], indent=2))
     else:
@@ -206,7 +207,7 @@ def _status(args: argparse.Namespace) -> Outcome:
                 runner.echo(f"Phase {s.phase}  complete  {s.completion_date}  {s.git_commit}  {s.phase_name}")
             else:
                 runner.echo(f"Phase {s.phase}  {s.state:<8}  {s.detail}")
-    rows = [
+    rows: list[list[object]] = [
         [
             s.phase,
             s.state,
@@ -222,7 +223,7 @@ def _status(args: argparse.Namespace) -> Outcome:
     )
     done = sum(1 for s in states if s.state == "complete")
     runner.set_output("complete", str(done))
-    code = phase.status_exit_code(states)
+    code = status_exit_code(states)
     if code:
         from tw_gates.core.errors import GateRejected
 

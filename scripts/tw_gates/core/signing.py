@@ -57,33 +57,40 @@ def _canonical_bytes_fast(document: Any) -> bytes | None:
     booleans and null. No floats: their shortest form differs. This makes
     verifying a consumer artifact several times faster (see the ingest bench)."""
     stack = [document]
-    pop, push, extend = stack.pop, stack.append, stack.extend
     budget = _FAST_PATH_BUDGET
     while stack:
         budget -= 1
-        if budget < 0:
-            return None
-        value = pop()
-        kind = type(value)
-        if kind is str:
-            if not value.isascii():
-                try:
-                    value.encode("utf-8")
-                except UnicodeEncodeError:
-                    return None
-        elif kind is dict:
-            for key, item in value.items():
-                if type(key) is not str or not key.isascii():
-                    return None
-                push(item)
-        elif kind is list:
-            extend(value)
-        elif kind is int:
-            if not -_JCS_INT_LIMIT <= value <= _JCS_INT_LIMIT:
-                return None
-        elif value is not None and kind is not bool:
+        if budget < 0 or not _fast_value(stack.pop(), stack):
             return None
     return json.dumps(document, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def _fast_value(value: Any, stack: list[Any]) -> bool:
+    """Whether ``value`` itself is one the fast path handles; its members go on ``stack``."""
+    kind = type(value)
+    if kind is str:
+        return value.isascii() or _encodes(value)
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            stack.append(item)
+        return True
+    if kind is list:
+        stack.extend(value)
+        return True
+    if kind is int:
+        return -_JCS_INT_LIMIT <= value <= _JCS_INT_LIMIT
+    return value is None or kind is bool
+
+
+def _encodes(text: str) -> bool:
+    """No lone surrogate: the string is valid UTF-8 once encoded."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def canonical_bytes(document: Any) -> bytes:
@@ -188,8 +195,10 @@ def parse_keys_json(text: str | None, *, source: str = "TW_HMAC_KEYS") -> dict[s
         return {}
     try:
         parsed = json.loads(text)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise UsageError(f"{source} is not valid JSON: {exc.msg}") from None
+    except ValueError as exc:
+        raise UsageError(f"{source} is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict) or not all(
         isinstance(k, str) and isinstance(v, str) and k and v for k, v in parsed.items()
     ):

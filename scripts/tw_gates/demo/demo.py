@@ -620,7 +620,9 @@ def step_policy(demo: Demo) -> Outcome:
 
 def step_phase(demo: Demo) -> Outcome:
     from tw_gates.core.fsio import atomic_write_text
-    from tw_gates.phases.phase import PhaseSettings, complete_phase, verify_unlock
+    from tw_gates.phases.common import PhaseSettings
+    from tw_gates.phases.complete import complete_phase
+    from tw_gates.phases.unlock import verify_unlock
 
     if demo.head is None:
         return Outcome(
@@ -664,7 +666,8 @@ def step_phase(demo: Demo) -> Outcome:
 
 
 def _canary(demo: Demo, metrics_name: str):
-    from tw_gates.canary.canary import CanarySettings, run_canary
+    from tw_gates.canary.canary import run_canary
+    from tw_gates.canary.settings import CanarySettings
 
     settings = explicit(
         CanarySettings,
@@ -951,7 +954,7 @@ def run_demo(
 ) -> DemoResult:
     from tw_gates.core import metrics
     from tw_gates.core.settings import load_settings
-    from tw_gates.phases.phase import head_commit
+    from tw_gates.phases.common import head_commit
 
     repo_dir, out = repo_dir.resolve(), out.resolve()
     check_folders(repo_dir, out)
