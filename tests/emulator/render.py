@@ -208,13 +208,8 @@ class Renderer:
 
     def run(self, repo: Repo, run: WorkflowRun) -> dict[str, Any]:
         url = f"{self.base}/repos/{repo.full_name}/actions/runs/{run.id}"
-        slim_repo = {
-            "id": repo.id,
-            "name": repo.name,
-            "full_name": repo.full_name,
-            "url": f"{self.base}/repos/{repo.full_name}",
-            "owner": self.user(repo.owner),
-        }
+        slim_repo = self.slim_repo(repo.id, repo.full_name)
+        head_repo = slim_repo if run.head_repository is None else self.fork(run.head_repository)
         return {
             "id": run.id,
             "name": run.name,
@@ -243,8 +238,22 @@ class Renderer:
             "workflow_url": f"{self.base}/repos/{repo.full_name}/actions/workflows/{run.path.rsplit('/', 1)[-1]}",
             "pull_requests": [],
             "repository": slim_repo,
-            "head_repository": slim_repo,
+            "head_repository": head_repo,
         }
+
+    def slim_repo(self, repo_id: int, full_name: str) -> dict[str, Any]:
+        owner, name = full_name.split("/", 1)
+        return {
+            "id": repo_id,
+            "name": name,
+            "full_name": full_name,
+            "url": f"{self.base}/repos/{full_name}",
+            "owner": self.user(owner),
+        }
+
+    def fork(self, full_name: str) -> dict[str, Any]:
+        """A head repository the emulator does not hold (a fork): a stable id from its name."""
+        return self.slim_repo(int(hashlib.sha1(full_name.encode()).hexdigest()[:7], 16), full_name)
 
     def artifact(self, repo: Repo, art: Artifact) -> dict[str, Any]:
         url = f"{self.base}/repos/{repo.full_name}/actions/artifacts/{art.id}"
@@ -265,7 +274,7 @@ class Renderer:
             "workflow_run": {
                 "id": run.id,
                 "repository_id": repo.id,
-                "head_repository_id": repo.id,
+                "head_repository_id": repo.id if run.head_repository is None else self.fork(run.head_repository)["id"],
                 "head_branch": run.head_branch,
                 "head_sha": run.head_sha,
             },

@@ -253,6 +253,7 @@ class GitHubEmulator:
         status: str = "completed",
         event: str = "push",
         path: str = ".github/workflows/ci.yml",
+        head_repository: str | None = None,
     ) -> int:
         with self.state.lock:
             r = self._repo(repo)
@@ -267,6 +268,7 @@ class GitHubEmulator:
                 event=event,
                 path=path,
                 run_number=len(r.runs) + 1,
+                head_repository=head_repository,
             )
             return run_id
 
