@@ -65,8 +65,8 @@ def run_phase(act, emu, phase: int, *, name: str = "", push_tag: bool = False):
         inputs["name"] = name
     secrets = {
         "GITHUB_TOKEN": TOKEN,
-        "TW_HMAC_KEY": KEY,
-        "TW_HMAC_KEYS": json.dumps({"perf": BASELINE_KEY}),
+        "TW_PHASE_KEY": KEY,
+        "TW_BASELINE_KEYS": json.dumps({"perf": BASELINE_KEY}),
         "AUDIT_TOKEN": AUDIT_TOKEN,
     }
     return act.run(

@@ -12,7 +12,7 @@ from tw_gates.canary.decision import evaluate, rollback_key
 from tw_gates.canary.settings import Timing, load_thresholds, parse_timing
 from tw_gates.canary.sources import Observation, fresh_state, parse_state, record_check, state_document
 from tw_gates.core.errors import UsageError
-from tw_gates.core.signing import KeyRing
+from tw_gates.core.signing import CANARY_STATE, KeyRing
 from tw_gates.schemas.canary import CanaryBaseline, CanaryThresholds
 
 HOUR = 3600
@@ -239,7 +239,7 @@ def test_record_check_replaces_within_a_bucket_and_bounds_to_the_window():
 
 
 def test_state_signed_with_hmac_detects_an_edit():
-    ring = KeyRing(signing_key="k" * 32, signing_kid="k1")
+    ring = KeyRing(signing_key="k" * 32, signing_kid="k1", doc_type=CANARY_STATE)
     state = record_check(
         fresh_state("t", None, HOUR), Observation(T0, dict(GOOD)), window_s=48 * HOUR, window_end=T0 + HOUR
     )

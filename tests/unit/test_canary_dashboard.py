@@ -226,7 +226,7 @@ def test_a_damaged_state_block_starts_over_without_crashing(cli, repo_root: Path
 
 
 def test_signed_state_cannot_be_forged_by_editing_the_issue(cli, repo_root: Path, github):
-    env = {"TW_HMAC_KEY": "canary-state-signing-key-0123456789", "TW_HMAC_KEY_ID": "k2026"}
+    env = {"TW_CANARY_KEY": "canary-state-signing-key-0123456789", "TW_CANARY_KEY_ID": "k2026"}
     for hour in range(2):
         _canary(cli, repo_root, hour, github=github, env=env)
     (issue,) = _dashboards(github)
@@ -308,7 +308,7 @@ def test_the_largest_state_fits_in_an_issue_body():
     from tw_gates.canary.decision import evaluate
     from tw_gates.canary.settings import Timing, load_thresholds
     from tw_gates.canary.sources import MAX_STATE_CHECKS, CanaryState, Observation, state_document
-    from tw_gates.core.signing import KeyRing
+    from tw_gates.core.signing import CANARY_STATE, KeyRing
 
     interval = 300
     checks = [(T0 + i * interval, 12.3456, 41.2345, 0.0512, 0.0, 3012.0) for i in range(MAX_STATE_CHECKS)]
@@ -327,7 +327,7 @@ def test_the_largest_state_fits_in_an_issue_body():
         name="default",
         source="file",
     )
-    document = state_document(state, KeyRing(signing_key="x" * 32))
+    document = state_document(state, KeyRing(signing_key="x" * 32, doc_type=CANARY_STATE))
     body = render_dashboard(report, document)
     assert len(body) < MAX_BODY_CHARS
     assert extract_state(body) == (document, [])

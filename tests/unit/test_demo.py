@@ -109,7 +109,7 @@ def test_demo_tells_the_story_offline(cli, repo_root, tmp_path):
 
 
 def test_demo_signs_with_the_users_key_when_set(cli, repo_root, tmp_path):
-    key = "user-demo-key-0123456789"
+    key = "user-demo-key-0123456789abcdefghij"
     code, stdout, _ = cli(
         "demo",
         "--only",

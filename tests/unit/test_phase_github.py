@@ -21,8 +21,8 @@ def repo(tmp_path, monkeypatch):
     git(path, "init", "-q", "-b", "main")
     commit(path, "gate.py", "def gate():\n    return 0\n")
     monkeypatch.chdir(path)
-    monkeypatch.setenv("TW_HMAC_KEY", KEY)
-    monkeypatch.setenv("TW_HMAC_KEY_ID", "k2026")
+    monkeypatch.setenv("TW_PHASE_KEY", KEY)
+    monkeypatch.setenv("TW_PHASE_KEY_ID", "k2026")
     (path / "values.yml").write_text('baseline_pass_count: "14/14"\n')
     return path
 

@@ -70,7 +70,7 @@ def run_canary(settings: CanarySettings, *, progress: Progress = silent, warn: P
     baseline = load_baseline(settings.baseline)
     timing = parse_timing(settings.window, settings.interval)
     now = settings.at or _utc_now()
-    ring = settings.key_ring()
+    ring = settings.canary_ring()
 
     # The source first: when Prometheus is unreachable, nothing else is touched.
     if settings.prometheus_url is not None:

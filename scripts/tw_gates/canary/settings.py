@@ -12,7 +12,8 @@ from tw_gates import DATA_DIR
 from tw_gates.canary.sources import MAX_INPUT_BYTES
 from tw_gates.core.errors import UsageError
 from tw_gates.core.fsio import load_model
-from tw_gates.core.settings import GitHubSettings, NotifySettings, SigningSettings, env
+from tw_gates.core.keyrings import CanaryKeys
+from tw_gates.core.settings import GitHubSettings, NotifySettings, env
 from tw_gates.core.units import parse_duration
 from tw_gates.schemas.canary import NAME_PATTERN, CanaryBaseline, CanaryThresholds
 from tw_gates.schemas.consumer import REPO_PATTERN
@@ -21,7 +22,7 @@ DEFAULT_THRESHOLDS = DATA_DIR / "canary_thresholds.yml"
 DEFAULT_DISPATCH_EVENT = "tw-canary-rollback"
 
 
-class CanarySettings(GitHubSettings, SigningSettings, NotifySettings):
+class CanarySettings(GitHubSettings, CanaryKeys, NotifySettings):
     baseline: Path | None = Field(None, validation_alias=env("TW_CANARY_BASELINE", "baseline"))
     metrics: Path | None = Field(None, validation_alias=env("TW_CANARY_METRICS", "metrics"))
     prometheus_url: str | None = Field(None, validation_alias=env("TW_PROMETHEUS_URL", "prometheus_url"))

@@ -140,7 +140,7 @@ def parse_state(
                 f"canary state block failed HMAC verification ({exc.reason}: {exc.message}): starting the canary over"
             ]
     elif document.get("signature") is not None:
-        warnings.append("canary state block is signed but no TW_HMAC_KEY/TW_HMAC_KEYS is set to verify it")
+        warnings.append("canary state block is signed but no TW_CANARY_KEY/TW_CANARY_KEYS is set to verify it")
     try:
         state = CanaryState.model_validate(document)
     except ValidationError as exc:

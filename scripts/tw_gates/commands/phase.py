@@ -47,8 +47,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "verify",
         help="may phase N start? checks phase N-1's signed unlock artifact (exit 2 if not)",
         description="Phase N may start only when phase N-1's unlock artifact exists and verifies: schema versions, "
-        "required keys, HMAC signature (TW_HMAC_KEYS / TW_HMAC_KEY), phase number, and git_commit an ancestor of "
-        "HEAD. Phase 0 has no prerequisite.",
+        "required keys, HMAC signature of a phase unlock (TW_PHASE_KEYS / TW_PHASE_KEY), phase number, and "
+        "git_commit an ancestor of HEAD. Phase 0 has no prerequisite.",
     )
     verify.add_argument("phase", type=_phase_number, metavar="N", help="the phase about to start (0-4)")
     verify.add_argument("--artifact", metavar="PATH", help="check this file as phase N-1's artifact instead")
@@ -59,7 +59,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="write the signed .phase-N.complete.json and the completion report",
         description="Verify phase N-1, measure phase N (G2's JUnit for the baseline, G1 for the safety nets, the "
         "phase's evidence blocks re-hashed), refuse (exit 2) unless G1-G5 passed and the baseline is whole, then "
-        "write .phase-N.complete.json signed with TW_HMAC_KEY and the completion report (job summary).",
+        "write .phase-N.complete.json signed with TW_PHASE_KEY and the completion report (job summary).",
     )
     complete.add_argument("phase", type=_phase_number, metavar="N", help="the phase that is complete (0-4)")
     complete.add_argument("--name", help="phase name (default: from --from-file, else 'Phase N')")

@@ -40,9 +40,11 @@ from pydantic import Field
 from pydantic_settings import BaseSettings
 
 from tw_gates.core.errors import ExitCode, TwGatesError, UsageError
+from tw_gates.core.keyrings import BaselineKeys
 from tw_gates.core.markdown import markdown_table
 from tw_gates.core.progress import Progress, silent
 from tw_gates.core.settings import SigningSettings, env, load_settings
+from tw_gates.core.signing import KeyRing
 from tw_gates.schemas.severity import SEVERITIES
 
 CONSUMER_DIR = Path("examples") / "consumer"
@@ -146,7 +148,7 @@ class Demo:
 
     repo_dir: Path
     out: Path
-    signing: dict[str, Any]  # hmac_key, hmac_key_id for every signing/verifying gate
+    signing: dict[str, Any]  # the consumer key (hmac_key) and each central ring's (phase_key, ...)
     skip_tests: bool
     max_issues: int
     echo: Callable[[str], None]
@@ -385,7 +387,7 @@ def step_baseline(demo: Demo) -> Outcome:
     base_path, current_path = demo.path("perf", "baseline.json"), demo.path("perf", "current.json")
     base = baseline.capture(settings)
     atomic_write_json(base_path, baseline.capture_document(base))
-    kid = baseline.sign_capture(base_path, explicit(SigningSettings, **demo.signing))
+    kid = baseline.sign_capture(base_path, explicit(BaselineKeys, **demo.signing))
     current = baseline.capture(settings)
     atomic_write_json(current_path, baseline.capture_document(current))
     lat, now = base.latency, current.latency
@@ -876,17 +878,25 @@ def signing_key(settings: DemoSettings) -> tuple[dict[str, Any], str]:
     """(the signing settings every gate gets, how to describe the key)."""
     from tw_gates.core.redact import REDACTOR
 
+    # The central documents (baseline, phase unlock, canary state) each have their own
+    # key, random for this run: a consumer's key never signs them. Registered for
+    # redaction, not ::add-mask::ed: masking would print them into the raw log, and
+    # nothing but this process (whose output is redacted) ever holds them.
+    central: dict[str, Any] = {}
+    for ring in ("phase", "baseline", "canary", "evidence"):
+        central[f"{ring}_key"] = secrets.token_hex(32)
+        central[f"{ring}_key_id"] = DEMO_KID
+        REDACTOR.register(central[f"{ring}_key"])
     if settings.hmac_key is not None:
+        KeyRing(signing_key=settings.hmac_key.get_secret_value())  # a key too short: one clear line, before any step
         return (
-            {"hmac_key": settings.hmac_key.get_secret_value(), "hmac_key_id": settings.hmac_key_id},
+            {"hmac_key": settings.hmac_key.get_secret_value(), "hmac_key_id": settings.hmac_key_id, **central},
             f"TW_HMAC_KEY, key id {settings.hmac_key_id!r}",
         )
-    # Registered for redaction, not ::add-mask::ed: masking would print it into the raw log,
-    # and nothing but this process (whose output is redacted) ever holds it.
     key = secrets.token_hex(32)
     REDACTOR.register(key)
     return (
-        {"hmac_key": key, "hmac_key_id": DEMO_KID},
+        {"hmac_key": key, "hmac_key_id": DEMO_KID, **central},
         f"random for this run, key id {DEMO_KID!r} (never printed or written)",
     )
 

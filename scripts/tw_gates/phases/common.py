@@ -15,7 +15,8 @@ from pydantic import Field
 
 from tw_gates.core import proc
 from tw_gates.core.errors import GateRejected, UsageError
-from tw_gates.core.settings import GitHubSettings, SigningSettings, env
+from tw_gates.core.keyrings import PhaseKeys
+from tw_gates.core.settings import GitHubSettings, env
 from tw_gates.core.signing import KeyRing
 from tw_gates.schemas.phase import FIRST_PHASE, LAST_PHASE
 
@@ -23,7 +24,7 @@ Source = Literal["auto", "local", "github"]
 GIT_TIMEOUT_S = 60
 
 
-class PhaseSettings(GitHubSettings, SigningSettings):
+class PhaseSettings(GitHubSettings, PhaseKeys):
     phase_dir: Path = Field(Path("."), validation_alias=env("TW_PHASE_DIR", "phase_dir"))
     repo_dir: Path = Field(Path("."), validation_alias=env("TW_REPO_DIR", "repo_dir"))
     evidence_file: Path = Field(
@@ -52,9 +53,9 @@ def check_phase_number(phase: int) -> int:
 
 
 def verification_ring(settings: PhaseSettings) -> KeyRing:
-    keys = settings.key_ring()
+    keys = settings.phase_ring()
     if not keys.kids:
-        raise UsageError("no key to verify phase artifacts: set TW_HMAC_KEYS (or TW_HMAC_KEY)")
+        raise UsageError("no key to verify phase artifacts: set TW_PHASE_KEYS (or TW_PHASE_KEY)")
     return keys
 
 

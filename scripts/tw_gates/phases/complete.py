@@ -143,9 +143,9 @@ def complete_phase(
     progress: Progress = silent,
 ) -> CompletionResult:
     check_phase_number(phase)
-    keys = settings.key_ring()
+    keys = settings.phase_ring()
     if not keys.can_sign:
-        raise UsageError("no signing key: set TW_HMAC_KEY (and TW_HMAC_KEY_ID)")
+        raise UsageError("no signing key: set TW_PHASE_KEY (and TW_PHASE_KEY_ID)")
     values = load_completion_values(values_file)
     unlock = verify_unlock(phase, settings, source=source, progress=progress)
     previous = unlock.previous
