@@ -144,7 +144,7 @@ def test_phases_unlock_in_order_and_refuse_a_missing_or_tampered_predecessor(rig
     assert unlock2.result == "failure"
     assert (
         "Phase 1 not complete. Cannot start Phase 2. Reason: no Actions artifact phase-1-complete from a "
-        f"successful run in {REPOSITORY}"
+        f"successful run of {WORKFLOW} on main in {REPOSITORY}"
     ) in unlock2.log
     assert "phase-2-complete" not in run2.artifacts()
     assert run2.jobs.get("complete") is None or run2.job("complete").result != "success"

@@ -357,3 +357,25 @@ def test_a_phase_unlock_signed_with_a_consumers_key_is_refused(repo, cli, monkey
     assert code == 2
     assert "Reason: signature check failed: the signature names no document type" in err
     assert "(untyped_signature)" in err
+
+
+@pytest.mark.parametrize(
+    "change, recorded",
+    [
+        ({"ci_gates_passed": [], "baseline_pass_count": "0/14"}, "CI gates not passed: G1, G2, G3, G4, G5"),
+        ({"baseline_pass_count": "0/14"}, "baseline_pass_count 0/14 is short of its total"),
+        ({"baseline_pass_count": "13/14"}, "baseline_pass_count 13/14 is short of its total"),
+        ({"baseline_pass_count": "0/0"}, "baseline_pass_count 0/0 is short of its total"),
+        ({"ci_gates_passed": ["G1", "G2", "G4", "G5"]}, "CI gates not passed: G3"),
+    ],
+)
+def test_a_signed_artifact_recording_a_failed_phase_is_refused(repo, cli, change, recorded):
+    """The attack: a validly signed artifact of a phase that did not pass still unlocked the next."""
+    from tw_gates.core.signing import PHASE_UNLOCK, KeyRing
+
+    assert complete(cli, 0)[0] == 0
+    document = {**load(repo, 0), **change}
+    write(repo, 0, KeyRing(signing_key=KEY, signing_kid="k2026", doc_type=PHASE_UNLOCK).sign(document))
+    code, _, err = cli("phase", "verify", "1")
+    assert code == 2
+    assert "Reason: the artifact records a phase that did not pass: " in err and recorded in err

@@ -20,7 +20,8 @@ def _lookup_flags(parser: argparse.ArgumentParser) -> None:
         "--source",
         choices=("auto", "local", "github"),
         help="where phase artifacts come from: the local .phase-N.complete.json, the Actions "
-        "artifact phase-N-complete of the newest successful run (GITHUB_TOKEN, GITHUB_REPOSITORY), "
+        "artifact phase-N-complete of the newest successful run of the phase workflow on the protected "
+        "branch of this repository, from workflow_dispatch or workflow_call (GITHUB_TOKEN, GITHUB_REPOSITORY), "
         "or auto: the local file if present, else GitHub (default; env TW_PHASE_SOURCE)",
     )
     parser.add_argument(
@@ -37,6 +38,17 @@ def _lookup_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--repo-dir", metavar="DIR", help="git checkout whose HEAD must descend from the artifact's commit (default: .)"
+    )
+    parser.add_argument(
+        "--workflow",
+        metavar="PATH",
+        help="an Actions artifact counts only from a run of this workflow file (default: "
+        ".github/workflows/phase.yml; a workflow_call caller: the caller's file; env TW_PHASE_WORKFLOW)",
+    )
+    parser.add_argument(
+        "--branch",
+        metavar="NAME",
+        help="... on this branch (default: the repository's default branch; env TW_PHASE_BRANCH)",
     )
 
 
@@ -117,6 +129,8 @@ def _settings(args: argparse.Namespace):
             "repo_dir": args.repo_dir,
             "source": args.source,
             "evidence_file": getattr(args, "evidence_file", None),
+            "workflow": args.workflow,
+            "branch": args.branch,
         },
     )
 

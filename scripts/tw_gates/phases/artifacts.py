@@ -21,7 +21,15 @@ from tw_gates.core.progress import Progress, silent
 from tw_gates.core.settings import describe_validation_error
 from tw_gates.core.signing import KeyRing, SignatureError, sha256_hex
 from tw_gates.phases.common import InvalidArtifact, PhaseSettings, Source, check_ancestor
-from tw_gates.schemas.phase import REQUIRED_KEYS, SCHEMA_VERSION, PhaseArtifact, artifact_filename, artifact_name
+from tw_gates.phases.provenance import Expected, RunFacts
+from tw_gates.schemas.phase import (
+    GATE_IDS,
+    REQUIRED_KEYS,
+    SCHEMA_VERSION,
+    PhaseArtifact,
+    artifact_filename,
+    artifact_name,
+)
 
 MAX_ARTIFACT_BYTES = 1024 * 1024  # the JSON itself; a phase artifact is a few KiB
 MAX_ZIP_BYTES = 16 * 1024 * 1024
@@ -33,14 +41,7 @@ MAX_ZIP_BYTES = 16 * 1024 * 1024
 def check_artifact(data: bytes, *, phase: int, keys: KeyRing, repo_dir: Path) -> tuple[PhaseArtifact, str]:
     """Validate an artifact's bytes for ``phase``; return it and the key id
     that signed it, or raise InvalidArtifact saying why not."""
-    if len(data) > MAX_ARTIFACT_BYTES:
-        raise InvalidArtifact(f"artifact is {len(data)} bytes, more than {MAX_ARTIFACT_BYTES}")
-    try:
-        document = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidArtifact(f"artifact is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise InvalidArtifact("artifact is not a JSON object")
+    document = _json_object(data)
     for key in ("schema_version", "min_schema_version"):
         if key in document and document[key] != SCHEMA_VERSION:
             raise InvalidArtifact(f"{key} is {document[key]!r}; this tw-gates reads schema {SCHEMA_VERSION}")
@@ -57,8 +58,35 @@ def check_artifact(data: bytes, *, phase: int, keys: KeyRing, repo_dir: Path) ->
         artifact = PhaseArtifact.model_validate(document)
     except ValidationError as exc:
         raise InvalidArtifact(describe_validation_error(exc, "phase artifact")) from None
+    failed = not_passed(artifact)
+    if failed:
+        raise InvalidArtifact(f"the artifact records a phase that did not pass: {'; '.join(failed)}")
     check_ancestor(artifact.git_commit, repo_dir)
     return artifact, kid
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    if len(data) > MAX_ARTIFACT_BYTES:
+        raise InvalidArtifact(f"artifact is {len(data)} bytes, more than {MAX_ARTIFACT_BYTES}")
+    try:
+        document = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidArtifact(f"artifact is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidArtifact("artifact is not a JSON object")
+    return document
+
+
+def not_passed(artifact: PhaseArtifact) -> list[str]:
+    """What the artifact itself says failed: a gate missing, a baseline short of its total."""
+    problems = []
+    missing = [gate for gate in GATE_IDS if gate not in artifact.ci_gates_passed]
+    if missing:
+        problems.append(f"CI gates not passed: {', '.join(missing)}")
+    passed, expected = artifact.baseline
+    if expected == 0 or passed != expected:
+        problems.append(f"baseline_pass_count {artifact.baseline_pass_count} is short of its total")
+    return problems
 
 
 # ------------------------------------------------------------------ finding an artifact
@@ -116,40 +144,61 @@ class GitHubArtifacts:
         if not settings.github_repository:
             raise UsageError("no repository to look phase artifacts up in: set GITHUB_REPOSITORY (owner/name)")
         self.repo_name = settings.github_repository
+        self.settings = settings
         self.client = client_from_settings(settings)
-        self._conclusions: dict[int, str | None] = {}
+        self._runs: dict[int, RunFacts] = {}
+        self._expected: Expected | None = None
 
-    def _run_conclusion(self, repo: Any, run_id: int) -> str | None:
-        if run_id not in self._conclusions:
-            self._conclusions[run_id] = repo.get_workflow_run(run_id).conclusion
-        return self._conclusions[run_id]
+    def expected(self, repo: Any) -> Expected:
+        """The run an unlock must come from; the branch is the default branch unless configured."""
+        if self._expected is None:
+            branch = self.settings.branch or str(repo.default_branch)
+            self._expected = Expected(self.repo_name, self.settings.workflow, branch)
+        return self._expected
 
-    def fetch(self, phase: int) -> Located | None:
-        """The newest unexpired ``phase-<N>-complete`` of a successful run, downloaded and unzipped."""
+    def _run(self, repo: Any, run_id: int) -> RunFacts:
+        if run_id not in self._runs:
+            self._runs[run_id] = RunFacts.of(repo.get_workflow_run(run_id))
+        return self._runs[run_id]
+
+    def _choose(self, repo: Any, name: str, expected: Expected) -> tuple[Any, RunFacts]:
+        """The newest unexpired artifact ``name`` of a run that may unlock; InvalidArtifact
+        naming every candidate and what about its run did not match, when there is none."""
+        candidates = [a for a in repo.get_artifacts(name=name) if a.name == name and not a.expired]
+        candidates.sort(key=lambda a: (a.created_at, a.id), reverse=True)
+        passed_over = []
+        for artifact in candidates:
+            if artifact.workflow_run is None:
+                passed_over.append(f"artifact {artifact.id}: no workflow run")
+                continue
+            run = self._run(repo, artifact.workflow_run.id)
+            problems = expected.mismatches(run)
+            if not problems:
+                return artifact, run
+            passed_over.append(f"artifact {artifact.id} (run {run.run_id}): {'; '.join(problems)}")
+        detail = f": {' | '.join(passed_over[:5])}" if passed_over else ""
+        more = f" (+{len(passed_over) - 5} more)" if len(passed_over) > 5 else ""
+        raise InvalidArtifact(f"no Actions artifact {name} from a successful run {expected.describe()}{detail}{more}")
+
+    def fetch(self, phase: int) -> Located:
+        """The newest unexpired ``phase-<N>-complete`` of a run of the phase workflow that
+        may unlock (``provenance``), downloaded and unzipped."""
         name = artifact_name(phase)
         self.progress(f"looking up the Actions artifact {name} in {self.repo_name} ...")
         repo = self.client.repo(self.repo_name)
         try:
-            candidates = [a for a in repo.get_artifacts(name=name) if a.name == name and not a.expired]
-            candidates.sort(key=lambda a: (a.created_at, a.id), reverse=True)
-            chosen = None
-            for artifact in candidates:
-                run = artifact.workflow_run
-                if run is not None and self._run_conclusion(repo, run.id) == "success":
-                    chosen = artifact
-                    break
+            expected = self.expected(repo)
+            chosen, run = self._choose(repo, name, expected)
         except GithubException as exc:
             raise ExternalServiceError(
                 f"cannot list artifacts {name} of {self.repo_name}: {describe_github_error(exc)}"
             ) from None
-        if chosen is None:
-            return None
         zip_bytes = self.client.download(chosen.archive_download_url, max_bytes=MAX_ZIP_BYTES)
         digest = getattr(chosen, "digest", None)
         if digest and digest.startswith("sha256:") and sha256_hex(zip_bytes) != digest.split(":", 1)[1]:
             raise InvalidArtifact(f"artifact {name} (id {chosen.id}) does not match the digest GitHub lists for it")
         origin = (
-            f"Actions artifact {name} (id {chosen.id}) of run {chosen.workflow_run.id} in {self.repo_name}, "
+            f"Actions artifact {name} (id {chosen.id}) of run {run.run_id} ({run.describe()}) in {self.repo_name}, "
             f"uploaded {chosen.created_at:%Y-%m-%d %H:%M}Z"
         )
         return Located(extract_artifact_json(zip_bytes, artifact_filename(phase)), origin)
@@ -191,12 +240,7 @@ class ArtifactFinder:
                     "" if self.source == "local" else " and no GITHUB_TOKEN/GITHUB_REPOSITORY to look it up on GitHub"
                 )
                 raise InvalidArtifact(f"no {artifact_filename(phase)} in {self.settings.phase_dir}{hint}")
-        found = self.github().fetch(phase)
-        if found is None:
-            raise InvalidArtifact(
-                f"no Actions artifact {artifact_name(phase)} from a successful run in {self.settings.github_repository}"
-            )
-        return found
+        return self.github().fetch(phase)
 
     def close(self) -> None:
         if self._github is not None:

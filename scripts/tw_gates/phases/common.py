@@ -31,6 +31,11 @@ class PhaseSettings(GitHubSettings, PhaseKeys):
         Path("evidence_blocks.jsonl"), validation_alias=env("TW_EVIDENCE_FILE", "evidence_file")
     )
     source: Source = Field("auto", validation_alias=env("TW_PHASE_SOURCE", "source"))
+    # The run an Actions artifact must come from (phases.provenance).
+    workflow: str = Field(
+        ".github/workflows/phase.yml", min_length=1, validation_alias=env("TW_PHASE_WORKFLOW", "workflow")
+    )
+    branch: str | None = Field(None, min_length=1, validation_alias=env("TW_PHASE_BRANCH", "branch"))
 
 
 class PhaseNotComplete(GateRejected):
