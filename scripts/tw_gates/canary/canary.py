@@ -1,6 +1,7 @@
 """One canary run: gather the window's checks from a source (``gather``),
-merge the stored state (``sources``), decide (``decision``), and publish: the
-dashboard issue (``dashboard``) and, on ROLLBACK, the signals (``rollback``)."""
+merge the stored state (``state``), decide (``decision``), keep a standing
+rollback (``finality``), and publish: the dashboard issue (``dashboard``) and,
+on ROLLBACK, the signals and the rollback record (``rollback``)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,19 @@ from pydantic import BaseModel, Field
 
 from tw_gates.canary.dashboard import CanaryIssues
 from tw_gates.canary.decision import evaluate, rollback_key
+from tw_gates.canary.finality import Standing, drop_replayed, hold, standing_rollback
 from tw_gates.canary.gather import Gathered, gather_metrics_file, gather_prometheus
 from tw_gates.canary.rollback import announce_rollback
 from tw_gates.canary.settings import CanarySettings, Timing, load_baseline, load_thresholds, parse_timing
-from tw_gates.canary.sources import (
+from tw_gates.canary.sources import Observation, bucket_of
+from tw_gates.canary.state import (
     CanaryState,
+    Context,
     FileStateStore,
-    Observation,
-    bucket_of,
+    RollbackRecord,
     parse_state,
     record_check,
-    state_document,
+    rollback_document,
 )
 from tw_gates.core import metrics
 from tw_gates.core.errors import ExitCode, TwGatesError, UsageError
@@ -71,12 +74,19 @@ def run_canary(settings: CanarySettings, *, progress: Progress = silent, warn: P
     timing = parse_timing(settings.window, settings.interval)
     now = settings.at or _utc_now()
     ring = settings.canary_ring()
+    if not ring.can_sign and settings.require_key:
+        raise UsageError(
+            "--require-key: no TW_CANARY_KEY to sign the canary state (set it, or run without "
+            "--require-key / TW_CANARY_REQUIRE_KEY to keep the state unsigned)"
+        )
 
     # The source first: when Prometheus is unreachable, nothing else is touched.
     if settings.prometheus_url is not None:
         gathered = gather_prometheus(settings, timing, now, progress)
     else:
         gathered = gather_metrics_file(settings, timing, now)
+    if not ring.can_sign and settings.central_repo is not None and not settings.dry_run:
+        warn(unsigned_warning(settings.central_repo))
 
     client = issues = None
     store: StateStore | None = None
@@ -119,10 +129,25 @@ def _record_metrics(report: CanaryReport) -> None:
         sink.counter("tw_gates_canary_prometheus_queries_total").labels(canary=report.name).inc(report.queries_sent)
 
 
+def unsigned_warning(repo: str) -> str:
+    """Exactly what an issue editor can forge when the state is not signed."""
+    return (
+        f"no TW_CANARY_KEY: the canary state in the dashboard issue of {repo} is unsigned; anyone who can edit "
+        "issues there can forge it: paste clean checks to PROMOTE a canary that never ran its window, delete "
+        "failed checks, restore a state from before a ROLLBACK, or change the revision an open rollback issue "
+        "names (an open rollback issue still blocks PROMOTE for the revision it names). Set TW_CANARY_KEY"
+    )
+
+
 class StateStore(Protocol):
+    @property
+    def issue_ref(self) -> str | None: ...
+
     def load(self) -> tuple[Any, list[str]]: ...
 
-    def save(self, report: CanaryReport, document: dict[str, Any], previous_decision: str | None) -> str: ...
+    def save(
+        self, report: CanaryReport, state: CanaryState, ring: KeyRing | None, previous_decision: str | None
+    ) -> str: ...
 
 
 def decide_and_publish(
@@ -130,7 +155,7 @@ def decide_and_publish(
     gathered: Gathered,
     store: StateStore | None,
     client: Any,
-    issues: Any,
+    issues: CanaryIssues | None,
     *,
     ring: KeyRing,
     thresholds: CanaryThresholds,
@@ -141,10 +166,17 @@ def decide_and_publish(
 ) -> CanaryRun:
     warnings = list(gathered.warnings)
     stored, load_warnings = store.load() if store is not None else (None, [])
-    state, state_warnings = parse_state(
-        stored, name=settings.name, revision=settings.revision, interval_s=timing.interval_s, ring=ring
+    context = Context(
+        name=settings.name,
+        revision=settings.revision,
+        interval_s=timing.interval_s,
+        issue=store.issue_ref if store is not None else None,
+        now=int(now.timestamp()),
     )
-    warnings += load_warnings + state_warnings
+    state, state_warnings = parse_state(stored, context, ring)
+    standing, notes = standing_rollback(state, issues, ring, settings.revision)
+    state, replay_warnings = drop_replayed(state, standing)
+    warnings += load_warnings + state_warnings + notes + replay_warnings
     state, observations, started_at = merge_state(settings, gathered, state, timing)
     for warning in warnings:
         warn(warning)
@@ -163,13 +195,13 @@ def decide_and_publish(
         queries_sent=gathered.queries_sent,
         warnings=warnings,
     )
-    run = CanaryRun(report=report)
+    run = CanaryRun(report=hold(report, standing))
     if settings.report is not None:
-        _write_report(settings.report, report)
+        _write_report(settings.report, run.report)
     if settings.dry_run:
         run.actions.append("dry run: no dashboard update, dispatch, notification, issue or state written")
         return run
-    publish(settings, run, state, store, client, issues, ring)
+    publish(settings, run, state, store, client, issues, ring, standing)
     return run
 
 
@@ -193,14 +225,16 @@ def publish(
     client: Any,
     issues: CanaryIssues | None,
     ring: KeyRing,
+    standing: Standing | None,
 ) -> None:
     """The signals of the decision, then the state (the dashboard issue or the state file)."""
     report = run.report
     previous_decision = state.decision
-    state = state.model_copy(update={"decision": report.decision})
+    seq = max(state.seq, standing.record.seq if standing is not None else 0) + 1
+    saved_at = int(report.evaluated_at.timestamp())
+    state = state.model_copy(update={"decision": report.decision, "seq": seq, "saved_at": saved_at, "rollback": None})
     if report.decision == "ROLLBACK":
-        sent = announce_rollback(settings, client, issues, report, rollback_key(report), state.rollback_sent, run)
-        state = state.model_copy(update={"rollback_sent": sent})
+        state = _announce(settings, run, state, client, issues, ring, standing)
     elif report.decision == "PROMOTE" and issues is not None:
         try:
             closed = issues.close_rollback(report)
@@ -210,9 +244,43 @@ def publish(
             run.actions += [closed] if closed else []
     if store is not None:
         try:
-            run.actions.append(store.save(report, state_document(state, ring), previous_decision))
+            run.actions.append(store.save(report, state, ring, previous_decision))
         except (TwGatesError, OSError) as exc:
             run.problems.append(f"canary state not saved: {exc}")
+
+
+def _announce(
+    settings: CanarySettings,
+    run: CanaryRun,
+    state: CanaryState,
+    client: Any,
+    issues: CanaryIssues | None,
+    ring: KeyRing,
+    standing: Standing | None,
+) -> CanaryState:
+    """Send the rollback signals and keep the rollback record (a standing one, or a new one)."""
+    report = run.report
+    record = standing.record if standing is not None else None
+    if report.breaches and (record is None or record.key != rollback_key(report)):
+        record = RollbackRecord(
+            canary=report.name,
+            revision=report.revision,
+            key=rollback_key(report),
+            at=state.saved_at or 0,
+            seq=state.seq,
+            reason=report.reason[:1000],
+        )
+    if record is None:  # unreachable: a ROLLBACK either breached or stands
+        return state
+    sent = dict(state.rollback_sent)
+    if standing is not None and standing.issue is not None:
+        sent["issue"] = standing.record.key  # the rollback issue exists: not filed again
+    announced = announce_rollback(
+        settings, client, issues, report, record.key, sent, run, rollback_document(record, ring)
+    )
+    if announced.issue is not None:
+        record = record.model_copy(update={"issue": announced.issue})
+    return state.model_copy(update={"rollback_sent": announced.sent, "rollback": record})
 
 
 def _write_report(target: Path, report: CanaryReport) -> None:

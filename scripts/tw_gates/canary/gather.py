@@ -11,13 +11,13 @@ from tw_gates.canary.decision import fmt_interval, fmt_span
 from tw_gates.canary.settings import CanarySettings, Timing
 from tw_gates.canary.sources import (
     MAX_INPUT_BYTES,
-    MAX_STATE_CHECKS,
     Observation,
     PrometheusSource,
     bucket_of,
     load_queries,
     observation_from_metrics,
 )
+from tw_gates.canary.state import MAX_STATE_CHECKS
 from tw_gates.core.errors import UsageError
 from tw_gates.core.fsio import load_model
 from tw_gates.core.progress import Progress, silent

@@ -43,7 +43,13 @@ class CanarySettings(GitHubSettings, CanaryKeys, NotifySettings):
     dispatch_event: str = Field(
         DEFAULT_DISPATCH_EVENT, validation_alias=env("TW_CANARY_DISPATCH_EVENT", "dispatch_event")
     )
+    # How long a rollback dispatch GitHub did not accept is retried before it is reported as not sent.
+    dispatch_timeout_s: float = Field(
+        60.0, gt=0, le=900, validation_alias=env("TW_CANARY_DISPATCH_TIMEOUT", "dispatch_timeout_s")
+    )
     state_file: Path | None = Field(None, validation_alias=env("TW_CANARY_STATE_FILE", "state_file"))
+    # Refuse to run without TW_CANARY_KEY (canary.yml sets it unless the caller opts out).
+    require_key: bool = Field(False, validation_alias=env("TW_CANARY_REQUIRE_KEY", "require_key"))
     report: Path | None = Field(None, validation_alias=env("TW_CANARY_REPORT", "report"))
     # The cap every tw-gates issue filer honours (file-issues too); 0: no rollback issue.
     max_issues: int = Field(10, ge=0, le=1000, validation_alias=env("MAX_ISSUES_PER_RUN", "max_issues"))
