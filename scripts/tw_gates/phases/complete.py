@@ -25,6 +25,7 @@ from tw_gates.core.settings import describe_validation_error
 from tw_gates.core.units import format_duration
 from tw_gates.phases import evidence
 from tw_gates.phases.common import PhaseSettings, Source, check_phase_number, git, head_commit
+from tw_gates.phases.evidence_verify import blocks_for_phase
 from tw_gates.phases.report import MAX_TEXT_INPUT_BYTES, REPORT_TEMPLATE, Baseline, CompletionValues, render_report
 from tw_gates.phases.unlock import verify_unlock
 from tw_gates.schemas.evidence import EvidenceBlock
@@ -154,7 +155,7 @@ def complete_phase(
     gates = parse_gates(gates_passed) if gates_passed is not None else parse_gates(values.ci_gates_passed)
     if gates is None:
         raise UsageError("which CI gates passed is unknown: pass --gates-passed G1,G2,G3,G4,G5 or set ci_gates_passed")
-    blocks = evidence.blocks_for_phase(settings.evidence_file, phase)
+    blocks = blocks_for_phase(settings.evidence_file, phase)
     refusals = completion_refusals(gates, baseline, blocks, settings.repo_dir)
     if refusals:
         raise GateRejected(f"Phase {phase} cannot complete: " + " | ".join(refusals))
