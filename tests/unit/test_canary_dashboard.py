@@ -504,3 +504,16 @@ def test_with_prometheus_the_decision_comes_from_the_source_and_the_state_is_a_c
     assert later.report.decision == "ROLLBACK" and later.report.reason.startswith("ROLLBACK stands (rollback issue #")
     assert later.report.exit_code == 2
     client.close()
+
+
+def test_closing_the_rollback_issue_while_the_breach_is_in_the_window_still_ends_it(cli, repo_root: Path, github):
+    env = {**CANARY_KEY}
+    code, _, _ = _canary(cli, repo_root, 0, "metrics_fail.json", "--window", "2h", github=github, env=env)
+    assert code == 2
+    (rollback,) = _rollback_issues(github)
+    pygithub_client(github, "tok").get_repo(REPO).get_issue(rollback["number"]).edit(state="closed")
+    code, out, _ = _canary(cli, repo_root, 1, "metrics_pass.json", "--window", "2h", github=github, env=env)
+    assert code == 2 and out.startswith("ROLLBACK: 1 failed check")  # the data still says so
+    assert [i["number"] for i in _rollback_issues(github) if i["state"] == "open"] == []  # not filed again
+    code, out, _ = _canary(cli, repo_root, 2, "metrics_pass.json", "--window", "2h", github=github, env=env)
+    assert code == 0 and out.startswith("PROMOTE"), out

@@ -232,9 +232,10 @@ def publish(
     previous_decision = state.decision
     seq = max(state.seq, standing.record.seq if standing is not None else 0) + 1
     saved_at = int(report.evaluated_at.timestamp())
+    previous = state.rollback
     state = state.model_copy(update={"decision": report.decision, "seq": seq, "saved_at": saved_at, "rollback": None})
     if report.decision == "ROLLBACK":
-        state = _announce(settings, run, state, client, issues, ring, standing)
+        state = _announce(settings, run, state, client, issues, ring, standing or _same_rollback(previous, report))
     elif report.decision == "PROMOTE" and issues is not None:
         try:
             closed = issues.close_rollback(report)
@@ -247,6 +248,14 @@ def publish(
             run.actions.append(store.save(report, state, ring, previous_decision))
         except (TwGatesError, OSError) as exc:
             run.problems.append(f"canary state not saved: {exc}")
+
+
+def _same_rollback(previous: RollbackRecord | None, report: CanaryReport) -> Standing | None:
+    """The rollback this run's breach is already recorded as (its issue, even a closed one: the
+    rollback issue of a rollback a person closed is not filed again while the breach is in the window)."""
+    if previous is None or not report.breaches or previous.key != rollback_key(report):
+        return None
+    return Standing(previous, "the canary state", previous.issue)
 
 
 def _announce(
