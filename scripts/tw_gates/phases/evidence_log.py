@@ -179,17 +179,10 @@ def _deadline(timeout: float) -> Iterator[bool]:
 
 
 def lock_exclusive(handle: Any, path: Path, timeout: float) -> None:
-    """portalocker's exclusive lock, blocking, given up after ``timeout`` (LockTimeout).
-    A free lock is taken at once; a held one is waited for in the kernel (FIFO-ish hand-over,
-    no polling) until the timer interrupts the wait."""
+    """portalocker's exclusive lock, blocking, given up after ``timeout`` (LockTimeout): in
+    the main thread the wait is the kernel's (FIFO-ish hand-over, no polling) until the
+    interval timer interrupts it; elsewhere the lock is polled."""
     exclusive = portalocker.LockFlags.EXCLUSIVE
-    try:
-        portalocker.lock(handle, exclusive | portalocker.LockFlags.NON_BLOCKING)
-        return
-    except portalocker.exceptions.AlreadyLocked:
-        pass
-    except portalocker.exceptions.LockException as exc:
-        raise TwGatesError(f"cannot lock {path}: {exc}") from exc
     message = f"could not lock {path} within {timeout:g}s: another writer holds it"
     try:
         with _deadline(timeout) as interrupted:
@@ -209,6 +202,8 @@ def lock_exclusive(handle: Any, path: Path, timeout: float) -> None:
             if time.monotonic() >= give_up:
                 raise LockTimeout(message) from None
             time.sleep(0.0005)
+        except portalocker.exceptions.LockException as exc:
+            raise TwGatesError(f"cannot lock {path}: {exc}") from exc
 
 
 class EvidenceLog:
