@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tw_gates.core.signing import KeyRing
 
-KEYS = {"k2025": "previous-central-secret", "k2026": "current-central-secret"}
+KEYS = {"k2025": "previous-central-secret-0123456789", "k2026": "current-central-secret-01234567890"}
 POLICY = {"POLICY_REQUIRE_HMAC": "true", "TW_HMAC_KEYS": json.dumps(KEYS)}
 
 

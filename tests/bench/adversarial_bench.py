@@ -74,7 +74,7 @@ def one_process(target: str) -> None:
 
 
 def run_b(target: str) -> None:
-    subprocess.run([sys.executable, __file__, "--one-process", target], check=True)  # noqa: S603
+    subprocess.run([sys.executable, __file__, "--one-process", target], check=True)
 
 
 def gate(settings: AdversarialSettings):

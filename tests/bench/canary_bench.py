@@ -63,7 +63,7 @@ def thresholds_for(folder: Path, interval: str) -> Path | None:
         return None
     import yaml
 
-    from tw_gates.canary.canary import DEFAULT_THRESHOLDS
+    from tw_gates.canary.settings import DEFAULT_THRESHOLDS
 
     document = yaml.safe_load(DEFAULT_THRESHOLDS.read_text())
     document["min_samples"] = 50
@@ -73,7 +73,8 @@ def thresholds_for(folder: Path, interval: str) -> Path | None:
 
 
 def evaluate_once(url: str, folder: Path, window_end: int, interval: str) -> tuple[float, int, float, str]:
-    from tw_gates.canary.canary import CanarySettings, run_canary
+    from tw_gates.canary.canary import run_canary
+    from tw_gates.canary.settings import CanarySettings
     from tw_gates.core.settings import load_settings
 
     settings = load_settings(

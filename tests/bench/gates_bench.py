@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from tw_gates.core.signing import KeyRing  # noqa: E402 - after the path setup
+from tw_gates.core.signing import PERFORMANCE_BASELINE, KeyRing  # noqa: E402 - after the path setup
 
 KEY = "bench-baseline-key-0123456789abcdef"
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -75,7 +75,7 @@ def static_gates(runs: int) -> None:
 
 def audit(consumers: int, hits: int, folder: Path, outside_every: int) -> None:
     """One hit in `outside_every` lies outside the registered code paths."""
-    ring = KeyRing(signing_key="consumer-key-0123456789", signing_kid="c1")
+    ring = KeyRing(signing_key="consumer-key-0123456789abcdefghij", signing_kid="c1")
     registry = ['schema_version: "1.0"', "consumers:"]
     exceptions = ['schema_version: "1.0"', "exceptions:"]
     accepted = folder / "accepted.jsonl"
@@ -130,7 +130,9 @@ def audit(consumers: int, hits: int, folder: Path, outside_every: int) -> None:
         "peak_rss_mib": 40,
         "host": {"platform": "linux", "python": "3.11"},
     }
-    (folder / "baseline.json").write_text(json.dumps(KeyRing(signing_key=KEY, signing_kid="b").sign(baseline)))
+    (folder / "baseline.json").write_text(
+        json.dumps(KeyRing(signing_key=KEY, signing_kid="b", doc_type=PERFORMANCE_BASELINE).sign(baseline))
+    )
     size = accepted.stat().st_size
     seconds, code, peak, err = cli(
         "audit",
@@ -144,7 +146,7 @@ def audit(consumers: int, hits: int, folder: Path, outside_every: int) -> None:
         str(folder / "baseline.json"),
         "--artifacts",
         str(accepted),
-        env={"TW_HMAC_KEYS": json.dumps({"b": KEY}), "TW_METRICS_DIR": str(folder)},
+        env={"TW_BASELINE_KEYS": json.dumps({"b": KEY}), "TW_METRICS_DIR": str(folder)},
     )
     report = json.loads((folder / "report.json").read_text())
     total = consumers * hits

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from tw_gates.core.signing import KeyRing
 
-KEYS = {"bench-2026": "bench-secret-0123456789abcdef"}
+KEYS = {"bench-2026": "bench-secret-0123456789abcdef-0123"}
 PATTERNS = ("jinja2-from-string", "dom-inner-html", "template-safe-filter", "vue-v-html", "django-mark-safe")
 
 

@@ -54,7 +54,7 @@ def fetch(version: str, workdir: Path) -> tuple[Path, dict[str, str]]:
     if npm is None:
         raise SystemExit("npm is not installed (the package comes from the npm registry)")
     meta = json.loads(
-        subprocess.run(  # noqa: S603 (fixed arguments)
+        subprocess.run(
             [npm, "view", f"{PACKAGE}@{version}", "dist", "--json"],
             check=True,
             capture_output=True,
@@ -62,7 +62,7 @@ def fetch(version: str, workdir: Path) -> tuple[Path, dict[str, str]]:
             timeout=300,
         ).stdout
     )
-    subprocess.run(  # noqa: S603 (fixed arguments)
+    subprocess.run(
         [npm, "pack", f"{PACKAGE}@{version}", "--pack-destination", str(workdir)],
         check=True,
         capture_output=True,

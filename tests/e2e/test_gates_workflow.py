@@ -15,7 +15,7 @@ import pytest
 
 from tests.unit.test_baseline import capture_doc
 from tests.unit.test_verify_nets import INGEST_YML, RULES
-from tw_gates.core.signing import KeyRing
+from tw_gates.core.signing import PERFORMANCE_BASELINE, KeyRing
 
 pytestmark = pytest.mark.e2e
 
@@ -54,7 +54,7 @@ CALLER = textwrap.dedent("""\
         permissions:
           contents: read
         secrets:
-          TW_HMAC_KEYS: ${{ secrets.TW_HMAC_KEYS }}
+          TW_BASELINE_KEYS: ${{ secrets.TW_BASELINE_KEYS }}
           AUDIT_TOKEN: ${{ secrets.AUDIT_TOKEN }}
     """)
 
@@ -84,7 +84,7 @@ def configure(act) -> None:
             required_checks: ["tw-gates / self-audit"]
         """),
     )
-    baseline = KeyRing(signing_key=KEY, signing_kid="perf").sign(
+    baseline = KeyRing(signing_key=KEY, signing_kid="perf", doc_type=PERFORMANCE_BASELINE).sign(
         capture_doc().model_dump(mode="json", exclude_none=True)
     )
     act.write("perf/baseline.json", json.dumps(baseline, indent=2))
@@ -95,7 +95,7 @@ def run_caller(act, emu):
         CALLER,
         api_url=emu.url,
         timeout=TIMEOUT,
-        secrets={"TW_HMAC_KEYS": json.dumps({"perf": KEY}), "AUDIT_TOKEN": TOKEN},
+        secrets={"TW_BASELINE_KEYS": json.dumps({"perf": KEY}), "AUDIT_TOKEN": TOKEN},
     )
 
 

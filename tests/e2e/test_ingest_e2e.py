@@ -17,7 +17,7 @@ from tw_gates.core.signing import KeyRing
 
 pytestmark = pytest.mark.e2e
 
-KEY_ID, KEY = "k2026", "consumer-signing-secret-2026"
+KEY_ID, KEY = "k2026", "consumer-signing-secret-2026-0123456789"
 
 CHECKOUT = """\
       - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2

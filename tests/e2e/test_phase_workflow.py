@@ -65,8 +65,8 @@ def run_phase(act, emu, phase: int, *, name: str = "", push_tag: bool = False):
         inputs["name"] = name
     secrets = {
         "GITHUB_TOKEN": TOKEN,
-        "TW_HMAC_KEY": KEY,
-        "TW_HMAC_KEYS": json.dumps({"perf": BASELINE_KEY}),
+        "TW_PHASE_KEY": KEY,
+        "TW_BASELINE_KEYS": json.dumps({"perf": BASELINE_KEY}),
         "AUDIT_TOKEN": AUDIT_TOKEN,
     }
     return act.run(
@@ -144,7 +144,7 @@ def test_phases_unlock_in_order_and_refuse_a_missing_or_tampered_predecessor(rig
     assert unlock2.result == "failure"
     assert (
         "Phase 1 not complete. Cannot start Phase 2. Reason: no Actions artifact phase-1-complete from a "
-        f"successful run in {REPOSITORY}"
+        f"successful run of {WORKFLOW} on main in {REPOSITORY}"
     ) in unlock2.log
     assert "phase-2-complete" not in run2.artifacts()
     assert run2.jobs.get("complete") is None or run2.job("complete").result != "success"

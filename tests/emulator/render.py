@@ -385,6 +385,7 @@ class Renderer:
     def run(self, repo: Repo, run: WorkflowRun) -> dict[str, Any]:
         url = f"{self.base}/repos/{repo.full_name}/actions/runs/{run.id}"
         slim_repo = self.minimal_repo(repo)
+        head_repo = slim_repo if run.head_repository is None else self.fork(run.head_repository)
         actor = self.user(DEFAULT_LOGINS["actions"] if run.event == "schedule" else repo.owner)
         suite = int(hashlib.sha1(f"suite:{run.id}".encode(), usedforsecurity=False).hexdigest()[:8], 16)
         return {
@@ -429,9 +430,14 @@ class Renderer:
                 "committer": {"name": "GitHub", "email": "noreply@github.com"},
             },
             "repository": slim_repo,
-            "head_repository": slim_repo,
-            "head_repository_id": repo.id,
+            "head_repository": head_repo,
+            "head_repository_id": head_repo["id"],
         }
+
+    def fork(self, full_name: str) -> dict[str, Any]:
+        """A head repository the emulator does not hold (a fork): a stable id from its name."""
+        fork_id = int(hashlib.sha1(full_name.encode(), usedforsecurity=False).hexdigest()[:7], 16)
+        return self.minimal_repo(Repo(id=fork_id, full_name=full_name))
 
     def artifact(self, repo: Repo, art: Artifact) -> dict[str, Any]:
         url = f"{self.base}/repos/{repo.full_name}/actions/artifacts/{art.id}"
@@ -452,7 +458,7 @@ class Renderer:
             "workflow_run": {
                 "id": run.id,
                 "repository_id": repo.id,
-                "head_repository_id": repo.id,
+                "head_repository_id": repo.id if run.head_repository is None else self.fork(run.head_repository)["id"],
                 "head_branch": run.head_branch,
                 "head_sha": run.head_sha,
             },

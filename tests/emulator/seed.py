@@ -179,7 +179,9 @@ class SeedMixin:
         status: str = "completed",
         event: str = "push",
         path: str = ".github/workflows/ci.yml",
+        head_repository: str | None = None,
     ) -> int:
+        """``head_repository`` "owner/name": a run whose head commit came from that fork."""
         with self.state.lock:
             r = self._repo(repo)
             run_id = run_id or self.state.new_id()
@@ -193,6 +195,7 @@ class SeedMixin:
                 event=event,
                 path=path,
                 run_number=len(r.runs) + 1,
+                head_repository=head_repository,
             )
             return run_id
 

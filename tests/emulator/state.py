@@ -102,6 +102,9 @@ class WorkflowRun:
     run_attempt: int = 1
     path: str = ".github/workflows/ci.yml"
     created_at: float = field(default_factory=time.time)
+    # The repository the run's head commit came from: None is the run's own
+    # repository; "owner/name" of a fork for a pull_request from that fork.
+    head_repository: str | None = None
 
 
 @dataclass

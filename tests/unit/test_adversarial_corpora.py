@@ -243,7 +243,7 @@ def test_safe_target_allow_lists_link_schemes(url, allowed):
 
 def test_builtin_targets_are_processes_reading_stdin():
     def render(name: str, text: str) -> str:
-        done = subprocess.run(  # noqa: S603 - our own interpreter
+        done = subprocess.run(
             [sys.executable, "-m", "tw_gates.parser.targets", name],
             input=text.encode(),
             capture_output=True,

@@ -45,7 +45,7 @@ def report_of(path: Path) -> AdversarialReport:
 
 def tw_gates(*argv: object, timeout: float = 90) -> subprocess.CompletedProcess:
     """The CLI in its own process, so a hang is a failed test, not a stuck suite."""
-    return subprocess.run(  # noqa: S603 - our own interpreter
+    return subprocess.run(
         [sys.executable, "-m", "tw_gates", *map(str, argv)], capture_output=True, text=True, timeout=timeout
     )
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.unit.test_baseline import capture_doc
 from tw_gates.chain.unregistered_hits import compile_glob, path_matches
-from tw_gates.core.signing import KeyRing
+from tw_gates.core.signing import PERFORMANCE_BASELINE, KeyRing
 from tw_gates.schemas.audit import AuditReport
 
 TOKEN = "ghp_" + "A" * 36
@@ -66,7 +66,7 @@ consumers:
     def write_baseline(self, signed: bool = True, **values) -> None:
         doc = capture_doc(**values).model_dump(mode="json", exclude_none=True)
         if signed:
-            doc = KeyRing(signing_key=KEY, signing_kid="perf").sign(doc)
+            doc = KeyRing(signing_key=KEY, signing_kid="perf", doc_type=PERFORMANCE_BASELINE).sign(doc)
         self.baseline.parent.mkdir(parents=True, exist_ok=True)
         self.baseline.write_text(json.dumps(doc))
 
@@ -79,7 +79,7 @@ consumers:
         env = {
             "GITHUB_API_URL": self.emu.url,
             "GITHUB_TOKEN": TOKEN,
-            "TW_HMAC_KEYS": json.dumps({"perf": KEY}),
+            "TW_BASELINE_KEYS": json.dumps({"perf": KEY}),
             "TW_GITHUB_RETRIES": "1",
             "TW_GITHUB_BACKOFF": "0",
         }
@@ -108,7 +108,7 @@ def artifact(repo: str, hits: list[tuple[str, int, str]], generated_at: str = "2
         "tool_version": "0.1.0",
         "hits": [{"path": p, "line": n, "pattern": k} for p, n, k in hits],
     }
-    return json.dumps(KeyRing(signing_key="consumer-key-0123456789", signing_kid="c1").sign(doc))
+    return json.dumps(KeyRing(signing_key="consumer-key-0123456789abcdefghij", signing_kid="c1").sign(doc))
 
 
 # --------------------------------------------------------------------------- P0: required checks
@@ -244,7 +244,7 @@ def test_baseline_missing_unsigned_or_tampered_is_exit_6(setup, cli, prepare, ex
 
 def test_baseline_needs_the_verification_key(setup, cli):
     setup.protect()
-    code, _, err = cli(*setup.argv(), env=setup.env(TW_HMAC_KEYS=""))
+    code, _, err = cli(*setup.argv(), env=setup.env(TW_BASELINE_KEYS=""))
     assert code == 6 and "unknown_kid" in err
 
 

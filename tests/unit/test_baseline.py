@@ -20,7 +20,7 @@ from tw_gates.parser.baseline import (
 )
 from tw_gates.schemas.baseline import PerfCapture
 
-KEY = {"TW_HMAC_KEY": "baseline-signing-key-0123456789", "TW_HMAC_KEY_ID": "perf2026"}
+KEY = {"TW_BASELINE_KEY": "baseline-signing-key-0123456789ab", "TW_BASELINE_KEY_ID": "perf2026"}
 
 
 @pytest.fixture
@@ -152,7 +152,10 @@ def test_sign_then_verify_and_key_rotation(tmp_path, cli):
         "baseline",
         "verify",
         path,
-        env={"TW_HMAC_KEY": "", "TW_HMAC_KEYS": json.dumps({"perf2025": "x" * 32, "perf2026": KEY["TW_HMAC_KEY"]})},
+        env={
+            "TW_BASELINE_KEY": "",
+            "TW_BASELINE_KEYS": json.dumps({"perf2025": "x" * 32, "perf2026": KEY["TW_BASELINE_KEY"]}),
+        },
     )
     assert code == 0 and "signature valid (key 'perf2026')" in out
 
@@ -167,7 +170,7 @@ def test_capture_and_sign_in_one_go(tmp_path, cli):
 def test_sign_needs_a_key(tmp_path, cli):
     path = _capture(tmp_path, cli)
     code, _, err = cli("baseline", "sign", path)
-    assert code == 1 and "TW_HMAC_KEY" in err
+    assert code == 1 and "TW_BASELINE_KEY" in err
     code, _, err = cli("baseline", "capture", "--target", "cat", "--out", tmp_path / "y.json", "--sign")
     assert code == 1 and "--sign needs a signing key" in err and not (tmp_path / "y.json").exists()
 

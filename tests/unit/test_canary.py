@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tw_gates.canary.canary import Timing, evaluate, load_thresholds, parse_timing, rollback_key
-from tw_gates.canary.sources import Observation, fresh_state, parse_state, record_check, state_document
+from tw_gates.canary.decision import evaluate, rollback_key
+from tw_gates.canary.settings import Timing, load_thresholds, parse_timing
+from tw_gates.canary.sources import Observation
+from tw_gates.canary.state import Context, fresh_state, parse_state, record_check, state_document
 from tw_gates.core.errors import UsageError
-from tw_gates.core.signing import KeyRing
+from tw_gates.core.signing import CANARY_STATE, KeyRing
 from tw_gates.schemas.canary import CanaryBaseline, CanaryThresholds
 
 HOUR = 3600
@@ -238,20 +240,21 @@ def test_record_check_replaces_within_a_bucket_and_bounds_to_the_window():
 
 
 def test_state_signed_with_hmac_detects_an_edit():
-    ring = KeyRing(signing_key="k" * 32, signing_kid="k1")
+    ring = KeyRing(signing_key="k" * 32, signing_kid="k1", doc_type=CANARY_STATE)
     state = record_check(
         fresh_state("t", None, HOUR), Observation(T0, dict(GOOD)), window_s=48 * HOUR, window_end=T0 + HOUR
     )
     document = state_document(state, ring)
     assert document["signature"]["kid"] == "k1"
-    loaded, warnings = parse_state(document, name="t", revision=None, interval_s=HOUR, ring=ring)
+    context = Context(name="t", revision=None, interval_s=HOUR)
+    loaded, warnings = parse_state(document, context, ring)
     assert warnings == [] and loaded.checks == state.checks
     forged = json.loads(json.dumps(document))
     forged["started_at"] = T0 - 47 * HOUR  # pretend the canary ran for two days
-    loaded, warnings = parse_state(forged, name="t", revision=None, interval_s=HOUR, ring=ring)
+    loaded, warnings = parse_state(forged, context, ring)
     assert loaded.checks == [] and "failed HMAC verification (bad_signature" in warnings[0]
     unsigned = {k: v for k, v in document.items() if k != "signature"}
-    loaded, warnings = parse_state(unsigned, name="t", revision=None, interval_s=HOUR, ring=ring)
+    loaded, warnings = parse_state(unsigned, context, ring)
     assert loaded.checks == [] and "missing_signature" in warnings[0]
 
 
@@ -259,14 +262,40 @@ def test_state_signed_with_hmac_detects_an_edit():
     "document,why",
     [
         ([1, 2], "not a JSON object"),
-        ({"state_version": "1", "name": "t", "interval_s": HOUR, "checks": [["x"]]}, "canary state block"),
-        ({"state_version": "1", "name": "other", "interval_s": HOUR}, "belongs to canary 'other'"),
-        ({"state_version": "1", "name": "t", "interval_s": 60, "revision": "new"}, "interval changed"),
-        ({"state_version": "1", "name": "t", "interval_s": HOUR, "revision": "old"}, "new canary revision new"),
+        ({"state_version": "2", "name": "t", "interval_s": HOUR, "checks": [["x"]]}, "canary state block"),
+        ({"state_version": "2", "name": "other", "interval_s": HOUR}, "belongs to canary 'other'"),
+        ({"state_version": "2", "name": "t", "interval_s": 60, "revision": "new"}, "interval changed"),
+        ({"state_version": "2", "name": "t", "interval_s": HOUR, "revision": "old"}, "new canary revision new"),
+        ({"state_version": "1", "name": "t", "interval_s": HOUR}, "earlier tw-gates (state version 1)"),
+        (
+            {
+                "state_version": "2",
+                "name": "t",
+                "revision": "new",
+                "interval_s": HOUR,
+                "checks": [[T0 + HOUR, 1, 1, 0, 0, 1], [T0, 1, 1, 0, 0, 1]],
+            },
+            "out of order or twice: reordered",
+        ),
+        (
+            {
+                "state_version": "2",
+                "name": "t",
+                "revision": "new",
+                "interval_s": HOUR,
+                "saved_at": T0,
+                "checks": [[T0 + HOUR, 1, 1, 0, 0, 1]],
+            },
+            "holds a check after the time it was saved: forged",
+        ),
+        (
+            {"state_version": "2", "name": "t", "revision": "new", "interval_s": HOUR, "saved_at": T0 + 7200},
+            "saved after this run's time",
+        ),
     ],
 )
 def test_unusable_state_starts_over_with_a_warning(document, why):
-    state, warnings = parse_state(document, name="t", revision="new", interval_s=HOUR, ring=None)
+    state, warnings = parse_state(document, Context(name="t", revision="new", interval_s=HOUR, now=T0), None)
     assert state.checks == [] and state.started_at is None
     assert len(warnings) == 1 and why in warnings[0]
 
@@ -494,3 +523,28 @@ def test_the_canary_is_an_optional_gate_of_the_chain(cli, repo_root: Path):
     assert code == 2 and "canary" in out and "ROLLBACK: 1 failed check" in out
     code, out, _ = cli("gates", "--list")
     assert "canary" in out and "(optional)" in out.split("canary", 1)[1].splitlines()[0]
+
+
+def test_canary_yml_requires_the_key_unless_the_caller_opts_out(repo_root: Path):
+    import yaml
+
+    workflow = yaml.safe_load((repo_root / ".github/workflows/canary.yml").read_text())
+    opt_out = workflow[True]["workflow_call"]["inputs"]["allow-unsigned-state"]
+    assert opt_out["type"] == "boolean" and opt_out["default"] is False
+    step = next(s for s in workflow["jobs"]["canary"]["steps"] if s.get("id") == "canary")
+    assert step["with"]["require-key"] == (
+        "${{ (inputs.allow-unsigned-state || vars.TW_CANARY_ALLOW_UNSIGNED == 'true') && 'false' || 'true' }}"
+    )
+    assert step["with"]["canary-key"] == "${{ secrets.TW_CANARY_KEY }}"
+
+
+def test_require_key_from_the_environment(cli, repo_root: Path):
+    code, _, err = cli(
+        "canary",
+        "--baseline",
+        repo_root / "examples/canary/baseline.json",
+        "--metrics",
+        repo_root / "examples/canary/metrics_pass.json",
+        env={"TW_CANARY_REQUIRE_KEY": "true"},
+    )
+    assert code == 1 and "--require-key: no TW_CANARY_KEY" in err

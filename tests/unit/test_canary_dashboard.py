@@ -226,7 +226,7 @@ def test_a_damaged_state_block_starts_over_without_crashing(cli, repo_root: Path
 
 
 def test_signed_state_cannot_be_forged_by_editing_the_issue(cli, repo_root: Path, github):
-    env = {"TW_HMAC_KEY": "canary-state-signing-key-0123456789", "TW_HMAC_KEY_ID": "k2026"}
+    env = {"TW_CANARY_KEY": "canary-state-signing-key-0123456789", "TW_CANARY_KEY_ID": "k2026"}
     for hour in range(2):
         _canary(cli, repo_root, hour, github=github, env=env)
     (issue,) = _dashboards(github)
@@ -273,7 +273,8 @@ def test_charts_plot_each_interval_with_its_limit():
 
 def test_charts_of_a_fine_interval_are_downsampled_to_the_worst_value():
     from tests.unit.test_canary import BASELINE, GOOD
-    from tw_gates.canary.canary import Timing, evaluate, load_thresholds
+    from tw_gates.canary.decision import evaluate
+    from tw_gates.canary.settings import Timing, load_thresholds
     from tw_gates.canary.sources import Observation
 
     obs = {T0 + i * 60: Observation(T0 + i * 60, dict(GOOD)) for i in range(2880)}
@@ -304,9 +305,11 @@ def test_state_block_survives_text_that_would_close_the_comment():
 
 def test_the_largest_state_fits_in_an_issue_body():
     from tests.unit.test_canary import BASELINE, GOOD
-    from tw_gates.canary.canary import Timing, evaluate, load_thresholds
-    from tw_gates.canary.sources import MAX_STATE_CHECKS, CanaryState, Observation, state_document
-    from tw_gates.core.signing import KeyRing
+    from tw_gates.canary.decision import evaluate
+    from tw_gates.canary.settings import Timing, load_thresholds
+    from tw_gates.canary.sources import Observation
+    from tw_gates.canary.state import MAX_STATE_CHECKS, CanaryState, state_document
+    from tw_gates.core.signing import CANARY_STATE, KeyRing
 
     interval = 300
     checks = [(T0 + i * interval, 12.3456, 41.2345, 0.0512, 0.0, 3012.0) for i in range(MAX_STATE_CHECKS)]
@@ -325,7 +328,192 @@ def test_the_largest_state_fits_in_an_issue_body():
         name="default",
         source="file",
     )
-    document = state_document(state, KeyRing(signing_key="x" * 32))
+    document = state_document(state, KeyRing(signing_key="x" * 32, doc_type=CANARY_STATE))
     body = render_dashboard(report, document)
     assert len(body) < MAX_BODY_CHARS
     assert extract_state(body) == (document, [])
+
+
+# -- a rollback is final until a person acts ---------------------------------------------------
+
+CANARY_KEY = {"TW_CANARY_KEY": "canary-state-signing-key-0123456789", "TW_CANARY_KEY_ID": "k2026"}
+
+
+def _rollback_issues(github) -> list[dict]:
+    return [i for i in github.issues(REPO) if "key=rollback:default " in (i["body"] or "")]
+
+
+def test_restoring_the_dashboard_from_before_a_rollback_never_promotes(cli, repo_root: Path, github):
+    """The attack: with TW_CANARY_KEY set, restoring the dashboard body of hour 46 (from the
+    issue's edit history) after a ROLLBACK at hour 47 gave PROMOTE at hour 48 (47/48)."""
+    for hour in range(47):
+        code, out, err = _canary(cli, repo_root, hour, github=github, env=CANARY_KEY)
+        assert code == 0, (hour, err)
+    (issue,) = _dashboards(github)
+    hour_46_body = issue["body"]
+    code, out, _ = _canary(cli, repo_root, 47, "metrics_fail.json", github=github, env=CANARY_KEY)
+    assert code == 2 and out.startswith("ROLLBACK")
+    (rollback,) = _rollback_issues(github)
+    _edit_body(github, issue["number"], hour_46_body)
+    code, out, err = _canary(cli, repo_root, 48, github=github, env=CANARY_KEY)
+    assert code == 2, out
+    assert "PROMOTE" not in out.splitlines()[0]
+    assert out.startswith(f"ROLLBACK stands (rollback issue #{rollback['number']})")
+    assert (
+        f"canary state block #47 is older than the rollback recorded in rollback issue #{rollback['number']} "
+        "(#48): a replayed or restored block" in err
+    )
+    # Still standing an hour later, from the state the run just wrote.
+    code, out, _ = _canary(cli, repo_root, 49, github=github, env=CANARY_KEY)
+    assert code == 2 and out.startswith("ROLLBACK stands")
+
+
+def test_a_person_closing_the_rollback_issue_is_what_ends_the_rollback(cli, repo_root: Path, github):
+    env = {**CANARY_KEY}
+    code, _, _ = _canary(cli, repo_root, 0, "metrics_fail.json", "--window", "2h", github=github, env=env)
+    assert code == 2
+    code, out, _ = _canary(cli, repo_root, 1, "metrics_pass.json", "--window", "2h", github=github, env=env)
+    assert code == 2 and out.startswith("ROLLBACK: 1 failed check")  # the breach is still in the window
+    for hour in (2, 3):  # the breach has left the 2-hour window: the data alone would promote
+        code, out, _ = _canary(cli, repo_root, hour, "metrics_pass.json", "--window", "2h", github=github, env=env)
+        assert code == 2 and out.startswith("ROLLBACK stands"), (hour, out)
+        assert "close that issue" in out and "The window alone now says: PROMOTE" in out
+    (rollback,) = _rollback_issues(github)
+    pygithub_client(github, "tok").get_repo(REPO).get_issue(rollback["number"]).edit(state="closed")
+    code, out, _ = _canary(cli, repo_root, 4, "metrics_pass.json", "--window", "2h", github=github, env=env)
+    assert code == 0 and out.startswith("PROMOTE"), out
+
+
+def test_a_state_block_copied_from_another_dashboard_is_refused(cli, repo_root: Path, github):
+    for hour in range(2):
+        _canary(cli, repo_root, hour, github=github, env=CANARY_KEY)
+    _canary(cli, repo_root, 0, "metrics_pass.json", "--name", "other", github=github, env=CANARY_KEY)
+    issues = {i["title"]: i for i in github.issues(REPO)}
+    mine, other = issues["tw-gates canary: default"], issues["tw-gates canary: other"]
+    document = _state(mine)
+    body = other["body"].replace(render_state_block(_state(other)), render_state_block({**document}))
+    _edit_body(github, other["number"], body)
+    code, _, err = _canary(cli, repo_root, 2, "metrics_pass.json", "--name", "other", github=github, env=CANARY_KEY)
+    assert code == 0
+    assert (
+        f"canary state block was written to issue {REPO}#{mine['number']}, not this dashboard {REPO}#{other['number']}"
+        in err
+    )
+
+
+def test_central_repo_without_a_key_says_what_an_issue_editor_could_forge(cli, repo_root: Path, github):
+    code, _, err = _canary(cli, repo_root, 0, github=github)
+    assert code == 0
+    assert (
+        "no TW_CANARY_KEY: the canary state in the dashboard issue of acme/canary is unsigned; anyone who can "
+        "edit issues there can forge it: paste clean checks to PROMOTE a canary that never ran its window, "
+        "delete failed checks, restore a state from before a ROLLBACK, or change the revision an open rollback "
+        "issue names" in err
+    )
+    code, _, err = _canary(cli, repo_root, 1, "metrics_pass.json", "--require-key", github=github)
+    assert code == 1
+    assert "--require-key: no TW_CANARY_KEY to sign the canary state" in err
+    code, _, err = _canary(cli, repo_root, 1, "metrics_pass.json", "--require-key", github=github, env=CANARY_KEY)
+    assert code == 0, err
+
+
+# -- a failed rollback dispatch is never recorded as sent ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault, answered",
+    [
+        ({"kind": "not_found"}, "404"),
+        ({"kind": "server_error", "status": 502, "times": None}, "502"),
+        ({"kind": "permission_denied"}, "403"),
+    ],
+)
+def test_a_dispatch_github_did_not_accept_is_retried_reported_and_never_recorded_as_sent(
+    cli, repo_root: Path, github, fault, answered
+):
+    """PyGithub's create_repository_dispatch returns False on a non-204 answer instead of
+    raising: the canary logged 'sent', recorded it, and never retried."""
+    params = {k: v for k, v in fault.items() if k != "kind"}
+    github.inject(fault["kind"], method="POST", path=r"/dispatches$", **params)
+    env = {"TW_GITHUB_BACKOFF": "0", "TW_CANARY_DISPATCH_TIMEOUT": "5"}
+    code, out, err = _canary(cli, repo_root, 0, "metrics_fail.json", github=github, env=env)
+    assert code == 2
+    assert "repository_dispatch 'tw-canary-rollback' sent" not in out
+    assert f"repository_dispatch to acme/canary failed: GitHub answered {answered}" in err
+    assert "NOT sent; the next run retries it" in err
+    assert github.dispatches(REPO) == []
+    assert "dispatch" not in _state(_dashboards(github)[0])["rollback_sent"]
+    (rollback,) = _rollback_issues(github)
+    assert "Signals not sent (retried on the next run): repository_dispatch" in rollback["body"]
+    if fault["kind"] == "server_error":
+        assert github.count("POST", r"/dispatches$") >= 2  # retried within the deadline
+    github.clear_faults()
+    code, out, err = _canary(cli, repo_root, 1, "metrics_fail.json", github=github, env=env)
+    assert code == 2 and len(github.dispatches(REPO)) == 1
+    assert "repository_dispatch 'tw-canary-rollback' sent to acme/canary" in out
+    assert _state(_dashboards(github)[0])["rollback_sent"].keys() >= {"dispatch", "issue"}
+
+
+def test_with_prometheus_the_decision_comes_from_the_source_and_the_state_is_a_cache(github, repo_root: Path):
+    """Prometheus holds the window: a forged state cannot add clean hours, and a ROLLBACK still
+    stands once its breach has left the window Prometheus returns."""
+    from tests.unit.test_canary import GOOD
+    from tw_gates.canary.canary import decide_and_publish
+    from tw_gates.canary.dashboard import CanaryIssues
+    from tw_gates.canary.gather import Gathered
+    from tw_gates.canary.settings import CanarySettings, load_baseline, load_thresholds, parse_timing
+    from tw_gates.canary.sources import Observation
+    from tw_gates.core.github_client import GitHubClient
+
+    settings = CanarySettings(
+        baseline=repo_root / "examples/canary/baseline.json",
+        prometheus_url="http://prometheus.invalid",
+        central_repo=REPO,
+        canary_key=CANARY_KEY["TW_CANARY_KEY"],
+    )
+    timing = parse_timing("48h", "1h")
+    client = GitHubClient("tok", github.url, retries=0)
+    ring = settings.canary_ring()
+
+    def run(end_hour: int, breach_at: int | None):
+        end = T0 + end_hour * HOUR
+        observations = {
+            b: Observation(b, {**GOOD, "latency_p95_ms": 90.0} if b == T0 + (breach_at or -99) * HOUR else dict(GOOD))
+            for b in range(end - 48 * HOUR, end, HOUR)
+        }
+        gathered = Gathered(end, observations, started_at=end - 48 * HOUR, queries_sent=5)
+        issues = CanaryIssues(client, REPO, "default", max_issues=10)
+        return decide_and_publish(
+            settings,
+            gathered,
+            issues,
+            client,
+            issues,
+            ring=ring,
+            thresholds=load_thresholds(None),
+            baseline=load_baseline(settings.baseline),
+            timing=timing,
+            now=datetime.fromtimestamp(end, timezone.utc),
+        )
+
+    assert run(48, breach_at=None).report.decision == "PROMOTE"
+    assert run(49, breach_at=48).report.decision == "ROLLBACK"
+    (dashboard,) = _dashboards(github)
+    assert _state(dashboard)["checks"] == []  # nothing of the window is kept: Prometheus has it
+    later = run(100, breach_at=None)  # the breach is far outside the window now
+    assert later.report.decision == "ROLLBACK" and later.report.reason.startswith("ROLLBACK stands (rollback issue #")
+    assert later.report.exit_code == 2
+    client.close()
+
+
+def test_closing_the_rollback_issue_while_the_breach_is_in_the_window_still_ends_it(cli, repo_root: Path, github):
+    env = {**CANARY_KEY}
+    code, _, _ = _canary(cli, repo_root, 0, "metrics_fail.json", "--window", "2h", github=github, env=env)
+    assert code == 2
+    (rollback,) = _rollback_issues(github)
+    pygithub_client(github, "tok").get_repo(REPO).get_issue(rollback["number"]).edit(state="closed")
+    code, out, _ = _canary(cli, repo_root, 1, "metrics_pass.json", "--window", "2h", github=github, env=env)
+    assert code == 2 and out.startswith("ROLLBACK: 1 failed check")  # the data still says so
+    assert [i["number"] for i in _rollback_issues(github) if i["state"] == "open"] == []  # not filed again
+    code, out, _ = _canary(cli, repo_root, 2, "metrics_pass.json", "--window", "2h", github=github, env=env)
+    assert code == 0 and out.startswith("PROMOTE"), out

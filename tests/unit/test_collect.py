@@ -17,7 +17,9 @@ from tw_gates.core.signing import KeyRing
 from tw_gates.ingest.collect import ConsumerError, extract_artifact_json, in_shard, output_name, parse_shard
 
 TOKEN = "ghs_collector_token_for_tests_0123456789ab"
-RING = KeyRing({"k1": "consumer-key-0123456789"}, signing_key="consumer-key-0123456789", signing_kid="k1")
+RING = KeyRing(
+    {"k1": "consumer-key-0123456789abcdefghij"}, signing_key="consumer-key-0123456789abcdefghij", signing_kid="k1"
+)
 
 
 def artifact_json(repo: str, marker: int = 1) -> bytes:
@@ -183,7 +185,7 @@ def test_collected_artifacts_pass_the_ingest_gate(cli, world, tmp_path):
         tmp_path / "accepted.jsonl",
         "--quarantine",
         tmp_path / "q",
-        env={"TW_HMAC_KEYS": json.dumps({"k1": "consumer-key-0123456789"})},
+        env={"TW_HMAC_KEYS": json.dumps({"k1": "consumer-key-0123456789abcdefghij"})},
     )
     assert code == 0, out + err
     repos = sorted(json.loads(line)["repo"] for line in (tmp_path / "accepted.jsonl").read_text().splitlines())

@@ -36,8 +36,10 @@ def test_masks_secrets_on_a_runner(monkeypatch, capsys):
 
 
 def test_key_ring_from_env(monkeypatch):
-    monkeypatch.setenv("TW_HMAC_KEYS", '{"old": "old-secret-xx", "new": "new-secret-yy"}')
-    monkeypatch.setenv("TW_HMAC_KEY", "new-secret-yy")
+    monkeypatch.setenv(
+        "TW_HMAC_KEYS", '{"old": "old-secret-xx-0123456789abcdefghij", "new": "new-secret-yy-0123456789abcdefghij"}'
+    )
+    monkeypatch.setenv("TW_HMAC_KEY", "new-secret-yy-0123456789abcdefghij")
     monkeypatch.setenv("TW_HMAC_KEY_ID", "new")
     ring = load_settings(SigningSettings).key_ring()
     assert ring.kids == ["new", "old"] and ring.signing_kid == "new"

@@ -10,8 +10,10 @@ import pytest
 from tw_gates.core.errors import UsageError
 from tw_gates.core.fsio import LockTimeout
 from tw_gates.phases import evidence
-from tw_gates.phases.evidence import EvidenceConflict, EvidenceLog, blocks_for_phase, make_block, read_log, verify_log
-from tw_gates.schemas.evidence import EvidenceBlock
+from tw_gates.phases.evidence import make_block
+from tw_gates.phases.evidence_log import EvidenceConflict, EvidenceLog
+from tw_gates.phases.evidence_verify import blocks_for_phase, read_log, verify_log
+from tw_gates.schemas.evidence import EvidenceRecord
 
 SECRET_LINE = 'api_key = "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789abcd"'
 
@@ -107,7 +109,8 @@ def test_verify_finds_changed_missing_invalid_and_duplicate(repo):
         handle.write(path.read_text().splitlines()[0] + "\n")
     result = verify_log(path, root=repo)
     statuses = {(c.evidence_id, c.status) for c in result.failures}
-    assert statuses == {("EV-1", "changed"), ("EV-GONE", "missing"), ("?", "invalid"), ("EV-0", "invalid")}
+    # The copy of EV-0's line at the end is out of the chain's order: reordered (it used to say invalid).
+    assert statuses == {("EV-1", "changed"), ("EV-GONE", "missing"), ("?", "invalid"), ("EV-0", "reordered")}
     assert result.exit_code == 2
     assert {c.evidence_id for c in verify_log(path, root=repo, phase=1).failures} == {"EV-1", "?", "EV-0"}
 
@@ -153,9 +156,13 @@ def test_concurrent_writers_lose_tear_and_duplicate_nothing(repo):
         assert p.exitcode == 0
     lines = path.read_bytes().split(b"\n")
     assert lines[-1] == b""
-    ids = [EvidenceBlock.model_validate_json(line).evidence_id for line in lines[:-1]]
+    records = [EvidenceRecord.model_validate_json(line) for line in lines[:-1]]
+    ids = [r.evidence_id for r in records]
     assert len(ids) == 401 and len(set(ids)) == 401
     assert ids.count("SHARED") == 1
+    # One chain, in file order, whoever wrote each line.
+    assert [r.seq for r in records] == list(range(1, 402))
+    assert verify_log(path, root=repo).exit_code == 0
 
 
 def _hold_lock(path, ready, release):

@@ -13,7 +13,7 @@ import pytest
 from tw_gates.core.signing import KeyRing
 from tw_gates.ingest.ingest import REASONS, nesting_depth, one_line
 
-KEY_ID, KEY = "k2026", "central-secret-2026-0123456789"
+KEY_ID, KEY = "k2026", "central-secret-2026-0123456789ab"
 KEYS_ENV = {"TW_HMAC_KEYS": json.dumps({KEY_ID: KEY})}
 RING = KeyRing({KEY_ID: KEY}, signing_key=KEY, signing_kid=KEY_ID)
 
@@ -292,12 +292,12 @@ def test_tampered_artifact_fails_the_signature(ingest, tmp_path):
 
 
 def test_signature_from_another_key_with_our_kid_fails(ingest, tmp_path):
-    forged = KeyRing(signing_key="attacker-guess-0000", signing_kid=KEY_ID).sign(artifact())
+    forged = KeyRing(signing_key="attacker-guess-0000-0123456789abcd", signing_kid=KEY_ID).sign(artifact())
     assert_rejected(ingest(write(tmp_path / "in", "f.json", forged)), "f.json", "bad_signature")
 
 
 def test_unknown_key_id_is_rejected_even_without_the_policy(ingest, tmp_path):
-    other = KeyRing(signing_key="another-secret-123", signing_kid="k1999").sign(artifact())
+    other = KeyRing(signing_key="another-secret-123-0123456789abcde", signing_kid="k1999").sign(artifact())
     message = assert_rejected(ingest(write(tmp_path / "in", "k.json", other)), "k.json", "unknown_kid", "k1999")
     assert KEY not in message
 
@@ -330,9 +330,9 @@ def test_signature_with_extra_members_is_malformed(ingest, tmp_path):
 
 
 def test_previous_key_verifies_while_both_keys_are_listed(ingest, tmp_path):
-    old = KeyRing(signing_key="previous-secret-2025", signing_kid="k2025").sign(artifact(repo="org/old"))
+    old = KeyRing(signing_key="previous-secret-2025-0123456789abc", signing_kid="k2025").sign(artifact(repo="org/old"))
     new = signed(repo="org/new")
-    both = {"TW_HMAC_KEYS": json.dumps({"k2025": "previous-secret-2025", KEY_ID: KEY})}
+    both = {"TW_HMAC_KEYS": json.dumps({"k2025": "previous-secret-2025-0123456789abc", KEY_ID: KEY})}
     paths = (write(tmp_path / "in", "old.json", old), write(tmp_path / "in", "new.json", new))
     code, out, _, _ = ingest(*paths, extra=("--require-hmac", "-v"), env=both)
     assert code == 0 and "key id k2025" in out and f"key id {KEY_ID}" in out

@@ -8,7 +8,7 @@ import pytest
 
 from tw_gates.schemas.phase import PhaseArtifact
 
-KEY = "phase-signing-key-0123456789"
+KEY = "phase-signing-key-0123456789abcdef"
 ALL_GATES = "G1,G2,G3,G4,G5"
 JUNIT_CASE = '<testcase classname="tests.behavioral.test_x" name="test_{i}" time="0.5"{body}</testcase>'
 
@@ -31,8 +31,8 @@ def repo(tmp_path, monkeypatch):
     git(path, "init", "-q", "-b", "main")
     commit(path, "gate.py", "def gate():\n    return 0\n")
     monkeypatch.chdir(path)
-    monkeypatch.setenv("TW_HMAC_KEY", KEY)
-    monkeypatch.setenv("TW_HMAC_KEY_ID", "k2026")
+    monkeypatch.setenv("TW_PHASE_KEY", KEY)
+    monkeypatch.setenv("TW_PHASE_KEY_ID", "k2026")
     (path / "values.yml").write_text('baseline_pass_count: "14/14"\nperformance_delta_median: "+1.2%"\n')
     return path
 
@@ -198,9 +198,9 @@ def test_complete_needs_a_signing_key_and_measurements(repo, cli, monkeypatch):
     assert code == 1 and "--gates-passed" in err
     code, _, err = cli("phase", "complete", "0", "--gates-passed", "G1,G9", "--from-file", "values.yml")
     assert code == 1 and "unknown gate 'G9'" in err
-    monkeypatch.delenv("TW_HMAC_KEY")
+    monkeypatch.delenv("TW_PHASE_KEY")
     code, _, err = complete(cli, 0)
-    assert code == 1 and "no signing key" in err
+    assert code == 1 and "no signing key: set TW_PHASE_KEY" in err
 
 
 def _tamper(document):
@@ -259,20 +259,20 @@ def test_the_commit_must_be_an_ancestor_of_head(repo, cli):
     code, _, err = cli("phase", "verify", "1")
     assert code == 2 and "is not an ancestor of HEAD" in err
     # A commit this clone has never seen (a shallow checkout, or a forged hash re-signed).
-    from tw_gates.core.signing import KeyRing
+    from tw_gates.core.signing import PHASE_UNLOCK, KeyRing
 
     document = load(repo, 0)
     document["git_commit"] = "0" * 40
-    write(repo, 0, KeyRing(signing_key=KEY, signing_kid="k2026").sign(document))
+    write(repo, 0, KeyRing(signing_key=KEY, signing_kid="k2026", doc_type=PHASE_UNLOCK).sign(document))
     code, _, err = cli("phase", "verify", "1")
     assert code == 2 and "is not in this clone" in err and "fetch-depth: 0" in err
 
 
 def test_rotated_keys_still_verify_older_artifacts(repo, cli, monkeypatch):
     assert complete(cli, 0)[0] == 0
-    monkeypatch.setenv("TW_HMAC_KEY", "the-new-key-after-rotation")
-    monkeypatch.setenv("TW_HMAC_KEY_ID", "k2027")
-    monkeypatch.setenv("TW_HMAC_KEYS", json.dumps({"k2026": KEY}))
+    monkeypatch.setenv("TW_PHASE_KEY", "the-new-key-after-rotation-0123456789")
+    monkeypatch.setenv("TW_PHASE_KEY_ID", "k2027")
+    monkeypatch.setenv("TW_PHASE_KEYS", json.dumps({"k2026": KEY}))
     code, out, err = cli("phase", "verify", "1")
     assert code == 0, err
     assert "signed by key k2026" in out
@@ -280,9 +280,9 @@ def test_rotated_keys_still_verify_older_artifacts(repo, cli, monkeypatch):
 
 def test_verify_without_any_key_is_a_usage_error(repo, cli, monkeypatch):
     assert complete(cli, 0)[0] == 0
-    monkeypatch.delenv("TW_HMAC_KEY")
+    monkeypatch.delenv("TW_PHASE_KEY")
     code, _, err = cli("phase", "verify", "1")
-    assert code == 1 and "TW_HMAC_KEYS" in err
+    assert code == 1 and "TW_PHASE_KEYS" in err
 
 
 def test_tag_is_created_once_and_never_moved(repo, cli):
@@ -340,3 +340,42 @@ def test_baseline_can_be_g2s_score_from_another_job(repo, cli):
     assert code == 1 and "not PASSED/EXPECTED" in err
     code, _, err = complete(cli, 0, "--baseline", "12/14")
     assert code == 2 and "baseline is 12/14, not whole" in err
+
+
+CONSUMER_KEY = "consumer-held-key-0123456789abcdef"
+
+
+def test_a_phase_unlock_signed_with_a_consumers_key_is_refused(repo, cli, monkeypatch):
+    """The attack: any key in TW_HMAC_KEYS (the consumers' ring) verified a phase unlock."""
+    from tw_gates.core.signing import KeyRing
+
+    assert complete(cli, 0)[0] == 0
+    document = load(repo, 0)
+    write(repo, 0, KeyRing(signing_key=CONSUMER_KEY, signing_kid="c1").sign(document))
+    monkeypatch.setenv("TW_HMAC_KEYS", json.dumps({"c1": CONSUMER_KEY}))
+    code, _, err = cli("phase", "verify", "1")
+    assert code == 2
+    assert "Reason: signature check failed: the signature names no document type" in err
+    assert "(untyped_signature)" in err
+
+
+@pytest.mark.parametrize(
+    "change, recorded",
+    [
+        ({"ci_gates_passed": [], "baseline_pass_count": "0/14"}, "CI gates not passed: G1, G2, G3, G4, G5"),
+        ({"baseline_pass_count": "0/14"}, "baseline_pass_count 0/14 is short of its total"),
+        ({"baseline_pass_count": "13/14"}, "baseline_pass_count 13/14 is short of its total"),
+        ({"baseline_pass_count": "0/0"}, "baseline_pass_count 0/0 is short of its total"),
+        ({"ci_gates_passed": ["G1", "G2", "G4", "G5"]}, "CI gates not passed: G3"),
+    ],
+)
+def test_a_signed_artifact_recording_a_failed_phase_is_refused(repo, cli, change, recorded):
+    """The attack: a validly signed artifact of a phase that did not pass still unlocked the next."""
+    from tw_gates.core.signing import PHASE_UNLOCK, KeyRing
+
+    assert complete(cli, 0)[0] == 0
+    document = {**load(repo, 0), **change}
+    write(repo, 0, KeyRing(signing_key=KEY, signing_kid="k2026", doc_type=PHASE_UNLOCK).sign(document))
+    code, _, err = cli("phase", "verify", "1")
+    assert code == 2
+    assert "Reason: the artifact records a phase that did not pass: " in err and recorded in err

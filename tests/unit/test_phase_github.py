@@ -21,8 +21,8 @@ def repo(tmp_path, monkeypatch):
     git(path, "init", "-q", "-b", "main")
     commit(path, "gate.py", "def gate():\n    return 0\n")
     monkeypatch.chdir(path)
-    monkeypatch.setenv("TW_HMAC_KEY", KEY)
-    monkeypatch.setenv("TW_HMAC_KEY_ID", "k2026")
+    monkeypatch.setenv("TW_PHASE_KEY", KEY)
+    monkeypatch.setenv("TW_PHASE_KEY_ID", "k2026")
     (path / "values.yml").write_text('baseline_pass_count: "14/14"\n')
     return path
 
@@ -57,8 +57,22 @@ def _publish(
     member=".phase-0.complete.json",
     created_at=None,
     expired=False,
+    path=".github/workflows/phase.yml",
+    event="workflow_dispatch",
+    head_branch=None,
+    head_repository=None,
 ):
-    run = emu.add_workflow_run(REPO, conclusion=conclusion, name="phase", path=".github/workflows/phase.yml")
+    """What GitHub keeps after a run uploaded the artifact: by default a successful
+    workflow_dispatch run of phase.yml on the default branch of this repository."""
+    run = emu.add_workflow_run(
+        REPO,
+        conclusion=conclusion,
+        name="phase",
+        path=path,
+        event=event,
+        head_branch=head_branch,
+        head_repository=head_repository,
+    )
     return emu.add_artifact(REPO, name, files={member: data}, run_id=run, created_at=created_at, expired=expired)
 
 
@@ -102,8 +116,9 @@ def test_no_artifact_from_a_successful_run_refuses(repo, emu, cli):
     assert code == 2
     assert (
         "Phase 0 not complete. Cannot start Phase 1. Reason: no Actions artifact phase-0-complete from a "
-        f"successful run in {REPO}"
+        f"successful run of .github/workflows/phase.yml on main in {REPO}: artifact "
     ) in err
+    assert "conclusion failure is not success" in err
 
 
 def test_a_zip_without_the_artifact_file_refuses(repo, emu, cli):
@@ -147,7 +162,8 @@ def test_a_token_without_actions_read_is_an_error_not_a_verdict(repo, emu, cli):
 
 
 def test_zip_extraction_is_bounded_and_in_memory():
-    from tw_gates.phases.phase import InvalidArtifact, extract_artifact_json
+    from tw_gates.phases.artifacts import extract_artifact_json
+    from tw_gates.phases.common import InvalidArtifact
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -158,3 +174,87 @@ def test_zip_extraction_is_bounded_and_in_memory():
         extract_artifact_json(buffer.getvalue(), ".phase-1.complete.json")
     with pytest.raises(InvalidArtifact, match="not a zip"):
         extract_artifact_json(b"PK-not-really", ".phase-0.complete.json")
+
+
+# -- a phase unlock proves the run that made it ------------------------------------------------
+
+REFUSED = (
+    "Phase 0 not complete. Cannot start Phase 1. Reason: no Actions artifact phase-0-complete from a successful run"
+)
+
+
+@pytest.mark.parametrize(
+    "run, mismatch",
+    [
+        (
+            {"path": ".github/workflows/not-phase.yml"},
+            "workflow .github/workflows/not-phase.yml is not .github/workflows/phase.yml",
+        ),
+        ({"event": "pull_request"}, "event pull_request is not workflow_dispatch or workflow_call"),
+        ({"head_branch": "attacker-branch"}, "branch attacker-branch is not main"),
+        ({"head_repository": "evil/warehouse"}, "head repository evil/warehouse is not acme/warehouse (a fork)"),
+        ({"conclusion": "failure"}, "conclusion failure is not success"),
+    ],
+)
+def test_a_valid_artifact_from_a_run_that_is_not_the_phase_workflow_is_refused(repo, emu, cli, run, mismatch):
+    """The attack: the lookup checked only the name and the run's conclusion, so an artifact
+    uploaded by a pull_request run on attacker-branch from not-phase.yml unlocked the phase."""
+    artifact_id = _publish(emu, _artifact_of_phase_0(repo, cli), **run)
+    code, _, err = cli("phase", "verify", "1", "--source", "github")
+    assert code == 2, err
+    assert f"{REFUSED} of .github/workflows/phase.yml on main in {REPO}" in err
+    assert f"artifact {artifact_id} (run " in err and mismatch in err
+
+
+def test_a_newer_artifact_from_an_attackers_run_is_passed_over(repo, emu, cli):
+    data = _artifact_of_phase_0(repo, cli)
+    now = time.time()
+    good = _publish(emu, data, created_at=now - 300)
+    _publish(
+        emu,
+        data,
+        created_at=now - 10,
+        path=".github/workflows/not-phase.yml",
+        event="pull_request",
+        head_branch="attacker-branch",
+        head_repository="evil/warehouse",
+    )
+    code, out, err = cli("phase", "verify", "1", "--source", "github")
+    assert code == 0, err
+    assert f"Actions artifact phase-0-complete (id {good})" in out
+    assert "(.github/workflows/phase.yml, workflow_dispatch, main)" in out
+
+
+def test_the_phase_workflow_and_its_branch_can_be_configured(repo, emu, cli):
+    """A caller that runs phase.yml through workflow_call: its own file is the run's path."""
+    _publish(emu, _artifact_of_phase_0(repo, cli), path=".github/workflows/release.yml", head_branch="release")
+    code, _, err = cli("phase", "verify", "1", "--source", "github")
+    assert code == 2 and "workflow .github/workflows/release.yml is not .github/workflows/phase.yml" in err
+    assert "branch release is not main" in err
+    code, out, err = cli(
+        "phase",
+        "verify",
+        "1",
+        "--source",
+        "github",
+        "--workflow",
+        ".github/workflows/release.yml",
+        "--branch",
+        "release",
+    )
+    assert code == 0, err
+    assert "Phase 1 may start" in out
+
+
+def test_phase_yml_lets_a_person_approve_the_signing_job(repo_root):
+    import yaml
+
+    workflow = yaml.safe_load((repo_root / ".github/workflows/phase.yml").read_text())
+    complete = workflow["jobs"]["complete"]
+    assert complete["environment"] == "${{ inputs.environment || vars.TW_PHASE_ENVIRONMENT }}"
+    assert workflow[True]["workflow_call"]["inputs"]["environment"]["type"] == "string"
+    # The lookup's provenance settings reach both phase steps.
+    for job in ("unlock", "complete"):
+        step = next(s for s in workflow["jobs"][job]["steps"] if "phase-" in str(s.get("uses", "")))
+        assert step["with"]["workflow"] == "${{ vars.TW_PHASE_WORKFLOW || '.github/workflows/phase.yml' }}"
+        assert step["with"]["branch"] == "${{ vars.TW_PHASE_BRANCH }}"

@@ -359,12 +359,12 @@ def test_example_consumer_artifact_is_signed_and_valid(cli, repo_root, tmp_path)
         "--out",
         out_file,
         *IDENTITY,
-        env={"TW_HMAC_KEY": "consumer-signing-key-1", "TW_HMAC_KEY_ID": "k2026"},
+        env={"TW_HMAC_KEY": "consumer-signing-key-1-0123456789ab", "TW_HMAC_KEY_ID": "k2026"},
     )
     assert code == 0, err
     document = json.loads(out_file.read_text())
     ConsumerArtifact.model_validate(document)
-    assert KeyRing({"k2026": "consumer-signing-key-1"}).verify(document) == "k2026"
+    assert KeyRing({"k2026": "consumer-signing-key-1-0123456789ab"}).verify(document) == "k2026"
     hits = {(h["path"], h["pattern"]) for h in document["hits"]}
     assert ("app/rendering/templates/token.html", "template-safe-filter") in hits  # registered path
     # A constant template and constant markup are not findings.

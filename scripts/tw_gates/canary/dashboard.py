@@ -3,23 +3,34 @@
 It shows the decision, the time left in the window, the status of each
 binding gate, the breaches, and the last window of p50/p95 latency and error
 rate as Mermaid ``xychart-beta`` charts (GitHub renders them). At the end, a
-hidden block holds the canary's state (canary_sources.CanaryState) as JSON:
-the file source's checks and the rollback already announced."""
+hidden block holds the canary's state (state.CanaryState) as JSON: the file
+source's checks, the rollback already announced and its record. The rollback
+issue holds the rollback record again, signed on its own: an edit of the
+dashboard cannot undo a rollback."""
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tw_gates.canary.canary import fmt_interval, fmt_number, fmt_span, fmt_value
-from tw_gates.issues.tracker import inline_code
+import requests
+from github import GithubException
+
+from tw_gates.canary.decision import fmt_interval, fmt_number, fmt_span, fmt_value
+from tw_gates.canary.state import CanaryState, state_document
+from tw_gates.core.errors import TwGatesError
+from tw_gates.core.signing import KeyRing
+from tw_gates.issues.tracker import IssueTracker, UpsertOutcome, classify, fingerprint, inline_code
 from tw_gates.schemas.canary import CanaryReport, CheckRecord
 
 STATE_OPEN = "<!-- tw-gates:canary-state "
+ROLLBACK_OPEN = "<!-- tw-gates:canary-rollback "
 STATE_CLOSE = " -->"
 _STATE_BLOCK = re.compile(re.escape(STATE_OPEN) + r"(.*?)" + re.escape(STATE_CLOSE), re.DOTALL)
+_ROLLBACK_BLOCK = re.compile(re.escape(ROLLBACK_OPEN) + r"(.*?)" + re.escape(STATE_CLOSE), re.DOTALL)
 # GitHub refuses issue bodies over 65,536 characters; stay well below.
 MAX_BODY_CHARS = 60_000
 MAX_CHART_POINTS = 48
@@ -32,11 +43,22 @@ def title_for(name: str) -> str:
     return f"tw-gates canary: {name}"
 
 
-def render_state_block(document: dict[str, Any]) -> str:
+def render_state_block(document: dict[str, Any], opening: str = STATE_OPEN) -> str:
     # "--" cannot occur in our JSON outside strings; inside one it would end
     # the HTML comment, and \\u002d is the same character to a JSON parser.
     text = json.dumps(document, separators=(",", ":"), sort_keys=True, ensure_ascii=True).replace("--", "-\\u002d")
-    return f"{STATE_OPEN}{text}{STATE_CLOSE}"
+    return f"{opening}{text}{STATE_CLOSE}"
+
+
+def extract_rollback_record(body: str | None) -> Any:
+    """The rollback record block of a rollback issue body (None: none, or not JSON)."""
+    blocks = _ROLLBACK_BLOCK.findall(body or "")
+    if len(blocks) != 1:
+        return None
+    try:
+        return json.loads(blocks[0])
+    except ValueError:
+        return None
 
 
 def extract_state(body: str | None) -> tuple[Any, list[str]]:
@@ -51,8 +73,10 @@ def extract_state(body: str | None) -> tuple[Any, list[str]]:
         return None, [f"the dashboard issue has {len(blocks)} canary state blocks: starting the canary over"]
     try:
         return json.loads(blocks[0]), []
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         return None, [f"canary state block is damaged ({exc.msg}): starting the canary over"]
+    except ValueError as exc:
+        return None, [f"canary state block is damaged ({exc}): starting the canary over"]
 
 
 def _code(text: str) -> str:
@@ -156,7 +180,8 @@ def render_interval_details(report: CanaryReport) -> list[str]:
 
 
 def _series(checks: list[CheckRecord], metric: str) -> list[tuple[datetime, float]]:
-    return [(c.interval_start, c.values[metric]) for c in checks if c.values.get(metric) is not None]
+    points = [(c.interval_start, c.values.get(metric)) for c in checks]
+    return [(moment, value) for moment, value in points if value is not None]
 
 
 def _downsample(points: list[tuple[datetime, float]]) -> list[tuple[datetime, float]]:
@@ -214,27 +239,41 @@ def render_charts(report: CanaryReport) -> list[str]:
         if not points:
             lines += [f"_{title.split(',')[0]}: no data in the window yet._", ""]
             continue
-        lines += xychart(title, unit, points, limits.get(metric), interval_s) + [""]
+        lines += [*xychart(title, unit, points, limits.get(metric), interval_s), ""]
     return lines
+
+
+@dataclass
+class RollbackIssue:
+    """The rollback issue of a canary as this run finds it."""
+
+    number: int
+    open: bool
+    body: str
 
 
 class CanaryIssues:
     """The canary's issues in the central repository, through the shared issue
     tracker (label tw-gates, marker kind=canary): the dashboard (key <name>),
     which also stores the canary state, and the rollback issue (key
-    rollback:<name>), filed when a rollback is announced and closed when the
-    canary promotes."""
+    rollback:<name>), filed when a rollback is announced, holding the signed
+    rollback record, and closed when the canary of a new revision promotes."""
 
     KIND = "canary"
 
     def __init__(self, client: Any, repo: str, name: str, *, max_issues: int) -> None:
-        from tw_gates.issues.tracker import IssueTracker
-
         self.tracker = IssueTracker(client, repo)
+        self.client = client
         self.repo = repo
         self.name = name
         self.max_issues = max_issues
         self.rollback_key = f"rollback:{name}"
+
+    @property
+    def issue_ref(self) -> str | None:
+        """OWNER/REPO#N of the dashboard issue (None: not created yet)."""
+        dashboard = self.tracker.find(self.KIND, self.name) if self.tracker.loaded else None
+        return f"{self.repo}#{dashboard.number}" if dashboard is not None else None
 
     def load(self) -> tuple[Any, list[str]]:
         """The state document in the dashboard issue (None: no issue yet)."""
@@ -242,17 +281,32 @@ class CanaryIssues:
         issue = self.tracker.find(self.KIND, self.name)
         return extract_state(issue.body) if issue is not None else (None, [])
 
-    def save(self, report: CanaryReport, state_document: dict[str, Any], previous_decision: str | None) -> str:
-        from tw_gates.issues.tracker import fingerprint
+    def save(
+        self, report: CanaryReport, state: CanaryState, ring: KeyRing | None, previous_decision: str | None
+    ) -> str:
+        """Write the dashboard with the state block, which names the issue it lives in: a new
+        dashboard is created, then written once more with its own number in the block."""
+        created = self.issue_ref is None
+        outcome = self._upsert(report, state.model_copy(update={"issue": self.issue_ref}), ring, previous_decision)
+        if created:
+            ref = f"{self.repo}#{outcome.issue.number}"
+            outcome = self._upsert(report, state.model_copy(update={"issue": ref}), ring, None)
+            return f"dashboard issue #{outcome.issue.number} created ({outcome.issue.html_url})"
+        return f"dashboard issue #{outcome.issue.number} {outcome.action} ({outcome.issue.html_url})"
 
-        body = render_dashboard(report, state_document)
-        # What the dashboard says, without the time it was said: a rerun that
-        # learns nothing new writes nothing.
-        content = {"report": report.model_dump(mode="json", exclude={"evaluated_at"}), "state": state_document}
+    def _upsert(
+        self, report: CanaryReport, state: CanaryState, ring: KeyRing | None, previous_decision: str | None
+    ) -> UpsertOutcome:
+        document = state_document(state, ring)
+        body = render_dashboard(report, document)
+        # What the dashboard says, without the time it was said (nor the sequence and save time that
+        # change on every run): a rerun that learns nothing new writes nothing.
+        unchanging = {k: v for k, v in document.items() if k not in ("seq", "saved_at", "signature")}
+        content = {"report": report.model_dump(mode="json", exclude={"evaluated_at"}), "state": unchanging}
         comment = None
         if previous_decision is not None and previous_decision != report.decision:
             comment = f"Decision changed: {previous_decision} → **{report.decision}**.\n\n> {_cell(report.reason)}"
-        outcome = self.tracker.upsert(
+        return self.tracker.upsert(
             self.KIND,
             self.name,
             title=title_for(self.name),
@@ -260,16 +314,34 @@ class CanaryIssues:
             fingerprint=fingerprint(content),
             change_comment=comment,
         )
-        return f"dashboard issue #{outcome.issue.number} {outcome.action} ({outcome.issue.html_url})"
 
-    def file_rollback(self, report: CanaryReport, rollback_key: str, signals: list[str]) -> str:
-        """The rollback issue (idempotent: the same rollback writes nothing)."""
-        from tw_gates.issues.tracker import fingerprint
+    def rollback_issue(self, number_hint: int | None) -> RollbackIssue | None:
+        """The rollback issue: the open one the tracker lists, else the one the state names
+        (its marker or label may have been edited away), open or closed."""
+        tracked = self.tracker.find(self.KIND, self.rollback_key)
+        if tracked is not None:
+            return RollbackIssue(tracked.number, True, tracked.body)
+        if number_hint is None:
+            return None
+        try:
+            issue = self.client.repo(self.repo).get_issue(number_hint)
+            return RollbackIssue(number_hint, issue.state == "open", issue.body or "")
+        except (GithubException, requests.RequestException, TwGatesError) as exc:
+            if isinstance(exc, GithubException) and exc.status in (404, 410):
+                return RollbackIssue(number_hint, False, "")  # deleted: a person acted
+            raise classify(exc, f"reading rollback issue #{number_hint} of {self.repo}") from exc
 
+    def file_rollback(
+        self, report: CanaryReport, rollback_key: str, signals: Signals, record: dict[str, Any] | None
+    ) -> tuple[str, int | None]:
+        """The rollback issue with the signed rollback record (idempotent: the same rollback
+        writes nothing); its number (None: none filed)."""
         existing = self.tracker.find(self.KIND, self.rollback_key)
         if existing is None and self.max_issues < 1:
-            return "no rollback issue filed: MAX_ISSUES_PER_RUN is 0 (the dashboard issue shows the rollback)"
+            return "no rollback issue filed: MAX_ISSUES_PER_RUN is 0 (the dashboard issue shows the rollback)", None
         body = render_rollback_issue(report, signals, self.tracker.find(self.KIND, self.name))
+        if record is not None:
+            body += "\n" + render_state_block(record, ROLLBACK_OPEN) + "\n"
         comment = f"A new rollback of this canary.\n\n> {_cell(report.reason)}" if existing is not None else None
         outcome = self.tracker.upsert(
             self.KIND,
@@ -279,10 +351,11 @@ class CanaryIssues:
             fingerprint=fingerprint([rollback_key]),
             change_comment=comment,
         )
-        return f"rollback issue #{outcome.issue.number} {outcome.action} ({outcome.issue.html_url})"
+        message = f"rollback issue #{outcome.issue.number} {outcome.action} ({outcome.issue.html_url})"
+        return message, outcome.issue.number
 
     def close_rollback(self, report: CanaryReport) -> str | None:
-        """On PROMOTE, the open rollback issue of this canary is done."""
+        """On PROMOTE (of a new revision: a rollback of this one stands), the open rollback issue is done."""
         issue = self.tracker.find(self.KIND, self.rollback_key)
         if issue is None:
             return None
@@ -291,12 +364,20 @@ class CanaryIssues:
         return f"rollback issue #{issue.number} closed: the canary promotes"
 
 
+@dataclass
+class Signals:
+    """The rollback signals of this run: what went out, and what did not (retried next run)."""
+
+    sent: list[str] = field(default_factory=list)
+    not_sent: list[str] = field(default_factory=list)
+
+
 def rollback_title(report: CanaryReport) -> str:
     revision = f" ({report.revision})" if report.revision else ""
     return f"tw-gates canary ROLLBACK: {report.name}{revision}"
 
 
-def render_rollback_issue(report: CanaryReport, signals: list[str], dashboard: Any) -> str:
+def render_rollback_issue(report: CanaryReport, signals: Signals, dashboard: Any) -> str:
     interval_s = report.window.interval_s
     lines = [
         f"## 🔴 Canary {_code(report.name)} says ROLLBACK",
@@ -316,11 +397,13 @@ def render_rollback_issue(report: CanaryReport, signals: list[str], dashboard: A
             f"| {fmt_interval(start, interval_s)} | {breach.gate} | {fmt_value(breach.value, breach.metric)} | "
             f"{fmt_value(breach.limit, breach.metric)} |"
         )
+    lines += ["", "Signals sent: " + ("; ".join(signals.sent) if signals.sent else "none") + "."]
+    if signals.not_sent:
+        lines += ["", "Signals not sent (retried on the next run): " + "; ".join(_cell(s) for s in signals.not_sent)]
     lines += [
         "",
-        "Signals sent: " + ("; ".join(signals) if signals else "none") + ".",
-        "",
-        "The rollback runbook is in tw-gates' `docs/canary.md`. This issue is closed when the canary "
-        "promotes; a new revision is a new canary.",
+        "**This rollback stands until a person acts**: while this issue is open, the canary of this "
+        "revision never promotes (editing the dashboard cannot change that). Close this issue once the "
+        "rollback has been dealt with, or canary a new revision. The runbook is in tw-gates' `docs/canary.md`.",
     ]
     return "\n".join(lines) + "\n"

@@ -3,11 +3,8 @@
 * Prometheus: one ``query_range`` per metric over the whole window (step =
   interval), sent concurrently. The window is rebuilt from Prometheus on every
   run, so a missed cron run loses nothing.
-* A metrics file: one check per run. The checks live in a small state
-  document (kept in the dashboard issue, or a local file) that this module
-  merges: one check per interval bucket (a rerun in the same bucket replaces
-  it), bounded to the window, optionally HMAC-signed so that editing the issue
-  cannot forge clean hours.
+* A metrics file: one check per run. The checks live in the canary's state
+  (``state``: kept in the dashboard issue, or a local file).
 
 Times are epoch seconds aligned on the interval; a check is identified by the
 start of the interval it describes (its bucket)."""
@@ -22,28 +19,23 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from tw_gates import DATA_DIR
 from tw_gates.core.errors import ExternalServiceError, UsageError
-from tw_gates.core.fsio import FileTooLarge, atomic_write_json, load_model, read_bytes_limited
+from tw_gates.core.fsio import load_model
 from tw_gates.core.redact import REDACTOR
-from tw_gates.core.settings import describe_validation_error
-from tw_gates.core.signing import KeyRing, SignatureError
 from tw_gates.schemas.canary import ALL_METRICS, CanaryMetrics
 
 MAX_INPUT_BYTES = 1024 * 1024
 # Prometheus refuses a range query of more than 11,000 points per series.
 MAX_POINTS_PER_QUERY = 11_000
-# The file source keeps one check per interval in an issue body (65,536 chars at most).
-MAX_STATE_CHECKS = 600
-STATE_VERSION = "1"
 DEFAULT_QUERIES = DATA_DIR / "canary_queries.yml"
 
 
@@ -57,7 +49,7 @@ class Observation:
 
 
 def bucket_of(epoch: float, interval_s: int) -> int:
-    return int(math.floor(epoch / interval_s)) * interval_s
+    return math.floor(epoch / interval_s) * interval_s
 
 
 # -- the metrics file source ----------------------------------------------------------------
@@ -65,93 +57,6 @@ def bucket_of(epoch: float, interval_s: int) -> int:
 
 def observation_from_metrics(metrics: CanaryMetrics, bucket: int) -> Observation:
     return Observation(bucket, {name: float(getattr(metrics, name)) for name in ALL_METRICS})
-
-
-# One stored check: [bucket, latency_p50_ms, latency_p95_ms, error_rate_pct,
-# baseline_mismatch_rate_pct, parse_count] (ALL_METRICS order). Arrays, not
-# objects: 600 of them must fit in an issue body beside the dashboard.
-StoredCheck = tuple[int, float | None, float | None, float | None, float | None, float | None]
-
-
-class CanaryState(BaseModel):
-    """What the canary remembers between runs (the hidden block of the dashboard issue)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    state_version: Literal["1"] = STATE_VERSION
-    name: str
-    revision: str | None = None
-    interval_s: int = Field(gt=0)
-    started_at: int | None = Field(None, description="bucket of the canary's first check (file source)")
-    checks: list[StoredCheck] = Field(default_factory=list, max_length=MAX_STATE_CHECKS)
-    # Each rollback signal (dispatch, slack, issue) and the rollback
-    # (canary.rollback_key) it went out for: the hourly reruns of a failed
-    # canary do not dispatch and page again, and retry only what failed.
-    rollback_sent: dict[str, str] = Field(default_factory=dict)
-    decision: Literal["PROMOTE", "HOLD", "ROLLBACK"] | None = None
-    signature: dict[str, Any] | None = None
-
-    def observations(self) -> dict[int, Observation]:
-        return {int(c[0]): Observation(int(c[0]), dict(zip(ALL_METRICS, c[1:]))) for c in self.checks}
-
-
-def fresh_state(name: str, revision: str | None, interval_s: int) -> CanaryState:
-    return CanaryState(name=name, revision=revision, interval_s=interval_s)
-
-
-def record_check(state: CanaryState, observation: Observation, *, window_s: int, window_end: int) -> CanaryState:
-    """Put ``observation`` in its bucket (replacing a check already there) and
-    drop checks that fell out of the window ending at ``window_end``."""
-    kept = {c[0]: c for c in state.checks if window_end - window_s <= c[0] < window_end}
-    if window_end - window_s <= observation.bucket < window_end:
-        kept[observation.bucket] = (observation.bucket, *(observation.values.get(m) for m in ALL_METRICS))
-    started = state.started_at
-    if started is None or observation.bucket < started:
-        started = observation.bucket
-    return state.model_copy(
-        update={"checks": [kept[b] for b in sorted(kept)], "started_at": started, "signature": None}
-    )
-
-
-def state_document(state: CanaryState, ring: KeyRing | None) -> dict[str, Any]:
-    """The state as JSON, signed when a signing key is configured."""
-    document = state.model_dump(mode="json", exclude={"signature"})
-    return ring.sign(document) if ring is not None and ring.can_sign else document
-
-
-def parse_state(
-    document: Any, *, name: str, revision: str | None, interval_s: int, ring: KeyRing | None
-) -> tuple[CanaryState, list[str]]:
-    """The stored state if it is usable for this canary, else a fresh one and
-    the reason (never an exception: a person may have edited the issue)."""
-    warnings: list[str] = []
-    start_over = fresh_state(name, revision, interval_s)
-    if document is None:
-        return start_over, warnings
-    if not isinstance(document, dict):
-        return start_over, ["canary state block is damaged (not a JSON object): starting the canary over"]
-    verify_keys = ring is not None and bool(ring.kids)
-    if verify_keys:
-        try:
-            ring.verify(document)
-        except SignatureError as exc:
-            return start_over, [
-                f"canary state block failed HMAC verification ({exc.reason}: {exc.message}): starting the canary over"
-            ]
-    elif document.get("signature") is not None:
-        warnings.append("canary state block is signed but no TW_HMAC_KEY/TW_HMAC_KEYS is set to verify it")
-    try:
-        state = CanaryState.model_validate(document)
-    except ValidationError as exc:
-        return start_over, [f"{describe_validation_error(exc, 'canary state block')}: starting the canary over"]
-    if state.name != name:
-        return start_over, [f"canary state block belongs to canary {state.name!r}, not {name!r}: starting over"]
-    if revision is not None and state.revision != revision:
-        was = state.revision or "no revision"
-        return start_over, [f"new canary revision {revision} (state was for {was}): starting the canary over"]
-    if state.interval_s != interval_s:
-        return start_over, [f"canary interval changed ({state.interval_s}s -> {interval_s}s): starting over"]
-    return state, warnings
 
 
 # -- the Prometheus source ------------------------------------------------------------------
@@ -280,7 +185,7 @@ class PrometheusSource:
         points: dict[int, float | None] = {}
         for timestamp, raw in (series[0].get("values") or []) if series else []:
             value = float(raw)
-            points[int(round(float(timestamp)))] = value if math.isfinite(value) else None
+            points[round(float(timestamp))] = value if math.isfinite(value) else None
         return points
 
     def fetch(
@@ -326,22 +231,3 @@ def _short(exc: Exception) -> str:
     if match:
         return match.group(0)
     return f"{type(exc).__name__}: {text[:200]}"
-
-
-class FileStateStore:
-    """The canary state in a local JSON file (instead of the dashboard issue)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def load(self) -> tuple[Any, list[str]]:
-        if not self.path.exists():
-            return None, []
-        try:
-            return json.loads(read_bytes_limited(self.path, MAX_INPUT_BYTES).decode("utf-8")), []
-        except (OSError, ValueError, FileTooLarge) as exc:
-            return None, [f"canary state file {self.path} is unreadable ({exc}): starting the canary over"]
-
-    def save(self, report: Any, document: dict[str, Any], previous_decision: str | None) -> str:
-        atomic_write_json(self.path, document)
-        return f"state saved to {self.path}"

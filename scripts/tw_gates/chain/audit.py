@@ -10,7 +10,7 @@ P0 checks (fatal, with their own exit codes):
   cannot see, a bad token. A GitHub outage that survives the retries leaves no
   decision: exit 1 (the other checks still run and the report is written).
 * baseline: present, valid and carrying a signature that verifies
-  (TW_HMAC_KEYS / TW_HMAC_KEY). Missing or bad: exit 6.
+  (TW_BASELINE_KEYS / TW_BASELINE_KEY). Missing or bad: exit 6.
 
 Then, non-fatal (exit 2):
 

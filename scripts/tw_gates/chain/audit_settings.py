@@ -7,7 +7,8 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from tw_gates.core.settings import GitHubSettings, SigningSettings, env
+from tw_gates.core.keyrings import BaselineKeys
+from tw_gates.core.settings import GitHubSettings, env
 
 DEFAULT_REPORT = "tw-gates-audit.json"
 DEFAULT_REGISTRY = "consumer_registry.yml"
@@ -19,7 +20,7 @@ SUMMARY_HITS = 100
 Progress = Callable[[str], None]
 
 
-class AuditSettings(GitHubSettings, SigningSettings):
+class AuditSettings(GitHubSettings, BaselineKeys):
     report: Path = Field(Path(DEFAULT_REPORT), validation_alias=env("TW_AUDIT_REPORT", "report"))
     registry: Path = Field(Path(DEFAULT_REGISTRY), validation_alias=env("TW_REGISTRY", "registry"))
     # None: audit_exceptions.yml when it exists, else no exceptions.

@@ -6,7 +6,8 @@ from tw_gates.commands import Command, Outcome
 
 DESCRIPTION = """Performance baseline of the Markdown parser for the audit (G3): capture
 p50/p95/p99 parse latency and peak RSS over a corpus (after a warm-up), sign the
-capture (TW_HMAC_KEY), verify a signed one. A failed capture or a bad signature
+capture as a performance baseline (TW_BASELINE_KEY), verify a signed one
+(TW_BASELINE_KEYS; a consumer's key never verifies a baseline). A failed capture or a bad signature
 exits 6, like the audit's baseline check."""
 
 
@@ -31,10 +32,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="limit for the builtin worker / for each command run (default 600)",
     )
     cap.add_argument("--out", required=True, metavar="PATH", help="capture JSON to write")
-    cap.add_argument("--sign", action="store_true", help="sign it too (TW_HMAC_KEY, TW_HMAC_KEY_ID)")
-    sign = sub.add_parser("sign", help="sign a capture in place with TW_HMAC_KEY (it becomes a baseline)")
+    cap.add_argument("--sign", action="store_true", help="sign it too (TW_BASELINE_KEY, TW_BASELINE_KEY_ID)")
+    sign = sub.add_parser("sign", help="sign a capture in place with TW_BASELINE_KEY (it becomes a baseline)")
     sign.add_argument("path", metavar="PATH")
-    verify = sub.add_parser("verify", help="verify a signed baseline (TW_HMAC_KEYS / TW_HMAC_KEY); exit 6 if bad")
+    verify = sub.add_parser(
+        "verify", help="verify a signed baseline (TW_BASELINE_KEYS / TW_BASELINE_KEY); exit 6 if bad"
+    )
     verify.add_argument("path", metavar="PATH")
 
 
@@ -42,7 +45,8 @@ def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.core import runner
     from tw_gates.core.errors import UsageError
     from tw_gates.core.fsio import atomic_write_json
-    from tw_gates.core.settings import SigningSettings, load_settings
+    from tw_gates.core.keyrings import BaselineKeys
+    from tw_gates.core.settings import load_settings
     from tw_gates.parser import baseline
 
     if args.action == "capture":
@@ -56,9 +60,9 @@ def run(args: argparse.Namespace) -> Outcome:
                 "timeout_s": args.timeout_s,
             },
         )
-        signing = load_settings(SigningSettings)
-        if args.sign and not signing.key_ring().can_sign:
-            raise UsageError("--sign needs a signing key: set TW_HMAC_KEY (and TW_HMAC_KEY_ID)")
+        signing = load_settings(BaselineKeys)
+        if args.sign and not signing.baseline_ring().can_sign:
+            raise UsageError("--sign needs a signing key: set TW_BASELINE_KEY (and TW_BASELINE_KEY_ID)")
         result = baseline.capture(settings, progress=runner.echo)
         atomic_write_json(args.out, baseline.capture_document(result))
         lat = result.latency
@@ -79,7 +83,7 @@ def run(args: argparse.Namespace) -> Outcome:
             )
         runner.set_output("capture", args.out)
         return Outcome(0)
-    signing = load_settings(SigningSettings)
+    signing = load_settings(BaselineKeys)
     if args.action == "sign":
         try:
             kid = baseline.sign_capture(args.path, signing)

@@ -9,8 +9,9 @@ DESCRIPTION = """\
 check of the binding gates (mismatch rate 0.00%, error rate <= 0.1%, p50 <=
 baseline +3%, p95 <= baseline +8%, at least 1000 samples). Decision: PROMOTE
 (whole window clean, >= 95% of intervals covered), HOLD (not yet), ROLLBACK
-(a binding breach: exit 2, repository_dispatch, Slack, issue). Exit 1 when the
-source cannot be read (nothing recorded)."""
+(a binding breach: exit 2, repository_dispatch, Slack, issue). A ROLLBACK stands
+(exit 2) until a person closes its rollback issue or a new revision is canaried.
+Exit 1 when the source cannot be read (nothing recorded)."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +44,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="repository_dispatch event type on ROLLBACK (default tw-canary-rollback; 'none': off)",
     )
     parser.add_argument("--state-file", metavar="FILE", help="keep the state in this file instead of an issue")
+    parser.add_argument(
+        "--require-key",
+        action="store_true",
+        default=None,
+        help="refuse to run without TW_CANARY_KEY (an unsigned state can be forged by anyone who edits issues)",
+    )
     parser.add_argument("--report", metavar="FILE", help="write the JSON report here ('-': stdout)")
     parser.add_argument(
         "--dry-run",
@@ -71,7 +78,9 @@ def run(args: argparse.Namespace) -> Outcome:
 
 def _run(args: argparse.Namespace):
     """Decide, say so, publish outputs and metrics: (exit code, report)."""
-    from tw_gates.canary.canary import CanarySettings, fmt_value, run_canary
+    from tw_gates.canary.canary import run_canary
+    from tw_gates.canary.decision import fmt_value
+    from tw_gates.canary.settings import CanarySettings
     from tw_gates.core import runner
     from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings
@@ -93,6 +102,7 @@ def _run(args: argparse.Namespace):
             "central_repo": args.central_repo,
             "dispatch_event": args.dispatch_event,
             "state_file": args.state_file,
+            "require_key": args.require_key,
             "report": args.report,
             "dry_run": args.dry_run,
         },

@@ -14,7 +14,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add = actions.add_parser(
         "add",
         help="record lines of a file as evidence (sha256 of the lines, redacted snippet)",
-        description="Append one evidence block to the evidence file. Give the flags, or the seed's JSON object "
+        description="Append one evidence block to the evidence file, as the next record of its hash chain "
+        "(signed with TW_EVIDENCE_KEY, with the head beside it). Give the flags, or the JSON object "
         '{"evidence_id", "phase", "file", "lines", "description"} on stdin. The same id with the same hash again '
         "is a no-op; the same id with another hash is refused (exit 2).",
     )
@@ -32,9 +33,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="give up (exit 1) when another writer holds the lock this long (default 10)",
     )
 
-    verify = actions.add_parser("verify", help="re-hash every evidence block against the files (exit 2 on any change)")
+    verify = actions.add_parser(
+        "verify",
+        help="check the hash chain, its signed head (TW_EVIDENCE_KEYS) and every block against the files "
+        "(exit 2 on an edited, reordered or deleted record, or a changed file)",
+    )
     _common(verify)
     verify.add_argument("--phase", type=int, choices=range(5), metavar="N", help="only this phase's blocks")
+
+    chain = actions.add_parser(
+        "chain",
+        help="link a log written before it was a hash chain (and sign it with TW_EVIDENCE_KEY); run it once, "
+        "when nobody appends",
+    )
+    _common(chain)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -82,10 +94,25 @@ def _from_stdin() -> dict:
     return data
 
 
+NO_KEY = (
+    "no TW_EVIDENCE_KEY: the evidence records and the head are not signed; anyone who can write "
+    "{path} can edit a record and rewrite the chain after it unnoticed"
+)
+
+
+def _ring(signing: bool):
+    from tw_gates.core.keyrings import EvidenceKeys
+    from tw_gates.core.settings import load_settings
+
+    ring = load_settings(EvidenceKeys).evidence_ring()
+    return ring if (ring.can_sign if signing else ring.kids) else None
+
+
 def _add(args: argparse.Namespace) -> Outcome:
     from tw_gates.core import runner
     from tw_gates.core.errors import UsageError
     from tw_gates.phases import evidence
+    from tw_gates.phases.evidence_log import EvidenceLog
 
     flags = {
         "evidence_id": args.evidence_id,
@@ -103,10 +130,13 @@ def _add(args: argparse.Namespace) -> Outcome:
         if missing:
             raise UsageError(f"missing {', '.join(missing)}")
         fields = flags
+    ring = _ring(signing=True)
     block = evidence.make_block(**fields, root=args.root)
-    log = evidence.EvidenceLog(args.evidence_file, lock_timeout=args.lock_timeout)
+    log = EvidenceLog(args.evidence_file, lock_timeout=args.lock_timeout, ring=ring)
     outcome = log.add(block)
-    state = "recorded" if outcome.added else "already recorded (same hash)"
+    if ring is None:
+        runner.warn(NO_KEY.format(path=args.evidence_file))
+    state = f"recorded (record {outcome.seq})" if outcome.added else "already recorded (same hash)"
     runner.echo(
         f"{block.evidence_id} {state}: {block.file}:{block.lines} sha256 {block.sha256} -> {args.evidence_file}"
     )
@@ -120,9 +150,11 @@ def _verify(args: argparse.Namespace) -> Outcome:
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
     from tw_gates.core.markdown import markdown_table
-    from tw_gates.phases import evidence
+    from tw_gates.phases.evidence_verify import iter_failures, verify_log
 
-    result = evidence.verify_log(args.evidence_file, root=args.root, phase=args.phase)
+    result = verify_log(args.evidence_file, root=args.root, phase=args.phase, ring=_ring(signing=False))
+    for warning in result.warnings:
+        runner.warn(warning)
     failures = result.failures
     if runner.on_runner():
         for check in failures:
@@ -137,21 +169,37 @@ def _verify(args: argparse.Namespace) -> Outcome:
     runner.set_output("verified", str(ok))
     runner.set_output("failed", str(len(failures)))
     if failures:
-        rows = [[c.evidence_id, c.status, f"{args.evidence_file}:{c.line}", c.detail] for c in failures]
+        rows: list[list[object]] = [
+            [c.evidence_id, c.status, f"{args.evidence_file}:{c.line}", c.detail] for c in failures
+        ]
         runner.append_summary(
             f"### Evidence: {len(failures)} of {len(result.checks)} blocks{scope} do not verify\n\n"
             + markdown_table(["id", "status", "where", "detail"], rows)
         )
-        for line in evidence.iter_failures(result):
+        for line in iter_failures(result):
             runner.echo(line)
         raise GateRejected(f"{len(failures)} of {len(result.checks)} evidence blocks{scope} do not verify ({ok} ok)")
-    runner.echo(f"{ok} evidence blocks{scope} verified against the files in {args.root}")
+    chain = f"; {result.chain}" if result.chain else ""
+    runner.echo(f"{ok} evidence blocks{scope} verified against the files in {args.root}{chain}")
     runner.append_summary(f"### Evidence: {ok} blocks{scope} verified\n")
     return Outcome(0)
 
 
+def _chain(args: argparse.Namespace) -> Outcome:
+    from pathlib import Path
+
+    from tw_gates.core import runner
+    from tw_gates.phases.evidence_log import chain_log
+
+    ring = _ring(signing=True)
+    count = chain_log(Path(args.evidence_file), ring)
+    signed = f"signed with key {ring.signing_kid!r}" if ring is not None else "unsigned (no TW_EVIDENCE_KEY)"
+    runner.echo(f"{args.evidence_file}: {count} records linked into a hash chain, {signed}")
+    return Outcome(0)
+
+
 def run(args: argparse.Namespace) -> Outcome:
-    return _add(args) if args.action == "add" else _verify(args)
+    return {"add": _add, "verify": _verify, "chain": _chain}[args.action](args)
 
 
 COMMAND = Command(

@@ -20,7 +20,8 @@ def _lookup_flags(parser: argparse.ArgumentParser) -> None:
         "--source",
         choices=("auto", "local", "github"),
         help="where phase artifacts come from: the local .phase-N.complete.json, the Actions "
-        "artifact phase-N-complete of the newest successful run (GITHUB_TOKEN, GITHUB_REPOSITORY), "
+        "artifact phase-N-complete of the newest successful run of the phase workflow on the protected "
+        "branch of this repository, from workflow_dispatch or workflow_call (GITHUB_TOKEN, GITHUB_REPOSITORY), "
         "or auto: the local file if present, else GitHub (default; env TW_PHASE_SOURCE)",
     )
     parser.add_argument(
@@ -38,6 +39,17 @@ def _lookup_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--repo-dir", metavar="DIR", help="git checkout whose HEAD must descend from the artifact's commit (default: .)"
     )
+    parser.add_argument(
+        "--workflow",
+        metavar="PATH",
+        help="an Actions artifact counts only from a run of this workflow file (default: "
+        ".github/workflows/phase.yml; a workflow_call caller: the caller's file; env TW_PHASE_WORKFLOW)",
+    )
+    parser.add_argument(
+        "--branch",
+        metavar="NAME",
+        help="... on this branch (default: the repository's default branch; env TW_PHASE_BRANCH)",
+    )
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -47,8 +59,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "verify",
         help="may phase N start? checks phase N-1's signed unlock artifact (exit 2 if not)",
         description="Phase N may start only when phase N-1's unlock artifact exists and verifies: schema versions, "
-        "required keys, HMAC signature (TW_HMAC_KEYS / TW_HMAC_KEY), phase number, and git_commit an ancestor of "
-        "HEAD. Phase 0 has no prerequisite.",
+        "required keys, HMAC signature of a phase unlock (TW_PHASE_KEYS / TW_PHASE_KEY), phase number, and "
+        "git_commit an ancestor of HEAD. Phase 0 has no prerequisite.",
     )
     verify.add_argument("phase", type=_phase_number, metavar="N", help="the phase about to start (0-4)")
     verify.add_argument("--artifact", metavar="PATH", help="check this file as phase N-1's artifact instead")
@@ -59,7 +71,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="write the signed .phase-N.complete.json and the completion report",
         description="Verify phase N-1, measure phase N (G2's JUnit for the baseline, G1 for the safety nets, the "
         "phase's evidence blocks re-hashed), refuse (exit 2) unless G1-G5 passed and the baseline is whole, then "
-        "write .phase-N.complete.json signed with TW_HMAC_KEY and the completion report (job summary).",
+        "write .phase-N.complete.json signed with TW_PHASE_KEY and the completion report (job summary).",
     )
     complete.add_argument("phase", type=_phase_number, metavar="N", help="the phase that is complete (0-4)")
     complete.add_argument("--name", help="phase name (default: from --from-file, else 'Phase N')")
@@ -107,7 +119,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace):
     from tw_gates.core.settings import load_settings
-    from tw_gates.phases.phase import PhaseSettings
+    from tw_gates.phases.common import PhaseSettings
 
     return load_settings(
         PhaseSettings,
@@ -117,6 +129,8 @@ def _settings(args: argparse.Namespace):
             "repo_dir": args.repo_dir,
             "source": args.source,
             "evidence_file": getattr(args, "evidence_file", None),
+            "workflow": args.workflow,
+            "branch": args.branch,
         },
     )
 
@@ -125,9 +139,9 @@ def _verify(args: argparse.Namespace) -> Outcome:
     from pathlib import Path
 
     from tw_gates.core import runner
-    from tw_gates.phases import phase
+    from tw_gates.phases.unlock import verify_unlock
 
-    result = phase.verify_unlock(
+    result = verify_unlock(
         args.phase,
         _settings(args),
         artifact_path=Path(args.artifact) if args.artifact else None,
@@ -152,10 +166,11 @@ def _complete(args: argparse.Namespace) -> Outcome:
 
     from tw_gates.core import runner
     from tw_gates.core.fsio import atomic_write_text
-    from tw_gates.phases import phase
+    from tw_gates.phases.complete import complete_phase
+    from tw_gates.phases.report import REPORT_TEMPLATE
 
     settings = _settings(args)
-    result = phase.complete_phase(
+    result = complete_phase(
         args.phase,
         settings,
         name=args.name,
@@ -166,7 +181,7 @@ def _complete(args: argparse.Namespace) -> Outcome:
         gates_passed=args.gates_passed,
         progress=runner.progress,
         tag=args.tag,
-        report_template=Path(args.report_template) if args.report_template else phase.REPORT_TEMPLATE,
+        report_template=Path(args.report_template) if args.report_template else REPORT_TEMPLATE,
     )
     art = result.artifact
     runner.echo(
@@ -195,9 +210,9 @@ def _status(args: argparse.Namespace) -> Outcome:
 
     from tw_gates.core import runner
     from tw_gates.core.markdown import markdown_table
-    from tw_gates.phases import phase
+    from tw_gates.phases.unlock import phase_status, status_exit_code
 
-    states = phase.phase_status(_settings(args), progress=runner.progress)
+    states = phase_status(_settings(args), progress=runner.progress)
     if args.json:
         runner.echo(json.dumps([s.model_dump() for s in states], indent=2))
     else:
@@ -222,7 +237,7 @@ def _status(args: argparse.Namespace) -> Outcome:
     )
     done = sum(1 for s in states if s.state == "complete")
     runner.set_output("complete", str(done))
-    code = phase.status_exit_code(states)
+    code = status_exit_code(states)
     if code:
         from tw_gates.core.errors import GateRejected
 

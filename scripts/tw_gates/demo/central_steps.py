@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from tw_gates.canary.canary import CanarySettings, run_canary
+from tw_gates.canary.canary import run_canary
+from tw_gates.canary.settings import CanarySettings
 from tw_gates.core.fsio import atomic_write_json, atomic_write_text
 from tw_gates.demo.model import (
     CANARY_DIR,
@@ -14,7 +15,9 @@ from tw_gates.demo.model import (
     show,
 )
 from tw_gates.parser import adversarial
-from tw_gates.phases.phase import PhaseSettings, complete_phase, verify_unlock
+from tw_gates.phases.common import PhaseSettings
+from tw_gates.phases.complete import complete_phase
+from tw_gates.phases.unlock import verify_unlock
 
 # --- 11. phase 0 ----------------------------------------------------------------------------
 

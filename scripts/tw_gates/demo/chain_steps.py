@@ -16,7 +16,7 @@ from tw_gates.chain.telemetry_check import TelemetryCheckSettings, telemetry_che
 from tw_gates.chain.verify_nets import VerifyNetsSettings, verify_nets
 from tw_gates.core import proc
 from tw_gates.core.fsio import atomic_write_bytes, atomic_write_json
-from tw_gates.core.settings import SigningSettings
+from tw_gates.core.keyrings import BaselineKeys
 from tw_gates.demo.model import (
     CAPTURE_RUNS,
     CAPTURE_WARMUP,
@@ -147,7 +147,7 @@ def step_baseline(demo: Demo) -> Outcome:
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="tw-demo-capture") as pool:
         base, current = pool.map(baseline.capture, [settings, settings])
     atomic_write_json(base_path, baseline.capture_document(base))
-    kid = baseline.sign_capture(base_path, explicit(SigningSettings, **demo.signing))
+    kid = baseline.sign_capture(base_path, explicit(BaselineKeys, **demo.signing))
     atomic_write_json(current_path, baseline.capture_document(current))
     lat, now = base.latency, current.latency
     return Outcome(

@@ -39,6 +39,7 @@ from tw_gates.core.markdown import markdown_table
 from tw_gates.core.progress import Progress, silent
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import load_settings
+from tw_gates.core.signing import KeyRing
 from tw_gates.demo.audit_steps import step_audit, step_issues, step_triage
 from tw_gates.demo.central_steps import step_adversarial, step_canary, step_phase
 from tw_gates.demo.chain_steps import (
@@ -60,7 +61,7 @@ from tw_gates.demo.model import (
     show,
 )
 from tw_gates.parser.adversarial import text_table
-from tw_gates.phases.phase import head_commit
+from tw_gates.phases.common import head_commit
 
 STEPS: tuple[Step, ...] = (
     Step(1, "platform", "R2", "platform guard: is this Linux?", step_platform),
@@ -197,17 +198,25 @@ def clear_outputs(out: Path, names: list[str]) -> None:
 
 def signing_key(settings: DemoSettings) -> tuple[dict[str, Any], str]:
     """(the signing settings every gate gets, how to describe the key)."""
+    # The central documents (baseline, phase unlock, canary state, evidence head) each have
+    # their own key, random for this run: a consumer's key never signs them. Registered for
+    # redaction, not ::add-mask::ed: masking would print them into the raw log, and
+    # nothing but this process (whose output is redacted) ever holds them.
+    central: dict[str, Any] = {}
+    for ring in ("phase", "baseline", "canary", "evidence"):
+        central[f"{ring}_key"] = secrets.token_hex(32)
+        central[f"{ring}_key_id"] = DEMO_KID
+        REDACTOR.register(central[f"{ring}_key"])
     if settings.hmac_key is not None:
+        KeyRing(signing_key=settings.hmac_key.get_secret_value())  # a key too short: one clear line, before any step
         return (
-            {"hmac_key": settings.hmac_key.get_secret_value(), "hmac_key_id": settings.hmac_key_id},
+            {"hmac_key": settings.hmac_key.get_secret_value(), "hmac_key_id": settings.hmac_key_id, **central},
             f"TW_HMAC_KEY, key id {settings.hmac_key_id!r}",
         )
-    # Registered for redaction, not ::add-mask::ed: masking would print it into the raw log,
-    # and nothing but this process (whose output is redacted) ever holds it.
     key = secrets.token_hex(32)
     REDACTOR.register(key)
     return (
-        {"hmac_key": key, "hmac_key_id": DEMO_KID},
+        {"hmac_key": key, "hmac_key_id": DEMO_KID, **central},
         f"random for this run, key id {DEMO_KID!r} (never printed or written)",
     )
 

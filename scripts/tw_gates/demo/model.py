@@ -110,7 +110,7 @@ class Demo:
 
     repo_dir: Path
     out: Path
-    signing: dict[str, Any]  # hmac_key, hmac_key_id for every signing/verifying gate
+    signing: dict[str, Any]  # the consumer key (hmac_key) and each central ring's (phase_key, ...)
     skip_tests: bool
     max_issues: int
     echo: Callable[[str], None]

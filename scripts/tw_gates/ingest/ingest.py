@@ -585,7 +585,10 @@ class IngestSettings(SigningSettings):
         keys = parse_keys_json(os.environ.get(self.keys_env), source=self.keys_env)
         register_secrets(*keys.values())
         return KeyRing(
-            keys, signing_key=self.hmac_key.get_secret_value() if self.hmac_key else None, signing_kid=self.hmac_key_id
+            keys,
+            signing_key=self.hmac_key.get_secret_value() if self.hmac_key else None,
+            signing_kid=self.hmac_key_id,
+            keys_source=self.keys_env,
         )
 
 

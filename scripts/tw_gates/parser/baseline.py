@@ -17,12 +17,17 @@ import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, cast
 
 from pydantic import BaseModel, Field, ValidationError
 
 from tw_gates import __version__
 from tw_gates.core.errors import UsageError
-from tw_gates.core.settings import EnvSettings, SigningSettings, env
+from tw_gates.core.fsio import atomic_write_json
+from tw_gates.core.keyrings import BaselineKeys
+from tw_gates.core.redact import REDACTOR
+from tw_gates.core.settings import EnvSettings, env
+from tw_gates.core.signing import SIGNATURE_FIELD, SignatureError
 from tw_gates.parser.perf_corpus import BUILTIN_CORPUS, PerfCorpus, builtin_corpus, load_corpus
 from tw_gates.parser.perf_errors import BaselineError, Comparability
 from tw_gates.parser.perf_measure import Progress, measure_builtin, measure_command
@@ -136,28 +141,26 @@ def parse_capture(document: dict, path: str | Path, *, what: str = "baseline") -
         raise BaselineError(describe_validation_error(exc, f"{what} {path}")) from None
 
 
-def sign_capture(path: str | Path, settings: SigningSettings) -> str:
-    """Sign the capture at ``path`` in place; returns the key id."""
-    from tw_gates.core.fsio import atomic_write_json
-    from tw_gates.core.redact import REDACTOR
-
+def sign_capture(path: str | Path, settings: BaselineKeys) -> str:
+    """Sign the capture at ``path`` in place as a performance baseline
+    (TW_BASELINE_KEY); returns the key id."""
     document = read_capture(path)
     parse_capture(document, path)
-    ring = settings.key_ring()
+    ring = settings.baseline_ring()
     # Redact first, then sign: the file must stay byte-for-byte what was signed.
-    signed = ring.sign(REDACTOR.redact_obj(document))
+    signed = ring.sign(cast("dict[str, Any]", REDACTOR.redact_obj(document)))
     atomic_write_json(path, signed, redact=False)
     return ring.signing_kid
 
 
-def verify_capture(path: str | Path, settings: SigningSettings, *, what: str = "baseline") -> tuple[PerfCapture, str]:
-    """The capture and the key id that verified it; BaselineError (exit 6) otherwise."""
-    from tw_gates.core.signing import SignatureError
-
+def verify_capture(path: str | Path, settings: BaselineKeys, *, what: str = "baseline") -> tuple[PerfCapture, str]:
+    """The capture and the key id that verified it as a performance baseline
+    (TW_BASELINE_KEYS, never a consumer's key); BaselineError (exit 6) otherwise."""
     document = read_capture(path, what=what)
-    model = parse_capture(document, path, what=what)
+    # The contract first (the signature member is the key ring's to judge), then the signature.
+    model = parse_capture({k: v for k, v in document.items() if k != SIGNATURE_FIELD}, path, what=what)
     try:
-        kid = settings.key_ring().verify(document)
+        kid = settings.baseline_ring().verify(document)
     except SignatureError as exc:
         raise BaselineError(f"{what} {path} signature rejected ({exc.reason}): {exc}") from None
     return model, kid

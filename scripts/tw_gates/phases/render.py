@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+import yaml
 
 from tw_gates.core.errors import GateRejected, UsageError
 from tw_gates.core.fsio import load_document, read_text_input
@@ -146,54 +148,67 @@ class _YamlScanner:
                     self.add(m, base, "yaml-block", indent=line[:indent])
                 return
             self.block_parent = None
-        pos = 0
-        node_start = True
+        moved: tuple[int, bool] | None = self.line_start(line, base)
+        while moved is not None and moved[0] < len(line):
+            moved = self.token(line, base, moved[0], moved[1], indent)
+
+    def line_start(self, line: str, base: int) -> tuple[int, bool]:
+        """Where scanning starts, and whether a node may start there."""
         if self.quote is not None:
-            pos = self.quoted(line, base, 0)
-            node_start = False
-        elif line.startswith(("---", "...")) and line[3:4] in ("", " ", "\t"):
-            pos = 3
-        while pos < len(line):
-            ch = line[pos]
-            placeholder = PLACEHOLDER.match(line, pos)
-            if ch in " \t":
+            return self.quoted(line, base, 0), False
+        if line.startswith(("---", "...")) and line[3:4] in ("", " ", "\t"):
+            return 3, True
+        return 0, True
+
+    def token(self, line: str, base: int, pos: int, node_start: bool, indent: int) -> tuple[int, bool] | None:
+        """Scan the token at ``pos``: (where scanning resumes, whether a node
+        may start there), or None when the rest of the line is done."""
+        ch = line[pos]
+        if PLACEHOLDER.match(line, pos) is not None:
+            return self.plain(line, base, pos), False
+        if ch in " \t":
+            return pos + 1, node_start
+        if ch == "#" and (pos == 0 or line[pos - 1] in " \t"):
+            for m in PLACEHOLDER.finditer(line, pos):
+                self.add(m, base, "yaml-comment")
+            return None
+        if ch in "\"'" and node_start:
+            self.quote = ch
+            return self.quoted(line, base, pos + 1), False
+        after_flow = self.flow_token(ch)
+        if after_flow is not None:
+            return pos + 1, after_flow
+        return self.indicator(line, base, pos, node_start, indent)
+
+    def flow_token(self, ch: str) -> bool | None:
+        """For ``[ { ] } ,`` (in a flow): whether a node may start after it; None for anything else."""
+        if ch in "[{":
+            self.flow += 1
+            return True
+        if ch in "]}":
+            self.flow = max(0, self.flow - 1)
+            return False
+        if ch == "," and self.flow:
+            return True
+        return None
+
+    def indicator(self, line: str, base: int, pos: int, node_start: bool, indent: int) -> tuple[int, bool] | None:
+        """``- ? :``, anchors, tags, aliases and block scalar headers; a plain scalar otherwise."""
+        ch = line[pos]
+        if (ch in "-?:" and line[pos + 1 : pos + 2] in ("", " ", "\t")) or (ch == ":" and self.flow):
+            pos += 1
+            if _BLOCK_INDICATOR.match(line[pos:].lstrip(" \t")):
+                self.block_parent = indent
+                return None
+            return pos, True
+        if ch in "&*!" and node_start:
+            while pos < len(line) and line[pos] not in " \t":
                 pos += 1
-            elif ch == "#" and (pos == 0 or line[pos - 1] in " \t"):
-                for m in PLACEHOLDER.finditer(line, pos):
-                    self.add(m, base, "yaml-comment")
-                return
-            elif placeholder is None and ch in "\"'" and node_start:
-                self.quote = ch
-                pos = self.quoted(line, base, pos + 1)
-                node_start = False
-            elif placeholder is None and ch in "[{":
-                self.flow += 1
-                pos += 1
-                node_start = True
-            elif placeholder is None and ch in "]}":
-                self.flow = max(0, self.flow - 1)
-                pos += 1
-                node_start = False
-            elif placeholder is None and ch == "," and self.flow:
-                pos += 1
-                node_start = True
-            elif (placeholder is None and ch in "-?:" and line[pos + 1 : pos + 2] in ("", " ", "\t")) or (
-                placeholder is None and ch == ":" and self.flow
-            ):
-                pos += 1
-                node_start = True
-                if _BLOCK_INDICATOR.match(line[pos:].lstrip(" \t")):
-                    self.block_parent = indent
-                    return
-            elif placeholder is None and ch in "&*!" and node_start:
-                while pos < len(line) and line[pos] not in " \t":
-                    pos += 1
-            elif placeholder is None and ch in "|>" and node_start:
-                self.block_parent = indent if pos > indent else indent - 1
-                return
-            else:
-                pos = self.plain(line, base, pos)
-                node_start = False
+            return pos, node_start
+        if ch in "|>" and node_start:
+            self.block_parent = indent if pos > indent else indent - 1
+            return None
+        return self.plain(line, base, pos), False
 
     def quoted(self, line: str, base: int, pos: int) -> int:
         """Scan a quoted scalar from ``pos`` (just after the opening quote, or
@@ -317,29 +332,24 @@ _PLAIN_START = re.compile(r"[\w(+./~$]")
 
 def encode(value: Any, where: Placeholder) -> str:
     context = where.context
-    if context == "text":
-        return _as_text(value)
-    if context == "json-string":
-        return json.dumps(_as_text(value), ensure_ascii=False)[1:-1]
     if context == "json-value":
         return json.dumps(value, ensure_ascii=False)
-    if context == "yaml-double":
-        return _yaml_double_content(_as_text(value))
     if context == "yaml-plain":
         return _yaml_flow(value)
-    text = _as_text(value)
-    if context == "yaml-single":
-        if any(not _YAML_PRINTABLE.match(ch) or ch in "\n\t" for ch in text):
-            raise RenderError(
-                f"{where.name} (line {where.line}) sits in a single-quoted YAML string and its value "
-                "has a line break or control character; use a double-quoted string in the template"
-            )
-        return text.replace("'", "''")
-    if context == "yaml-block":
-        return text.replace("\n", "\n" + where.indent)
-    if context == "yaml-comment":
-        return " ".join(text.splitlines())
-    # yaml-plain-part: inserted as is only when it cannot change the YAML structure.
+    return _TEXT_ENCODERS[context](_as_text(value), where)
+
+
+def _yaml_single(text: str, where: Placeholder) -> str:
+    if any(not _YAML_PRINTABLE.match(ch) or ch in "\n\t" for ch in text):
+        raise RenderError(
+            f"{where.name} (line {where.line}) sits in a single-quoted YAML string and its value "
+            "has a line break or control character; use a double-quoted string in the template"
+        )
+    return text.replace("'", "''")
+
+
+def _yaml_plain_part(text: str, where: Placeholder) -> str:
+    """A part of an unquoted value: inserted as is only when it cannot change the YAML structure."""
     safe = (
         _PLAIN_SAFE.fullmatch(text)
         and not (where.flow and "," in text)
@@ -351,6 +361,17 @@ def encode(value: Any, where: Placeholder) -> str:
             f"{text[:40]!r} would change the YAML structure; quote that value in the template"
         )
     return text
+
+
+_TEXT_ENCODERS: dict[str, Callable[[str, Placeholder], str]] = {
+    "text": lambda text, _: text,
+    "json-string": lambda text, _: json.dumps(text, ensure_ascii=False)[1:-1],
+    "yaml-double": lambda text, _: _yaml_double_content(text),
+    "yaml-single": _yaml_single,
+    "yaml-block": lambda text, where: text.replace("\n", "\n" + where.indent),
+    "yaml-comment": lambda text, _: " ".join(text.splitlines()),
+    "yaml-plain-part": _yaml_plain_part,
+}
 
 
 # ------------------------------------------------------------------ rendering
@@ -386,8 +407,6 @@ def _check_parses(rendered: str, fmt: Format, source: str) -> None:
         except ValueError as exc:
             raise RenderError(f"{source} does not render to valid JSON: {exc}") from None
     elif fmt == "yaml":
-        import yaml
-
         try:
             for _ in yaml.safe_load_all(rendered):
                 pass

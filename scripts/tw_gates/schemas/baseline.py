@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from tw_gates.core.signing import Signature
+from tw_gates.core.signing import TypedSignature
 
 
 class LatencyStats(BaseModel):
@@ -56,4 +56,4 @@ class PerfCapture(BaseModel):
     latency: LatencyStats
     peak_rss_mib: float = Field(ge=0, description="peak resident set size of the parser process, MiB")
     host: HostInfo
-    signature: Signature | None = None
+    signature: TypedSignature | None = None

@@ -67,3 +67,19 @@ class EvidenceBlock(EvidenceRef):
 
     def ref(self) -> EvidenceRef:
         return EvidenceRef(evidence_id=self.evidence_id, file=self.file, lines=self.lines)
+
+
+class EvidenceRecord(EvidenceBlock):
+    """One line of ``evidence_blocks.jsonl``: a block and its place in the hash chain
+    (None in lines written before the log was a chain)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="tw-gates evidence record")
+
+    seq: int | None = Field(None, ge=1, description="position in the log, from 1")
+    prev: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="sha256 of the previous record's line")
+    prev_id: str | None = Field(None, description="evidence_id of the previous record")
+    kid: str | None = Field(None, max_length=128, description="key id of the record's MAC")
+    mac: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="HMAC-SHA256 of the line without kid and mac")
+
+    def block(self) -> EvidenceBlock:
+        return EvidenceBlock.model_validate(self.model_dump(exclude={"seq", "prev", "prev_id", "kid", "mac"}))

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from tw_gates.core.signing import Signature
+from tw_gates.core.signing import TypedSignature
 from tw_gates.schemas.evidence import EvidenceRef
 
 SCHEMA_VERSION = "1.0"
@@ -44,7 +44,7 @@ class PhaseArtifact(BaseModel):
     git_commit: str = Field(pattern=r"^[0-9a-f]{40}$", description="full commit hash the phase completed at")
     completion_date: AwareDatetime = Field(description="UTC")
     evidence_blocks: list[EvidenceRef] = Field(default_factory=list, max_length=100_000)
-    signature: Signature | None = None
+    signature: TypedSignature | None = None
 
     @field_validator("ci_gates_passed")
     @classmethod
