@@ -121,7 +121,7 @@ def test_every_yaml_block_parses_and_says_where_it_goes():
 
 def test_file_snippets_are_valid_files(tmp_path):
     """Files a page shows are read by the loader that reads them for real."""
-    from tw_gates.phases.phase import load_completion_values
+    from tw_gates.phases.complete import load_completion_values
 
     from tw_gates.canary.canary import load_thresholds
     from tw_gates.canary.sources import load_queries
