@@ -20,7 +20,6 @@ from tw_gates.core import metrics, runner
 from tw_gates.core.errors import ExitCode, TwGatesError
 from tw_gates.core.redact import REDACTOR, secret_env_values
 
-
 # R2 holds for every command that judges or writes something security-relevant:
 # every command is a gate unless named here. These run anywhere: ``schema``
 # prints a contract, ``render`` fills a template, ``demo`` tells a story whose
