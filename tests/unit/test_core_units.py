@@ -83,4 +83,4 @@ def test_ingest_flags_out_of_range_are_one_line_usage_errors(cli, tmp_path, flag
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "internal error" not in lines[0]
-    assert "out of range" in lines[0] or "not a size" in lines[0]
+    assert "out of range" in lines[0] or "not a size" in lines[0] or "not a duration" in lines[0]
