@@ -368,8 +368,10 @@ def _parse_json(text: str, path: str | os.PathLike[str], what: str) -> Any:
 def _parse_yaml(text: str, path: str | os.PathLike[str], what: str) -> Any:
     import yaml
 
+    from tw_gates.core.yaml_lines import safe_load_bounded
+
     try:
-        return yaml.safe_load(text)
+        return safe_load_bounded(text)
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
         mark = getattr(exc, "problem_mark", None)
