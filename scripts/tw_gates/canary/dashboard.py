@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from tw_gates.canary.canary import fmt_interval, fmt_number, fmt_span, fmt_value
-from tw_gates.issues.tracker import inline_code
+from tw_gates.core.markdown import inline_code
 from tw_gates.schemas.canary import CanaryReport, CheckRecord
 
 STATE_OPEN = "<!-- tw-gates:canary-state "

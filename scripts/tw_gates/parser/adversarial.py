@@ -503,10 +503,10 @@ def violation_lines(results: list[CaseResult], counts_as: str) -> list[str]:
 
 
 def summary_markdown(report: AdversarialReport) -> str:
-    from tw_gates.core.markdown import markdown_table
+    from tw_gates.core.markdown import inline_code, markdown_table
 
     parts = [
-        f"### tw-gates adversarial: {report.target}\n",
+        f"### tw-gates adversarial: {inline_code(report.target)}\n",
         f"{verdict(report)}\n",
         markdown_table(SUMMARY_HEADERS, summary_rows(report)),
     ]

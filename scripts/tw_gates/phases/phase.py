@@ -39,6 +39,7 @@ from tw_gates.core.fsio import (
     read_input,
     read_text_input,
 )
+from tw_gates.core.markdown import escape_markdown, inline_code
 from tw_gates.core.progress import Progress, silent
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import GitHubSettings, SigningSettings, describe_validation_error, env
@@ -630,7 +631,7 @@ def _changes(previous: PhaseArtifact | None, commit: str, repo_dir: Path) -> tup
     ]
     if rows:
         lines.append("")
-        lines += [f"- `{_md_line(p)}` (+{a} -{r})" for a, r, p in rows[:50]]
+        lines += [f"- {inline_code(p, heuristics=False)} (+{a} -{r})" for a, r, p in rows[:50]]
         if len(rows) > 50:
             lines.append(f"- ... and {len(rows) - 50} more files")
     diff = _git(repo_dir, "diff", "-U0", base, commit, "--", "*.py")
@@ -679,15 +680,15 @@ def render_report(
     )
     evidence_list = (
         "\n".join(
-            f"- `{_md_line(b.evidence_id)}`: `{_md_line(b.file)}` lines {b.lines}, sha256 `{b.sha256[:12]}`: "
-            f"{_md_line(b.description)}"
+            f"- {inline_code(b.evidence_id)}: {inline_code(b.file, heuristics=False)} lines {b.lines}, "
+            f"sha256 `{b.sha256[:12]}`: {escape_markdown(b.description)}"
             for b in blocks
         )
         or "No evidence blocks recorded for this phase."
     )
     issues = (
         "\n\n".join(
-            f"### {_md_line(i.title)}\n\n**Description**: {i.description or 'n/a'}\n\n**Resolution**: {i.resolution or 'n/a'}"
+            f"### {escape_markdown(i.title)}\n\n**Description**: {i.description or 'n/a'}\n\n**Resolution**: {i.resolution or 'n/a'}"
             for i in values.issues or []
         )
         or "None recorded."
