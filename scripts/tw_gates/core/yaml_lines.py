@@ -98,23 +98,18 @@ class _Bounded:
         return node
 
 
-# libyaml's parser (PyYAML's wheels carry it) is fast and refuses nesting past
-# 1000 levels itself; PyYAML's own scanner takes quadratic time in the
-# nesting depth (5,000 '[' cost seconds), so without libyaml the text is
-# pre-checked for brackets first (_refuse_deep_flow).
-_BASE: type = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
-
-
-class BoundedSafeLoader(_Bounded, _BASE):
-    """yaml.SafeLoader (libyaml's when present) with the bounds of this module."""
+class BoundedSafeLoader(_Bounded, yaml.SafeLoader):
+    """yaml.SafeLoader with the bounds of this module."""
 
 
 def _refuse_deep_flow(text: str | bytes) -> None:
-    """Without libyaml: refuse flow nesting past MAX_DEPTH before PyYAML's
-    scanner sees it (an upper bound: brackets inside strings count too)."""
-    if _BASE is not yaml.SafeLoader:
-        return
+    """PyYAML's scanner takes time quadratic in the flow nesting depth (5,000
+    '[' cost seconds, a 1 MiB file of them hours): refuse nesting past
+    MAX_DEPTH before it sees the text. An upper bound (brackets inside
+    strings count too), computed only when there are that many brackets."""
     chars = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    if chars.count("[") + chars.count("{") <= MAX_DEPTH:
+        return
     depth = 0
     for char in chars:
         if char in "[{":
