@@ -12,13 +12,14 @@ import os
 import sys
 import time
 import traceback
+from typing import NoReturn
 
 from tw_gates import __version__
 from tw_gates.commands import discover
 from tw_gates.commands.platform import refuse_off_linux
 from tw_gates.core import metrics, runner
 from tw_gates.core.errors import ExitCode, TwGatesError
-from tw_gates.core.redact import REDACTOR, secret_env_values
+from tw_gates.core.redact import MIN_SECRET_LENGTH, REDACTOR, secret_env_values
 
 # R2 holds for every command that judges or writes something security-relevant:
 # every command is a gate unless named here. These run anywhere: ``schema``
@@ -29,7 +30,7 @@ NOT_GATES = frozenset({"schema", "render", "demo", "platform"})
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # usage errors: exit 1 per the contract
+    def error(self, message: str) -> NoReturn:  # usage errors: exit 1 per the contract
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(ExitCode.ERROR)
@@ -52,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_environment_secrets() -> None:
-    for value in REDACTOR.register(*secret_env_values()):
+    # Guessed from variable names: only values long enough to be no common word.
+    for value in REDACTOR.register(*secret_env_values(), min_length=MIN_SECRET_LENGTH):
         runner.mask(value)
 
 
