@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from tw_gates.core import metrics
 from tw_gates.core.errors import ExitCode, UsageError
+from tw_gates.core.fsio import regular_files_under
 from tw_gates.core.settings import EnvSettings, env
 
 DEFAULT_EXPECTED = 14  # the suite's own: 4 files, 14 sub-tests
@@ -98,7 +99,7 @@ def expand_junit_paths(spec: str | list[str] | None) -> list[Path]:
     for word in words:
         path = Path(word)
         if path.is_dir():
-            matches = sorted(p for p in path.rglob("*.xml") if p.is_file())
+            matches, _skipped = regular_files_under(path, (".xml",))  # no link followed
             if not matches:
                 raise UsageError(f"no *.xml file in folder {word}")
         elif glob.has_magic(word):
@@ -139,7 +140,7 @@ def read_junit(paths: list[Path], expected: int) -> BehavioralResult:
     cases: dict[tuple[str, str], CaseResult] = {}
     duplicates = 0
     for path in paths:
-        text = read_text_input(path, "JUnit XML", max_bytes=MAX_JUNIT_BYTES)
+        text = read_text_input(path, "JUnit XML", max_bytes=MAX_JUNIT_BYTES, follow_symlinks=False)
         try:
             xml = JUnitXml.fromstring(text)
         except Exception as exc:  # junitparser/etree raise ParseError and friends

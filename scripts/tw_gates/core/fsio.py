@@ -5,8 +5,10 @@ files a user named read with a size bound and one-line errors."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -248,14 +250,121 @@ def _last_byte(handle: Any, size: int) -> bytes:
     return handle.read(1)
 
 
-def read_bytes_limited(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+def read_bytes_limited(path: str | os.PathLike[str], max_bytes: int, *, follow_symlinks: bool = True) -> bytes:
     """Read a file only if it is at most ``max_bytes``; never read more.
 
     The size is checked on the open descriptor (no stat-then-open race) and
     the read itself is bounded, so a file that grows meanwhile cannot
-    blow the memory budget."""
-    with open(path, "rb") as handle:
+    blow the memory budget. Only regular files are read: a FIFO or a device
+    is refused without blocking (NotARegularFile); with
+    ``follow_symlinks=False`` a symbolic link is refused too (SymlinkRefused)."""
+    with os.fdopen(open_regular(path, follow_symlinks=follow_symlinks), "rb") as handle:
         return _read_bounded(handle, max_bytes)
+
+
+# ---------------------------------------------------------------- no-follow reading
+#
+# Files found in a folder someone else controls (a checkout, a downloaded
+# artifact, a folder of shards) are opened with O_NOFOLLOW: a link named
+# "results.xml" pointing at /proc/self/environ or /etc/shadow is refused, not
+# read. O_NONBLOCK makes the open of a FIFO return at once (a FIFO would
+# otherwise block until a writer comes), and fstat on the open descriptor
+# then refuses anything that is not a regular file, with no race between the
+# check and the read.
+
+
+class SymlinkRefused(UsageError):
+    """A symbolic link where tw-gates reads only regular files."""
+
+
+class NotARegularFile(UsageError):
+    """A FIFO, device, socket or directory where a regular file was expected."""
+
+
+_NOFOLLOW_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+
+
+def _kind_of(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISLNK, "a symbolic link"),
+    ):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def open_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = False, dir_fd: int | None = None) -> int:
+    """A read-only descriptor on ``path`` if it is a regular file: no FIFO,
+    device or socket (refused without blocking), and, unless
+    ``follow_symlinks``, no symbolic link as the last component (O_NOFOLLOW).
+    OSError for a missing or unreadable file, as open() raises it."""
+    flags = _NOFOLLOW_FLAGS | (0 if follow_symlinks else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow_symlinks:
+            raise SymlinkRefused(f"{path} is a symbolic link: refused (links are not followed here)") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(f"{path} is {_kind_of(mode)}, not a regular file: refused")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_nofollow(path: str | os.PathLike[str], what: str, *, max_bytes: int, dir_fd: int | None = None) -> bytes:
+    """The bytes of a regular file found in a folder, at most ``max_bytes``:
+    never through a symbolic link, never blocking on a FIFO, never more than
+    the limit. Every refusal is one UsageError line naming ``what`` and the
+    path ("JUnit XML results/x.xml is a symbolic link: refused ...")."""
+    try:
+        fd = open_regular(path, follow_symlinks=False, dir_fd=dir_fd)
+    except (SymlinkRefused, NotARegularFile) as exc:
+        raise type(exc)(f"{what} {exc}") from None
+    except FileNotFoundError:
+        raise InputNotFound(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            return _read_bounded(handle, max_bytes)
+        except FileTooLarge as exc:
+            raise InputTooLarge(
+                f"{what} {path} is {exc.size} bytes, larger than the limit of {exc.limit} bytes",
+                size=exc.size,
+                limit=exc.limit,
+            ) from None
+
+
+def regular_files_under(root: str | os.PathLike[str], suffixes: tuple[str, ...]) -> tuple[list[Path], list[str]]:
+    """The regular files below ``root`` whose names end in one of ``suffixes``
+    (sorted), walking without following symbolic links, and a note for each
+    link or special file skipped on the way ("x.xml: a symbolic link")."""
+    found: list[Path] = []
+    skipped: list[str] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        for name in sorted(dirs):
+            if os.path.islink(os.path.join(folder, name)):
+                skipped.append(f"{os.path.join(folder, name)}: a symbolic link to a folder, not followed")
+        for name in files:
+            if not name.lower().endswith(suffixes):
+                continue
+            path = os.path.join(folder, name)
+            mode = os.lstat(path).st_mode
+            if stat.S_ISREG(mode):
+                found.append(Path(path))
+            else:
+                skipped.append(f"{path}: {_kind_of(mode)}, not read")
+    return sorted(found), skipped
 
 
 def _read_bounded(handle: IO[bytes], max_bytes: int) -> bytes:
@@ -295,23 +404,30 @@ class InputTooLarge(UsageError):
         self.limit = limit
 
 
-def open_input(path: str | os.PathLike[str], what: str) -> IO[bytes]:
+def open_input(path: str | os.PathLike[str], what: str, *, follow_symlinks: bool = True) -> IO[bytes]:
     """Open a user-named file for reading in binary, for callers that stream
-    it; the errors are read_input's."""
+    it; the errors are read_input's. A FIFO or device is refused without
+    blocking; a file found by walking a folder is opened with
+    ``follow_symlinks=False`` (a link there is refused, not followed)."""
     try:
-        return open(path, "rb")
+        return os.fdopen(open_regular(path, follow_symlinks=follow_symlinks), "rb")
     except FileNotFoundError:
         raise InputNotFound(f"{what} not found: {path}") from None
-    except IsADirectoryError:
-        raise UsageError(f"{what} is a directory, not a file: {path}") from None
+    except NotARegularFile as exc:
+        if "a directory" in str(exc):
+            raise UsageError(f"{what} is a directory, not a file: {path}") from None
+        raise NotARegularFile(f"{what} {exc}") from None
+    except SymlinkRefused as exc:
+        raise SymlinkRefused(f"{what} {exc}") from None
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
-def read_input(path: str | os.PathLike[str], what: str, *, max_bytes: int) -> bytes:
+def read_input(path: str | os.PathLike[str], what: str, *, max_bytes: int, follow_symlinks: bool = True) -> bytes:
     """The bytes of a user-named file of at most ``max_bytes`` (never reads
-    more). ``what`` names it in the errors: "registry not found: PATH"."""
-    with open_input(path, what) as handle:
+    more). ``what`` names it in the errors: "registry not found: PATH".
+    ``follow_symlinks=False`` for files found in a folder (see read_nofollow)."""
+    with open_input(path, what, follow_symlinks=follow_symlinks) as handle:
         try:
             return _read_bounded(handle, max_bytes)
         except FileTooLarge as exc:
@@ -331,9 +447,9 @@ def _decode_utf8(data: bytes, path: str | os.PathLike[str], what: str) -> str:
         raise UsageError(f"{what} {path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
 
 
-def read_text_input(path: str | os.PathLike[str], what: str, *, max_bytes: int) -> str:
+def read_text_input(path: str | os.PathLike[str], what: str, *, max_bytes: int, follow_symlinks: bool = True) -> str:
     """read_input decoded as strict UTF-8 (the error names the byte offset)."""
-    return _decode_utf8(read_input(path, what, max_bytes=max_bytes), path, what)
+    return _decode_utf8(read_input(path, what, max_bytes=max_bytes, follow_symlinks=follow_symlinks), path, what)
 
 
 def load_document(

@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from tw_gates.core.errors import UsageError
 from tw_gates.core.fsio import FileTooLarge, read_bytes_limited
 
 MAX_YAML_BYTES = 1024 * 1024
@@ -196,12 +197,16 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load_yaml(path: Path) -> Any:
-    """Parse one YAML file; YamlError with file and line on failure."""
+def load_yaml(path: Path, *, follow_symlinks: bool = True) -> Any:
+    """Parse one YAML file; YamlError with file and line on failure. Files
+    found in a repository's folders are read with ``follow_symlinks=False``:
+    a link is refused, as are FIFOs and devices (never blocking)."""
     try:
-        data = read_bytes_limited(path, MAX_YAML_BYTES)
+        data = read_bytes_limited(path, MAX_YAML_BYTES, follow_symlinks=follow_symlinks)
     except FileTooLarge as exc:
         raise YamlError(f"{path}: {exc}") from None
+    except UsageError as exc:  # a symbolic link, a FIFO, a device
+        raise YamlError(str(exc)) from None
     except OSError as exc:
         raise YamlError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
