@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from tw_gates.core.errors import UsageError
-from tw_gates.core.fsio import FileTooLarge, read_bytes_limited
+from tw_gates.core.inputs import FileTooLarge, read_bytes_limited
 
 MAX_YAML_BYTES = 1024 * 1024
 # What a document may expand to, counting every alias as a copy of what it
