@@ -6,13 +6,24 @@ under a portalocker lock: counters add to what earlier runs left there (so
 they stay cumulative across runs, as Prometheus expects of a counter), gauges
 replace their previous value, series this run did not touch are kept. The
 file is replaced atomically, so node_exporter's textfile collector never reads
-half of it. With TW_PUSHGATEWAY_URL set, the same merged families are pushed.
+half of it.
+
+With TW_PUSHGATEWAY_URL set, the same merged families are pushed under a
+grouping key per repository and workflow job (``repository``,
+``workflow_job``, and ``group`` from TW_METRICS_GROUP for the legs of a
+matrix): each job owns its group, so a second job's push never replaces a
+first job's counters, and a rerun of a job replaces only that job's group
+(a counter reset Prometheus' increase() and rate() handle). The push adds to
+its group (POST) rather than replacing it, so families another command of the
+same job pushed stay. See docs/runbook.md, "Telemetry across jobs".
 """
 
 from __future__ import annotations
 
+import os
+import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import prometheus_client
@@ -69,11 +80,16 @@ class MetricsSink:
     """The metrics of one command run."""
 
     def __init__(
-        self, directory: str | Path = ".metrics", pushgateway_url: str | None = None, job: str = "tw_gates"
+        self,
+        directory: str | Path = ".metrics",
+        pushgateway_url: str | None = None,
+        job: str = "tw_gates",
+        grouping_key: Mapping[str, str] | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.pushgateway_url = pushgateway_url
         self.job = job
+        self.grouping_key = dict(grouping_key) if grouping_key is not None else push_grouping_key()
         self.registry = CollectorRegistry(auto_describe=True)
         self._metrics: dict[str, Counter | Gauge] = {}
         self._lock = threading.Lock()
@@ -132,8 +148,30 @@ class MetricsSink:
                 self.registry = CollectorRegistry(auto_describe=True)
                 self._metrics = {}
         if self.pushgateway_url:
-            prometheus_client.push_to_gateway(self.pushgateway_url, job=self.job, registry=registry, timeout=10)
+            prometheus_client.pushadd_to_gateway(
+                self.pushgateway_url, job=self.job, registry=registry, grouping_key=self.grouping_key, timeout=10
+            )
         return self.textfile
+
+
+_LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.:/@+-]")
+
+
+def push_grouping_key(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The Pushgateway group of this job: repository and workflow job from the
+    runner (``local`` off a runner), plus TW_METRICS_GROUP when set (one value
+    per matrix leg, e.g. ``${{ strategy.job-index }}``, or the legs would
+    share, and overwrite, one group)."""
+    env = os.environ if environ is None else environ
+    key = {
+        "repository": env.get("GITHUB_REPOSITORY") or "local",
+        "workflow_job": env.get("GITHUB_JOB") or "local",
+    }
+    if env.get("TW_METRICS_GROUP"):
+        key["group"] = env["TW_METRICS_GROUP"]
+    # prometheus_client base64-encodes values with a "/", so any text is safe in
+    # the URL; keep them short and printable all the same.
+    return {name: _LABEL_VALUE.sub("_", value)[:200] for name, value in key.items()}
 
 
 _current: MetricsSink | None = None
