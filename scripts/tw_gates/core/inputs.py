@@ -73,6 +73,8 @@ def open_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = False,
     ``follow_symlinks``, no symbolic link as the last component (O_NOFOLLOW).
     OSError for a missing or unreadable file, as open() raises it."""
     flags = _NOFOLLOW_FLAGS | (0 if follow_symlinks else os.O_NOFOLLOW)
+    if "\x00" in os.fspath(path):
+        raise UsageError(f"{os.fspath(path)!r} holds a NUL byte: no file has such a name")
     try:
         fd = os.open(path, flags, dir_fd=dir_fd)
     except OSError as exc:
@@ -99,6 +101,8 @@ def read_nofollow(path: str | os.PathLike[str], what: str, *, max_bytes: int, di
         fd = open_regular(path, follow_symlinks=False, dir_fd=dir_fd)
     except (SymlinkRefused, NotARegularFile) as exc:
         raise type(exc)(f"{what} {exc}") from None
+    except UsageError as exc:
+        raise UsageError(f"{what}: {exc}") from None
     except FileNotFoundError:
         raise InputNotFound(f"{what} not found: {path}") from None
     except OSError as exc:
@@ -188,6 +192,8 @@ def open_input(path: str | os.PathLike[str], what: str, *, follow_symlinks: bool
         raise NotARegularFile(f"{what} {exc}") from None
     except SymlinkRefused as exc:
         raise SymlinkRefused(f"{what} {exc}") from None
+    except UsageError as exc:
+        raise UsageError(f"{what}: {exc}") from None
     except OSError as exc:
         raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
