@@ -68,9 +68,36 @@ class Run:
     written: dict[str, bytes]
 
 
+_warm = False
+
+
+def _warm_up() -> None:
+    """Import every module of tw-gates (and detect-secrets) once in the parent:
+    the commands import their gates lazily, and a forked child inherits what the
+    parent has imported, so a case costs a fork instead of the imports."""
+    global _warm
+    if _warm:
+        return
+    import importlib
+    import pkgutil
+
+    import tw_gates
+
+    for info in pkgutil.walk_packages(tw_gates.__path__, "tw_gates."):
+        if info.name.endswith("__main__"):  # runs the CLI when imported
+            continue
+        with contextlib.suppress(Exception):
+            importlib.import_module(info.name)
+    for name in ("detect_secrets.plugins.keyword", "junitparser", "github", "markdown_it"):
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    _warm = True
+
+
 def run_case(case: Case, tmp: Path) -> Run:
     from tw_gates.cli import main
 
+    _warm_up()
     case.setup(tmp)
     before = _snapshot(tmp)
     argv = [a.replace("{tmp}", str(tmp)) for a in case.argv]
