@@ -22,7 +22,8 @@ BILLION_LAUGHS = (
     "\n".join(
         ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
         + [f"{c}: &{c} [" + ",".join([f"*{p}"] * 9) + "]" for p, c in zip("abcdefgh", "bcdefghi", strict=True)]
-        + ["on: push", "jobs:", "  x:", "    runs-on: ubuntu-latest", "    steps:", "      - run: echo"]
+        + ["on: push", "jobs:", "  x:", "    runs-on: ubuntu-latest", "    steps:", "      - run: echo", "        env:"]
+    + ["          BOMB: *i"]
     )
     + "\n"
 )
