@@ -154,11 +154,12 @@ def _merge(spans: list[Span]) -> list[Span]:
 
 def _regex(*patterns: str, flags: int = 0, group: str | None = None) -> Callable[[str], Iterator[Span]]:
     """Spans of every match (of the named group, when given) of the patterns."""
-    compiled = [re.compile(p, flags) for p in patterns]
 
+    # Compiled on first use (re caches them): importing this module, which
+    # every command does, costs no regex compilation.
     def find(window: str) -> Iterator[Span]:
-        for pattern in compiled:
-            for match in pattern.finditer(window):
+        for pattern in patterns:
+            for match in re.finditer(pattern, window, flags):
                 if group and match.group(group) is not None:
                     yield match.span(group)
                 elif not group:
@@ -183,12 +184,12 @@ def _assignments(*names: str) -> Callable[[str], Iterator[Span]]:
     """``NAME = value`` / ``"name": "value"`` / ``name: value`` where NAME holds
     one of ``names`` anywhere (DB_PASSWORD, GITHUB_TOKEN, x-auth-token): \\b
     would not split at "_", so the name is matched as a whole identifier."""
-    pattern = re.compile(
+    pattern = (
         rf"(?i)[A-Za-z0-9_.-]*(?:{'|'.join(names)})[A-Za-z0-9_.-]*[\"'\]]{{0,2}}\s*(?:=>|:=|[=:])\s*[\"'`]?{_VALUE}"
     )
 
     def find(window: str) -> Iterator[Span]:
-        for match in pattern.finditer(window):
+        for match in re.finditer(pattern, window):
             if not _PLACEHOLDER.fullmatch(match.group("v")):
                 yield match.span("v")
 
