@@ -101,7 +101,8 @@ def test_pushes_from_two_jobs_keep_both_jobs_counters(tmp_path, pushgateway, mon
         sink.counter("audit_fp_marked_total", "fp").inc(count)
         sink.flush()
     paths = sorted({path for _, path in pushgateway.requests})
-    assert len(paths) == 2 and all(p.startswith("/metrics/job/tw_gates/repository/") for p in paths)
+    # The repository holds a "/": prometheus_client sends it base64-encoded (repository@base64/...).
+    assert len(paths) == 2 and all(p.startswith("/metrics/job/tw_gates/repository@base64/") for p in paths)
     # The second job's push did not erase the first job's counter.
     assert pushgateway.counter("/workflow_job/ingest", "audit_fp_marked") == 3
     assert pushgateway.counter("/workflow_job/file-issues", "audit_fp_marked") == 5

@@ -42,11 +42,13 @@ def read_bytes_limited(path: str | os.PathLike[str], max_bytes: int, *, follow_s
 # check and the read.
 
 
-class SymlinkRefused(UsageError):
+# Both are OSErrors too: a caller that handles an unreadable file with
+# ``except OSError`` handles these the same way.
+class SymlinkRefused(UsageError, OSError):
     """A symbolic link where tw-gates reads only regular files."""
 
 
-class NotARegularFile(UsageError):
+class NotARegularFile(UsageError, OSError):
     """A FIFO, device, socket or directory where a regular file was expected."""
 
 
