@@ -23,7 +23,7 @@ BILLION_LAUGHS = (
         ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
         + [f"{c}: &{c} [" + ",".join([f"*{p}"] * 9) + "]" for p, c in zip("abcdefgh", "bcdefghi", strict=True)]
         + ["on: push", "jobs:", "  x:", "    runs-on: ubuntu-latest", "    steps:", "      - run: echo", "        env:"]
-    + ["          BOMB: *i"]
+        + ["          BOMB: *i"]
     )
     + "\n"
 )
@@ -100,6 +100,7 @@ def git_repo(tmp: Path) -> None:
 
 
 WF = ".github/workflows"
+REGISTRY = write("consumer_registry.yml", "consumers: []\n")
 RULES = "prometheus/rules/audit_rules.yml"
 
 # ----------------------------------------------------------------------------- the table
@@ -112,34 +113,42 @@ def case(*args, **kwargs) -> None:
 
 
 # -- G1 verify-nets / G4 hmac-policy: every workflow of a repository (YAML from a pull request)
+VERDICT = {"verify-nets": "0/5 safety nets verified", "hmac-policy": "POLICY_REQUIRE_HMAC is enforced nowhere"}
 for command in ("verify-nets", "hmac-policy"):
     argv = (command, "--repo-dir", "{tmp}")
-    case(f"{command}/alias-bomb", argv, 2, "", setup=write(f"{WF}/bomb.yml", BILLION_LAUGHS))
-    case(f"{command}/deep-yaml", argv, 2, "", setup=write(f"{WF}/deep.yml", DEEP_YAML))
-    case(f"{command}/huge-workflow", argv, 2, "", setup=huge(f"{WF}/huge.yml"))
-    case(f"{command}/binary-workflow", argv, 2, "", setup=write(f"{WF}/bin.yml", BINARY))
-    case(f"{command}/utf16-workflow", argv, 2, "", setup=write(f"{WF}/u16.yml", UTF16))
-    case(f"{command}/link-to-environ", argv, 2, "", setup=link(f"{WF}/environ.yml", "/proc/self/environ"))
-    case(f"{command}/link-to-secret", argv, 2, "", setup=link(f"{WF}/secret.yml"))
-    case(f"{command}/fifo-workflow", argv, 2, "", setup=fifo(f"{WF}/fifo.yml"))
+    for name, setup, detail in (
+        ("alias-bomb", write(f"{WF}/bomb.yml", BILLION_LAUGHS), "aliases expand to more than 200000 nodes"),
+        ("deep-yaml", write(f"{WF}/deep.yml", DEEP_YAML), "nested deeper than 200 levels"),
+        ("huge-workflow", huge(f"{WF}/huge.yml"), "larger than the limit of 1048576 bytes"),
+        ("binary-workflow", write(f"{WF}/bin.yml", BINARY), "not UTF-8 text"),
+        ("utf16-workflow", write(f"{WF}/u16.yml", UTF16), "not UTF-8 text"),
+        ("link-to-environ", link(f"{WF}/environ.yml", "/proc/self/environ"), "is a symbolic link: refused"),
+        ("link-to-secret", link(f"{WF}/secret.yml"), "is a symbolic link: refused"),
+        ("fifo-workflow", fifo(f"{WF}/fifo.yml"), "is a FIFO, not a regular file"),
+        (
+            "workflows-folder-is-a-link",
+            lambda t: (t / ".github").mkdir() or (t / WF).symlink_to(secret_file(t).parent),
+            ".github/workflows is a symbolic link: not followed",
+        ),
+        ("empty-workflow", write(f"{WF}/empty.yml", ""), "not a workflow"),
+    ):
+        case(f"{command}/{name}", argv, 2, VERDICT[command], setup=setup, detail=detail)
+    case(f"{command}/missing-repo", (command, "--repo-dir", "{tmp}/nope"), 1, "repository folder not found")
     case(
-        f"{command}/workflows-folder-is-a-link",
-        argv,
-        2,
-        "",
-        setup=lambda t: (t / ".github").mkdir() or (t / WF).symlink_to(secret_file(t).parent),
+        f"{command}/repo-is-a-file",
+        (command, "--repo-dir", "{tmp}/f"),
+        1,
+        "repository folder not found",
+        setup=write("f", "x"),
     )
-    case(f"{command}/empty-workflow", argv, 2, "", setup=write(f"{WF}/empty.yml", ""))
-    case(f"{command}/missing-repo", (command, "--repo-dir", "{tmp}/nope"), 1, "not found")
-    case(f"{command}/repo-is-a-file", (command, "--repo-dir", "{tmp}/f"), 1, "", setup=write("f", "x"))
 
 # -- G5 telemetry-check: the rules file
 tc = ("telemetry-check", "--repo-dir", "{tmp}")
-case("telemetry-check/rules-alias-bomb", tc, 2, "", setup=write(RULES, BILLION_LAUGHS))
-case("telemetry-check/rules-link", tc, 2, "", setup=link(RULES))
-case("telemetry-check/rules-fifo", tc, 2, "", setup=fifo(RULES))
-case("telemetry-check/rules-huge", tc, 2, "", setup=huge(RULES))
-case("telemetry-check/rules-binary", tc, 2, "", setup=write(RULES, BINARY))
+case("telemetry-check/rules-alias-bomb", tc, 2, "failed: rules", setup=write(RULES, BILLION_LAUGHS))
+case("telemetry-check/rules-link", tc, 2, "failed: rules", setup=link(RULES))
+case("telemetry-check/rules-fifo", tc, 2, "failed: rules", setup=fifo(RULES))
+case("telemetry-check/rules-huge", tc, 2, "failed: rules", setup=huge(RULES))
+case("telemetry-check/rules-binary", tc, 2, "failed: rules", setup=write(RULES, BINARY))
 
 # -- G2 behavioral: JUnit XML
 bh = ("behavioral", "--junit", "{tmp}/results")
@@ -148,12 +157,18 @@ case("behavioral/binary-xml", bh, 1, "not UTF-8", setup=write("results/r.xml", B
 case("behavioral/huge-xml", bh, 1, "larger than the limit", setup=huge("results/r.xml"))
 case("behavioral/link-in-folder", bh, 1, "no *.xml file", setup=link("results/r.xml"))
 case("behavioral/fifo-in-folder", bh, 1, "no *.xml file", setup=fifo("results/r.xml"))
-case("behavioral/fifo-named", ("behavioral", "--junit", "{tmp}/r.xml"), 1, "", setup=fifo("r.xml"))
+case(
+    "behavioral/fifo-named",
+    ("behavioral", "--junit", "{tmp}/r.xml"),
+    1,
+    "is a FIFO, not a regular file",
+    setup=fifo("r.xml"),
+)
 case(
     "behavioral/xml-entity-bomb",
     bh,
     1,
-    "",
+    "limit on input amplification factor",
     setup=write(
         "results/r.xml",
         '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
@@ -174,7 +189,13 @@ case("audit/registry-fifo", au, 1, "FIFO", setup=fifo("registry.yml"))
 case("audit/registry-dev-zero", ("audit", "--registry", "/dev/zero"), 1, "character device")
 case("audit/registry-directory", au, 1, "directory", setup=folder("registry.yml"))
 case("audit/registry-nul-in-path", ("audit", "--registry", "{tmp}/reg\x00.yml"), 1, "registry")
-case("audit/registry-control-chars", au, 1, "", setup=write("registry.yml", 'consumers:\n  - repo: "\x1b[31m"\n'))
+case(
+    "audit/registry-control-chars",
+    au,
+    1,
+    "unacceptable character #x001b",
+    setup=write("registry.yml", 'consumers:\n  - repo: "\x1b[31m"\n'),
+)
 case(
     "audit/artifacts-folder-with-links",
     ("audit", "--artifacts", "{tmp}/shards", "--report", "{tmp}/report.json"),
@@ -191,15 +212,15 @@ case(
     "audit/artifacts-deep-json",
     ("audit", "--artifacts", "{tmp}/a.jsonl", "--report", "{tmp}/report.json"),
     1,
-    "",
-    setup=write("a.jsonl", DEEP_JSON + "\n"),
+    "a.jsonl:1: not a consumer artifact",
+    setup=both(REGISTRY, write("a.jsonl", DEEP_JSON + "\n")),
 )
 case(
     "audit/exceptions-alias-bomb",
     ("audit", "--exceptions", "{tmp}/ex.yml", "--report", "{tmp}/report.json"),
     1,
-    "",
-    setup=write("ex.yml", BILLION_LAUGHS),
+    "aliases expand",
+    setup=both(REGISTRY, write("ex.yml", BILLION_LAUGHS)),
 )
 
 # -- S1 ingest (the ingest room applies no-follow reading and safe quarantine)
@@ -255,7 +276,7 @@ cn = ("canary", "--baseline", "{tmp}/b.json", "--metrics", "{tmp}/m.json", "--dr
 CANARY_BASELINE = write("b.json", '{"latency_p50_ms": 10, "latency_p95_ms": 20}')
 case("canary/baseline-deep", cn, 1, "baseline", setup=both(write("b.json", DEEP_JSON), write("m.json", "{}")))
 case("canary/metrics-fifo", cn, 1, "FIFO", setup=both(CANARY_BASELINE, fifo("m.json")))
-case("canary/metrics-link", cn, 1, "", setup=both(CANARY_BASELINE, link("m.json")))
+case("canary/metrics-link", cn, 1, "not valid JSON", setup=both(CANARY_BASELINE, link("m.json")))
 case(
     "canary/thresholds-bomb",
     (*cn, "--thresholds", "{tmp}/t.yml"),
@@ -274,14 +295,20 @@ case(
     "canary/window-huge-in-range",
     (*cn, "--window", "36500d", "--interval", "1m"),
     1,
-    "",
+    "at most 600 in a window",
     setup=both(CANARY_BASELINE, write("m.json", "{}")),
     timeout=20,
 )
 
 # -- baseline verify, phase, evidence, render, self-audit, collect
-case("baseline/verify-deep", ("baseline", "verify", "{tmp}/b.json"), 6, "", setup=write("b.json", DEEP_JSON))
-case("baseline/verify-fifo", ("baseline", "verify", "{tmp}/b.json"), 6, "", setup=fifo("b.json"))
+case(
+    "baseline/verify-deep",
+    ("baseline", "verify", "{tmp}/b.json"),
+    6,
+    "nested too deeply",
+    setup=write("b.json", DEEP_JSON),
+)
+case("baseline/verify-fifo", ("baseline", "verify", "{tmp}/b.json"), 6, "is a FIFO", setup=fifo("b.json"))
 case(
     "baseline/timeout-overflow",
     ("baseline", "capture", "--out", "{tmp}/c.json", "--timeout", "1e308"),
@@ -292,16 +319,22 @@ case(
     "phase/verify-artifact-deep",
     ("phase", "verify", "1", "--artifact", "{tmp}/a.json"),
     2,
-    "",
+    "artifact",
     setup=write("a.json", DEEP_JSON),
     room="trust",
 )
-case("phase/verify-artifact-link", ("phase", "verify", "1", "--artifact", "{tmp}/a.json"), 2, "", setup=link("a.json"))
+case(
+    "phase/verify-artifact-link",
+    ("phase", "verify", "1", "--artifact", "{tmp}/a.json"),
+    2,
+    "Cannot start Phase 1",
+    setup=link("a.json"),
+)
 case(
     "evidence/add-fifo",
     ("evidence", "add", "--id", "E1", "--phase", "0", "--file", "f", "--lines", "1-1", "--description", "d"),
     1,
-    "",
+    "is a FIFO",
     setup=fifo("f"),
     timeout=10,
 )
@@ -309,7 +342,7 @@ case(
     "evidence/add-link",
     ("evidence", "add", "--id", "E1", "--phase", "0", "--file", "f", "--lines", "1-2", "--description", "d"),
     1,
-    "",
+    "outside the repository root",
     setup=link("f"),
 )
 case(
@@ -377,7 +410,7 @@ case(
     "env/pushgateway-with-credentials",
     ("hmac-policy", "--repo-dir", "{tmp}"),
     2,
-    "",
+    "POLICY_REQUIRE_HMAC is enforced nowhere",
     env={"TW_PUSHGATEWAY_URL": "http://user:Pushgateway-Passw0rd@127.0.0.1:9/"},
     setup=git_repo,
 )

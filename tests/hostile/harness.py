@@ -57,6 +57,7 @@ class Case:
     env: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 20.0
     room: str = ""  # set: this case fails today in that helper's room (strict xfail)
+    detail: str = ""  # must appear on stderr too (the warning that names the refused file)
 
 
 @dataclass
@@ -196,6 +197,8 @@ def judge(case: Case, run: Run) -> list[str]:
             problems.append(f"the error line lacks {case.reason!r}: {errors[0]!r}")
     elif errors:
         problems.append(f"unexpected error line {errors[0]!r}")
+    if case.detail and case.detail not in run.stderr:
+        problems.append(f"stderr lacks {case.detail!r}")
     return problems + leaks(run)
 
 

@@ -108,6 +108,12 @@ def expand_junit_paths(spec: str | list[str] | None) -> list[Path]:
                 raise UsageError(f"no JUnit XML matches {word}")
         elif path.is_file():
             matches = [path]
+        elif path.exists():  # a FIFO, a device: refused by name, never opened
+            raise UsageError(
+                f"JUnit XML {word} is a FIFO, not a regular file"
+                if path.is_fifo()
+                else f"JUnit XML {word} is not a regular file"
+            )
         else:
             raise UsageError(f"JUnit XML not found: {word}")
         found += [m for m in matches if m not in found]
