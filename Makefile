@@ -8,11 +8,18 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml requirements/runtime.txt
+PIP    := $(VENV)/bin/python -m pip --quiet --disable-pip-version-check --no-input
+
+# Everything downloaded is pinned by hash, as the actions install (--require-hashes):
+# requirements/dev.txt is runtime.txt's dependencies plus the test runner and the tools
+# the tests drive (its header says how to regenerate it). tw-gates itself is then
+# installed editable from this checkout without fetching anything (--no-deps, and the
+# build backend from the lock: --no-build-isolation).
+$(STAMP): pyproject.toml requirements/dev.txt
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/runtime.txt
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --require-hashes -r requirements/dev.txt
+	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -14,9 +14,17 @@ import time
 
 from tw_gates import __version__
 from tw_gates.commands import discover, find
+from tw_gates.commands.platform import refuse_off_linux
 from tw_gates.core import metrics, runner
 from tw_gates.core.errors import ExitCode, TwGatesError
-from tw_gates.core.redact import REDACTOR, secret_env_values
+from tw_gates.core.redact import MIN_SECRET_LENGTH, REDACTOR, secret_env_values
+
+# R2 holds for every command that judges or writes something security-relevant:
+# every command is a gate unless named here. These run anywhere: ``schema``
+# prints a contract, ``render`` fills a template, ``demo`` tells a story whose
+# first step is R2 itself (shown failing off Linux); ``platform`` reports R2 on
+# its own (step outputs, verdict). --help and --version never reach a command.
+NOT_GATES = frozenset({"schema", "render", "demo", "platform"})
 
 TYPE_CHECKING = False  # typing stays out of the start-up path
 if TYPE_CHECKING:
@@ -91,7 +99,8 @@ def _first_word(argv: list[str]) -> str:
 
 
 def _register_environment_secrets() -> None:
-    for value in REDACTOR.register(*secret_env_values()):
+    # Guessed from variable names: only values long enough to be no common word.
+    for value in REDACTOR.register(*secret_env_values(), min_length=MIN_SECRET_LENGTH):
         runner.mask(value)
 
 
@@ -115,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(command, args: argparse.Namespace) -> int:
     try:
+        if command.name not in NOT_GATES:
+            refuse_off_linux()
         return int(command.run(args).exit_code)
     except TwGatesError as exc:
         _report(command.name, str(exc), annotate=exc.annotate)

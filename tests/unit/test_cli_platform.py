@@ -84,8 +84,9 @@ def test_chain_selection(cli):
     assert code == 0 and "platform" in out and "PASS" in out
     code, out, err = cli("gates", "--only", "nope")
     assert code == 1 and "unknown gate(s): nope" in err
-    code, out, _ = cli("gates", env={"TW_PLATFORM": "darwin"})
-    assert code == 2 and "FAIL (exit 2)" in out
+    # Off Linux the chain is refused before any gate runs (R2 in the CLI).
+    code, out, err = cli("gates", env={"TW_PLATFORM": "darwin"})
+    assert code == 2 and "runs on Linux only, this is 'darwin'" in err and "PASS" not in out
 
 
 def test_outputs_file_missing_is_created_not_an_internal_error(cli, tmp_path):
@@ -110,3 +111,52 @@ def test_a_closed_pipe_is_not_an_internal_error(monkeypatch, capsys):
         closed.close()
     assert code == 1
     assert capsys.readouterr().err == ""
+
+
+# Every command is a gate unless the CLI names it otherwise; each gate gets the
+# smallest argv that passes argparse, so R2 is what stops it.
+GATE_ARGV = {
+    "adversarial": [],
+    "audit": [],
+    "baseline": ["verify", "baseline.json"],
+    "behavioral": [],
+    "canary": [],
+    "collect": ["--out", "collected"],
+    "evidence": ["verify"],
+    "file-issues": [],
+    "gates": ["--only", "g1"],
+    "hmac-policy": [],
+    "ingest": [],
+    "phase": ["status"],
+    "self-audit": ["--out", "artifact.json"],
+    "telemetry-check": [],
+    "verify-nets": [],
+}
+
+
+def test_every_command_is_classified_as_gate_or_not():
+    from tw_gates.cli import NOT_GATES
+    from tw_gates.commands import discover
+
+    names = {c.name for c in discover()}
+    assert names == set(GATE_ARGV) | NOT_GATES, "a new command must be added to GATE_ARGV or NOT_GATES"
+    assert not set(GATE_ARGV) & NOT_GATES
+
+
+@pytest.mark.parametrize("name", sorted(GATE_ARGV))
+@pytest.mark.parametrize(("variable", "value"), [("RUNNER_OS", "Windows"), ("TW_PLATFORM", "darwin")])
+def test_every_gate_refuses_a_non_linux_runner(cli, tmp_path, name, variable, value):
+    code, out, err = cli(name, *GATE_ARGV[name], env={variable: value}, cwd=tmp_path)
+    assert code == 2, (out, err)
+    assert err.strip().splitlines() == [
+        f"tw-gates {name}: error: R2 platform: tw-gates runs on Linux only, this is {value!r}; "
+        "use a Linux runner (runs-on: ubuntu-latest)"
+    ]
+    assert list(tmp_path.iterdir()) == [tmp_path / ".metrics"]  # nothing written but the run's metrics
+
+
+def test_tools_that_are_not_gates_run_anywhere(cli, tmp_path):
+    code, out, _ = cli("schema", env={"RUNNER_OS": "Windows"})
+    assert code == 0 and "consumer-artifact" in out
+    code, _, _ = cli("--version", env={"RUNNER_OS": "Windows"})
+    assert code == 0

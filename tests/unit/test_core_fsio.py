@@ -344,3 +344,69 @@ def test_load_model_allow_empty_reads_an_empty_file_as_all_defaults(tmp_path):
 def test_load_model_passes_file_errors_through(tmp_path):
     with pytest.raises(InputNotFound, match="^thing file not found: "):
         load_model(tmp_path / "none.yml", _Thing, "thing file", max_bytes=100)
+
+
+# ---------------------------------------------------------------- no-follow reading (issue 14.1)
+
+
+@pytest.fixture
+def hostile_folder(tmp_path):
+    """A folder someone else filled: a regular file, links to secrets, a FIFO, a link to a folder."""
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "ok.json").write_text('{"a": 1}')
+    (folder / "sub" / "deep.json").write_text("{}")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("GITHUB_TOKEN=ghp_" + "s" * 36)
+    (folder / "environ.json").symlink_to("/proc/self/environ")
+    (folder / "secret.json").symlink_to(secret)
+    (folder / "linked-dir").symlink_to(tmp_path)
+    os.mkfifo(folder / "fifo.json")
+    return folder
+
+
+def test_read_nofollow_refuses_links_fifos_devices_and_folders_without_blocking(hostile_folder):
+    from tw_gates.core.fsio import NotARegularFile, SymlinkRefused, read_nofollow
+
+    assert read_nofollow(hostile_folder / "ok.json", "artifact", max_bytes=100) == b'{"a": 1}'
+    for name in ("environ.json", "secret.json"):
+        with pytest.raises(SymlinkRefused, match=rf"artifact .*{name} is a symbolic link: refused"):
+            read_nofollow(hostile_folder / name, "artifact", max_bytes=1 << 20)
+    started = time.monotonic()
+    with pytest.raises(NotARegularFile, match="is a FIFO, not a regular file"):
+        read_nofollow(hostile_folder / "fifo.json", "artifact", max_bytes=100)
+    assert time.monotonic() - started < 1
+    with pytest.raises(NotARegularFile, match="is a character device"):
+        read_nofollow("/dev/zero", "artifact", max_bytes=100)
+    with pytest.raises(NotARegularFile, match="is a directory"):
+        read_nofollow(hostile_folder / "sub", "artifact", max_bytes=100)
+    with pytest.raises(UsageError, match="larger than the limit of 3 bytes"):
+        read_nofollow(hostile_folder / "ok.json", "artifact", max_bytes=3)
+    with pytest.raises(UsageError, match="artifact not found"):
+        read_nofollow(hostile_folder / "nope.json", "artifact", max_bytes=3)
+
+
+def test_regular_files_under_walks_without_following_links(hostile_folder):
+    from tw_gates.core.fsio import regular_files_under
+
+    found, skipped = regular_files_under(hostile_folder, (".json",))
+    assert found == [hostile_folder / "ok.json", hostile_folder / "sub" / "deep.json"]
+    assert {s.split(": ", 1)[1] for s in skipped} == {
+        "a symbolic link, not read",
+        "a FIFO, not read",
+        "a symbolic link to a folder, not followed",
+    }
+    assert len(skipped) == 4
+
+
+def test_user_named_inputs_never_block_on_a_fifo(tmp_path):
+    fifo = tmp_path / "registry.yml"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(UsageError, match="registry .* is a FIFO, not a regular file"):
+        read_input(fifo, "registry", max_bytes=100)
+    assert time.monotonic() - started < 1
+    link = tmp_path / "link.yml"
+    link.symlink_to("/proc/self/environ")
+    with pytest.raises(UsageError, match="is a symbolic link: refused"):
+        read_input(link, "registry", max_bytes=1 << 20, follow_symlinks=False)

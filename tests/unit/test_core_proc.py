@@ -56,3 +56,9 @@ def test_check_and_missing_command():
         run([PY, "-c", "raise SystemExit(1)"], timeout=10, check=True)
     with pytest.raises(UsageError, match="command not found"):
         run(["definitely-not-a-command-xyz"], timeout=5)
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), float("nan"), 1e308, 0, -1, 8 * 24 * 3600])
+def test_a_timeout_out_of_range_is_a_usage_error_not_an_overflow(timeout):
+    with pytest.raises(UsageError, match="out of range"):
+        run(["true"], timeout=timeout)

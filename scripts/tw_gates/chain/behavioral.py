@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from tw_gates.core import metrics
 from tw_gates.core.errors import ExitCode, UsageError
-from tw_gates.core.fsio import read_text_input
+from tw_gates.core.fsio import read_text_input, regular_files_under
 from tw_gates.core.settings import EnvSettings, env
 
 # 0: every test in the reports (at least one). A repository that knows its count
@@ -107,7 +107,7 @@ def expand_junit_paths(spec: str | list[str] | None) -> list[Path]:
     for word in words:
         path = Path(word)
         if path.is_dir():
-            matches = sorted(p for p in path.rglob("*.xml") if p.is_file())
+            matches, _skipped = regular_files_under(path, (".xml",))  # no link followed
             if not matches:
                 raise UsageError(f"no *.xml file in folder {word}")
         elif glob.has_magic(word):
@@ -116,6 +116,12 @@ def expand_junit_paths(spec: str | list[str] | None) -> list[Path]:
                 raise UsageError(f"no JUnit XML matches {word}")
         elif path.is_file():
             matches = [path]
+        elif path.exists():  # a FIFO, a device: refused by name, never opened
+            raise UsageError(
+                f"JUnit XML {word} is a FIFO, not a regular file"
+                if path.is_fifo()
+                else f"JUnit XML {word} is not a regular file"
+            )
         else:
             raise UsageError(f"JUnit XML not found: {word}")
         found += [m for m in matches if m not in found]
@@ -145,7 +151,7 @@ def read_junit(paths: list[Path], expected: int = EVERY_REPORTED) -> BehavioralR
     cases: dict[tuple[str, str], CaseResult] = {}
     duplicates = 0
     for path in paths:
-        text = read_text_input(path, "JUnit XML", max_bytes=MAX_JUNIT_BYTES)
+        text = read_text_input(path, "JUnit XML", max_bytes=MAX_JUNIT_BYTES, follow_symlinks=False)
         try:
             xml = JUnitXml.fromstring(text)
         except Exception as exc:  # junitparser/etree raise ParseError and friends

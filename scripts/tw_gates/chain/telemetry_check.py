@@ -256,7 +256,10 @@ def telemetry_check(settings: TelemetryCheckSettings) -> TelemetryCheckResult:
         )
     else:
         findings.append(Finding(check="rules", status="fail", file=rules, detail="; ".join(analysis.problems)))
-    if analysis.present:
+    if analysis.valid:
+        # Only a file our own reading accepted goes to promtool: a link, a FIFO, a
+        # file over the size limit or an alias bomb is refused above, never handed on
+        # (promtool follows links, reads any size, and quotes what it could not parse).
         findings.append(_promtool(root, rules, settings.promtool))
     if analysis.valid:
         if analysis.missing:

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from tw_gates.chain.audit_checks import Check
 from tw_gates.chain.audit_settings import DEFAULT_EXCEPTIONS, MAX_ARTIFACT_LINE_BYTES, AuditSettings, Progress
 from tw_gates.core.errors import ExitCode, UsageError
-from tw_gates.core.fsio import InputNotFound, open_input
+from tw_gates.core.fsio import InputNotFound, open_input, regular_files_under
 from tw_gates.core.settings import describe_validation_error
 from tw_gates.schemas.audit import Severity, UnregisteredHit
 from tw_gates.schemas.consumer import ConsumerArtifact
@@ -77,7 +77,8 @@ def accepted_files(path: Path) -> list[Path]:
     """The accepted-artifacts file, or every *.jsonl below a folder (the shards
     of a sharded ingest, merged here)."""
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*.jsonl") if p.is_file())
+        # Shards found in a folder: regular files only, no link followed.
+        files, _skipped = regular_files_under(path, (".jsonl",))
         if not files:
             raise UsageError(f"no *.jsonl file in {path} (accepted artifacts from `tw-gates ingest --out`)")
         return files
@@ -88,7 +89,7 @@ def iter_accepted_artifacts(path: Path) -> Iterator[tuple[int, object]]:
     """(line number, ConsumerArtifact) for each line of one accepted JSONL file."""
 
     try:
-        handle = open_input(path, "accepted artifacts")
+        handle = open_input(path, "accepted artifacts", follow_symlinks=False)
     except InputNotFound as exc:
         raise UsageError(f"{exc} (written by `tw-gates ingest --out`)") from None
     with handle:

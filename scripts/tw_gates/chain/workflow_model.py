@@ -223,7 +223,9 @@ class Workflow:
 
 
 def load_workflow(path: Path, rel: str) -> Workflow:
-    data = load_yaml(path)
+    # A workflow is a regular file of the repository: a link (to /proc/self/environ,
+    # to a file outside the checkout) is refused, not followed.
+    data = load_yaml(path, follow_symlinks=False)
     if not isinstance(data, LineDict):
         raise YamlError(f"{rel}: not a workflow (top level is not a mapping)")
     workflow = Workflow(path, rel, data)
@@ -271,7 +273,9 @@ class RepoConfig:
         self.errors: list[str] = []
         self._actions: dict[Path, CompositeAction | None] = {}
         wf_dir = self.root / WORKFLOWS_DIR
-        if wf_dir.is_dir():
+        if wf_dir.is_symlink():
+            self.errors.append(f"{WORKFLOWS_DIR} is a symbolic link: not followed, no workflow read")
+        elif wf_dir.is_dir():
             for path in sorted(list(wf_dir.glob("*.yml")) + list(wf_dir.glob("*.yaml"))):
                 rel = path.relative_to(self.root).as_posix()
                 try:

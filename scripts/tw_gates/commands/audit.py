@@ -78,7 +78,7 @@ def _publish(outcome, *, exceptions_file: str | None) -> None:
     """Step outputs, job summary, and (on a runner) annotations."""
     from tw_gates.chain.audit_settings import MAX_ANNOTATIONS, SUMMARY_HITS
     from tw_gates.core import runner
-    from tw_gates.core.markdown import markdown_table
+    from tw_gates.core.markdown import inline_code, markdown_table
 
     report = outcome.report
     runner.set_output("exit-code", str(report.exit_code))
@@ -99,7 +99,9 @@ def _publish(outcome, *, exceptions_file: str | None) -> None:
             )
         )
         if len(report.unregistered_hits) > len(shown):
-            summary.append(f"\n…and {len(report.unregistered_hits) - len(shown)} more in `{outcome.report_path}`.\n")
+            summary.append(
+                f"\n…and {len(report.unregistered_hits) - len(shown)} more in {inline_code(outcome.report_path)}.\n"
+            )
     runner.append_summary("\n".join(summary))
     if not runner.on_runner():
         return

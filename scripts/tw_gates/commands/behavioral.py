@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.chain.behavioral import BehavioralSettings, behavioral
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
-    from tw_gates.core.markdown import markdown_table
+    from tw_gates.core.markdown import escape_markdown, markdown_table
     from tw_gates.core.settings import load_settings
 
     settings = load_settings(
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> Outcome:
         runner.warn(f"{result.duplicates} test(s) reported more than once were counted once (worst outcome)")
     runner.set_output("passed", result.score)
     runner.append_summary(
-        f"### tw-gates behavioral (G2): {result.summary}\n\n"
+        f"### tw-gates behavioral (G2): {escape_markdown(result.summary)}\n\n"
         + markdown_table(
             ["test file / class", "passed", "failed", "error", "skipped"],
             [[s, r["passed"], r["failed"], r["error"], r["skipped"]] for s, r in result.by_suite().items()],

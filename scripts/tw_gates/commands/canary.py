@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace):
     from tw_gates.canary.decision import fmt_value
     from tw_gates.canary.settings import CanarySettings
     from tw_gates.core import runner
-    from tw_gates.core.markdown import markdown_table
+    from tw_gates.core.markdown import escape_markdown, inline_code, markdown_table
     from tw_gates.core.settings import load_settings
 
     settings = load_settings(
@@ -137,7 +137,7 @@ def _run(args: argparse.Namespace):
         runner.set_output("report", str(settings.report))
     rows = [[g.name, g.rule, g.status, g.failed_checks] for g in report.gates]
     runner.append_summary(
-        f"### Canary `{report.name}`: {report.decision}\n\n{report.reason}\n\n"
+        f"### Canary {inline_code(report.name)}: {report.decision}\n\n{escape_markdown(report.reason)}\n\n"
         + markdown_table(["gate", "rule", "status", "failed checks"], rows)
     )
     if report.decision == "ROLLBACK" and runner.on_runner():

@@ -51,7 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.core import runner
     from tw_gates.core.errors import TwGatesError
-    from tw_gates.core.markdown import markdown_table
+    from tw_gates.core.markdown import Markdown, markdown_table
     from tw_gates.core.settings import load_settings
     from tw_gates.issues.file_issues import FileIssuesSettings, file_issues
 
@@ -76,7 +76,10 @@ def run(args: argparse.Namespace) -> Outcome:
     runner.set_output("issues", [a.number for a in result.actions if a.number is not None and a.action != "closed"])
     runner.set_output("fallback-path", result.fallback_path or "")
     runner.set_output("api-calls", str(result.api_calls))
-    rows = [[a.action, a.kind, a.name, f"#{a.number}" if a.number else "", a.findings] for a in result.actions]
+    rows = [
+        [a.action, a.kind, a.name, Markdown(f"#{int(a.number)}") if a.number else "", a.findings]
+        for a in result.actions
+    ]
     if rows:
         runner.append_summary(
             "### tw-gates file-issues\n\n" + markdown_table(["action", "kind", "repository", "issue", "findings"], rows)

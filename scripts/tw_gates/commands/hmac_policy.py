@@ -13,7 +13,7 @@ def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.chain.hmac_policy import HmacPolicySettings, hmac_policy
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
-    from tw_gates.core.markdown import markdown_table
+    from tw_gates.core.markdown import escape_markdown, markdown_table
     from tw_gates.core.settings import load_settings
 
     result = hmac_policy(load_settings(HmacPolicySettings, {"repo_dir": args.repo_dir}))
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> Outcome:
             runner.annotate("error", site.text, file=site.file, line=site.line, title="tw-gates G4: HMAC not enforced")
     runner.set_output("enforced", result.score)
     runner.append_summary(
-        f"### tw-gates hmac-policy (G4): {result.summary}\n\n"
+        f"### tw-gates hmac-policy (G4): {escape_markdown(result.summary)}\n\n"
         + markdown_table(["ingest gate", "POLICY_REQUIRE_HMAC"], [[s.where, s.detail] for s in result.sites])
     )
     if result.exit_code:

@@ -140,6 +140,7 @@ def _verify(args: argparse.Namespace) -> Outcome:
 
     from tw_gates.core import runner
     from tw_gates.phases.unlock import verify_unlock
+    from tw_gates.core.markdown import escape_markdown, inline_code
 
     result = verify_unlock(
         args.phase,
@@ -155,8 +156,8 @@ def _verify(args: argparse.Namespace) -> Outcome:
         runner.set_output("previous-commit", result.previous.git_commit)
         runner.set_output("safety-nets-before", str(result.previous.safety_nets_count_after))
     runner.append_summary(
-        f"### Phase {args.phase} unlock\n\n{result.message}\n"
-        + (f"\nArtifact: {result.origin}\n" if result.origin else "")
+        f"### Phase {args.phase} unlock\n\n{escape_markdown(result.message)}\n"
+        + (f"\nArtifact: {inline_code(result.origin)}\n" if result.origin else "")
     )
     return Outcome(0)
 

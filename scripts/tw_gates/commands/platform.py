@@ -27,6 +27,18 @@ def run(args: argparse.Namespace) -> Outcome:
     return Outcome(int(result.exit_code), verdict)
 
 
+def refuse_off_linux() -> None:
+    """R2 for every gate command: raise GateRejected (exit 2, the platform
+    message) off Linux. The CLI calls it before any gate runs; ``platform``
+    itself reports through ``run`` (outputs, verdict)."""
+    from tw_gates.chain.platform import PlatformSettings, platform
+    from tw_gates.core.errors import GateRejected
+
+    result = platform(PlatformSettings())
+    if not result.linux:
+        raise GateRejected(result.message)
+
+
 COMMAND = Command(
     name="platform", help="R2: refuse to run on a non-Linux runner", configure=configure, run=run, order=5
 )

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.chain.telemetry_check import TelemetryCheckSettings, telemetry_check
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
-    from tw_gates.core.markdown import markdown_table
+    from tw_gates.core.markdown import escape_markdown, markdown_table
     from tw_gates.core.settings import load_settings
 
     settings = load_settings(
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> Outcome:
             runner.annotate("error", finding.text, file=finding.file, line=finding.line, title="tw-gates G5")
     runner.set_output("result", result.summary)
     runner.append_summary(
-        f"### tw-gates telemetry-check (G5): {result.summary}\n\n"
+        f"### tw-gates telemetry-check (G5): {escape_markdown(result.summary)}\n\n"
         + markdown_table(["check", "status", "detail"], [[f.check, f.status, f.detail] for f in result.findings])
     )
     if result.exit_code:

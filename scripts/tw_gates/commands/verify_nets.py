@@ -13,7 +13,7 @@ def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.chain.verify_nets import VerifyNetsSettings, verify_nets
     from tw_gates.core import runner
     from tw_gates.core.errors import GateRejected
-    from tw_gates.core.markdown import markdown_table
+    from tw_gates.core.markdown import escape_markdown, markdown_table
     from tw_gates.core.settings import load_settings
 
     result = verify_nets(load_settings(VerifyNetsSettings, {"repo_dir": args.repo_dir}))
@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> Outcome:
     runner.set_output("missing", ",".join(result.missing))
     runner.append_summary(
         "### tw-gates verify-nets (G1): "
-        + result.score
+        + escape_markdown(result.score)
         + "\n\n"
         + markdown_table(
             ["net", "status", "evidence / what is missing"],

@@ -1,6 +1,6 @@
-"""Files written so that a crash never leaves half a file, appends that
-several processes can make at once without losing or tearing a line, and
-files a user named read with a size bound and one-line errors."""
+"""Files written so that a crash never leaves half a file, and appends that
+several processes can make at once without losing or tearing a line. (Files
+read with a size bound and one-line errors: core.inputs, re-exported here.)"""
 
 from __future__ import annotations
 
@@ -12,15 +12,31 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 import portalocker
 
-from tw_gates.core.errors import TwGatesError, UsageError
+from tw_gates.core.errors import TwGatesError
+
+# The readers live in core.inputs; callers that import them from here keep working.
+from tw_gates.core.inputs import FileTooLarge as FileTooLarge
+from tw_gates.core.inputs import InputNotFound as InputNotFound
+from tw_gates.core.inputs import InputTooLarge as InputTooLarge
+from tw_gates.core.inputs import NotARegularFile as NotARegularFile
+from tw_gates.core.inputs import SymlinkRefused as SymlinkRefused
+from tw_gates.core.inputs import load_document as load_document
+from tw_gates.core.inputs import load_model as load_model
+from tw_gates.core.inputs import open_input as open_input
+from tw_gates.core.inputs import open_regular as open_regular
+from tw_gates.core.inputs import read_bytes_limited as read_bytes_limited
+from tw_gates.core.inputs import read_input as read_input
+from tw_gates.core.inputs import read_nofollow as read_nofollow
+from tw_gates.core.inputs import read_text_input as read_text_input
+from tw_gates.core.inputs import regular_files_under as regular_files_under
 from tw_gates.core.redact import REDACTOR
 
 if TYPE_CHECKING:
-    from pydantic import BaseModel
+    pass
 
 
 # Read once, at import, while the process is still single-threaded: reading
@@ -59,7 +75,8 @@ def atomic_open(
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as handle:
+        opened: IO[Any] = os.fdopen(fd, "wb") if mode == "wb" else os.fdopen(fd, "w", encoding="utf-8")
+        with opened as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -204,7 +221,7 @@ def locked_read_append(
         try:
             info = os.fstat(handle.fileno())
             same_file = cursor is not None and (cursor.device, cursor.inode) == (info.st_dev, info.st_ino)
-            start = cursor.offset if same_file and cursor.offset <= info.st_size else 0
+            start = cursor.offset if cursor is not None and same_file and cursor.offset <= info.st_size else 0
             handle.seek(start)
             new = handle.read(info.st_size - start)
             lines = list(decide(new, start == 0))
@@ -246,177 +263,3 @@ def _last_byte(handle: Any, size: int) -> bytes:
         return b""
     handle.seek(size - 1)
     return handle.read(1)
-
-
-def read_bytes_limited(path: str | os.PathLike[str], max_bytes: int) -> bytes:
-    """Read a file only if it is at most ``max_bytes``; never read more.
-
-    The size is checked on the open descriptor (no stat-then-open race) and
-    the read itself is bounded, so a file that grows meanwhile cannot
-    blow the memory budget."""
-    with open(path, "rb") as handle:
-        return _read_bounded(handle, max_bytes)
-
-
-def _read_bounded(handle: IO[bytes], max_bytes: int) -> bytes:
-    size = os.fstat(handle.fileno()).st_size
-    if size > max_bytes:
-        raise FileTooLarge(size, max_bytes)
-    data = handle.read(max_bytes + 1)
-    if len(data) > max_bytes:
-        raise FileTooLarge(len(data), max_bytes)
-    return data
-
-
-class FileTooLarge(TwGatesError):
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"file is {size} bytes, larger than the limit of {limit} bytes")
-        self.size = size
-        self.limit = limit
-
-
-# ---------------------------------------------------------------- files a user named
-#
-# Every gate reads the files named on its command line through these, so a
-# missing, unreadable, oversized or malformed file is always one line naming
-# what it is and where (``audit report not found: PATH``), exit 1.
-
-
-class InputNotFound(UsageError):
-    """The named file does not exist (callers may treat absence as a case of its own)."""
-
-
-class InputTooLarge(UsageError):
-    """The named file is larger than the caller's limit."""
-
-    def __init__(self, message: str, *, size: int, limit: int) -> None:
-        super().__init__(message)
-        self.size = size
-        self.limit = limit
-
-
-def open_input(path: str | os.PathLike[str], what: str) -> IO[bytes]:
-    """Open a user-named file for reading in binary, for callers that stream
-    it; the errors are read_input's."""
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise InputNotFound(f"{what} not found: {path}") from None
-    except IsADirectoryError:
-        raise UsageError(f"{what} is a directory, not a file: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-
-
-def read_input(path: str | os.PathLike[str], what: str, *, max_bytes: int) -> bytes:
-    """The bytes of a user-named file of at most ``max_bytes`` (never reads
-    more). ``what`` names it in the errors: "registry not found: PATH"."""
-    with open_input(path, what) as handle:
-        try:
-            return _read_bounded(handle, max_bytes)
-        except FileTooLarge as exc:
-            raise InputTooLarge(
-                f"{what} {path} is {exc.size} bytes, larger than the limit of {exc.limit} bytes",
-                size=exc.size,
-                limit=exc.limit,
-            ) from None
-        except OSError as exc:  # e.g. EISDIR on read where open allowed it, EIO
-            raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-
-
-def _decode_utf8(data: bytes, path: str | os.PathLike[str], what: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{what} {path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from None
-
-
-def read_text_input(path: str | os.PathLike[str], what: str, *, max_bytes: int) -> str:
-    """read_input decoded as strict UTF-8 (the error names the byte offset)."""
-    return _decode_utf8(read_input(path, what, max_bytes=max_bytes), path, what)
-
-
-def load_document(
-    path: str | os.PathLike[str], what: str, *, max_bytes: int, fmt: Literal["json", "yaml"] | None = None
-) -> Any:
-    """A user-named JSON or YAML document: JSON when the name ends in .json
-    (or ``fmt="json"``), YAML (safe_load) otherwise; a parse error is one
-    line with its line and column."""
-    text = read_text_input(path, what, max_bytes=max_bytes)
-    if fmt is None:
-        fmt = "json" if Path(path).suffix.lower() == ".json" else "yaml"
-    try:
-        if fmt == "json":
-            return _parse_json(text, path, what)
-        return _parse_yaml(text, path, what)
-    except RecursionError:
-        raise UsageError(f"{what} {path} is nested too deeply to read") from None
-
-
-def _parse_json(text: str, path: str | os.PathLike[str], what: str) -> Any:
-    try:
-        # A leading byte-order mark is allowed, as json.loads(bytes) and YAML allow it.
-        return json.loads(text.removeprefix("\ufeff"))
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{what} {path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise UsageError(f"{what} {path} is not valid JSON: {' '.join(str(exc).split())}") from None
-
-
-def _parse_yaml(text: str, path: str | os.PathLike[str], what: str) -> Any:
-    import yaml
-
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
-        raise UsageError(f"{what} {path} is not valid YAML: {problem}{where}") from None
-
-
-Model = TypeVar("Model", bound="BaseModel")
-
-
-def load_model(
-    path: str | os.PathLike[str],
-    model_cls: type[Model],
-    what: str,
-    *,
-    max_bytes: int,
-    fmt: Literal["json", "yaml"] | None = None,
-    allow_empty: bool = False,
-) -> Model:
-    """load_document validated as ``model_cls``. Every problem is one
-    UsageError line. An empty file is refused (a truncated file must not
-    pass for one meaning "all defaults") unless ``allow_empty``: then it is
-    an empty mapping."""
-    from pydantic import ValidationError
-
-    from tw_gates.core.settings import describe_validation_error
-
-    data = load_document(path, what, max_bytes=max_bytes, fmt=fmt)
-    if data is None:
-        if not allow_empty:
-            raise UsageError(f"{what} {path} is empty")
-        data = {}
-    if not isinstance(data, dict):
-        raise UsageError(f"{what} {path} must hold a mapping of fields, not {_kind(data)}")
-    try:
-        return model_cls.model_validate(data)
-    except ValidationError as exc:
-        raise UsageError(describe_validation_error(exc, f"{what} {path}")) from None
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return type(value).__name__

@@ -6,7 +6,14 @@ counters add to what earlier runs left there (so they stay cumulative across
 runs, as Prometheus expects of a counter), gauges replace their previous value,
 series this run did not touch are kept. The file is replaced atomically, so
 node_exporter's textfile collector never reads half of it. With
-TW_PUSHGATEWAY_URL set, the same merged families are pushed.
+TW_PUSHGATEWAY_URL set, the same merged families are pushed under a grouping
+key per repository and workflow job (``repository``, ``workflow_job``, and
+``group`` from TW_METRICS_GROUP for the legs of a matrix): each job owns its
+group, so a second job's push never replaces a first job's counters, and a
+rerun of a job replaces only that job's group (a counter reset Prometheus'
+increase() and rate() handle). The push adds to its group (POST) rather than
+replacing it, so families another command of the same job pushed stay. See
+docs/runbook.md, "Telemetry across jobs".
 
 Counters and gauges here behave as prometheus_client's (labels, non-negative
 counter increments, an unlabelled series that exists from creation), and the
@@ -23,9 +30,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tw_gates.core import prom_text
@@ -131,12 +139,17 @@ class MetricsSink:
     """The metrics of one command run."""
 
     def __init__(
-        self, directory: str | Path | None = ".metrics", pushgateway_url: str | None = None, job: str = "tw_gates"
+        self,
+        directory: str | Path | None = ".metrics",
+        pushgateway_url: str | None = None,
+        job: str = "tw_gates",
+        grouping_key: Mapping[str, str] | None = None,
     ) -> None:
         # None: the metrics are recorded (and pushed when a Pushgateway is set) but no file is written.
         self.directory = Path(directory) if directory is not None else None
         self.pushgateway_url = pushgateway_url
         self.job = job
+        self.grouping_key = dict(grouping_key) if grouping_key is not None else push_grouping_key()
         self._metrics: dict[str, _Metric] = {}
         self._lock = threading.Lock()
 
@@ -202,7 +215,7 @@ class MetricsSink:
                 merged = prom_text.merge(previous, self._take())
                 _replace(textfile, prom_text.render(merged).encode("utf-8"))
         if self.pushgateway_url:
-            _push(self.pushgateway_url, self.job, merged)
+            _push(self.pushgateway_url, self.job, merged, self.grouping_key)
         return textfile
 
 
@@ -253,8 +266,9 @@ def _replace(path: Path, data: bytes) -> None:
         raise
 
 
-def _push(url: str, job: str, families: list[prom_text.Family]) -> None:
-    """PUT the families to a Pushgateway (replacing the job's group)."""
+def _push(url: str, job: str, families: list[prom_text.Family], grouping_key: Mapping[str, str]) -> None:
+    """POST the families to a Pushgateway: added to this job's group, never
+    replacing another job's (see push_grouping_key)."""
     # Imported here: 0.15 s that only a configured Pushgateway should cost.
     import prometheus_client  # noqa: PLC0415
     from prometheus_client.core import Metric  # noqa: PLC0415
@@ -272,7 +286,27 @@ def _push(url: str, job: str, families: list[prom_text.Family]) -> None:
 
     registry = prometheus_client.CollectorRegistry(auto_describe=False)
     registry.register(_Families())
-    prometheus_client.push_to_gateway(url, job=job, registry=registry, timeout=10)
+    prometheus_client.pushadd_to_gateway(url, job=job, registry=registry, grouping_key=dict(grouping_key), timeout=10)
+
+
+_LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.:/@+-]")
+
+
+def push_grouping_key(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The Pushgateway group of this job: repository and workflow job from the
+    runner (``local`` off a runner), plus TW_METRICS_GROUP when set (one value
+    per matrix leg, e.g. ``${{ strategy.job-index }}``, or the legs would
+    share, and overwrite, one group)."""
+    env = os.environ if environ is None else environ
+    key = {
+        "repository": env.get("GITHUB_REPOSITORY") or "local",
+        "workflow_job": env.get("GITHUB_JOB") or "local",
+    }
+    if env.get("TW_METRICS_GROUP"):
+        key["group"] = env["TW_METRICS_GROUP"]
+    # prometheus_client base64-encodes values with a "/", so any text is safe in
+    # the URL; keep them short and printable all the same.
+    return {name: _LABEL_VALUE.sub("_", value)[:200] for name, value in key.items()}
 
 
 class MetricsSettings:
@@ -295,6 +329,26 @@ class MetricsSettings:
         on_runner = os.environ.get("GITHUB_ACTIONS") == "true"
         directory = Path(configured) if configured else Path(".metrics") if on_runner else None
         return cls(directory, os.environ.get("TW_PUSHGATEWAY_URL") or None)
+
+
+_LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.:/@+-]")
+
+
+def push_grouping_key(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The Pushgateway group of this job: repository and workflow job from the
+    runner (``local`` off a runner), plus TW_METRICS_GROUP when set (one value
+    per matrix leg, e.g. ``${{ strategy.job-index }}``, or the legs would
+    share, and overwrite, one group)."""
+    env = os.environ if environ is None else environ
+    key = {
+        "repository": env.get("GITHUB_REPOSITORY") or "local",
+        "workflow_job": env.get("GITHUB_JOB") or "local",
+    }
+    if env.get("TW_METRICS_GROUP"):
+        key["group"] = env["TW_METRICS_GROUP"]
+    # prometheus_client base64-encodes values with a "/", so any text is safe in
+    # the URL; keep them short and printable all the same.
+    return {name: _LABEL_VALUE.sub("_", value)[:200] for name, value in key.items()}
 
 
 _current: MetricsSink | None = None

@@ -21,6 +21,9 @@ from typing import IO
 from tw_gates.core.errors import ExternalServiceError, UsageError
 
 DEFAULT_MAX_OUTPUT = 64 * 1024 * 1024
+# The longest wall-clock limit any child may get (a week: longer than any CI
+# job). Beyond it threading's waits overflow the platform's time_t.
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,14 @@ def _feed(stream: IO[bytes], data: bytes) -> None:
             pass
 
 
+def _checked(argv: Sequence[str], timeout: float) -> list[str]:
+    if not argv:
+        raise UsageError("empty command")
+    if not 0 < timeout <= MAX_TIMEOUT_S:  # also refuses NaN
+        raise UsageError(f"timeout {timeout:g}s is out of range (more than 0, at most {MAX_TIMEOUT_S:g}s)")
+    return [str(a) for a in argv]
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -131,9 +142,7 @@ def run(
 
     With ``check=True`` a non-zero exit or a timeout raises
     ExternalServiceError whose message says what ran and how it ended."""
-    argv = [str(a) for a in argv]
-    if not argv:
-        raise UsageError("empty command")
+    argv = _checked(argv, timeout)
     data = input.encode("utf-8") if isinstance(input, str) else input
     started = time.monotonic()
     try:

@@ -1,8 +1,14 @@
 """Human units on the command line: durations ("7d", "48h", "1h30m") and
-sizes ("10MiB", "500KB")."""
+sizes ("10MiB", "500KB").
+
+Every value is checked against a range before it is used: a duration or size
+nobody could mean (``99999999999999d``, a 400-digit number) is a usage error
+naming the limit, never an OverflowError from datetime or float deep inside a
+gate."""
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 
@@ -11,6 +17,12 @@ from tw_gates.core.errors import UsageError
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?i?B?)", re.IGNORECASE)
+# The longest duration and the largest size any flag of tw-gates can mean:
+# a century (datetime.timedelta itself ends at 999,999,999 days) and 1 PiB.
+MAX_DURATION = timedelta(days=36_500)
+MAX_SIZE = 1024**5
+# Digits beyond this are no number a person typed: refuse before float() sees them.
+_MAX_DIGITS = 30
 _SIZE_FACTORS = {
     "": 1,
     "b": 1,
@@ -33,35 +45,61 @@ _SIZE_FACTORS = {
 }
 
 
-def parse_duration(text: str | int | float | timedelta) -> timedelta:
-    """'7d', '48h', '1h30m', '90s', '250ms' or a number of seconds."""
+def _shown(text: object) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+def _duration_in_range(seconds: float, text: object, maximum: timedelta) -> timedelta:
+    if not math.isfinite(seconds) or seconds < 0 or seconds > maximum.total_seconds():
+        longest = f"{maximum.days}d" if maximum == timedelta(days=maximum.days) else format_duration(maximum)
+        raise UsageError(f"duration {_shown(text)} is out of range (0 to {longest})")
+    return timedelta(seconds=seconds)
+
+
+def parse_duration(text: str | int | float | timedelta, *, maximum: timedelta = MAX_DURATION) -> timedelta:
+    """'7d', '48h', '1h30m', '90s', '250ms' or a number of seconds, from 0 up
+    to ``maximum`` (a UsageError naming the range otherwise)."""
     if isinstance(text, timedelta):
-        return text
+        return _duration_in_range(text.total_seconds(), text, maximum)
     if isinstance(text, (int, float)):
-        return timedelta(seconds=text)
+        return _duration_in_range(float(text), text, maximum)
     raw = text.strip().lower()
     if re.fullmatch(r"\d+(\.\d+)?", raw):
-        return timedelta(seconds=float(raw))
+        return _duration_in_range(_number(raw, text, "duration"), text, maximum)
     pos, total = 0, 0.0
     for match in _DURATION_PART.finditer(raw):
         if match.start() != pos and raw[pos : match.start()].strip():
             break
-        total += float(match.group(1)) * _DURATION_SECONDS[match.group(2)]
+        total += _number(match.group(1), text, "duration") * _DURATION_SECONDS[match.group(2)]
         pos = match.end()
     if pos == 0 or raw[pos:].strip():
-        raise UsageError(f"not a duration: {text!r} (use e.g. 7d, 48h, 1h30m, 90s)")
-    return timedelta(seconds=total)
+        raise UsageError(f"not a duration: {_shown(text)} (use e.g. 7d, 48h, 1h30m, 90s)")
+    return _duration_in_range(total, text, maximum)
 
 
-def parse_size(text: str | int) -> int:
-    """'10MiB', '500KB', '1.5GiB' or a number of bytes."""
-    if isinstance(text, int):
-        return text
-    match = _SIZE.fullmatch(text.strip())
-    factor = _SIZE_FACTORS.get(match.group(2).lower()) if match else None
-    if factor is None:
+def _number(digits: str, text: object, what: str) -> float:
+    if len(digits) > _MAX_DIGITS:
+        raise UsageError(f"{what} {_shown(text)} is out of range (more than {_MAX_DIGITS} digits)")
+    return float(digits)
+
+
+def parse_size(text: str | int, *, maximum: int = MAX_SIZE) -> int:
+    """'10MiB', '500KB', '1.5GiB' or a number of bytes, from 0 up to
+    ``maximum`` (a UsageError naming the range otherwise)."""
+    if isinstance(text, bool):
         raise UsageError(f"not a size: {text!r} (use e.g. 10MiB, 500KB, 1048576)")
-    return int(float(match.group(1)) * factor)
+    if isinstance(text, int):
+        value = float(text)
+    else:
+        match = _SIZE.fullmatch(text.strip())
+        factor = _SIZE_FACTORS.get(match.group(2).lower()) if match else None
+        if match is None or factor is None:
+            raise UsageError(f"not a size: {_shown(text)} (use e.g. 10MiB, 500KB, 1048576)")
+        value = _number(match.group(1), text, "size") * factor
+    if not math.isfinite(value) or value < 0 or value > maximum:
+        raise UsageError(f"size {_shown(text)} is out of range (0 to {maximum} bytes)")
+    return int(value)
 
 
 def format_duration(delta: timedelta | float) -> str:

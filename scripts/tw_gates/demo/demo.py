@@ -35,7 +35,7 @@ from typing import Any
 from tw_gates.core import metrics
 from tw_gates.core.errors import ExitCode, TwGatesError, UsageError
 from tw_gates.core.fsio import atomic_write_text
-from tw_gates.core.markdown import markdown_table
+from tw_gates.core.markdown import inline_code, markdown_table
 from tw_gates.core.progress import Progress, silent
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import load_settings
@@ -348,7 +348,7 @@ def _report(done: DemoResult, echo: Callable[[str], None]) -> None:
     markdown = (
         f"### tw-gates demo\n\n{verdict}\n\n"
         + markdown_table(SUMMARY_HEADERS, done.rows())
-        + f"\nOutputs in `{outputs}/`; metrics in `{outputs}/metrics/tw_gates.prom`.\n"
+        + f"\nOutputs in {inline_code(f'{outputs}/')}; metrics in {inline_code(f'{outputs}/metrics/tw_gates.prom')}.\n"
     )
     atomic_write_text(done.out / "summary.md", markdown)
     done.summary_markdown = markdown

@@ -18,7 +18,8 @@ from tw_gates.issues.bodies import (
     repo_title,
 )
 from tw_gates.issues.findings import Finding, display_name, repo_key
-from tw_gates.issues.tracker import TrackedIssue, fingerprint, inline_code
+from tw_gates.core.markdown import inline_code
+from tw_gates.issues.tracker import TrackedIssue, fingerprint
 
 DIGEST_KEY = "unregistered-hits"
 MANAGED_KINDS = ("repo", "digest")

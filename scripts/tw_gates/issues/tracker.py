@@ -37,14 +37,13 @@ from github import GithubException
 from tw_gates.core.errors import TwGatesError
 from tw_gates.core.github_client import DeadlineExceeded, GitHubClient, UnexpectedAnswer, describe_github_error
 from tw_gates.core.redact import REDACTOR
-from tw_gates.issues.escape import MAX_TITLE_CHARS, clean_text, escape_markdown, inline_code, plain_title
+from tw_gates.core.markdown import clean_text, escape_markdown, inline_code, plain_title
 from tw_gates.issues.marker import MARKER_VERSION, Marker, fingerprint
 
 __all__ = [
     "DEFAULT_LABEL",
     "MARKER_VERSION",
     "MAX_BODY_CHARS",
-    "MAX_TITLE_CHARS",
     "IssueTracker",
     "Marker",
     "TrackedIssue",
@@ -52,11 +51,7 @@ __all__ = [
     "UpsertOutcome",
     "WriteAccess",
     "classify",
-    "clean_text",
-    "escape_markdown",
     "fingerprint",
-    "inline_code",
-    "plain_title",
 ]
 
 DEFAULT_LABEL = "tw-gates"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from pathlib import Path
 
-from tw_gates.core.markdown import markdown_table
+from tw_gates.core.markdown import inline_code, markdown_table
 from tw_gates.parser.corpora import Corpus
 from tw_gates.schemas.corpus import AdversarialReport, CaseResult, CategorySummary, Violation
 
@@ -176,7 +176,7 @@ def _violation_rows(report: AdversarialReport, section: str) -> list[list[object
 
 def summary_markdown(report: AdversarialReport) -> str:
     parts = [
-        f"### tw-gates adversarial: {report.target}\n",
+        f"### tw-gates adversarial: {inline_code(report.target)}\n",
         f"{verdict(report)}\n",
         markdown_table(SUMMARY_HEADERS, summary_rows(report)),
     ]

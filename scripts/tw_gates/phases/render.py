@@ -407,9 +407,12 @@ def _check_parses(rendered: str, fmt: Format, source: str) -> None:
         except ValueError as exc:
             raise RenderError(f"{source} does not render to valid JSON: {exc}") from None
     elif fmt == "yaml":
+        import yaml
+
+        from tw_gates.core.yaml_lines import safe_load_all_bounded
+
         try:
-            for _ in yaml.safe_load_all(rendered):
-                pass
+            safe_load_all_bounded(rendered)
         except yaml.YAMLError as exc:
             raise RenderError(f"{source} does not render to valid YAML: {' '.join(str(exc).split())}") from None
 

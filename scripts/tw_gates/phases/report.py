@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tw_gates import DATA_DIR
 from tw_gates.core.errors import UsageError
 from tw_gates.core.fsio import read_text_input
+from tw_gates.core.markdown import escape_markdown, inline_code
 from tw_gates.core.units import format_duration, parse_duration
 from tw_gates.phases import render
 from tw_gates.phases.common import git
@@ -92,7 +93,7 @@ def _changes(previous: PhaseArtifact | None, commit: str, repo_dir: Path) -> tup
     ]
     if rows:
         lines.append("")
-        lines += [f"- `{_md_line(p)}` (+{a} -{r})" for a, r, p in rows[:50]]
+        lines += [f"- {inline_code(p, heuristics=False)} (+{a} -{r})" for a, r, p in rows[:50]]
         if len(rows) > 50:
             lines.append(f"- ... and {len(rows) - 50} more files")
     diff = git(repo_dir, "diff", "-U0", base, commit, "--", "*.py")
@@ -139,15 +140,15 @@ def render_report(
     )
     evidence_list = (
         "\n".join(
-            f"- `{_md_line(b.evidence_id)}`: `{_md_line(b.file)}` lines {b.lines}, sha256 `{b.sha256[:12]}`: "
-            f"{_md_line(b.description)}"
+            f"- {inline_code(b.evidence_id)}: {inline_code(b.file, heuristics=False)} lines {b.lines}, "
+            f"sha256 `{b.sha256[:12]}`: {escape_markdown(b.description)}"
             for b in blocks
         )
         or "No evidence blocks recorded for this phase."
     )
     issues = (
         "\n\n".join(
-            f"### {_md_line(i.title)}\n\n**Description**: {i.description or 'n/a'}\n\n"
+            f"### {escape_markdown(i.title)}\n\n**Description**: {i.description or 'n/a'}\n\n"
             f"**Resolution**: {i.resolution or 'n/a'}"
             for i in values.issues or []
         )
