@@ -26,16 +26,25 @@ from pathlib import Path
 # What the child's environment holds and must never come out.
 SECRETS = {
     "GITHUB_TOKEN": "ghp_" + "HostileSuiteToken0123456789abcdefABCD",
-    "TW_HMAC_KEY": "hostile-signing-key-0123456789",
+    "TW_HMAC_KEY": "hostile-signing-key-0123456789abcdef",
     "TW_HMAC_KEY_ID": "ci",
-    "TW_HMAC_KEYS": '{"ci": "hostile-signing-key-0123456789", "old": "sh0rt!"}',
+    "TW_HMAC_KEYS": '{"ci": "hostile-signing-key-0123456789abcdef", "old": "old-hostile-key-0123456789abcdefgh"}',
     "SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0HOSTILE/B0HOSTILE/hostileWebhookSecret",
+    # The central repository's own key rings (never a consumer key).
+    "TW_PHASE_KEY": "hostile-phase-key-0123456789abcdefgh",
+    "TW_BASELINE_KEY": "hostile-baseline-key-0123456789abcdef",
+    "TW_CANARY_KEY": "hostile-canary-key-0123456789abcdefgh",
+    "TW_EVIDENCE_KEY": "hostile-evidence-key-0123456789abcdef",
 }
 SECRET_VALUES = (
     SECRETS["GITHUB_TOKEN"],
-    "hostile-signing-key-0123456789",
-    "sh0rt!",
+    "hostile-signing-key-0123456789abcdef",
+    "old-hostile-key-0123456789abcdefgh",
     "hostileWebhookSecret",
+    "hostile-phase-key-0123456789abcdefgh",
+    "hostile-baseline-key-0123456789abcdef",
+    "hostile-canary-key-0123456789abcdefgh",
+    "hostile-evidence-key-0123456789abcdef",
 )
 # Planted in files outside the folders a command is pointed at; links point here.
 PLANTED = "PLANTED-" + "s3cr3t" * 4

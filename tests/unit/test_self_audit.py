@@ -4,6 +4,7 @@ the artifact's identity and signature, and the SARIF output."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -218,7 +219,8 @@ def test_custom_catalog_replaces_or_extends_the_default(tmp_path):
             " {id: x, regex: b, severity: low, description: d, globs: ['*']}]\n",
             "listed twice",
         ),
-        ("patterns: [\n", "is not valid YAML: expected the node content, but found '<stream end>' at line 2"),
+        # libyaml and PyYAML word the parse error differently; both name the line.
+        ("patterns: [\n", r"is not valid YAML: .* at line 2"),
     ],
     ids=["bad-regex", "empty-match", "bad-severity", "duplicate-id", "bad-yaml"],
 )
@@ -230,7 +232,7 @@ def test_bad_catalog_is_a_usage_error(cli, tmp_path, content, message):
         "self-audit", "--repo-dir", tmp_path / "repo", "--patterns", catalog, "--out", tmp_path / "a.json", *IDENTITY
     )
     assert code == 1
-    assert message in err and "Traceback" not in err
+    assert re.search(message, err) and "Traceback" not in err
 
 
 def make_tree(root: Path) -> None:

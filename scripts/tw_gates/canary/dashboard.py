@@ -22,8 +22,8 @@ from github import GithubException
 from tw_gates.canary.decision import fmt_interval, fmt_number, fmt_span, fmt_value
 from tw_gates.canary.state import CanaryState, state_document
 from tw_gates.core.errors import TwGatesError
-from tw_gates.core.signing import KeyRing
 from tw_gates.core.markdown import inline_code
+from tw_gates.core.signing import KeyRing
 from tw_gates.issues.tracker import IssueTracker, UpsertOutcome, classify, fingerprint
 from tw_gates.schemas.canary import CanaryReport, CheckRecord
 

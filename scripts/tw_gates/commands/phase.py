@@ -139,8 +139,8 @@ def _verify(args: argparse.Namespace) -> Outcome:
     from pathlib import Path
 
     from tw_gates.core import runner
-    from tw_gates.phases.unlock import verify_unlock
     from tw_gates.core.markdown import escape_markdown, inline_code
+    from tw_gates.phases.unlock import verify_unlock
 
     result = verify_unlock(
         args.phase,

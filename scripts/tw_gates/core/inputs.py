@@ -51,6 +51,10 @@ class SymlinkRefused(UsageError, OSError):
 class NotARegularFile(UsageError, OSError):
     """A FIFO, device, socket or directory where a regular file was expected."""
 
+    def __init__(self, message: str, *, kind: str = "not a regular file") -> None:
+        super().__init__(message)
+        self.kind = kind  # "a FIFO", "a device", ...
+
 
 _NOFOLLOW_FLAGS = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
 
@@ -81,12 +85,12 @@ def open_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = False,
         fd = os.open(path, flags, dir_fd=dir_fd)
     except OSError as exc:
         if exc.errno == errno.ELOOP and not follow_symlinks:
-            raise SymlinkRefused(f"{path} is a symbolic link: refused (links are not followed here)") from None
+            raise SymlinkRefused(f"{path} is a symbolic link: not followed") from None
         raise
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise NotARegularFile(f"{path} is {_kind_of(mode)}, not a regular file: refused")
+            raise NotARegularFile(f"{path} is {_kind_of(mode)}, not a regular file: refused", kind=_kind_of(mode))
         os.set_blocking(fd, True)
     except BaseException:
         os.close(fd)
@@ -94,30 +98,70 @@ def open_regular(path: str | os.PathLike[str], *, follow_symlinks: bool = False,
     return fd
 
 
-def read_nofollow(path: str | os.PathLike[str], what: str, *, max_bytes: int, dir_fd: int | None = None) -> bytes:
+def read_nofollow(
+    path: str | os.PathLike[str],
+    what: str,
+    *,
+    max_bytes: int,
+    dir_fd: int | None = None,
+    shown: str | os.PathLike[str] | None = None,
+) -> bytes:
     """The bytes of a regular file found in a folder, at most ``max_bytes``:
     never through a symbolic link, never blocking on a FIFO, never more than
     the limit. Every refusal is one UsageError line naming ``what`` and the
-    path ("JUnit XML results/x.xml is a symbolic link: refused ...")."""
+    path ("JUnit XML results/x.xml is a symbolic link: not followed ..."); ``shown``
+    is the path to name when ``path`` is relative to ``dir_fd``."""
+    name = os.fspath(shown if shown is not None else path)
     try:
         fd = open_regular(path, follow_symlinks=False, dir_fd=dir_fd)
-    except (SymlinkRefused, NotARegularFile) as exc:
-        raise type(exc)(f"{what} {exc}") from None
+    except SymlinkRefused:
+        raise SymlinkRefused(f"{what} {name} is a symbolic link: not followed") from None
+    except NotARegularFile as exc:
+        raise NotARegularFile(f"{what} {name} is {exc.kind}, not a regular file: refused") from None
     except UsageError as exc:
         raise UsageError(f"{what}: {exc}") from None
     except FileNotFoundError:
-        raise InputNotFound(f"{what} not found: {path}") from None
+        raise InputNotFound(f"{what} not found: {name}") from None
     except OSError as exc:
-        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read {what} {name}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "rb") as handle:
         try:
             return _read_bounded(handle, max_bytes)
         except FileTooLarge as exc:
             raise InputTooLarge(
-                f"{what} {path} is {exc.size} bytes, larger than the limit of {exc.limit} bytes",
+                f"{what} {name} is {exc.size} bytes, larger than the limit of {exc.limit} bytes",
                 size=exc.size,
                 limit=exc.limit,
             ) from None
+
+
+def read_under(root: str | os.PathLike[str], relative: str, what: str, *, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``root/relative``, opened folder by folder
+    with O_NOFOLLOW: a symbolic link anywhere below ``root`` (a folder or the
+    file) is refused, not followed, and so is a FIFO or a device. One
+    UsageError line naming ``what`` and the path for every refusal."""
+    shown = Path(root) / relative
+    parts = Path(relative).parts
+    dir_flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise UsageError(f"{what}: folder {root} cannot be opened: {exc.strerror or exc}") from None
+    try:
+        for index, name in enumerate(parts[:-1]):
+            try:
+                inner = os.open(name, dir_flags, dir_fd=folder)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(Path(root, *parts[: index + 1])):
+                    raise SymlinkRefused(f"{what} {Path(root, *parts[: index + 1])} is a symbolic link: not followed")
+                if exc.errno == errno.ENOENT:
+                    raise InputNotFound(f"{what} not found: {shown}") from None
+                raise UsageError(f"cannot read {what} {shown}: {exc.strerror or exc}") from None
+            os.close(folder)
+            folder = inner
+        return read_nofollow(parts[-1], what, max_bytes=max_bytes, dir_fd=folder, shown=shown)
+    finally:
+        os.close(folder)
 
 
 def regular_files_under(root: str | os.PathLike[str], suffixes: tuple[str, ...]) -> tuple[list[Path], list[str]]:

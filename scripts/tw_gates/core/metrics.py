@@ -331,26 +331,6 @@ class MetricsSettings:
         return cls(directory, os.environ.get("TW_PUSHGATEWAY_URL") or None)
 
 
-_LABEL_VALUE = re.compile(r"[^A-Za-z0-9_.:/@+-]")
-
-
-def push_grouping_key(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The Pushgateway group of this job: repository and workflow job from the
-    runner (``local`` off a runner), plus TW_METRICS_GROUP when set (one value
-    per matrix leg, e.g. ``${{ strategy.job-index }}``, or the legs would
-    share, and overwrite, one group)."""
-    env = os.environ if environ is None else environ
-    key = {
-        "repository": env.get("GITHUB_REPOSITORY") or "local",
-        "workflow_job": env.get("GITHUB_JOB") or "local",
-    }
-    if env.get("TW_METRICS_GROUP"):
-        key["group"] = env["TW_METRICS_GROUP"]
-    # prometheus_client base64-encodes values with a "/", so any text is safe in
-    # the URL; keep them short and printable all the same.
-    return {name: _LABEL_VALUE.sub("_", value)[:200] for name, value in key.items()}
-
-
 _current: MetricsSink | None = None
 
 

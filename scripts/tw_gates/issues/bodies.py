@@ -8,8 +8,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tw_gates.issues.findings import Finding, redact_path, repo_key
 from tw_gates.core.markdown import inline_code
+from tw_gates.issues.findings import Finding, redact_path, repo_key
 from tw_gates.issues.tracker import MAX_BODY_CHARS
 from tw_gates.schemas.severity import SEVERITIES, SEVERITY_RANK
 

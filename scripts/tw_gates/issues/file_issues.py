@@ -40,6 +40,7 @@ from datetime import datetime, timezone
 
 from tw_gates.core.errors import ExitCode, ExternalServiceError, UsageError
 from tw_gates.core.github_client import GitHubClient, client_from_settings
+from tw_gates.core.markdown import clean_text
 from tw_gates.core.notify import notify
 from tw_gates.core.progress import Progress, silent
 from tw_gates.issues.bodies import plural
@@ -47,7 +48,6 @@ from tw_gates.issues.findings import REPO_NAME, Finding, findings_from, load_aud
 from tw_gates.issues.plan import Plan, plan_issues
 from tw_gates.issues.result import FileIssuesResult, FilingRun, reason_of
 from tw_gates.issues.settings import FileIssuesSettings
-from tw_gates.core.markdown import clean_text
 from tw_gates.issues.tracker import IssueTracker, TrackedIssue, TrackerError, classify
 from tw_gates.issues.writes import DEADLINE_MARGIN_S, converge, execute, report_plan
 from tw_gates.schemas.issue_fallback import FallbackReason

@@ -12,10 +12,10 @@ from pydantic import ValidationError
 
 from tw_gates.core.errors import UsageError
 from tw_gates.core.fsio import read_input
+from tw_gates.core.markdown import clean_text
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import describe_validation_error
 from tw_gates.core.signing import canonical_bytes, sha256_hex
-from tw_gates.core.markdown import clean_text
 from tw_gates.schemas.audit import AuditReport
 from tw_gates.schemas.consumer import REPO_PATTERN
 from tw_gates.schemas.issue_fallback import FallbackFinding

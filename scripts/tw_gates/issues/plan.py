@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from tw_gates.core.markdown import inline_code
 from tw_gates.issues.bodies import (
     BodyMarks,
     RenderedBody,
@@ -18,7 +19,6 @@ from tw_gates.issues.bodies import (
     repo_title,
 )
 from tw_gates.issues.findings import Finding, display_name, repo_key
-from tw_gates.core.markdown import inline_code
 from tw_gates.issues.tracker import TrackedIssue, fingerprint
 
 DIGEST_KEY = "unregistered-hits"

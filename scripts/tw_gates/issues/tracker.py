@@ -36,8 +36,8 @@ from github import GithubException
 
 from tw_gates.core.errors import TwGatesError
 from tw_gates.core.github_client import DeadlineExceeded, GitHubClient, UnexpectedAnswer, describe_github_error
+from tw_gates.core.markdown import plain_title
 from tw_gates.core.redact import REDACTOR
-from tw_gates.core.markdown import clean_text, escape_markdown, inline_code, plain_title
 from tw_gates.issues.marker import MARKER_VERSION, Marker, fingerprint
 
 __all__ = [

@@ -14,16 +14,15 @@ it: ``evidence_verify``).
 
 from __future__ import annotations
 
-import errno
 import os
-import stat
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 
 from pydantic import ValidationError
 
 from tw_gates.core.errors import UsageError
+from tw_gates.core.inputs import read_under
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.settings import describe_validation_error
 from tw_gates.core.signing import sha256_hex
@@ -59,56 +58,9 @@ def _relative_to_root(file: str, root: Path) -> str:
 
 
 def read_source(root: Path, relative: str) -> bytes:
-    """The bytes of ``root/relative``, opened folder by folder with O_NOFOLLOW, only
-    a regular file, at most MAX_SOURCE_BYTES."""
-    shown = root / relative
-    parts = PurePosixPath(relative).parts
-    nofollow = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-    try:
-        folder = os.open(root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise UsageError(f"evidence root {root} cannot be opened: {exc.strerror or exc}") from None
-    try:
-        for name in parts[:-1]:
-            inner = _open_at(folder, name, os.O_RDONLY | os.O_DIRECTORY | nofollow, shown)
-            os.close(folder)
-            folder = inner
-        fd = _open_at(folder, parts[-1], os.O_RDONLY | os.O_NONBLOCK | nofollow, shown)
-    finally:
-        os.close(folder)
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise UsageError(f"evidence file {shown} is not a regular file")
-        if info.st_size > MAX_SOURCE_BYTES:
-            raise UsageError(
-                f"evidence file {shown} is {info.st_size} bytes, larger than the limit of {MAX_SOURCE_BYTES} bytes"
-            )
-        return handle.read(MAX_SOURCE_BYTES + 1)[:MAX_SOURCE_BYTES]
-
-
-def _open_at(folder: int, name: str, flags: int, shown: Path) -> int:
-    try:
-        return os.open(name, flags, dir_fd=folder)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.EMLINK) or (exc.errno == errno.ENOTDIR and _is_link(folder, name)):
-            raise UsageError(f"{_under(shown, name)} is a symbolic link: not followed") from None
-        if exc.errno == errno.ENOENT:
-            raise UsageError(f"evidence file not found: {shown}") from None
-        raise UsageError(f"cannot read evidence file {shown}: {exc.strerror or exc}") from None
-
-
-def _is_link(folder: int, name: str) -> bool:
-    try:
-        return stat.S_ISLNK(os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode)
-    except OSError:
-        return False
-
-
-def _under(shown: Path, name: str) -> str:
-    """The path of ``shown`` up to and including the component ``name``."""
-    parts = shown.parts
-    return Path(*parts[: parts.index(name) + 1]).as_posix() if name in parts else shown.as_posix()
+    """The bytes of ``root/relative``, opened folder by folder without following a
+    symbolic link, only a regular file, at most MAX_SOURCE_BYTES."""
+    return read_under(root, relative, "evidence file", max_bytes=MAX_SOURCE_BYTES)
 
 
 def _file_lines(root: Path, relative: str) -> list[str]:

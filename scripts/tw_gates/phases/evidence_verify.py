@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from tw_gates.core.errors import ExitCode, UsageError
+from tw_gates.core.inputs import read_nofollow
 from tw_gates.core.settings import describe_validation_error
 from tw_gates.core.signing import EVIDENCE_LOG, KeyRing, SignatureError
 from tw_gates.phases.evidence import BlockCheck, SourceCache, check_block
@@ -29,7 +29,6 @@ from tw_gates.phases.evidence_log import (
     GENESIS,
     head_path,
     line_sha256,
-    open_no_follow,
     record_mac_payload,
     unsigned_part,
 )
@@ -54,14 +53,7 @@ class Entry:
 
 def read_no_follow(path: Path, what: str, max_bytes: int) -> bytes:
     """A regular file's bytes, never through a symbolic link, at most ``max_bytes``."""
-    fd = open_no_follow(path, os.O_RDONLY | os.O_NONBLOCK, what)
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise UsageError(f"{what} {path} is not a regular file")
-        if info.st_size > max_bytes:
-            raise UsageError(f"{what} {path} is {info.st_size} bytes, larger than the limit of {max_bytes} bytes")
-        return handle.read(max_bytes + 1)[:max_bytes]
+    return read_nofollow(path, what, max_bytes=max_bytes)
 
 
 def parse_log(data: bytes) -> tuple[list[Entry], list[LineProblem]]:

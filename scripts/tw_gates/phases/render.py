@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from tw_gates.core.errors import GateRejected, UsageError
 from tw_gates.core.fsio import load_document, read_text_input
 
