@@ -9,15 +9,13 @@ import pytest
 from markdown_it import MarkdownIt
 
 from tw_gates.core.github_client import GitHubClient
+from tw_gates.core.markdown import escape_markdown, inline_code, plain_title
 from tw_gates.issues.tracker import (
     MAX_BODY_CHARS,
     IssueTracker,
     Marker,
     TrackerError,
-    escape_markdown,
     fingerprint,
-    inline_code,
-    plain_title,
 )
 
 CENTRAL = "sec/central"
