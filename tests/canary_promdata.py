@@ -118,7 +118,7 @@ def openmetrics(
                 f"tw_parse_errors_total{{{labels}}} {s['errors']:.6g} {t}",
                 f"tw_baseline_mismatches_total{{{labels}}} {s['mismatches']:.6g} {t}",
             ]
-            for upper, count in zip(BUCKETS, s["buckets"]):
+            for upper, count in zip(BUCKETS, s["buckets"], strict=False):
                 histogram_lines.append(f'tw_parse_duration_seconds_bucket{{{labels},le="{upper}"}} {count:.10g} {t}')
             histogram_lines += [
                 f"tw_parse_duration_seconds_count{{{labels}}} {s['buckets'][-1]:.10g} {t}",

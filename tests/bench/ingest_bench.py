@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
             if batch["exit_code"] != 0:
                 print(batch["stdout"][-2000:], batch["stderr"][-2000:], file=sys.stderr)
                 return 1
-            lines = sum(1 for _ in open(work / "accepted.jsonl", "rb"))
+            with open(work / "accepted.jsonl", "rb") as accepted:
+                lines = sum(1 for _ in accepted)
             assert lines == args.artifacts, f"{lines} accepted lines for {args.artifacts} artifacts"
             runs.append(batch)
         runs.sort(key=lambda r: r["seconds"])

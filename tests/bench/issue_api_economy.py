@@ -134,7 +134,7 @@ def ours(emu: GitHubEmulator, folder: Path, repos: int, cap: int) -> list[dict]:
         before = open_tracked(emu)
         mode = {}
 
-        def run() -> int:
+        def run(settings=settings, mode=mode) -> int:
             result = file_issues(settings, echo=lambda line: None)
             assert result.exit_code == 0, result.message
             mode["mode"] = result.mode
@@ -181,7 +181,7 @@ def naive(emu: GitHubEmulator, repos: int) -> list[dict]:
     rows = []
     for scenario, changed in SCENARIOS:
         before = open_tracked(emu)
-        row = measure(emu, lambda: naive_run(gh, repos, changed))
+        row = measure(emu, lambda changed=changed: naive_run(gh, repos, changed))
         row.update(scenario=scenario, open_before=before, issues_after=open_tracked(emu))
         rows.append(row)
     return rows
@@ -253,11 +253,11 @@ def main(argv: list[str] | None = None) -> int:
         for repos in sizes:
             entry: dict = {"repos": repos, "paced_seconds_one_per_repo": round(WritePacer().seconds_for(repos + 1))}
             runs: list[tuple[str, Callable[[GitHubEmulator], list[dict]]]] = [
-                ("ours", lambda e: ours(e, folder, repos, 10)),
-                ("ours_per_repo", lambda e: ours(e, folder, repos, 1000)),
+                ("ours", lambda e, repos=repos: ours(e, folder, repos, 10)),
+                ("ours_per_repo", lambda e, repos=repos: ours(e, folder, repos, 1000)),
             ]
             if args.naive:
-                runs.append(("naive", lambda e: naive(e, repos)))
+                runs.append(("naive", lambda e, repos=repos: naive(e, repos)))
             for name, run in runs:
                 with GitHubEmulator() as emu:
                     prepare(emu)

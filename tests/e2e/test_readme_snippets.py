@@ -121,10 +121,9 @@ def test_every_yaml_block_parses_and_says_where_it_goes():
 
 def test_file_snippets_are_valid_files(tmp_path):
     """Files a page shows are read by the loader that reads them for real."""
-    from tw_gates.phases.complete import load_completion_values
-
     from tw_gates.canary.canary import load_thresholds
     from tw_gates.canary.sources import load_queries
+    from tw_gates.phases.complete import load_completion_values
 
     for snippet in by("central", "file"):
         if Path(snippet.target).name == "consumer_registry.yml":
@@ -133,7 +132,7 @@ def test_file_snippets_are_valid_files(tmp_path):
     for page, page_loaders in loaders.items():
         fragments = [s for s in SNIPPETS if s.page == page and s.kind == "fragment"]
         assert len(fragments) == len(page_loaders), [s.where for s in fragments]
-        for snippet, load in zip(fragments, page_loaders):
+        for snippet, load in zip(fragments, page_loaders, strict=False):
             path = tmp_path / f"{Path(page).stem}-{snippet.line}.yml"
             path.write_text(snippet.text)
             load(path)  # raises UsageError, naming the problem, when the page shows a file that does not load

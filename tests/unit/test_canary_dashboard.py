@@ -181,7 +181,7 @@ def test_rollback_files_one_issue_and_promotion_closes_it(cli, repo_root: Path, 
             cli, repo_root, hour, "metrics_pass.json", "--revision", "r2", "--window", "2h", github=github
         )
         assert code == 0 and out.startswith(expected), out
-    closed = [i for i in github.issues(REPO) if i["number"] == rollbacks[0]["number"]][0]
+    closed = next(i for i in github.issues(REPO) if i["number"] == rollbacks[0]["number"])
     assert closed["state"] == "closed"
     assert "PROMOTE" in github.comments(REPO, closed["number"])[-1]["body"]
 
@@ -314,7 +314,7 @@ def test_the_largest_state_fits_in_an_issue_body():
     interval = 300
     checks = [(T0 + i * interval, 12.3456, 41.2345, 0.0512, 0.0, 3012.0) for i in range(MAX_STATE_CHECKS)]
     state = CanaryState(name="default", revision="r" * 200, interval_s=interval, started_at=T0, checks=checks)
-    obs = {c[0]: Observation(c[0], dict(zip(GOOD, c[1:]))) for c in checks}
+    obs = {c[0]: Observation(c[0], dict(zip(GOOD, c[1:], strict=False))) for c in checks}
     for i in range(0, MAX_STATE_CHECKS, 2):
         obs[T0 + i * interval].values["parse_count"] = 10  # many inconclusive rows for the details table
     report = evaluate(

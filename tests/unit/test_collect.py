@@ -198,7 +198,7 @@ def test_shards_partition_the_registry_by_name():
     assert set().union(*shards) == set(repos) and sum(len(s) for s in shards) == len(repos)
     assert all(20 < len(s) < 80 for s in shards)
     # Adding a consumer never moves another one.
-    assert {r for r in repos + ["org/new"] if in_shard(r, (1, 4))} - {"org/new"} == shards[0]
+    assert {r for r in [*repos, "org/new"] if in_shard(r, (1, 4))} - {"org/new"} == shards[0]
     assert parse_shard("2/4") == (2, 4)
     for bad in ("0/4", "5/4", "x", "1/0"):
         with pytest.raises(UsageError):

@@ -235,7 +235,7 @@ def test_open_input_streams_with_the_same_errors(tmp_path):
     path.write_bytes(b"a\nb\n")
     with open_input(path, "accepted artifacts") as handle:
         assert handle.readline() == b"a\n"
-    with pytest.raises(InputNotFound, match="^accepted artifacts not found: "):
+    with pytest.raises(InputNotFound, match=r"^accepted artifacts not found: "):
         open_input(tmp_path / "none.jsonl", "accepted artifacts")
 
 
@@ -276,7 +276,7 @@ def test_load_document_json_error_has_line_and_column(tmp_path):
 def test_load_document_fmt_json_refuses_yaml_whatever_the_name(tmp_path):
     path = tmp_path / "baseline.sig"
     path.write_text("a: 1\n")
-    with pytest.raises(UsageError, match="is not valid JSON: Expecting value at line 1 column 1$"):
+    with pytest.raises(UsageError, match=r"is not valid JSON: Expecting value at line 1 column 1$"):
         load_document(path, "baseline", max_bytes=100, fmt="json")
     assert load_document(path, "baseline", max_bytes=100, fmt="yaml") == {"a": 1}
 
@@ -342,7 +342,7 @@ def test_load_model_allow_empty_reads_an_empty_file_as_all_defaults(tmp_path):
 
 
 def test_load_model_passes_file_errors_through(tmp_path):
-    with pytest.raises(InputNotFound, match="^thing file not found: "):
+    with pytest.raises(InputNotFound, match=r"^thing file not found: "):
         load_model(tmp_path / "none.yml", _Thing, "thing file", max_bytes=100)
 
 
@@ -403,7 +403,7 @@ def test_user_named_inputs_never_block_on_a_fifo(tmp_path):
     fifo = tmp_path / "registry.yml"
     os.mkfifo(fifo)
     started = time.monotonic()
-    with pytest.raises(UsageError, match="registry .* is a FIFO, not a regular file"):
+    with pytest.raises(UsageError, match=r"registry .* is a FIFO, not a regular file"):
         read_input(fifo, "registry", max_bytes=100)
     assert time.monotonic() - started < 1
     link = tmp_path / "link.yml"

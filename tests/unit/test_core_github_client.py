@@ -85,12 +85,12 @@ def test_waits_past_the_deadline_fail_fast_instead(emu):
     gh = client(emu, deadline=time.time() + 5)
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded, match="passes the deadline"):
-        gh.repo("acme/central").default_branch
+        _ = gh.repo("acme/central").default_branch
     assert time.monotonic() - started < 3
     emu.clear_faults()
     emu.inject("secondary_rate_limit", status=403, retry_after=120, path=r"/repos/acme/central$")
     with pytest.raises(DeadlineExceeded):
-        client(emu, deadline=time.time() + 5).repo("acme/central").default_branch
+        _ = client(emu, deadline=time.time() + 5).repo("acme/central").default_branch
 
 
 def test_rate_limit_endpoint_does_not_spend_quota(emu):
@@ -117,7 +117,7 @@ def test_publish_metrics(emu, tmp_path):
     sink = metrics.MetricsSink(tmp_path)
     metrics.configure(sink)
     gh = client(emu)
-    gh.repo("acme/central").default_branch
+    _ = gh.repo("acme/central").default_branch
     gh.publish_metrics()
     text = sink.flush().read_text()
     assert 'tw_gates_github_api_calls_total{endpoint="GET /repos/{owner}/{repo}"} 1.0' in text

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def emu(github_emulator: GitHubEmulator) -> GitHubEmulator:
+def emu(github_emulator: GitHubEmulator) -> GitHubEmulator:  # noqa: F811 (the fixture, by name)
     e = github_emulator
     e.add_repo(REPO, collaborators={"writer": "write", "reader": "read"})
     e.add_repo("acme/secret", private=True)
@@ -69,7 +69,7 @@ def test_user_and_repo_permissions_by_token_kind(emu):
 
 def test_authentication_errors(emu):
     with pytest.raises(github.BadCredentialsException):
-        pygithub_client(emu, "nope").get_user().login
+        _ = pygithub_client(emu, "nope").get_user().login
     assert http(emu, "GET", "/user", token=None).status_code == 401
     for kind_token in ("gh-actions", "app"):
         resp = http(emu, "GET", "/user", token=kind_token)
@@ -141,7 +141,7 @@ def test_issue_list_filters(emu):
     repo = pygithub_client(emu, "pat").get_repo(REPO)
     assert [i.title for i in repo.get_issues()] == ["new open", "old open"]
     assert [i.title for i in repo.get_issues(state="all", labels=["a", "b"])] == ["closed"]
-    assert [i.title for i in repo.get_issues(state="all", direction="asc")][0] == "old open"
+    assert next(i.title for i in repo.get_issues(state="all", direction="asc")) == "old open"
     since = [
         i.title
         for i in repo.get_issues(
@@ -324,7 +324,7 @@ def test_denial_not_found_latency_and_hang_faults(emu):
     while not emu.issues(REPO) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert emu.issues(REPO)[0]["title"] == "landed anyway"  # the classic "timed out but written" case
-    assert [f for f in emu.faults.faults if f.kind == "timeout_hang"][0].fired == 1
+    assert next(f for f in emu.faults.faults if f.kind == "timeout_hang").fired == 1
 
     emu.inject("timeout_hang", path=r"^/user$", seconds=60)  # default: never answers, request not applied
     with pytest.raises(requests.exceptions.ReadTimeout):

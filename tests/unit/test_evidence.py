@@ -183,7 +183,7 @@ def test_writer_that_cannot_get_the_lock_fails_with_a_message(repo, cli):
     try:
         assert ready.wait(10)
         started = time.monotonic()
-        with pytest.raises(LockTimeout, match="within 0.3s"):
+        with pytest.raises(LockTimeout, match=r"within 0\.3s"):
             EvidenceLog(path, lock_timeout=0.3).add(make_block("EV-1", 1, "src/gate.py", "1-1", "d"))
         assert time.monotonic() - started < 10  # it gave up instead of blocking on the holder
         code, _, err = cli(
@@ -234,7 +234,8 @@ def test_cli_add_by_flags_and_stdin_and_verify(repo, cli, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(seed)))
     code, out, err = cli("evidence", "add", "--evidence-file", "out/ev.jsonl")
     assert code == 0, err
-    assert [json.loads(l)["evidence_id"] for l in (repo / "out" / "ev.jsonl").read_text().splitlines()] == ["EV-2"]
+    lines = (repo / "out" / "ev.jsonl").read_text().splitlines()
+    assert [json.loads(line)["evidence_id"] for line in lines] == ["EV-2"]
     code, out, _ = cli("evidence", "verify")
     assert code == 0 and "1 evidence blocks verified" in out
 

@@ -192,12 +192,18 @@ def test_svelte_markup_and_script():
 
 
 def test_mdx_jsx_blocks_but_not_code():
-    source = "# Title\n\n<div dangerouslySetInnerHTML={{ __html: p.h }} />\n\n```jsx\n<div dangerouslySetInnerHTML={{ __html: h }} />\n```\n"
+    source = (
+        "# Title\n\n<div dangerouslySetInnerHTML={{ __html: p.h }} />\n\n"
+        "```jsx\n<div dangerouslySetInnerHTML={{ __html: h }} />\n```\n"
+    )
     assert hits("post.mdx", source) == {(3, "react-dangerously-set-inner-html")}
 
 
 def test_inline_script_in_html():
-    source = '<p>x</p>\n<script>\n  el.innerHTML = location.hash;\n</script>\n<script type="application/json">{"innerHTML": 1}</script>\n'
+    source = (
+        "<p>x</p>\n<script>\n  el.innerHTML = location.hash;\n</script>\n"
+        '<script type="application/json">{"innerHTML": 1}</script>\n'
+    )
     assert hits("index.html", source) == {(3, "dom-inner-html")}
 
 
@@ -225,7 +231,10 @@ def test_what_does_not_parse_falls_back_to_the_line_scanner_and_says_so():
     found, _, _ = scan_source("b.py", python2, catalog)
     assert [(h.line, h.scanner) for h in found] == [(4, "line")]
     # JavaScript: the ERROR region alone.
-    js = b"function a(x) { el.innerHTML = x; }\n// el.innerHTML = y;\nfunction b(x) { el.innerHTML = x +; }\nel.innerHTML = '';\n"
+    js = (
+        b"function a(x) { el.innerHTML = x; }\n// el.innerHTML = y;\n"
+        b"function b(x) { el.innerHTML = x +; }\nel.innerHTML = '';\n"
+    )
     found, _, _ = scan_source("a.js", js, catalog)
     assert [(h.line, h.scanner) for h in found] == [(1, "syntax"), (3, "line")]
 

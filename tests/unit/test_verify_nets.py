@@ -427,7 +427,8 @@ def test_r2_matrix_runner(tmp_path):
     workflow = INGEST_YML.replace(
         "runs-on: ubuntu-latest\n    concurrency",
         (
-            "strategy:\n      matrix:\n        os: [ubuntu-22.04, windows-2022]\n    runs-on: ${{ matrix.os }}\n    concurrency"
+            "strategy:\n      matrix:\n        os: [ubuntu-22.04, windows-2022]\n"
+            "    runs-on: ${{ matrix.os }}\n    concurrency"
         ),
     )
     r2 = nets_of(with_changes(tmp_path, ingest=workflow))["R2"]

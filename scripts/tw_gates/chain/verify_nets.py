@@ -160,7 +160,8 @@ def _s1(repo: RepoConfig, calls: list[Invocation]) -> NetStatus:
             line=call.step.line,
             detail=(
                 f"{call.where} runs the ingest gate ({call.via}) with POLICY_REQUIRE_HMAC="
-                f"{policy.value if policy else None} ({policy.source if policy else 'not set'}); {INGEST_WORKFLOW} present"
+                f"{policy.value if policy else None} ({policy.source if policy else 'not set'}); "
+                f"{INGEST_WORKFLOW} present"
             ),
         )
     call = ingest_runs[0]

@@ -13,7 +13,12 @@ import stat
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 
+import yaml
+from pydantic import ValidationError
+
 from tw_gates.core.errors import TwGatesError, UsageError
+from tw_gates.core.settings import describe_validation_error
+from tw_gates.core.yaml_safe import safe_load_bounded
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -153,7 +158,9 @@ def read_under(root: str | os.PathLike[str], relative: str, what: str, *, max_by
                 inner = os.open(name, dir_flags, dir_fd=folder)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(Path(root, *parts[: index + 1])):
-                    raise SymlinkRefused(f"{what} {Path(root, *parts[: index + 1])} is a symbolic link: not followed")
+                    raise SymlinkRefused(
+                        f"{what} {Path(root, *parts[: index + 1])} is a symbolic link: not followed"
+                    ) from None
                 if exc.errno == errno.ENOENT:
                     raise InputNotFound(f"{what} not found: {shown}") from None
                 raise UsageError(f"cannot read {what} {shown}: {exc.strerror or exc}") from None
@@ -303,9 +310,6 @@ def _parse_json(text: str, path: str | os.PathLike[str], what: str) -> Any:
 
 
 def _parse_yaml(text: str, path: str | os.PathLike[str], what: str) -> Any:
-    import yaml
-
-    from tw_gates.core.yaml_lines import safe_load_bounded
 
     try:
         return safe_load_bounded(text)
@@ -332,9 +336,6 @@ def load_model(
     UsageError line. An empty file is refused (a truncated file must not
     pass for one meaning "all defaults") unless ``allow_empty``: then it is
     an empty mapping."""
-    from pydantic import ValidationError
-
-    from tw_gates.core.settings import describe_validation_error
 
     data = load_document(path, what, max_bytes=max_bytes, fmt=fmt)
     if data is None:

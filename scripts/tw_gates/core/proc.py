@@ -7,6 +7,7 @@ and the child is reaped with wait4 so its peak RSS is known."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shlex
@@ -113,10 +114,8 @@ def _feed(stream: IO[bytes], data: bytes) -> None:
     except (BrokenPipeError, OSError):
         pass  # the child stopped reading; its exit status tells the story
     finally:
-        try:
+        with contextlib.suppress(OSError):
             stream.close()
-        except OSError:
-            pass
 
 
 def _checked(argv: Sequence[str], timeout: float) -> list[str]:
@@ -146,7 +145,7 @@ def run(
     data = input.encode("utf-8") if isinstance(input, str) else input
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: S603 - argv lists only, never a shell
             argv,
             stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -177,10 +176,8 @@ def run(
     def wait_for_exit() -> None:
         # WNOWAIT leaves the child a zombie, so its process-group id stays
         # ours until we have killed the rest of the group.
-        try:
+        with contextlib.suppress(ChildProcessError):
             os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
-        except ChildProcessError:
-            pass
 
     waiter = threading.Thread(target=wait_for_exit, daemon=True)
     waiter.start()
@@ -219,7 +216,5 @@ def run(
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

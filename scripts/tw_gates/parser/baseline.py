@@ -23,10 +23,10 @@ from pydantic import BaseModel, Field, ValidationError
 
 from tw_gates import __version__
 from tw_gates.core.errors import UsageError
-from tw_gates.core.fsio import atomic_write_json
+from tw_gates.core.fsio import atomic_write_json, load_document
 from tw_gates.core.keyrings import BaselineKeys
 from tw_gates.core.redact import REDACTOR
-from tw_gates.core.settings import EnvSettings, env
+from tw_gates.core.settings import EnvSettings, describe_validation_error, env
 from tw_gates.core.signing import SIGNATURE_FIELD, SignatureError
 from tw_gates.parser.perf_corpus import BUILTIN_CORPUS, PerfCorpus, builtin_corpus, load_corpus
 from tw_gates.parser.perf_errors import BaselineError, Comparability
@@ -121,7 +121,6 @@ def capture_document(model: PerfCapture) -> dict:
 
 def read_capture(path: str | Path, *, what: str = "baseline") -> dict:
     """The raw JSON of a capture file (signature included)."""
-    from tw_gates.core.fsio import load_document
 
     try:
         document = load_document(path, what, max_bytes=MAX_CAPTURE_BYTES, fmt="json")
@@ -133,7 +132,6 @@ def read_capture(path: str | Path, *, what: str = "baseline") -> dict:
 
 
 def parse_capture(document: dict, path: str | Path, *, what: str = "baseline") -> PerfCapture:
-    from tw_gates.core.settings import describe_validation_error
 
     try:
         return PerfCapture.model_validate(document)

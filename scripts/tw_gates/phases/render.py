@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from tw_gates.core.errors import GateRejected, UsageError
 from tw_gates.core.fsio import load_document, read_text_input
+from tw_gates.core.yaml_safe import safe_load_all_bounded
 
 Format = Literal["text", "json", "yaml"]
 # Templates and values files are a few KiB; the bound stops a mistaken path (a log, an image).
@@ -405,10 +408,6 @@ def _check_parses(rendered: str, fmt: Format, source: str) -> None:
         except ValueError as exc:
             raise RenderError(f"{source} does not render to valid JSON: {exc}") from None
     elif fmt == "yaml":
-        import yaml
-
-        from tw_gates.core.yaml_lines import safe_load_all_bounded
-
         try:
             safe_load_all_bounded(rendered)
         except yaml.YAMLError as exc:

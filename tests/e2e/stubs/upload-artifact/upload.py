@@ -98,8 +98,8 @@ def matches(root: Path, regex: re.Pattern[str] | None, file: Path) -> bool:
 
 
 def select_files(lines: list[str], include_hidden: bool) -> tuple[list[Path], list[Path]]:
-    includes = [split_pattern(l) for l in lines if not l.strip().startswith("!")]
-    excludes = [split_pattern(l.strip()[1:]) for l in lines if l.strip().startswith("!")]
+    includes = [split_pattern(line) for line in lines if not line.strip().startswith("!")]
+    excludes = [split_pattern(line.strip()[1:]) for line in lines if line.strip().startswith("!")]
     found: dict[Path, None] = {}
     for root, regex in includes:
         for file in walk(root, include_hidden):
@@ -114,10 +114,7 @@ def select_files(lines: list[str], include_hidden: bool) -> tuple[list[Path], li
 
 
 def common_root(search_roots: list[Path], files: list[Path]) -> Path:
-    if len(search_roots) == 1:
-        root = search_roots[0]
-    else:
-        root = Path(os.path.commonpath([str(r) for r in search_roots]))
+    root = search_roots[0] if len(search_roots) == 1 else Path(os.path.commonpath([str(r) for r in search_roots]))
     return root.parent if root in files else root
 
 
@@ -147,7 +144,7 @@ def main() -> None:
             f"The artifact name is not valid: {name!r}. "
             'It cannot contain: double quote ", colon :, <, >, |, *, ?, \\r, \\n, backslash \\, slash /'
         )
-    lines = [l for l in (os.environ.get("STUB_PATH") or "").splitlines() if l.strip()]
+    lines = [line for line in (os.environ.get("STUB_PATH") or "").splitlines() if line.strip()]
     if not lines:
         fail("Input required and not supplied: path")
     on_missing = (os.environ.get("STUB_IF_NO_FILES_FOUND") or "warn").lower()
