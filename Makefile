@@ -32,7 +32,10 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m tests.bench.run_all --write-docs
 
 lint: $(STAMP)
-	$(VENV)/bin/zizmor --offline .
+	$(VENV)/bin/ruff format --check scripts tests
+	$(VENV)/bin/ruff check scripts tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/zizmor --offline --min-severity informational .
 	$(VENV)/bin/actionlint
 
 clean:
