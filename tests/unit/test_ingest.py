@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from tw_gates.core.signing import KeyRing
-from tw_gates.ingest.ingest import REASONS, nesting_depth, one_line
+from tw_gates.ingest.judge import Policy, judge
+from tw_gates.ingest.reasons import REASONS
+from tw_gates.ingest.strict_json import nesting_depth, one_line
 
 KEY_ID, KEY = "k2026", "central-secret-2026-0123456789"
 KEYS_ENV = {"TW_HMAC_KEYS": json.dumps({KEY_ID: KEY})}
@@ -525,8 +527,6 @@ def test_random_mutations_are_rejected_by_name_or_accepted_only_when_unchanged(t
     """Byte flips, cuts and hostile tokens in a signed artifact: never an
     internal error, never an accepted artifact whose values changed."""
     import random
-
-    from tw_gates.ingest.ingest import Policy, judge
 
     original = signed()
     base = json.dumps(original).encode()

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> Outcome:
     runner.set_output("missing", str(result.count("missing")))
     runner.set_output("errors", str(result.count("error")))
     runner.set_output("out", str(settings.out))
-    rows = [[o.repo, o.status, o.detail] for o in result.outcomes]
+    rows: list[list[object]] = [[o.repo, o.status, o.detail] for o in result.outcomes]
     runner.append_summary(
         f"### tw-gates collect: {collected} of {len(result.outcomes)} consumers\n\n"
         + markdown_table(["consumer", "result", "detail"], rows)

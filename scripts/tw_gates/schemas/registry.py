@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tw_gates.core.fsio import load_model
+from tw_gates.schemas import first_duplicate
 from tw_gates.schemas.consumer import REPO_PATTERN
 from tw_gates.schemas.severity import Severity
 
@@ -39,8 +41,6 @@ class ConsumerRegistry(BaseModel):
     @field_validator("consumers")
     @classmethod
     def _unique(cls, consumers: list[Consumer]) -> list[Consumer]:
-        from tw_gates.schemas import first_duplicate
-
         twice = first_duplicate(c.repo.lower() for c in consumers)
         if twice is not None:
             raise ValueError(f"{next(c.repo for c in consumers if c.repo.lower() == twice)} is listed twice")
@@ -53,6 +53,4 @@ class ConsumerRegistry(BaseModel):
 
 def load_registry(path: str | Path) -> ConsumerRegistry:
     """Parse and validate a registry file; one clear UsageError otherwise."""
-    from tw_gates.core.fsio import load_model
-
     return load_model(path, ConsumerRegistry, "registry", max_bytes=MAX_REGISTRY_BYTES, allow_empty=True)
