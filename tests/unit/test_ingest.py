@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from tw_gates.core.signing import KeyRing
 from tw_gates.ingest.judge import Policy, judge
 from tw_gates.ingest.reasons import REASONS
 from tw_gates.ingest.strict_json import nesting_depth, one_line
+from tw_gates.schemas.consumer import check_relative_path
 
 KEY_ID, KEY = "k2026", "central-secret-2026-0123456789"
 KEYS_ENV = {"TW_HMAC_KEYS": json.dumps({KEY_ID: KEY})}
@@ -123,10 +126,11 @@ def test_fifo_is_rejected_without_being_opened(ingest, tmp_path):
     assert reason["copied"] == "nothing"
 
 
-def test_dangling_symlink_is_unreadable(ingest, tmp_path):
+def test_dangling_symlink_is_not_followed(ingest, tmp_path):
+    # Was `unreadable` ("cannot stat"): a link is now refused before anything follows it.
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "gone.json").symlink_to(tmp_path / "nowhere.json")
-    assert_rejected(ingest(tmp_path / "in" / "gone.json"), "gone.json", "unreadable", "cannot stat")
+    assert_rejected(ingest(tmp_path / "in" / "gone.json"), "gone.json", "not_a_regular_file", "symbolic link")
 
 
 def test_file_larger_than_max_bytes_is_refused_before_reading(ingest, tmp_path):
@@ -136,10 +140,11 @@ def test_file_larger_than_max_bytes_is_refused_before_reading(ingest, tmp_path):
         handle.truncate(64 * 1024**3)
     message = assert_rejected(ingest(huge, extra=("--max-bytes", "1KiB")), "huge.json", "too_large")
     assert str(64 * 1024**3) in message and "1024" in message
+    # Nothing unread is copied (it used to copy the first --max-bytes): bytes never judged are never written.
     quarantined = tmp_path / "quarantine" / "huge.json"
-    assert quarantined.stat().st_size == 1024  # evidence: the head only
+    assert quarantined.stat().st_size == 0
     reason = json.loads((tmp_path / "quarantine" / "huge.json.reason.json").read_text())
-    assert reason["copied"] == "first 1024 bytes"
+    assert reason["copied"] == "nothing" and reason["size"] == 64 * 1024**3 and reason["sha256"] is None
 
 
 # --- the bytes -----------------------------------------------------------------------
@@ -526,8 +531,6 @@ def test_chain_runs_the_ingest_gate_from_the_environment(cli, tmp_path):
 def test_random_mutations_are_rejected_by_name_or_accepted_only_when_unchanged(tmp_path):
     """Byte flips, cuts and hostile tokens in a signed artifact: never an
     internal error, never an accepted artifact whose values changed."""
-    import random
-
     original = signed()
     base = json.dumps(original).encode()
     policy = Policy(ring=RING, require_hmac=True, max_age_s=7 * 86400, max_bytes=1 << 20, quarantine_dir=None)
@@ -601,11 +604,6 @@ def test_overlapping_glob_judges_each_file_once(ingest, tmp_path):
 
 
 def test_path_check_shortcut_agrees_with_the_detailed_rules():
-    import random
-    import re
-
-    from tw_gates.schemas.consumer import check_relative_path
-
     def unsafe(path: str) -> bool:  # the rules, spelled out slowly
         return (
             "\x00" in path

@@ -16,7 +16,7 @@ no download."""
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import hashlib
 import re
 import time
@@ -34,6 +34,8 @@ from tw_gates.core.settings import GitHubSettings, env
 from tw_gates.core.units import parse_size
 from tw_gates.ingest.artifact_zip import ConsumerError, extract_artifact_json
 from tw_gates.ingest.etag_cache import ConditionalGitHub, ETagCache
+from tw_gates.ingest.provenance import sidecar_path
+from tw_gates.schemas.consumer import ProvenanceSidecar, utc_now_iso
 from tw_gates.schemas.registry import Consumer, load_registry
 
 __all__ = ["CollectSettings", "ConsumerError", "ConsumerOutcome", "collect", "extract_artifact_json"]
@@ -94,6 +96,8 @@ class ConsumerOutcome(BaseModel):
     artifact_id: int | None = None
     run_id: int | None = None
     file: str | None = None
+    # Where the artifact came from (the REST API's answers), as written beside the file.
+    provenance: dict | None = None
 
 
 class CollectResult(BaseModel):
@@ -114,25 +118,18 @@ class CollectResult(BaseModel):
         )
 
 
-# --- picking the artifact -----------------------------------------------------------------
-
-
 def output_name(repo: str) -> str:
     """``owner__name.json``: repository names are [A-Za-z0-9._-], safe as a file name."""
     owner, _, name = repo.partition("/")
     return f"{owner}__{name}.json"
 
 
-def collect_consumer(
-    api: ConditionalGitHub, consumer: Consumer, settings: CollectSettings, cache: ETagCache
-) -> ConsumerOutcome:
+def _choose(api: ConditionalGitHub, consumer: Consumer, branch: str) -> tuple[dict, dict] | str:
+    """(artifact, run) of the newest usable artifact, or why there is none."""
     repo = consumer.repo
-    branch = consumer.default_branch or (api.get(f"/repos/{repo}") or {}).get("default_branch")
-    if not branch:
-        raise ConsumerError(f"cannot tell the default branch of {repo}")
     listing = api.get(f"/repos/{repo}/actions/artifacts", {"name": consumer.artifact, "per_page": ARTIFACTS_PER_PAGE})
     artifacts = (listing or {}).get("artifacts") or []
-    chosen, checked, seen = None, 0, 0
+    checked, seen = 0, 0
     for artifact in artifacts:
         run_info = artifact.get("workflow_run") or {}
         if artifact.get("name") != consumer.artifact or artifact.get("expired"):
@@ -150,36 +147,100 @@ def collect_consumer(
             and run.get("event") not in PULL_REQUEST_EVENTS
             and run.get("head_branch") == branch
         ):
-            chosen = (artifact, run)
-            break
-    if chosen is None:
-        why = (
-            f"no {consumer.artifact!r} artifact"
-            if not seen
-            else f"none of the {seen} unexpired {consumer.artifact!r} artifact(s) "
-            f"comes from a successful run on {branch}"
-        )
-        return ConsumerOutcome(repo=repo, status="missing", detail=why)
+            return artifact, run
+    if not seen:
+        return f"no {consumer.artifact!r} artifact"
+    return f"none of the {seen} unexpired {consumer.artifact!r} artifact(s) comes from a successful run on {branch}"
 
-    artifact, run = chosen
-    artifact_id, run_id = int(artifact["id"]), int(run["id"])
-    target = settings.out / output_name(repo)
-    cached = cache.artifact(repo)
-    if cached and cached.get("artifact_id") == artifact_id:
-        payload = base64.b64decode(cached["payload"])
-        status: Status = "unchanged"
-        detail = f"artifact {artifact_id} from run {run_id}, as last time (from the cache, no download)"
-    else:
-        zip_bytes = api.client.download(artifact["archive_download_url"], max_bytes=settings.max_bytes * ZIP_FACTOR)
-        payload = extract_artifact_json(zip_bytes, settings.max_bytes)
-        cache.remember_artifact(repo, artifact_id, payload)
-        status = "downloaded"
-        detail = (
-            f"artifact {artifact_id} from run {run_id} ({run.get('head_sha', '')[:12]}, {artifact.get('created_at')})"
+
+def _run_repository(repo: str, run: dict) -> str:
+    """The repository the run belongs to, as the API says: it must be the one asked about."""
+    full_name = (run.get("repository") or {}).get("full_name") or repo
+    if full_name.lower() != repo.lower():
+        raise ConsumerError(
+            f"run {run.get('id')} belongs to {full_name}, not {repo} (renamed or transferred? update the registry)"
         )
+    return repo
+
+
+def _payload(
+    api: ConditionalGitHub, cache: ETagCache, repo: str, artifact: dict, settings: CollectSettings
+) -> tuple[bytes, Status, str]:
+    """The artifact JSON, from the cache when its zip checks out, else downloaded."""
+    artifact_id = int(artifact["id"])
+    digest = artifact.get("digest") if isinstance(artifact.get("digest"), str) else None
+    cached, refused = cache.cached_zip(repo, artifact_id, digest)
+    if cached is not None:
+        return (
+            extract_artifact_json(cached, settings.max_bytes),
+            "unchanged",
+            "as last time (from the cache, no download)",
+        )
+    zip_bytes = api.client.download(artifact["archive_download_url"], max_bytes=settings.max_bytes * ZIP_FACTOR)
+    actual = "sha256:" + hashlib.sha256(zip_bytes).hexdigest()
+    if digest is not None and actual != digest:
+        raise ConsumerError(f"the download of artifact {artifact_id} does not match GitHub's digest {digest}")
+    payload = extract_artifact_json(zip_bytes, settings.max_bytes)
+    cache.remember_artifact(repo, artifact_id, digest, zip_bytes)
+    note = f"cache entry refused: {refused}; downloaded afresh" if refused else "downloaded"
+    return payload, "downloaded", note
+
+
+def provenance_of(repo: str, artifact: dict, run: dict, payload: bytes, file: str) -> ProvenanceSidecar:
+    """Where the payload came from, from the REST API's answers only."""
+    return ProvenanceSidecar(
+        file=file,
+        repo=_run_repository(repo, run),
+        run_id=int(run["id"]),
+        run_attempt=run.get("run_attempt") if isinstance(run.get("run_attempt"), int) else None,
+        workflow_path=run.get("path") if isinstance(run.get("path"), str) else None,
+        event=run.get("event") if isinstance(run.get("event"), str) else None,
+        head_branch=run.get("head_branch") if isinstance(run.get("head_branch"), str) else None,
+        head_sha=run.get("head_sha") if isinstance(run.get("head_sha"), str) else None,
+        artifact_id=int(artifact["id"]),
+        artifact_name=str(artifact.get("name")),
+        artifact_digest=artifact.get("digest") if isinstance(artifact.get("digest"), str) else None,
+        sha256=hashlib.sha256(payload).hexdigest(),
+        collected_at=utc_now_iso(),
+    )
+
+
+def _forget(target: Path) -> None:
+    """A consumer with nothing collected this run leaves no file from an earlier one."""
+    for stale in (target, Path(sidecar_path(str(target)))):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+
+
+def collect_consumer(
+    api: ConditionalGitHub, consumer: Consumer, settings: CollectSettings, cache: ETagCache
+) -> ConsumerOutcome:
+    repo = consumer.repo
+    target = settings.out / output_name(repo)
+    _forget(target)
+    branch = consumer.default_branch or (api.get(f"/repos/{repo}") or {}).get("default_branch")
+    if not branch:
+        raise ConsumerError(f"cannot tell the default branch of {repo}")
+    chosen = _choose(api, consumer, branch)
+    if isinstance(chosen, str):
+        return ConsumerOutcome(repo=repo, status="missing", detail=chosen)
+    artifact, run = chosen
+    payload, status, how = _payload(api, cache, repo, artifact, settings)
+    origin = provenance_of(repo, artifact, run, payload, target.name)
     atomic_write_bytes(target, payload)
+    atomic_write_bytes(sidecar_path(str(target)), origin.model_dump_json(indent=2).encode("utf-8"))
+    detail = (
+        f"artifact {origin.artifact_id} from run {origin.run_id} ({origin.workflow_path}, {origin.event}, "
+        f"{(origin.head_sha or '')[:12]}): {how}"
+    )
     return ConsumerOutcome(
-        repo=repo, status=status, detail=detail, artifact_id=artifact_id, run_id=run_id, file=str(target)
+        repo=repo,
+        status=status,
+        detail=detail,
+        artifact_id=origin.artifact_id,
+        run_id=origin.run_id,
+        file=str(target),
+        provenance=origin.model_dump(mode="json", exclude={"file"}),
     )
 
 

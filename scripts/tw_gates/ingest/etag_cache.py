@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -15,14 +17,17 @@ from tw_gates.core.errors import ExternalServiceError, TwGatesError
 from tw_gates.core.fsio import atomic_write_bytes
 from tw_gates.core.github_client import describe_github_error
 from tw_gates.ingest.artifact_zip import ConsumerError
+from tw_gates.ingest.safe_read import NotRegular, TooLarge, read_no_follow
 
 CACHE_VERSION = 1
+MAX_CACHE_BYTES = 1 << 30
 
 
 class ETagCache:
     """ETags and bodies of earlier answers, plus each consumer's last
-    extracted artifact, in one JSON file. Entries not used by a run are
-    dropped when it saves, so the file tracks the registry."""
+    artifact zip with its sha256 and GitHub's digest, in one JSON file (read
+    without following a link). Entries not used by a run are dropped when it
+    saves, so the file tracks the registry."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -31,14 +36,14 @@ class ETagCache:
         self._used_responses: set[str] = set()
         self._used_artifacts: set[str] = set()
         self.warning: str | None = None
-        if path is not None and path.exists():
+        if path is not None and os.path.lexists(path):
             try:
-                data = json.loads(path.read_text(encoding="utf-8"))
+                data = json.loads(read_no_follow(str(path), MAX_CACHE_BYTES))
                 if data.get("version") != CACHE_VERSION:
                     raise ValueError(f"version {data.get('version')!r}")
                 self.responses = dict(data.get("responses") or {})
                 self.artifacts = dict(data.get("artifacts") or {})
-            except (OSError, ValueError, AttributeError, TypeError) as exc:
+            except (OSError, ValueError, AttributeError, TypeError, NotRegular, TooLarge) as exc:
                 # A bad cache costs quota, never correctness: start afresh.
                 self.warning = f"ETag cache {path} ignored ({exc}); every consumer is fetched afresh"
                 self.responses, self.artifacts = {}, {}
@@ -51,16 +56,36 @@ class ETagCache:
         self._used_responses.add(key)
         self.responses[key] = {"etag": etag, "body": body}
 
-    def artifact(self, repo: str) -> dict[str, Any] | None:
+    def cached_zip(self, repo: str, artifact_id: int, digest: str | None) -> tuple[bytes | None, str]:
+        """The zip of ``artifact_id`` kept from an earlier run, only if its
+        bytes still have the sha256 recorded when it was downloaded and, where
+        GitHub gives the artifact's ``digest``, that digest: (zip, "") or
+        (None, why not). The cache is a file anyone who can write the cache
+        storage can edit; it saves quota, it is never trusted."""
         self._used_artifacts.add(repo)
-        return self.artifacts.get(repo)
+        entry = self.artifacts.get(repo)
+        if not isinstance(entry, dict) or entry.get("artifact_id") != artifact_id:
+            return None, ""
+        if not isinstance(entry.get("zip"), str) or not isinstance(entry.get("sha256"), str):
+            return None, "the cache entry is from an older version"
+        try:
+            blob = base64.b64decode(entry["zip"], validate=True)
+        except ValueError:
+            return None, "the cache entry is not base64"
+        actual = hashlib.sha256(blob).hexdigest()
+        if not hmac.compare_digest(actual, entry["sha256"]):
+            return None, "the cached zip does not match the sha256 recorded at its download (poisoned or corrupt)"
+        if digest is not None and not hmac.compare_digest(f"sha256:{actual}", digest):
+            return None, f"the cached zip does not match GitHub's digest {digest[:23]}... (poisoned or stale)"
+        return blob, ""
 
-    def remember_artifact(self, repo: str, artifact_id: int, payload: bytes) -> None:
+    def remember_artifact(self, repo: str, artifact_id: int, digest: str | None, zip_bytes: bytes) -> None:
         self._used_artifacts.add(repo)
         self.artifacts[repo] = {
             "artifact_id": artifact_id,
-            "sha256": hashlib.sha256(payload).hexdigest(),
-            "payload": base64.b64encode(payload).decode("ascii"),
+            "digest": digest,
+            "sha256": hashlib.sha256(zip_bytes).hexdigest(),
+            "zip": base64.b64encode(zip_bytes).decode("ascii"),
         }
 
     def save(self, *, keep_unused: bool = False) -> None:

@@ -54,10 +54,14 @@ from tw_gates.core.fsio import atomic_open
 from tw_gates.core.settings import SigningSettings, env, register_secrets
 from tw_gates.core.signing import KeyRing, parse_keys_json
 from tw_gates.core.units import parse_duration, parse_size
+from tw_gates.ingest.checks import KeyBinding
+from tw_gates.ingest.fast import FastPath
 from tw_gates.ingest.inputs import expand_artifacts
-from tw_gates.ingest.judge import Policy, Verdict
+from tw_gates.ingest.judge import Policy, Verdict, read_artifact, reject
 from tw_gates.ingest.pool import judge_all
+from tw_gates.ingest.provenance import read_provenance
 from tw_gates.ingest.reasons import REASONS, Rejection, show
+from tw_gates.schemas.registry import ConsumerRegistry, load_registry
 
 __all__ = ["REASONS", "IngestResult", "IngestSettings", "Policy", "Rejection", "Verdict", "ingest", "show"]
 
@@ -89,6 +93,12 @@ class IngestSettings(SigningSettings):
     workers: int = Field(
         default_factory=_default_workers, ge=1, le=256, validation_alias=env("TW_INGEST_WORKERS", "workers")
     )
+    # The registry binds consumers to key ids (keys: [...]); None: no binding.
+    registry: Path | None = Field(None, validation_alias=env("TW_REGISTRY", "registry"))
+    # The central path: every artifact must come with collect's provenance.
+    require_provenance: bool = Field(False, validation_alias=env("TW_INGEST_REQUIRE_PROVENANCE", "require_provenance"))
+    # Diagnostics and benchmarks: false sends every artifact down the full path.
+    fast_path: bool = Field(True, validation_alias=env("TW_INGEST_FAST_PATH", "fast_path"))
 
     @field_validator("artifacts", mode="before")
     @classmethod
@@ -146,12 +156,56 @@ class IngestResult(BaseModel):
         )
 
 
-def policy_from(settings: IngestSettings, *, now: float | None = None) -> Policy:
+def key_binding(registry: ConsumerRegistry) -> KeyBinding:
+    return KeyBinding(
+        keys_of={c.repo.lower(): frozenset(c.keys) for c in registry.consumers if c.keys},
+        owners_of=registry.key_owners(),
+    )
+
+
+def _binding_warnings(registry: ConsumerRegistry, path: Path) -> list[str]:
+    """A shared key, or consumers bound to no key id, are allowed, and said."""
+    notes = []
+    unbound = [c.repo for c in registry.consumers if not c.keys]
+    if unbound:
+        shown = ", ".join(unbound[:5]) + (f" (+{len(unbound) - 5} more)" if len(unbound) > 5 else "")
+        notes.append(
+            f"{len(unbound)} consumer(s) in {path} are not bound to key ids ({shown}): any verification key "
+            "not bound to another consumer signs for them; give each consumer its own key (keys: [...])"
+        )
+    owners = registry.key_owners()
+    for kid in registry.shared_keys:
+        if len(owners.get(kid, ())) > 1:
+            notes.append(
+                f"key id {kid} is shared by {len(owners[kid])} consumers (shared_keys in {path}): any holder "
+                "can sign for all of them; only the repository they were collected from tells them apart"
+            )
+    return notes
+
+
+def policy_from(
+    settings: IngestSettings, *, now: float | None = None, warn: Callable[[str], None] | None = None
+) -> Policy:
     ring = settings.verification_ring()
     if settings.require_hmac and not ring.kids:
         raise UsageError(
             f"POLICY_REQUIRE_HMAC=true but no verification keys: set {settings.keys_env} "
             '(a JSON object {"<kid>": "<secret>"})'
+        )
+    say = warn or (lambda _message: None)
+    binding = None
+    if settings.registry is not None:
+        registry = load_registry(settings.registry)
+        binding = key_binding(registry)
+        for note in _binding_warnings(registry, settings.registry):
+            say(note)
+    elif settings.require_provenance:
+        say("no --registry: key ids are not bound to consumers (only the repository binding applies)")
+    fast = FastPath.from_ring(ring) if settings.fast_path else None
+    if settings.fast_path and fast is None:
+        say(
+            "the fast path stands down (it could not prove it computes the key ring's signatures): every artifact "
+            "takes the full path, slower but the same verdicts"
         )
     return Policy(
         ring=ring,
@@ -160,6 +214,9 @@ def policy_from(settings: IngestSettings, *, now: float | None = None) -> Policy
         max_bytes=settings.max_bytes,
         quarantine_dir=str(settings.quarantine) if settings.quarantine else None,
         now=now,
+        require_provenance=settings.require_provenance,
+        binding=binding,
+        fast=fast,
     )
 
 
@@ -177,47 +234,82 @@ def _check_writable(settings: IngestSettings) -> None:
             raise UsageError(f"cannot write to --quarantine {settings.quarantine}")
 
 
+class _Tally:
+    """Counts of a run, and the identities already accepted (judged once)."""
+
+    def __init__(self, result: IngestResult, policy: Policy) -> None:
+        self.result = result
+        self.policy = policy
+        self.reasons: Counter[str] = Counter()
+        self.kids: Counter[str] = Counter()
+        self.seen: set[int] = set()
+
+    def settle(self, verdict: Verdict) -> Verdict:
+        """The verdict, made a ``duplicate`` when its artifact was already accepted."""
+        if verdict.accepted and verdict.identity is not None:
+            if verdict.identity in self.seen:
+                return duplicate(verdict, self.policy)
+            self.seen.add(verdict.identity)
+        return verdict
+
+    def count(self, verdict: Verdict) -> None:
+        if verdict.accepted:
+            self.result.accepted += 1
+            self.result.hits += verdict.hits
+            if verdict.kid:
+                self.kids[verdict.kid] += 1
+        else:
+            self.result.rejected += 1
+            self.reasons[verdict.reason or "internal_error"] += 1
+
+
+def duplicate(verdict: Verdict, policy: Policy) -> Verdict:
+    """Reject a second arrival of an accepted artifact, quarantined like any other."""
+    rejection = Rejection(
+        "duplicate",
+        f"{verdict.repo} at the same commit and generated_at was already accepted in this run: judged once",
+    )
+    data, origin = None, None
+    with contextlib.suppress(Rejection):
+        data = read_artifact(verdict.path, policy.max_bytes)
+        origin = read_provenance(verdict.path, data, required=False)
+    return reject(verdict.path, rejection, data, policy, origin)
+
+
 def ingest(
     settings: IngestSettings,
     *,
     on_verdict: Callable[[Verdict], None] | None = None,
     progress: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
     now: float | None = None,
 ) -> IngestResult:
     """Judge every artifact named by ``settings.artifacts``; merge the
     accepted ones into ``settings.out`` (JSON Lines)."""
     if not settings.artifacts:
         raise UsageError("no artifacts given: pass --artifact PATH (a file, folder or glob; repeatable)")
-    policy = policy_from(settings, now=now)
+    policy = policy_from(settings, now=now, warn=warn)
     _check_writable(settings)
     paths = expand_artifacts(settings.artifacts, skip_dirs=[settings.quarantine] if settings.quarantine else [])
     result = IngestResult(out=settings.out, quarantine=settings.quarantine)
-    reasons: Counter[str] = Counter()
-    kids: Counter[str] = Counter()
+    tally = _Tally(result, policy)
     started = last_progress = time.monotonic()
     # Accepted lines stream to a temp file beside --out, moved into place only
     # when the run finishes: a reader never sees half a merge.
     sink = atomic_open(settings.out, permissions=0o644) if settings.out is not None else contextlib.nullcontext()
     with sink as out:
-        for verdict in judge_all(paths, policy, workers=settings.workers):
-            if verdict.accepted:
-                if out is not None:
-                    out.write(verdict.line or b"")
-                result.accepted += 1
-                result.hits += verdict.hits
-                if verdict.kid:
-                    kids[verdict.kid] += 1
-            else:
-                result.rejected += 1
-                reasons[verdict.reason or "internal_error"] += 1
+        for judged in judge_all(paths, policy, workers=settings.workers):
+            verdict = tally.settle(judged)
+            if verdict.accepted and out is not None:
+                out.write(verdict.line or b"")
+            tally.count(verdict)
             if on_verdict:
                 on_verdict(verdict)
             if progress and time.monotonic() - last_progress >= PROGRESS_EVERY_S:
                 last_progress = time.monotonic()
-                done = result.accepted + result.rejected
-                progress(f"ingest: {done} artifacts judged ({done / (last_progress - started):.0f}/s)")
-    result.by_reason = dict(reasons)
-    result.by_kid = dict(kids)
+                progress(f"ingest: {result.total} artifacts judged ({result.total / (last_progress - started):.0f}/s)")
+    result.by_reason = dict(tally.reasons)
+    result.by_kid = dict(tally.kids)
     result.seconds = time.monotonic() - started
     _record_metrics(result)
     return result

@@ -1,5 +1,8 @@
-"""The quarantine: every rejected artifact leaves a reason file (and the
-evidence) in a folder, under a name never reused."""
+"""The quarantine: every rejected artifact leaves a reason file (reason,
+message, size, sha256, provenance) in a folder, under a name never reused,
+and beside it the judged bytes only when they are safe text, redacted. The
+ingest action uploads this folder: it must never hold bytes the gate did not
+judge safe (a symlink's target, /proc/self/environ, a binary)."""
 
 from __future__ import annotations
 
@@ -12,9 +15,14 @@ from pathlib import Path
 
 from tw_gates import __version__
 from tw_gates.core.fsio import atomic_write_json
+from tw_gates.core.redact import redact
 from tw_gates.ingest.reasons import Rejection
+from tw_gates.schemas.consumer import Provenance
 
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# O_EXCL: never an existing file, and never through a link planted under the name.
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _REASON_SUFFIX = ".reason.json"
 
 
@@ -29,55 +37,60 @@ def _reserve(directory: Path, name: str) -> tuple[Path, int]:
         candidate = base if attempt == 0 else f"{stem}-{attempt}{dot}{suffix}"
         target = directory / candidate
         try:
-            return target, os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            return target, os.open(target, _CREATE, 0o644)
         except FileExistsError:
             continue
     raise AssertionError("unreachable")
 
 
-def quarantine(path: str, rejection: Rejection, data: bytes | None, directory: Path, *, head_bytes: int) -> Path:
-    """Copy the artifact's bytes (what was judged; for a file too large, its
-    first --max-bytes) next to ``<name>.reason.json``; return the copy's path.
-    ``sha256`` in the reason file is over exactly the bytes copied."""
+def judged_safe_copy(data: bytes) -> tuple[bytes, str] | None:
+    """What of ``data`` may be written to the quarantine, and how much of it
+    was kept ("whole" or "redacted"); None: nothing may be.
+
+    Only text: strict UTF-8 with no control character but tab, CR and LF (so
+    never /proc/self/environ, a binary, or anything else a JSON artifact cannot
+    be), and even then every secret this run knows and every known secret
+    format is redacted first."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if _CONTROL.search(text):
+        return None
+    cleaned = redact(text)
+    return (data, "whole") if cleaned == text else (cleaned.encode("utf-8"), "redacted")
+
+
+def quarantine(
+    path: str,
+    rejection: Rejection,
+    data: bytes | None,
+    directory: Path,
+    *,
+    provenance: Provenance | None = None,
+) -> Path:
+    """Record a rejected artifact: ``<name>.reason.json`` (reason, message,
+    size, sha256 of the bytes judged, provenance) and, under ``<name>``, the
+    bytes judged only when they are safe text (``judged_safe_copy``), else an
+    empty file. Nothing unread is ever copied: not a symlink's target, not a
+    FIFO, not the head of a file too large. Returns the ``<name>`` path."""
     directory.mkdir(parents=True, exist_ok=True)
     target, fd = _reserve(directory, os.path.basename(path.rstrip("/")))
-    size = len(data) if data is not None else None
-    digest = hashlib.sha256(data).hexdigest() if data is not None else None
-    copied = "whole"
+    copy = judged_safe_copy(data) if data is not None else None
     with os.fdopen(fd, "wb") as sink:
-        if data is not None:
-            sink.write(data)
-        elif rejection.reason == "too_large":
-            copied, size, digest = _copy_head(path, sink, head_bytes)
-        else:
-            copied = "nothing"  # unreadable, or not a regular file: never opened
+        if copy is not None:
+            sink.write(copy[0])
     reason = {
         "artifact": path,
         "reason": rejection.reason,
         "message": rejection.message,
-        "copied": copied,
-        "size": size,
-        "sha256": digest,
+        "copied": copy[1] if copy is not None else "nothing",
+        "size": len(data) if data is not None else rejection.size,
+        "sha256": hashlib.sha256(data).hexdigest() if data is not None else None,
+        "provenance": provenance.model_dump(mode="json", exclude={"file"}) if provenance is not None else None,
         "quarantined_as": target.name,
         "quarantined_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "tool_version": __version__,
     }
     atomic_write_json(directory / f"{target.name}{_REASON_SUFFIX}", reason)
     return target
-
-
-def _copy_head(path: str, sink, limit: int) -> tuple[str, int | None, str | None]:
-    """The first ``limit`` bytes of a too-large file as evidence, never more
-    (a hostile file may be endless): (what was copied, the file's size, the
-    sha256 of the copied head)."""
-    digest, kept = hashlib.sha256(), 0
-    try:
-        with open(path, "rb") as source:
-            size = os.fstat(source.fileno()).st_size
-            while kept < limit and (chunk := source.read(min(1 << 20, limit - kept))):
-                digest.update(chunk)
-                sink.write(chunk)
-                kept += len(chunk)
-    except OSError:
-        return "nothing", None, None
-    return f"first {kept} bytes", size, digest.hexdigest()
