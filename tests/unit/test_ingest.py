@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from tw_gates.core.signing import KeyRing
+from tw_gates.ingest import pool
 from tw_gates.ingest.judge import Policy, judge
 from tw_gates.ingest.reasons import REASONS
-from tw_gates.ingest.strict_json import nesting_depth, one_line
+from tw_gates.ingest.strict_json import nesting_depth
 from tw_gates.schemas.consumer import check_relative_path
 
 KEY_ID, KEY = "k2026", "central-secret-2026-0123456789"
@@ -482,11 +483,17 @@ def test_usage_errors_exit_1_with_one_line(cli, tmp_path, args, env, message):
     assert message in err and "Traceback" not in err
 
 
-def test_one_line_keeps_every_value():
-    pretty = json.dumps(artifact(branch='a\u2028b\x85c "q" \\ \u00e9'), indent=4, ensure_ascii=False)
-    line = one_line(pretty.replace("\n", "\r\n"))
+def test_the_accepted_line_keeps_every_value_on_one_line(ingest, tmp_path):
+    # Was one_line() of the received text; the line is now the artifact's RFC 8785 form (what its
+    # signature covers, plus the signature): the same values, on one line for every kind of reader.
+    document = signed(branch='a\u2028b\x85c "q" \\ \u00e9\u2029\n\t')
+    pretty = json.dumps(document, indent=4, ensure_ascii=False).replace("\n", "\r\n")
+    code, out, _, _ = ingest(write(tmp_path / "in", "a.json", pretty), extra=("--require-hmac",))
+    assert code == 0, out
+    line = (tmp_path / "accepted.jsonl").read_text(encoding="utf-8").removesuffix("\n")
     assert "\n" not in line and "\r" not in line and len(line.splitlines()) == 1
-    assert json.loads(line) == json.loads(pretty)
+    assert json.loads(line) == document
+    assert RING.verify(json.loads(line)) == KEY_ID
 
 
 def test_runner_outputs_summary_and_annotations(ingest, tmp_path):
@@ -623,3 +630,22 @@ def test_path_check_shortcut_agrees_with_the_detailed_rules():
         except ValueError:
             refused = True
         assert refused == unsafe(path), repr(path)
+
+
+def test_a_worker_that_dies_ends_the_run_with_one_line_and_nothing_half_written(cli, tmp_path, monkeypatch):
+    original = pool.judge
+
+    def dying(path, policy):
+        if path.endswith("c070.json"):
+            os._exit(3)  # as if killed: no verdict for this batch
+        return original(path, policy)
+
+    monkeypatch.setattr(pool, "judge", dying)
+    for index in range(150):
+        write(tmp_path / "in", f"c{index:03d}.json", signed(repo=f"org/c{index:03d}"))
+    code, out, err = cli(
+        "ingest", "--artifact", tmp_path / "in", "--workers", "2", "--out", tmp_path / "accepted.jsonl", env=KEYS_ENV
+    )
+    assert code == 1 and "Traceback" not in err
+    assert "ingest worker 1 stopped (exit code 3)" in err
+    assert not (tmp_path / "accepted.jsonl").exists()  # the merge is all or nothing

@@ -10,10 +10,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tw_gates.core.signing import KeyRing
-from tw_gates.ingest.fast import FastPath, one_line_bytes
+from tw_gates.core.signing import KeyRing, canonical_bytes
+from tw_gates.ingest.fast import FastPath, json_line
 from tw_gates.ingest.judge import Policy, judge
-from tw_gates.ingest.strict_json import one_line
 
 KID, KEY = "k2026", "central-secret-2026-0123456789abcdef"
 RING = KeyRing({KID: KEY, "other": "another-secret-0123456789abcdef0123"}, signing_key=KEY, signing_kid=KID)
@@ -144,10 +143,12 @@ def test_an_unsafe_hit_path_makes_the_fast_path_step_aside(path):
     assert fast.judge(text.encode(), require_signature=False) is None, text
 
 
-def test_one_line_on_bytes_equals_one_line_on_text():
-    pretty = json.dumps(document(branch='a\u2028b\x85c \u2029 "q" \\ é'), indent=4, ensure_ascii=False)
-    data = pretty.replace("\n", "\r\n").encode()
-    assert one_line_bytes(data) == one_line(data.decode()).encode()
+def test_the_line_is_the_canonical_form_with_line_breaks_escaped():
+    value = document(branch='a\u2028b\x85c \u2029 "q" \\ é')
+    line = json_line(canonical_bytes(value))
+    assert b"\n" not in line and len(line.decode().splitlines()) == 1
+    assert json.loads(line) == value
+    assert json_line(canonical_bytes(document())) == canonical_bytes(document())  # nothing to escape
 
 
 MUTATIONS = [

@@ -10,11 +10,11 @@ from datetime import timedelta
 
 from pydantic import ValidationError
 
-from tw_gates.core.signing import SIGNATURE_FIELD, KeyRing, Signature, SignatureError
+from tw_gates.core.signing import SIGNATURE_FIELD, KeyRing, Signature, SignatureError, canonical_bytes
 from tw_gates.core.units import format_duration
-from tw_gates.ingest.fast import Judged
+from tw_gates.ingest.fast import Judged, json_line
 from tw_gates.ingest.reasons import MAX_DEPTH, Rejection, show
-from tw_gates.ingest.strict_json import check_depth, one_line, parse_strict
+from tw_gates.ingest.strict_json import check_depth, parse_strict
 from tw_gates.schemas.consumer import SUPPORTED_SCHEMA_VERSIONS, ConsumerArtifact, Provenance
 
 MAX_FUTURE = timedelta(minutes=5)
@@ -100,7 +100,7 @@ def judge_full(data: bytes, origin: Provenance | None, ring: KeyRing, require_hm
         raise
     check_origin(artifact.repo, origin)
     kid = check_signature(document, ring, require_hmac)  # type: ignore[arg-type]  # an object, checked above
-    line = one_line(text).encode("utf-8")
+    line = json_line(canonical_bytes(document))
     return Judged(artifact.repo, artifact.commit, artifact.generated_at, len(artifact.hits), kid, line)
 
 
@@ -137,6 +137,8 @@ def check_keys(judged: Judged, origin: Provenance | None, binding: KeyBinding | 
 def check_fresh(judged: Judged, now: float | None, max_age_s: float, max_future_s: float) -> None:
     moment = now if now is not None else time.time()
     age = moment - judged.generated_at.timestamp()
+    if -max_future_s <= age <= max_age_s:
+        return
     stamp = judged.generated_at.isoformat().replace("+00:00", "Z")
     if age > max_age_s:
         raise Rejection(

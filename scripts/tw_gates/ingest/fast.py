@@ -44,19 +44,19 @@ _MAX_HITS = 100_000
 _ALG = "HMAC-SHA256"
 
 
-class _Signature(msgspec.Struct, forbid_unknown_fields=True):
+class _Signature(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     alg: Literal["HMAC-SHA256"]
     kid: Annotated[str, _M(min_length=1, max_length=128)]
     value: Annotated[str, _M(pattern=r"\A[0-9a-f]{64}\Z")]
 
 
-class _Hit(msgspec.Struct, forbid_unknown_fields=True):
+class _Hit(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     path: Annotated[str, _M(min_length=1, max_length=4096)]
     line: Annotated[int, _M(ge=1, le=10_000_000)]
     pattern: Annotated[str, _M(min_length=1, max_length=200)]
 
 
-class _Artifact(msgspec.Struct, forbid_unknown_fields=True):
+class _Artifact(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     schema_version: Literal["1.0"]
     repo: Annotated[str, _M(pattern=_REPO)]
     commit: Annotated[str, _M(pattern=r"\A[0-9a-f]{40}\Z")]
@@ -72,7 +72,6 @@ _DECODER = msgspec.json.Decoder(_Artifact)
 _ENCODER = msgspec.json.Encoder(order="sorted")
 _DATETIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
 _UTC = timezone.utc.utcoffset(None)
-_SUSPECT_PATHS = ("\n/", "\n\\", "\n~", "..", ":/", ":\\")
 _LINE_BREAKS = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
 
 
@@ -84,28 +83,33 @@ class Judged(NamedTuple):
     generated_at: datetime
     hits: int
     kid: str | None
-    line: bytes  # one JSON Lines line, without the newline
+    line: bytes  # the RFC 8785 form of the artifact, signature included, as one JSON Lines line
 
 
-def one_line_bytes(data: bytes) -> bytes:
-    """``strict_json.one_line`` on UTF-8 bytes: the same line, without decoding."""
-    line = data.replace(b"\r", b"").replace(b"\n", b"").strip()
-    if not line.isascii():
+def json_line(canonical: bytes) -> bytes:
+    """The RFC 8785 form as one JSON Lines line: it has no raw CR or LF
+    (escaped in strings, no whitespace between tokens); NEL and U+2028/9,
+    which RFC 8785 leaves raw inside strings, are written as their escapes
+    (the same value) so a reader splitting on them (str.splitlines) stays safe."""
+    if not canonical.isascii():
         for raw, escaped in _LINE_BREAKS:
-            line = line.replace(raw, escaped)
-    return line
+            canonical = canonical.replace(raw, escaped)
+    return canonical
 
 
-def _paths_are_safe(hits: list[_Hit]) -> bool:
-    """check_relative_path for every hit, with one scan for the common case."""
-    paths = [hit.path for hit in hits]
-    if "".join(paths).isprintable():  # no control character anywhere, so "\n" can separate them
-        probe = "\n" + "\n".join(paths)
-        if not any(suspect in probe for suspect in _SUSPECT_PATHS):
+def _paths_are_safe(hits: list[_Hit], data: bytes) -> bool:
+    """check_relative_path for every hit, with a few scans of the joined paths
+    in the common case. The decoder refuses raw control characters, and
+    ``\\u`` is already excluded, so without a backslash anywhere in the bytes
+    no string holds a control character or a backslash; joined with "\\n",
+    the paths then show every start, every ".." and every ":" to one scan."""
+    if b"\\" not in data:
+        joined = "\n".join([hit.path for hit in hits])
+        if not ("~" in joined or ":" in joined or ".." in joined or "\n/" in joined or joined.startswith("/")):
             return True
     try:
-        for path in paths:
-            check_relative_path(path)
+        for hit in hits:
+            check_relative_path(hit.path)
     except ValueError:
         return False
     return True
@@ -119,12 +123,17 @@ def _utc_time(text: str) -> datetime | None:
     return value if value.utcoffset() == _UTC else None
 
 
-def _signature_colons(signature: _Signature | msgspec.UnsetType | None) -> int:
+def _without_signature(canonical: bytes, signature: _Signature | msgspec.UnsetType | None) -> bytes:
+    """The canonical form without the ``signature`` member: what it signs.
+
+    Members are sorted, so the member follows ``schema_version`` (required),
+    behind a comma; a string cannot hold ``,"signature":`` (its quote would be
+    escaped), so the first one found is the member."""
     if signature is msgspec.UNSET:
-        return 0
-    if signature is None:
-        return 1  # "signature":null
-    return 4 + signature.kid.count(":")  # the member, alg, kid, value
+        return canonical
+    start = canonical.find(b',"signature":')
+    end = start + len(b',"signature":') + len(_ENCODER.encode(signature))
+    return canonical[:start] + canonical[end:]
 
 
 class FastPath:
@@ -177,19 +186,20 @@ class FastPath:
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
         hits = [] if artifact.hits is msgspec.UNSET else artifact.hits
-        if len(hits) > _MAX_HITS or not _paths_are_safe(hits):
+        if len(hits) > _MAX_HITS or not _paths_are_safe(hits, data):
             return None
         generated_at = _utc_time(artifact.generated_at)
         if generated_at is None:
             return None
-        signature = artifact.signature
-        payload = _ENCODER.encode(msgspec.structs.replace(artifact, signature=msgspec.UNSET))
-        if data.count(b":") != payload.count(b":") + _signature_colons(signature):
+        # The RFC 8785 form of the whole document, signature included: the line.
+        canonical = _ENCODER.encode(artifact)
+        if data.count(b":") != canonical.count(b":"):
             return None  # a duplicate key (or something else to look at closely)
-        kid = self._verify(signature, payload, require_signature)
+        signature = artifact.signature
+        kid = self._verify(signature, _without_signature(canonical, signature), require_signature)
         if kid is False:
             return None
-        return Judged(artifact.repo, artifact.commit, generated_at, len(hits), kid, one_line_bytes(data))
+        return Judged(artifact.repo, artifact.commit, generated_at, len(hits), kid, json_line(canonical))
 
     def _verify(
         self, signature: _Signature | msgspec.UnsetType | None, payload: bytes, required: bool

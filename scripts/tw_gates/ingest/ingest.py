@@ -31,7 +31,8 @@ this one is the gate: settings, the run, the result and its metrics.
 
 Artifacts are judged in a pool of worker processes (``--workers``, default
 every CPU) over a lazily expanded list of paths; accepted ones stream out as
-JSON Lines (one artifact per line, exactly as received, signature kept), so
+JSON Lines (one artifact per line in its RFC 8785 form: the values as received,
+signature kept, plus where it was collected from), so
 memory stays flat however many artifacts come in."""
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import NoDecode
@@ -68,6 +69,7 @@ __all__ = ["REASONS", "IngestResult", "IngestSettings", "Policy", "Rejection", "
 DEFAULT_MAX_AGE = timedelta(days=7)
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 PROGRESS_EVERY_S = 5.0
+WRITE_CHUNK = 1 << 20
 
 
 def _default_workers() -> int:
@@ -163,7 +165,7 @@ def key_binding(registry: ConsumerRegistry) -> KeyBinding:
     )
 
 
-def _binding_warnings(registry: ConsumerRegistry, path: Path) -> list[str]:
+def _binding_warnings(registry: ConsumerRegistry, path: Path, owners: dict[str, frozenset[str]]) -> list[str]:
     """A shared key, or consumers bound to no key id, are allowed, and said."""
     notes = []
     unbound = [c.repo for c in registry.consumers if not c.keys]
@@ -173,7 +175,6 @@ def _binding_warnings(registry: ConsumerRegistry, path: Path) -> list[str]:
             f"{len(unbound)} consumer(s) in {path} are not bound to key ids ({shown}): any verification key "
             "not bound to another consumer signs for them; give each consumer its own key (keys: [...])"
         )
-    owners = registry.key_owners()
     for kid in registry.shared_keys:
         if len(owners.get(kid, ())) > 1:
             notes.append(
@@ -197,7 +198,7 @@ def policy_from(
     if settings.registry is not None:
         registry = load_registry(settings.registry)
         binding = key_binding(registry)
-        for note in _binding_warnings(registry, settings.registry):
+        for note in _binding_warnings(registry, settings.registry, binding.owners_of):
             say(note)
     elif settings.require_provenance:
         say("no --registry: key ids are not bound to consumers (only the repository binding applies)")
@@ -235,11 +236,12 @@ def _check_writable(settings: IngestSettings) -> None:
 
 
 class _Tally:
-    """Counts of a run, and the identities already accepted (judged once)."""
+    """Counts of a run (plain ints: this runs once per artifact), and the
+    identities already accepted (judged once)."""
 
-    def __init__(self, result: IngestResult, policy: Policy) -> None:
-        self.result = result
+    def __init__(self, policy: Policy) -> None:
         self.policy = policy
+        self.accepted = self.rejected = self.hits = 0
         self.reasons: Counter[str] = Counter()
         self.kids: Counter[str] = Counter()
         self.seen: set[int] = set()
@@ -247,20 +249,50 @@ class _Tally:
     def settle(self, verdict: Verdict) -> Verdict:
         """The verdict, made a ``duplicate`` when its artifact was already accepted."""
         if verdict.accepted and verdict.identity is not None:
-            if verdict.identity in self.seen:
+            # A 64-bit hash, not the tuple: a few bytes per artifact, however many.
+            key = hash(verdict.identity)
+            if key in self.seen:
                 return duplicate(verdict, self.policy)
-            self.seen.add(verdict.identity)
+            self.seen.add(key)
         return verdict
 
     def count(self, verdict: Verdict) -> None:
         if verdict.accepted:
-            self.result.accepted += 1
-            self.result.hits += verdict.hits
+            self.accepted += 1
+            self.hits += verdict.hits
             if verdict.kid:
                 self.kids[verdict.kid] += 1
         else:
-            self.result.rejected += 1
+            self.rejected += 1
             self.reasons[verdict.reason or "internal_error"] += 1
+
+    def into(self, result: IngestResult) -> None:
+        result.accepted, result.rejected, result.hits = self.accepted, self.rejected, self.hits
+        result.by_reason, result.by_kid = dict(self.reasons), dict(self.kids)
+
+
+class _Lines:
+    """Accepted lines gathered into large writes (a line is ~10 KiB: one
+    system call each would cost more than judging it)."""
+
+    def __init__(self, out: IO[bytes] | None) -> None:
+        self.out = out
+        self.pending: list[bytes] = []
+        self.size = 0
+
+    def add(self, line: bytes) -> None:
+        if self.out is None:
+            return
+        self.pending.append(line)
+        self.size += len(line)
+        if self.size >= WRITE_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.out is not None and self.pending:
+            self.out.write(b"".join(self.pending))
+        self.pending.clear()
+        self.size = 0
 
 
 def duplicate(verdict: Verdict, policy: Policy) -> Verdict:
@@ -292,24 +324,26 @@ def ingest(
     _check_writable(settings)
     paths = expand_artifacts(settings.artifacts, skip_dirs=[settings.quarantine] if settings.quarantine else [])
     result = IngestResult(out=settings.out, quarantine=settings.quarantine)
-    tally = _Tally(result, policy)
+    tally = _Tally(policy)
     started = last_progress = time.monotonic()
     # Accepted lines stream to a temp file beside --out, moved into place only
     # when the run finishes: a reader never sees half a merge.
     sink = atomic_open(settings.out, permissions=0o644) if settings.out is not None else contextlib.nullcontext()
     with sink as out:
+        lines = _Lines(out)
         for judged in judge_all(paths, policy, workers=settings.workers):
             verdict = tally.settle(judged)
-            if verdict.accepted and out is not None:
-                out.write(verdict.line or b"")
+            if verdict.accepted:
+                lines.add(verdict.line or b"")
             tally.count(verdict)
             if on_verdict:
                 on_verdict(verdict)
             if progress and time.monotonic() - last_progress >= PROGRESS_EVERY_S:
                 last_progress = time.monotonic()
-                progress(f"ingest: {result.total} artifacts judged ({result.total / (last_progress - started):.0f}/s)")
-    result.by_reason = dict(tally.reasons)
-    result.by_kid = dict(tally.kids)
+                done = tally.accepted + tally.rejected
+                progress(f"ingest: {done} artifacts judged ({done / (last_progress - started):.0f}/s)")
+        lines.flush()
+    tally.into(result)
     result.seconds = time.monotonic() - started
     _record_metrics(result)
     return result

@@ -13,7 +13,6 @@ Rejected: a stable reason, and the quarantine."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -59,8 +58,8 @@ class Verdict(NamedTuple):
     kid: str | None = None
     hits: int = 0
     quarantined: str | None = None
-    # (repo, commit, generated_at) as a number: the parent accepts each once.
-    identity: int | None = None
+    # (repo, commit, generated_at): the parent accepts each once.
+    identity: tuple[str, str, float] | None = None
     # The repository it was collected from (None: given without provenance).
     source: str | None = None
 
@@ -82,9 +81,9 @@ def read_artifact(path: str, max_bytes: int) -> bytes:
         raise Rejection("unreadable", f"cannot read: {exc.strerror or exc}") from None
 
 
-def identity(judged: Judged) -> int:
-    key = f"{judged.repo.lower()}\n{judged.commit}\n{judged.generated_at.timestamp()!r}"
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "big")
+def identity(judged: Judged) -> tuple[str, str, float]:
+    """What makes two artifacts the same one: repository, commit, the instant generated."""
+    return judged.repo.lower(), judged.commit, judged.generated_at.timestamp()
 
 
 def _judge(data: bytes, origin: ProvenanceSidecar | None, policy: Policy) -> Judged:

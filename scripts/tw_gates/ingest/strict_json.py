@@ -1,7 +1,6 @@
 """Strict JSON reading for the ingest gate: strict UTF-8, no duplicate
 object keys, no NaN/Infinity or numbers that overflow, bounded nesting
-(measured without recursion), no unpaired surrogate escapes; and the
-received text as one JSON Lines line, value for value."""
+(measured without recursion), no unpaired surrogate escapes."""
 
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ from collections.abc import Iterable
 from tw_gates.ingest.reasons import MAX_DEPTH, Rejection, show
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_LINE_BREAKS_IN_STRINGS = {"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
 
 def nesting_depth(value: object) -> int:
@@ -115,17 +113,3 @@ def parse_strict(data: bytes, *, max_depth: int | None = MAX_DEPTH) -> tuple[obj
     if _SURROGATE_ESCAPE.search(text):
         _check_surrogates(value)
     return value, text
-
-
-def one_line(text: str) -> str:
-    """The received JSON text as one JSON Lines line, value for value.
-
-    Raw CR/LF can only be whitespace between tokens (JSON forbids them inside
-    strings) and no two tokens need it, so dropping them keeps every value;
-    NEL and U+2028/9 can only be inside strings, where their escapes mean the
-    same and a reader that splits on them (str.splitlines) stays safe."""
-    line = text.replace("\r", "").replace("\n", "").strip()
-    if not line.isascii():
-        for raw, escaped in _LINE_BREAKS_IN_STRINGS.items():
-            line = line.replace(raw, escaped)
-    return line

@@ -105,8 +105,8 @@ class ProvenanceSidecar(Provenance):
 
 
 class AcceptedRecord(ConsumerArtifact):
-    """One line of ingest's accepted JSON Lines: the artifact exactly as
-    received plus, when it was collected, ``provenance``. The signature still
+    """One line of ingest's accepted JSON Lines: the artifact (its RFC 8785
+    form: the values as received) plus, when it was collected, ``provenance``. The signature still
     covers the artifact without ``signature`` and ``provenance``. A consumer
     cannot send ``provenance`` itself: ingest validates the artifact without it."""
 
