@@ -11,7 +11,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--out",
         required=True,
         metavar="DIR",
-        help="folder for the collected artifacts, one <owner>__<name>.json per consumer",
+        help="folder for the collected artifacts, one <owner>__<name>.json per consumer, each with the "
+        "<owner>__<name>.json.provenance the ingest gate binds it to",
     )
     parser.add_argument("--shard", metavar="I/N", help="collect only shard I of N (1-based; stable per consumer name)")
     parser.add_argument(

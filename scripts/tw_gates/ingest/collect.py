@@ -6,13 +6,17 @@ artifacts with the registry's name, take the newest one that has not expired
 and comes from a successful run of the consumer's own default branch (not a
 pull request: a fork can name its branch ``main`` too), download its zip and
 extract the one JSON file in it, safely (names checked, sizes capped before
-and while reading). The collector only carries bytes; judging them is the
-ingest gate's job.
+and while reading; the zip must match GitHub's ``digest``). Beside each file
+goes its provenance (``<file>.provenance``): the repository, run, workflow,
+event, branch and artifact it came from, from the REST API only, never from
+the artifact. The collector carries bytes and says where they came from;
+judging them is the ingest gate's job.
 
 Every GET is conditional: the ETag and body of each answer are kept in the
 ``--etag-cache`` file between runs, and GitHub does not count a 304 against
 the quota, so a consumer whose artifacts did not change costs no quota and
-no download."""
+no download. The cache is never trusted: a cached zip is used only while it
+matches the sha256 recorded at its download and GitHub's digest."""
 
 from __future__ import annotations
 
