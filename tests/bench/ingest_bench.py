@@ -39,6 +39,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tw_gates.core.signing import KeyRing
+from tw_gates.ingest import fast as fastmod
+from tw_gates.ingest.checks import check_fresh, check_keys, check_origin
+from tw_gates.ingest.ingest import key_binding
+from tw_gates.ingest.judge import Policy, identity, judge, read_artifact
+from tw_gates.ingest.provenance import provenance_json, read_provenance
+from tw_gates.schemas.registry import load_registry
+
 PATTERNS = ("jinja2-from-string", "dom-inner-html", "template-safe-filter", "vue-v-html", "django-mark-safe")
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 
@@ -230,14 +238,6 @@ def gate_seconds(stdout: str) -> float | None:
 
 def stages(files: list[Path], keys: dict[str, bytes], registry: Path) -> dict[str, float]:
     """CPU µs per artifact of each stage of the worker's path, in one process."""
-    from tw_gates.core.signing import KeyRing
-    from tw_gates.ingest import fast as fastmod
-    from tw_gates.ingest.checks import check_fresh, check_keys, check_origin
-    from tw_gates.ingest.ingest import key_binding
-    from tw_gates.ingest.judge import Policy, identity, judge, read_artifact
-    from tw_gates.ingest.provenance import provenance_json, read_provenance
-    from tw_gates.schemas.registry import load_registry
-
     ring = KeyRing({k: v.decode() for k, v in keys.items()})
     fast = fastmod.FastPath.from_ring(ring)
     assert fast is not None, "the fast path stood down"
@@ -310,6 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="A/B rounds per size; the best is reported")
     parser.add_argument("--workers", type=int, help="passed to tw-gates ingest (default: every CPU)")
     parser.add_argument("--full-path", action="store_true", help="also run ingest with the fast path off")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="SCRIPTS",
+        help="also run `tw-gates ingest --require-hmac` from another source tree's scripts/ folder "
+        "(e.g. `git archive <commit> scripts | tar -x -C DIR`): the gate before, same files, same run",
+    )
     parser.add_argument("--stages", type=int, default=2000, help="artifacts profiled per stage (0: skip)")
     parser.add_argument("--work", type=Path, help="keep the corpora here and reuse them (default: a temp folder)")
     args = parser.parse_args(argv)
@@ -363,66 +370,71 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
 
+def _gate(argv: list[str], env: dict[str, str], *, expect_lines: Path | None = None, size: int = 0) -> dict:
+    result = run_measured(argv, env)
+    if expect_lines is not None:
+        if result["exit_code"] != 0:
+            print(result["stdout"][-2000:], result["stderr"][-2000:], file=sys.stderr)
+            raise SystemExit(1)
+        with open(expect_lines, "rb") as handle:
+            lines = sum(1 for _ in handle)
+        if lines != size:
+            raise SystemExit(f"{lines} accepted lines for {size} artifacts")
+    result["gate_seconds"] = gate_seconds(result["stdout"])
+    return result
+
+
 def measure(tw_gates: str, corpus: Path, registry: Path, size: int, keys, env, args, work: Path) -> dict:
     files = corpus_files(corpus)
-    command = [
-        tw_gates,
-        "ingest",
-        "--artifact",
-        str(corpus),
-        "--require-hmac",
-        "--require-provenance",
-        "--registry",
-        str(registry),
-        "--out",
-        str(work / "accepted.jsonl"),
-        "--quarantine",
-        str(work / "quarantine"),
-    ]
-    if args.workers:
-        command += ["--workers", str(args.workers)]
+    accepted = work / "accepted.jsonl"
+    command = [tw_gates, "ingest", "--artifact", str(corpus), "--require-hmac", "--require-provenance"]
+    command += ["--registry", str(registry), "--out", str(accepted), "--quarantine", str(work / "quarantine")]
+    command += ["--workers", str(args.workers)] if args.workers else []
+    before = [sys.executable, "-m", "tw_gates", "ingest", "--artifact", str(corpus), "--require-hmac"]
+    before += ["--out", str(work / "before.jsonl"), "--quarantine", str(work / "quarantine-before")]
+    contenders = {
+        "ingest": lambda: _gate(command, env, expect_lines=accepted, size=size),
+        "naive": lambda: timed(naive_loop, files, keys),
+        "hmac": lambda: timed(hmac_limit, files, keys["bench-00"]),
+    }
+    if args.full_path:
+        contenders["full"] = lambda: _gate(command, {**env, "TW_INGEST_FAST_PATH": "false"})
+    if args.before:
+        contenders["before"] = lambda: _gate(before, {**env, "PYTHONPATH": str(args.before)})
     os.sync()
-    runs: dict[str, list[dict]] = {"ingest": [], "naive": [], "hmac": [], "full": []}
+    runs: dict[str, list[dict]] = {what: [] for what in contenders}
     for round_ in range(max(1, args.repeat)):
-        order = ["ingest", "naive", "hmac", "full"] if round_ % 2 == 0 else ["full", "hmac", "naive", "ingest"]
+        order = list(contenders) if round_ % 2 == 0 else list(reversed(contenders))
         for what in order:
-            if what == "ingest":
-                result = run_measured(command, env)
-                if result["exit_code"] != 0:
-                    print(result["stdout"][-2000:], result["stderr"][-2000:], file=sys.stderr)
-                    raise SystemExit(1)
-                result["gate_seconds"] = gate_seconds(result["stdout"])
-                lines = sum(1 for _ in open(work / "accepted.jsonl", "rb"))
-                assert lines == size, f"{lines} accepted lines for {size} artifacts"
-            elif what == "full":
-                if not args.full_path:
-                    continue
-                result = run_measured(command, {**env, "TW_INGEST_FAST_PATH": "false"})
-                result["gate_seconds"] = gate_seconds(result["stdout"])
-            elif what == "naive":
-                result = timed(naive_loop, files, keys)
-            else:
-                result = timed(hmac_limit, files, keys["bench-00"])
-            runs[what].append(result)
+            runs[what].append(contenders[what]())
     memory = run_measured(command, env, sample_memory=True)
-    best = {what: min(r, key=lambda x: x["seconds"]) for what, r in runs.items() if r}
+    # The registry's key binding grows with the registry (every shard loads all of it), not with
+    # the artifacts: the same run without it shows what the artifacts themselves cost.
+    unbound = [part for part in command if part not in ("--registry", str(registry))]
+    memory_unbound = run_measured(unbound, env, sample_memory=True)
+    best = {what: min(r, key=lambda x: x["seconds"]) for what, r in runs.items()}
     rate = {what: round(size / b["seconds"]) for what, b in best.items()}
     out = {
         "load_average": round(os.getloadavg()[0], 2),
         "artifacts_per_s": rate,
         "seconds_best": {what: round(b["seconds"], 3) for what, b in best.items()},
         "cpu_seconds": {what: round(b["cpu_seconds"], 3) for what, b in best.items()},
-        "ingest_gate_seconds_without_startup": best["ingest"].get("gate_seconds"),
+        "gate_seconds_without_startup": {w: b.get("gate_seconds") for w, b in best.items() if "gate_seconds" in b},
+        "ingest_gate_artifacts_per_s": round(size / best["ingest"]["gate_seconds"])
+        if best["ingest"].get("gate_seconds")
+        else None,
         "ratio_ingest_vs_naive": round(rate["ingest"] / rate["naive"], 2),
         "ratio_ingest_vs_hmac_limit": round(rate["ingest"] / rate["hmac"], 2),
-        "ingest_cpu_us_per_artifact": round(best["ingest"]["cpu_seconds"] / size * 1e6, 1),
-        "naive_cpu_us_per_artifact": round(best["naive"]["cpu_seconds"] / size * 1e6, 1),
+        "cpu_us_per_artifact": {what: round(b["cpu_seconds"] / size * 1e6, 1) for what, b in best.items()},
         "peak_rss_tree_mib": round(memory["rss_kib"] / 1024, 1),
         "peak_pss_tree_mib": round(memory["pss_kib"] / 1024, 1),
+        "peak_rss_tree_mib_without_registry": round(memory_unbound["rss_kib"] / 1024, 1),
+        "peak_pss_tree_mib_without_registry": round(memory_unbound["pss_kib"] / 1024, 1),
         "processes": memory["processes"],
     }
-    if "full" in rate:
-        out["ratio_ingest_vs_full_path"] = round(rate["ingest"] / rate["full"], 2)
+    for other in ("full", "before"):
+        if other in rate:
+            out[f"ratio_ingest_vs_{other}"] = round(rate["ingest"] / rate[other], 2)
     return out
 
 

@@ -643,7 +643,7 @@ def test_a_worker_that_dies_ends_the_run_with_one_line_and_nothing_half_written(
     monkeypatch.setattr(pool, "judge", dying)
     for index in range(150):
         write(tmp_path / "in", f"c{index:03d}.json", signed(repo=f"org/c{index:03d}"))
-    code, out, err = cli(
+    code, _out, err = cli(
         "ingest", "--artifact", tmp_path / "in", "--workers", "2", "--out", tmp_path / "accepted.jsonl", env=KEYS_ENV
     )
     assert code == 1 and "Traceback" not in err

@@ -22,9 +22,11 @@ MAX_FUTURE = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class KeyBinding:
-    """Which key ids the registry binds to which consumer (lower-case repos)."""
+    """Which key ids the registry binds to which consumer (lower-case repos).
+    Tuples, not sets: a consumer has one or two ids, and a registry may list
+    100,000 consumers."""
 
-    keys_of: dict[str, frozenset[str]] = field(default_factory=dict)
+    keys_of: dict[str, tuple[str, ...]] = field(default_factory=dict)
     owners_of: dict[str, frozenset[str]] = field(default_factory=dict)
 
 

@@ -38,6 +38,7 @@ memory stays flat however many artifacts come in."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import time
 from collections import Counter
@@ -160,7 +161,7 @@ class IngestResult(BaseModel):
 
 def key_binding(registry: ConsumerRegistry) -> KeyBinding:
     return KeyBinding(
-        keys_of={c.repo.lower(): frozenset(c.keys) for c in registry.consumers if c.keys},
+        keys_of={c.repo.lower(): tuple(dict.fromkeys(c.keys)) for c in registry.consumers if c.keys},
         owners_of=registry.key_owners(),
     )
 
@@ -200,6 +201,8 @@ def policy_from(
         binding = key_binding(registry)
         for note in _binding_warnings(registry, settings.registry, binding.owners_of):
             say(note)
+        del registry  # only the binding is kept (the workers inherit it)
+        gc.collect()
     elif settings.require_provenance:
         say("no --registry: key ids are not bound to consumers (only the repository binding applies)")
     fast = FastPath.from_ring(ring) if settings.fast_path else None

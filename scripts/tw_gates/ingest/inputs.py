@@ -13,9 +13,8 @@ from tw_gates.core.errors import UsageError
 def _files_under(directory: str, skip: frozenset[str]) -> Iterator[str]:
     for folder, dirs, files in os.walk(directory):
         dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(folder, d)) not in skip)
-        for name in sorted(files):
-            if name.endswith(".json"):
-                yield os.path.join(folder, name)
+        for name in sorted(name for name in files if name.endswith(".json")):
+            yield os.path.join(folder, name)
 
 
 def _check_specs(specs: list[str]) -> None:
