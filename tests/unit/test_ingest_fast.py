@@ -136,7 +136,12 @@ def test_a_duplicate_key_anywhere_makes_the_fast_path_step_aside():
     ],
 )
 def test_an_unsafe_hit_path_makes_the_fast_path_step_aside(path):
-    unsigned = json.dumps(document(), ensure_ascii=False)  # unsigned: only the path can make it step aside
+    # Unsigned, and no ":" in any string but the time: only the path can make it step aside.
+    hits = [
+        {"path": "app/views/profile.py", "line": 15, "pattern": "p"},
+        {"path": "web/é.jsx", "line": 4, "pattern": "q"},
+    ]
+    unsigned = json.dumps(document(hits=hits), ensure_ascii=False)
     fast = FastPath.from_ring(RING)
     assert fast.judge(unsigned.encode(), require_signature=False) is not None
     text = unsigned.replace("app/views/profile.py", path)
