@@ -11,10 +11,27 @@ from tw_gates.core.errors import UsageError
 
 
 def _files_under(directory: str, skip: frozenset[str]) -> Iterator[str]:
-    for folder, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if os.path.realpath(os.path.join(folder, d)) not in skip)
-        for name in sorted(name for name in files if name.endswith(".json")):
-            yield os.path.join(folder, name)
+    """The *.json below ``directory``, sorted, folders after files, links to
+    folders not walked into. Only the *.json names of one folder are held at
+    a time (a collected folder may list 200,000 entries)."""
+    names: list[str] = []
+    folders: list[str] = []
+    try:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    if not entry.is_symlink() and os.path.realpath(entry.path) not in skip:
+                        folders.append(entry.name)
+                elif entry.name.endswith(".json"):
+                    names.append(entry.name)
+    except OSError:
+        return  # as os.walk: a folder that cannot be listed has nothing to give
+    names.sort()
+    for name in names:
+        yield os.path.join(directory, name)
+    del names
+    for folder in sorted(folders):
+        yield from _files_under(os.path.join(directory, folder), skip)
 
 
 def _check_specs(specs: list[str]) -> None:
