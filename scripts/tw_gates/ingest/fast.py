@@ -96,19 +96,16 @@ def json_line(canonical: bytes) -> bytes:
     return canonical
 
 
-def _paths_are_safe(artifact: _Artifact, hits: list[_Hit], canonical: bytes, colons: int, escapes: bool) -> bool:
-    """check_relative_path for every hit, from a few scans of the canonical
-    form in the common case. The decoder refuses raw control characters, so
-    without a backslash in the bytes (``escapes`` false) no string holds a
-    control character, a backslash or a quote, and every path stands in the
-    canonical form as ``"path":"<the path>"``: a path starting with "/" shows
-    as ``"path":"/``, any "~" or ".." shows, and a ":" in any string shows as
-    more colons than the members and ``generated_at`` account for."""
+def _paths_are_safe(hits: list[_Hit], escapes: bool) -> bool:
+    """check_relative_path for every hit, with a few scans of the joined paths
+    in the common case. The decoder refuses raw control characters, so
+    without a backslash anywhere in the bytes (``escapes`` false) no string
+    holds a control character or a backslash; joined with "\\n", the paths
+    then show every start, every ".." and every ":" to one scan each (measured:
+    cheaper than scanning the canonical form, where every "." is a candidate)."""
     if not escapes:
-        members = 6 + (artifact.hits is not msgspec.UNSET) + (artifact.signature is not msgspec.UNSET)
-        members += 3 * len(hits) + (3 if isinstance(artifact.signature, _Signature) else 0)
-        in_strings = colons - members - artifact.generated_at.count(":")
-        if not (in_strings or b'"path":"/' in canonical or b"~" in canonical or b".." in canonical):
+        joined = "\n".join([hit.path for hit in hits])
+        if not ("~" in joined or ":" in joined or ".." in joined or "\n/" in joined or joined.startswith("/")):
             return True
     try:
         for hit in hits:
@@ -199,7 +196,7 @@ class FastPath:
         colons = canonical.count(b":")
         if data.count(b":") != colons:
             return None  # a duplicate key (or something else to look at closely)
-        if not _paths_are_safe(artifact, hits, canonical, colons, escapes):
+        if not _paths_are_safe(hits, escapes):
             return None
         signature = artifact.signature
         kid = self._verify(signature, _without_signature(canonical, signature), require_signature)
