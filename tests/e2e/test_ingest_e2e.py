@@ -198,21 +198,22 @@ runs:
 
 def test_ingest_workflow_collects_ingests_audits_and_plans_issues(act, github_emulator, tmp_path):
     emu = github_emulator
-    consumers = {"acme/shop": True, "acme/blog": False}  # signed or not
+    # signed or not; evil/tool's own run uploads an artifact that claims acme/shop, clean and newer
+    consumers = {"acme/shop": True, "acme/blog": False, "evil/tool": True}
     token = "collector-token-0123456789"
     for repo in consumers:
         emu.add_repo(repo)
     emu.add_token(token, kind="app", repo_permissions={r: {"actions": "read", "metadata": "read"} for r in consumers})
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for repo, sign in consumers.items():
+        evil = repo == "evil/tool"
         document = {
             "schema_version": "1.0",
-            "repo": repo,
+            "repo": "acme/shop" if evil else repo,
             "commit": "cd" * 20,
             "branch": "main",
-            "generated_at": stamp,
+            "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + (120 if evil else 0))),
             "tool_version": "0.1.0",
-            "hits": [{"path": "web/app.js", "line": 3, "pattern": "dom-inner-html"}],
+            "hits": [] if evil else [{"path": "web/app.js", "line": 3, "pattern": "dom-inner-html"}],
         }
         if sign:
             document = KeyRing(signing_key=KEY, signing_kid=KEY_ID).sign(document)
@@ -235,19 +236,25 @@ def test_ingest_workflow_collects_ingests_audits_and_plans_issues(act, github_em
 
     assert run.job("plan").outputs == {"shards": "[1]", "count": "1"}, run.tail()
     shard = next(job for key, job in run.jobs.items() if key.startswith("ingest"))
-    # The unsigned consumer is rejected under the policy: the shard fails, visibly...
+    # The unsigned consumer is rejected under the policy, and evil/tool speaking for acme/shop
+    # for where it was collected from: the shard fails, visibly...
     assert shard.result == "failure", run.tail()
-    assert shard.step("collect").outputs["collected"] == "2", run.tail()
+    assert shard.step("collect").outputs["collected"] == "3", run.tail()
     gate = shard.step("gate")
-    assert gate.outputs["accepted"] == "1" and gate.outputs["rejected"] == "1"
+    assert gate.outputs["accepted"] == "1" and gate.outputs["rejected"] == "2"
     assert "acme__blog.json: missing_signature" in gate.log
+    assert "evil__tool.json: repo_mismatch: the artifact claims acme/shop but was collected from evil/tool" in gate.log
     artifacts = run.artifacts()
-    accepted = (artifacts["tw-gates-accepted-shard-1"] / "shard-1.jsonl").read_text().splitlines()
-    assert [json.loads(line)["repo"] for line in accepted] == ["acme/shop"]
+    accepted = [
+        json.loads(line) for line in (artifacts["tw-gates-accepted-shard-1"] / "shard-1.jsonl").read_text().splitlines()
+    ]
+    assert [(a["repo"], a["provenance"]["repo"], a["provenance"]["event"]) for a in accepted] == [
+        ("acme/shop", "acme/shop", "push")
+    ]
     assert (artifacts["tw-gates-quarantine-shard-1"] / "acme__blog.json.reason.json").exists()
     # ... and what was accepted is still audited, and the issue plan made without writing anything.
     audit = run.job("audit")
-    assert audit.outputs["accepted"] == "1"
+    assert audit.outputs["accepted"] == "1"  # acme/shop's finding is still there
     report = json.loads((artifacts["tw-gates-ingest-results"] / "tw-gates-audit.json").read_text())
     assert [(h["repo"], h["path"]) for h in report["unregistered_hits"]] == [("acme/shop", "web/app.js")]
     assert audit.step("issue-plan").result == "success"

@@ -4,6 +4,8 @@ extraction, sharding, and the hand-off to the ingest gate."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import json
 import time
@@ -265,3 +267,74 @@ def test_extraction_refuses_encrypted_and_broken_zips():
 def test_extraction_prefers_the_self_audit_file_next_to_others():
     data = zip_of({"tw-self-audit.json": b'{"a": 1}', "other.json": b"{}", "tw-self-audit.sarif": b"{}"})
     assert extract_artifact_json(data, 1000) == b'{"a": 1}'
+
+
+# --- the cache is never trusted ---------------------------------------------------------
+
+
+def _poison(cache_path: Path, repo: str, zip_bytes: bytes, *, fix_sha: bool) -> None:
+    cache = json.loads(cache_path.read_text())
+    entry = cache["artifacts"][repo]
+    entry["zip"] = base64.b64encode(zip_bytes).decode()
+    if fix_sha:  # a careful poisoner keeps the entry self-consistent
+        entry["sha256"] = hashlib.sha256(zip_bytes).hexdigest()
+    cache_path.write_text(json.dumps(cache))
+
+
+@pytest.mark.parametrize("fix_sha", [False, True], ids=["sha-left-as-is", "sha-rewritten"])
+def test_a_poisoned_cache_entry_is_refused_and_downloaded_afresh(cli, world, tmp_path, fix_sha):
+    """The replay from the report: the cache's payload swapped for an older,
+    cleaner artifact of the same consumer, still inside --max-age."""
+    emu, registry = world
+    old_clean = artifact_json("acme/shop", 1)
+    add(emu, "acme/shop", old_clean, age=3600)
+    add(emu, "acme/blog", artifact_json("acme/blog"))
+    assert collect(cli, emu, registry, tmp_path)[0] == 0
+    current = artifact_json("acme/shop", 2)  # the newer run found something
+    add(emu, "acme/shop", current)
+    assert collect(cli, emu, registry, tmp_path)[0] == 0
+    assert (tmp_path / "collected" / "acme__shop.json").read_bytes() == current
+    _poison(tmp_path / "etags.json", "acme/shop", zip_of({"tw-self-audit.json": old_clean}), fix_sha=fix_sha)
+    code, out, _ = collect(cli, emu, registry, tmp_path)
+    assert code == 0, out
+    assert "DOWNLOADED acme/shop" in out and "cache entry refused" in out
+    assert ("sha256 recorded" in out) != fix_sha and ("GitHub's digest" in out) == fix_sha
+    assert (tmp_path / "collected" / "acme__shop.json").read_bytes() == current
+    assert "UNCHANGED  acme/blog" in out  # a sound entry is still used
+
+
+def test_collect_writes_provenance_from_the_api_and_forgets_a_consumer_gone_missing(cli, world, tmp_path):
+    emu, registry = world
+    run = emu.add_workflow_run("acme/shop", head_branch="main", event="schedule", path=".github/workflows/tw.yml")
+    emu.add_artifact(
+        "acme/shop", "tw-self-audit", files={"tw-self-audit.json": artifact_json("evil/other")}, run_id=run
+    )
+    # acme/blog has no usable artifact this run; a file from an earlier run is still in the folder.
+    (tmp_path / "collected").mkdir()
+    (tmp_path / "collected" / "acme__blog.json").write_bytes(artifact_json("acme/blog"))
+    (tmp_path / "collected" / "acme__blog.json.provenance").write_text("{}")
+    code, out, _ = collect(cli, emu, registry, tmp_path, "--manifest", tmp_path / "manifest.json")
+    assert code == 0, out
+    sidecar = json.loads((tmp_path / "collected" / "acme__shop.json.provenance").read_text())
+    # From the REST API, whatever the artifact claims (it claims evil/other).
+    assert (sidecar["repo"], sidecar["run_id"], sidecar["event"]) == ("acme/shop", run, "schedule")
+    assert sidecar["workflow_path"] == ".github/workflows/tw.yml" and sidecar["head_branch"] == "main"
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["outcomes"][0]["provenance"]["run_id"] == run
+    assert "MISSING    acme/blog" in out
+    # Last run's file is not left to be ingested again.
+    assert sorted(p.name for p in (tmp_path / "collected").iterdir()) == [
+        "acme__shop.json",
+        "acme__shop.json.provenance",
+    ]
+
+
+def test_an_etag_cache_that_is_a_link_is_not_followed(cli, world, tmp_path):
+    emu, registry = world
+    add(emu, "acme/shop", artifact_json("acme/shop"))
+    add(emu, "acme/blog", artifact_json("acme/blog"))
+    secret = tmp_path / "secret.txt"
+    secret.write_text('{"version": 1, "responses": {}, "artifacts": {}}')
+    (tmp_path / "etags.json").symlink_to(secret)
+    code, out, _ = collect(cli, emu, registry, tmp_path)
+    assert code == 0 and "ETag cache" in out and "symbolic link" in out

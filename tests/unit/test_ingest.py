@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from tw_gates.core.signing import KeyRing
-from tw_gates.ingest.ingest import REASONS, nesting_depth, one_line
+from tw_gates.ingest import pool
+from tw_gates.ingest.judge import Policy, judge
+from tw_gates.ingest.reasons import REASONS
+from tw_gates.ingest.strict_json import nesting_depth
+from tw_gates.schemas.consumer import check_relative_path
 
 KEY_ID, KEY = "k2026", "central-secret-2026-0123456789ab"
 KEYS_ENV = {"TW_HMAC_KEYS": json.dumps({KEY_ID: KEY})}
@@ -121,10 +127,11 @@ def test_fifo_is_rejected_without_being_opened(ingest, tmp_path):
     assert reason["copied"] == "nothing"
 
 
-def test_dangling_symlink_is_unreadable(ingest, tmp_path):
+def test_dangling_symlink_is_not_followed(ingest, tmp_path):
+    # Was `unreadable` ("cannot stat"): a link is now refused before anything follows it.
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "gone.json").symlink_to(tmp_path / "nowhere.json")
-    assert_rejected(ingest(tmp_path / "in" / "gone.json"), "gone.json", "unreadable", "cannot stat")
+    assert_rejected(ingest(tmp_path / "in" / "gone.json"), "gone.json", "not_a_regular_file", "symbolic link")
 
 
 def test_file_larger_than_max_bytes_is_refused_before_reading(ingest, tmp_path):
@@ -134,10 +141,11 @@ def test_file_larger_than_max_bytes_is_refused_before_reading(ingest, tmp_path):
         handle.truncate(64 * 1024**3)
     message = assert_rejected(ingest(huge, extra=("--max-bytes", "1KiB")), "huge.json", "too_large")
     assert str(64 * 1024**3) in message and "1024" in message
+    # Nothing unread is copied (it used to copy the first --max-bytes): bytes never judged are never written.
     quarantined = tmp_path / "quarantine" / "huge.json"
-    assert quarantined.stat().st_size == 1024  # evidence: the head only
+    assert quarantined.stat().st_size == 0
     reason = json.loads((tmp_path / "quarantine" / "huge.json.reason.json").read_text())
-    assert reason["copied"] == "first 1024 bytes"
+    assert reason["copied"] == "nothing" and reason["size"] == 64 * 1024**3 and reason["sha256"] is None
 
 
 # --- the bytes -----------------------------------------------------------------------
@@ -475,11 +483,17 @@ def test_usage_errors_exit_1_with_one_line(cli, tmp_path, args, env, message):
     assert message in err and "Traceback" not in err
 
 
-def test_one_line_keeps_every_value():
-    pretty = json.dumps(artifact(branch='a\u2028b\x85c "q" \\ \u00e9'), indent=4, ensure_ascii=False)
-    line = one_line(pretty.replace("\n", "\r\n"))
+def test_the_accepted_line_keeps_every_value_on_one_line(ingest, tmp_path):
+    # Was one_line() of the received text; the line is now the artifact's RFC 8785 form (what its
+    # signature covers, plus the signature): the same values, on one line for every kind of reader.
+    document = signed(branch='a\u2028b\x85c "q" \\ \u00e9\u2029\n\t')
+    pretty = json.dumps(document, indent=4, ensure_ascii=False).replace("\n", "\r\n")
+    code, out, _, _ = ingest(write(tmp_path / "in", "a.json", pretty), extra=("--require-hmac",))
+    assert code == 0, out
+    line = (tmp_path / "accepted.jsonl").read_text(encoding="utf-8").removesuffix("\n")
     assert "\n" not in line and "\r" not in line and len(line.splitlines()) == 1
-    assert json.loads(line) == json.loads(pretty)
+    assert json.loads(line) == document
+    assert RING.verify(json.loads(line)) == KEY_ID
 
 
 def test_runner_outputs_summary_and_annotations(ingest, tmp_path):
@@ -524,10 +538,6 @@ def test_chain_runs_the_ingest_gate_from_the_environment(cli, tmp_path):
 def test_random_mutations_are_rejected_by_name_or_accepted_only_when_unchanged(tmp_path):
     """Byte flips, cuts and hostile tokens in a signed artifact: never an
     internal error, never an accepted artifact whose values changed."""
-    import random
-
-    from tw_gates.ingest.ingest import Policy, judge
-
     original = signed()
     base = json.dumps(original).encode()
     policy = Policy(ring=RING, require_hmac=True, max_age_s=7 * 86400, max_bytes=1 << 20, quarantine_dir=None)
@@ -601,11 +611,6 @@ def test_overlapping_glob_judges_each_file_once(ingest, tmp_path):
 
 
 def test_path_check_shortcut_agrees_with_the_detailed_rules():
-    import random
-    import re
-
-    from tw_gates.schemas.consumer import check_relative_path
-
     def unsafe(path: str) -> bool:  # the rules, spelled out slowly
         return (
             "\x00" in path
@@ -625,3 +630,22 @@ def test_path_check_shortcut_agrees_with_the_detailed_rules():
         except ValueError:
             refused = True
         assert refused == unsafe(path), repr(path)
+
+
+def test_a_worker_that_dies_ends_the_run_with_one_line_and_nothing_half_written(cli, tmp_path, monkeypatch):
+    original = pool.judge
+
+    def dying(path, policy):
+        if path.endswith("c070.json"):
+            os._exit(3)  # as if killed: no verdict for this batch
+        return original(path, policy)
+
+    monkeypatch.setattr(pool, "judge", dying)
+    for index in range(150):
+        write(tmp_path / "in", f"c{index:03d}.json", signed(repo=f"org/c{index:03d}"))
+    code, _out, err = cli(
+        "ingest", "--artifact", tmp_path / "in", "--workers", "2", "--out", tmp_path / "accepted.jsonl", env=KEYS_ENV
+    )
+    assert code == 1 and "Traceback" not in err
+    assert "ingest worker 1 stopped (exit code 3)" in err
+    assert not (tmp_path / "accepted.jsonl").exists()  # the merge is all or nothing

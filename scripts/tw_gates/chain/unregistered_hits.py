@@ -20,7 +20,7 @@ from tw_gates.core.errors import ExitCode, UsageError
 from tw_gates.core.fsio import InputNotFound, open_input, regular_files_under
 from tw_gates.core.settings import describe_validation_error
 from tw_gates.schemas.audit import Severity, UnregisteredHit
-from tw_gates.schemas.consumer import ConsumerArtifact
+from tw_gates.schemas.consumer import AcceptedRecord
 from tw_gates.schemas.exceptions import AuditExceptions, load_exceptions
 from tw_gates.schemas.severity import SEVERITY_RANK
 from tw_gates.self_audit.self_audit import load_pattern_catalog
@@ -86,7 +86,7 @@ def accepted_files(path: Path) -> list[Path]:
 
 
 def iter_accepted_artifacts(path: Path) -> Iterator[tuple[int, object]]:
-    """(line number, ConsumerArtifact) for each line of one accepted JSONL file."""
+    """(line number, AcceptedRecord) for each line of one accepted JSONL file."""
 
     try:
         handle = open_input(path, "accepted artifacts", follow_symlinks=False)
@@ -99,7 +99,7 @@ def iter_accepted_artifacts(path: Path) -> Iterator[tuple[int, object]]:
             if not raw.strip():
                 continue
             try:
-                yield number, ConsumerArtifact.model_validate_json(raw)
+                yield number, AcceptedRecord.model_validate_json(raw)
             except ValidationError as exc:
                 raise UsageError(
                     f"{path}:{number}: not a consumer artifact: {describe_validation_error(exc, 'artifact')}"
@@ -192,13 +192,14 @@ def check_unregistered_hits(
             result.hits.append((hit.path, hit.line, hit.pattern, severity or "medium"))
         return result
 
-    # Newest artifact per repository (ties: the later line).
+    # Newest artifact per repository (ties: the later line), keyed on the
+    # repository it was collected from, never on what the artifact claims.
     newest: dict[str, tuple[datetime, int, _Evaluated]] = {}
     count = 0
     for source in accepted_files(settings.artifacts):
         for _, artifact in iter_accepted_artifacts(source):
             count += 1
-            key = artifact.repo.lower()
+            key = artifact.source_repo.lower()
             if key not in newest or (artifact.generated_at, count) >= newest[key][:2]:
                 newest[key] = (artifact.generated_at, count, evaluate(artifact))
     progress(f"{count} accepted artifact(s) from {len(newest)} repositor(ies)")

@@ -11,7 +11,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--out",
         required=True,
         metavar="DIR",
-        help="folder for the collected artifacts, one <owner>__<name>.json per consumer",
+        help="folder for the collected artifacts, one <owner>__<name>.json per consumer, each with the "
+        "<owner>__<name>.json.provenance the ingest gate binds it to",
     )
     parser.add_argument("--shard", metavar="I/N", help="collect only shard I of N (1-based; stable per consumer name)")
     parser.add_argument(
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> Outcome:
     runner.set_output("missing", str(result.count("missing")))
     runner.set_output("errors", str(result.count("error")))
     runner.set_output("out", str(settings.out))
-    rows = [[o.repo, o.status, o.detail] for o in result.outcomes]
+    rows: list[list[object]] = [[o.repo, o.status, o.detail] for o in result.outcomes]
     runner.append_summary(
         f"### tw-gates collect: {collected} of {len(result.outcomes)} consumers\n\n"
         + markdown_table(["consumer", "result", "detail"], rows)

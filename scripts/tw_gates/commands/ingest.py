@@ -43,6 +43,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="write the accepted artifacts here, one JSON per line (what `tw-gates audit` reads)",
     )
     parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default: every CPU)")
+    parser.add_argument(
+        "--registry",
+        metavar="PATH",
+        help="consumer registry: where it binds a consumer to key ids (keys: [...]), only those sign for it "
+        "(default: $TW_REGISTRY; none: keys not bound)",
+    )
+    parser.add_argument(
+        "--require-provenance",
+        action="store_true",
+        default=None,
+        help="reject an artifact that `tw-gates collect` did not record the source of (the central path; "
+        "same as TW_INGEST_REQUIRE_PROVENANCE=true)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="also print a line per accepted artifact")
 
 
@@ -53,7 +66,8 @@ def run(args: argparse.Namespace) -> Outcome:
     from tw_gates.core.errors import GateRejected, UsageError
     from tw_gates.core.markdown import markdown_table
     from tw_gates.core.settings import load_settings
-    from tw_gates.ingest.ingest import IngestSettings, Verdict, ingest, show
+    from tw_gates.ingest.ingest import IngestSettings, Verdict, ingest
+    from tw_gates.ingest.reasons import show
 
     settings = load_settings(
         IngestSettings,
@@ -66,6 +80,8 @@ def run(args: argparse.Namespace) -> Outcome:
             "quarantine": args.quarantine,
             "out": args.out,
             "workers": args.workers,
+            "registry": args.registry,
+            "require_provenance": args.require_provenance,
         },
     )
     if settings.require_hmac and not settings.verification_ring().kids and os.environ.get("GITHUB_ACTION_PATH"):
@@ -92,7 +108,7 @@ def run(args: argparse.Namespace) -> Outcome:
                 file=show(verdict.path, 300),
             )
 
-    result = ingest(settings, on_verdict=report, progress=runner.echo)
+    result = ingest(settings, on_verdict=report, progress=runner.echo, warn=runner.warn)
     verdict = result.describe()
     runner.echo(verdict)
     if result.out:

@@ -6,45 +6,51 @@ artifacts with the registry's name, take the newest one that has not expired
 and comes from a successful run of the consumer's own default branch (not a
 pull request: a fork can name its branch ``main`` too), download its zip and
 extract the one JSON file in it, safely (names checked, sizes capped before
-and while reading). The collector only carries bytes; judging them is the
-ingest gate's job.
+and while reading; the zip must match GitHub's ``digest``). Beside each file
+goes its provenance (``<file>.provenance``): the repository, run, workflow,
+event, branch and artifact it came from, from the REST API only, never from
+the artifact. The collector carries bytes and says where they came from;
+judging them is the ingest gate's job.
 
 Every GET is conditional: the ETag and body of each answer are kept in the
 ``--etag-cache`` file between runs, and GitHub does not count a 304 against
 the quota, so a consumer whose artifacts did not change costs no quota and
-no download."""
+no download. The cache is never trusted: a cached zip is used only while it
+matches the sha256 recorded at its download and GitHub's digest."""
 
 from __future__ import annotations
 
-import base64
+import contextlib
 import hashlib
-import io
-import json
 import re
 import time
-import zipfile
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
-from typing import Any, Literal
-from urllib.parse import urlencode
+from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from tw_gates.core.errors import ExternalServiceError, TwGatesError, UsageError
+from tw_gates.core import metrics
+from tw_gates.core.errors import ExternalServiceError, UsageError
+from tw_gates.core.fsio import atomic_write_bytes
+from tw_gates.core.github_client import client_from_settings
 from tw_gates.core.settings import GitHubSettings, env
 from tw_gates.core.units import parse_size
+from tw_gates.ingest.artifact_zip import ConsumerError, extract_artifact_json
+from tw_gates.ingest.etag_cache import ConditionalGitHub, ETagCache
+from tw_gates.ingest.provenance import sidecar_path
+from tw_gates.schemas.consumer import ProvenanceSidecar, utc_now_iso
 from tw_gates.schemas.registry import Consumer, load_registry
+
+__all__ = ["CollectSettings", "ConsumerError", "ConsumerOutcome", "collect", "extract_artifact_json"]
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 # A run's zip may also hold the SARIF file; what is taken out of it is capped separately.
 ZIP_FACTOR = 4
-MAX_ZIP_MEMBERS = 100
 # Newest artifacts looked at per consumer before giving up (one page).
 ARTIFACTS_PER_PAGE = 100
 MAX_RUNS_CHECKED = 10
-PREFERRED_MEMBER = "tw-self-audit.json"
 PULL_REQUEST_EVENTS = frozenset({"pull_request", "pull_request_target"})
-CACHE_VERSION = 1
 
 Status = Literal["downloaded", "unchanged", "missing", "error"]
 
@@ -94,6 +100,8 @@ class ConsumerOutcome(BaseModel):
     artifact_id: int | None = None
     run_id: int | None = None
     file: str | None = None
+    # Where the artifact came from (the REST API's answers), as written beside the file.
+    provenance: dict | None = None
 
 
 class CollectResult(BaseModel):
@@ -114,193 +122,18 @@ class CollectResult(BaseModel):
         )
 
 
-class ConsumerError(Exception):
-    """This consumer cannot be collected; the others still are."""
-
-
-# --- the ETag cache -------------------------------------------------------------------
-
-
-class ETagCache:
-    """ETags and bodies of earlier answers, plus each consumer's last
-    extracted artifact, in one JSON file. Entries not used by a run are
-    dropped when it saves, so the file tracks the registry."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self.responses: dict[str, dict[str, Any]] = {}
-        self.artifacts: dict[str, dict[str, Any]] = {}
-        self._used_responses: set[str] = set()
-        self._used_artifacts: set[str] = set()
-        self.warning: str | None = None
-        if path is not None and path.exists():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-                if data.get("version") != CACHE_VERSION:
-                    raise ValueError(f"version {data.get('version')!r}")
-                self.responses = dict(data.get("responses") or {})
-                self.artifacts = dict(data.get("artifacts") or {})
-            except (OSError, ValueError, AttributeError, TypeError) as exc:
-                # A bad cache costs quota, never correctness: start afresh.
-                self.warning = f"ETag cache {path} ignored ({exc}); every consumer is fetched afresh"
-                self.responses, self.artifacts = {}, {}
-
-    def response(self, key: str) -> dict[str, Any] | None:
-        self._used_responses.add(key)
-        return self.responses.get(key)
-
-    def remember(self, key: str, etag: str, body: Any) -> None:
-        self._used_responses.add(key)
-        self.responses[key] = {"etag": etag, "body": body}
-
-    def artifact(self, repo: str) -> dict[str, Any] | None:
-        self._used_artifacts.add(repo)
-        return self.artifacts.get(repo)
-
-    def remember_artifact(self, repo: str, artifact_id: int, payload: bytes) -> None:
-        self._used_artifacts.add(repo)
-        self.artifacts[repo] = {
-            "artifact_id": artifact_id,
-            "sha256": hashlib.sha256(payload).hexdigest(),
-            "payload": base64.b64encode(payload).decode("ascii"),
-        }
-
-    def save(self, *, keep_unused: bool = False) -> None:
-        if self.path is None:
-            return
-        from tw_gates.core.fsio import atomic_write_bytes
-
-        responses = (
-            self.responses if keep_unused else {k: v for k, v in self.responses.items() if k in self._used_responses}
-        )
-        artifacts = (
-            self.artifacts if keep_unused else {k: v for k, v in self.artifacts.items() if k in self._used_artifacts}
-        )
-        data = {"version": CACHE_VERSION, "responses": responses, "artifacts": artifacts}
-        atomic_write_bytes(self.path, json.dumps(data, separators=(",", ":"), sort_keys=True).encode("utf-8"))
-
-
-# --- REST with conditional requests ------------------------------------------------------
-
-
-class ConditionalGitHub:
-    """GETs through the core client's PyGithub requester (auth, retries,
-    counting), with If-None-Match from the cache."""
-
-    def __init__(self, client, cache: ETagCache) -> None:
-        self.client = client
-        self.cache = cache
-        self.not_modified = 0
-
-    def get(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        key = path + ("?" + urlencode(sorted((params or {}).items())) if params else "")
-        cached = self.cache.response(key)
-        headers = {"If-None-Match": cached["etag"]} if cached else {}
-        url = f"{self.client.api_url}{path}"
-        try:
-            status, response_headers, body = self.client.gh.requester.requestJson(
-                "GET", url, parameters=params, headers=headers
-            )
-        except TwGatesError:
-            raise
-        except Exception as exc:  # requests/urllib3 errors after retries
-            from tw_gates.core.github_client import describe_github_error
-
-            raise ConsumerError(describe_github_error(exc)) from None
-        if status == 304 and cached:
-            self.not_modified += 1
-            return cached["body"]
-        if status == 401:
-            raise ExternalServiceError("GitHub answered 401 Bad credentials: check GITHUB_TOKEN")
-        if status >= 400:
-            raise ConsumerError(_describe_status(status, body, path))
-        try:
-            data = json.loads(body) if body else None
-        except ValueError:
-            raise ConsumerError(f"GET {path}: GitHub answered {status} with a body that is not JSON") from None
-        etag = response_headers.get("etag")
-        if etag:
-            self.cache.remember(key, etag, data)
-        return data
-
-
-def _describe_status(status: int, body: str, path: str) -> str:
-    try:
-        message = (json.loads(body) or {}).get("message", "")
-    except (ValueError, AttributeError):
-        message = ""
-    hint = ""
-    if status == 404:
-        hint = " (missing, or the token cannot see it: GitHub answers 404 for a private repository without access)"
-    elif status == 403:
-        hint = " (the token needs actions: read on the consumer repository)"
-    return f"GET {path}: GitHub answered {status} {message}".rstrip() + hint
-
-
-# --- picking and extracting the artifact --------------------------------------------------
-
-
-def _safe_member_name(name: str) -> bool:
-    if not name or "\x00" in name or "\\" in name or name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return False
-    return ".." not in PurePosixPath(name).parts
-
-
-def extract_artifact_json(zip_bytes: bytes, max_bytes: int) -> bytes:
-    """The artifact JSON inside an Actions artifact zip: the only ``*.json``
-    member (or ``tw-self-audit.json`` among several). Nothing is written to
-    disk under a member's name; names that would escape a folder (zip-slip),
-    encrypted members and members over ``max_bytes`` (checked in the header
-    and again while reading: a header can lie) are refused."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(zip_bytes))
-        members = [info for info in archive.infolist() if not info.is_dir()]
-    except (zipfile.BadZipFile, ValueError, EOFError) as exc:
-        raise ConsumerError(f"the artifact download is not a valid zip: {exc}") from None
-    if len(members) > MAX_ZIP_MEMBERS:
-        raise ConsumerError(f"the artifact zip holds {len(members)} files, more than {MAX_ZIP_MEMBERS}")
-    unsafe = [m.filename for m in members if not _safe_member_name(m.filename)]
-    if unsafe:
-        raise ConsumerError(f"the artifact zip has unsafe member names (zip-slip): {unsafe[:3]!r}")
-    candidates = [m for m in members if m.filename.lower().endswith(".json")]
-    if len(candidates) > 1:
-        candidates = [m for m in candidates if PurePosixPath(m.filename).name == PREFERRED_MEMBER]
-    if len(candidates) != 1:
-        names = ", ".join(m.filename for m in members[:10]) or "nothing"
-        raise ConsumerError(f"the artifact zip must hold one *.json file (or {PREFERRED_MEMBER}); it holds {names}")
-    member = candidates[0]
-    if member.flag_bits & 0x1:
-        raise ConsumerError(f"{member.filename} in the artifact zip is encrypted")
-    if member.file_size > max_bytes:
-        raise ConsumerError(f"{member.filename} is {member.file_size} bytes, more than the limit of {max_bytes}")
-    try:
-        with archive.open(member) as handle:
-            data = handle.read(max_bytes + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, RuntimeError) as exc:
-        raise ConsumerError(f"cannot extract {member.filename}: {exc}") from None
-    if len(data) > max_bytes:
-        raise ConsumerError(f"{member.filename} inflates past the limit of {max_bytes} bytes (a zip bomb?)")
-    return data
-
-
 def output_name(repo: str) -> str:
     """``owner__name.json``: repository names are [A-Za-z0-9._-], safe as a file name."""
     owner, _, name = repo.partition("/")
     return f"{owner}__{name}.json"
 
 
-def collect_consumer(
-    api: ConditionalGitHub, consumer: Consumer, settings: CollectSettings, cache: ETagCache
-) -> ConsumerOutcome:
-    from tw_gates.core.fsio import atomic_write_bytes
-
+def _choose(api: ConditionalGitHub, consumer: Consumer, branch: str) -> tuple[dict, dict] | str:
+    """(artifact, run) of the newest usable artifact, or why there is none."""
     repo = consumer.repo
-    branch = consumer.default_branch or (api.get(f"/repos/{repo}") or {}).get("default_branch")
-    if not branch:
-        raise ConsumerError(f"cannot tell the default branch of {repo}")
     listing = api.get(f"/repos/{repo}/actions/artifacts", {"name": consumer.artifact, "per_page": ARTIFACTS_PER_PAGE})
     artifacts = (listing or {}).get("artifacts") or []
-    chosen, checked, seen = None, 0, 0
+    checked, seen = 0, 0
     for artifact in artifacts:
         run_info = artifact.get("workflow_run") or {}
         if artifact.get("name") != consumer.artifact or artifact.get("expired"):
@@ -318,35 +151,100 @@ def collect_consumer(
             and run.get("event") not in PULL_REQUEST_EVENTS
             and run.get("head_branch") == branch
         ):
-            chosen = (artifact, run)
-            break
-    if chosen is None:
-        why = (
-            f"no {consumer.artifact!r} artifact"
-            if not seen
-            else f"none of the {seen} unexpired {consumer.artifact!r} artifact(s) comes from a successful run on {branch}"
-        )
-        return ConsumerOutcome(repo=repo, status="missing", detail=why)
+            return artifact, run
+    if not seen:
+        return f"no {consumer.artifact!r} artifact"
+    return f"none of the {seen} unexpired {consumer.artifact!r} artifact(s) comes from a successful run on {branch}"
 
-    artifact, run = chosen
-    artifact_id, run_id = int(artifact["id"]), int(run["id"])
-    target = settings.out / output_name(repo)
-    cached = cache.artifact(repo)
-    if cached and cached.get("artifact_id") == artifact_id:
-        payload = base64.b64decode(cached["payload"])
-        status: Status = "unchanged"
-        detail = f"artifact {artifact_id} from run {run_id}, as last time (from the cache, no download)"
-    else:
-        zip_bytes = api.client.download(artifact["archive_download_url"], max_bytes=settings.max_bytes * ZIP_FACTOR)
-        payload = extract_artifact_json(zip_bytes, settings.max_bytes)
-        cache.remember_artifact(repo, artifact_id, payload)
-        status = "downloaded"
-        detail = (
-            f"artifact {artifact_id} from run {run_id} ({run.get('head_sha', '')[:12]}, {artifact.get('created_at')})"
+
+def _run_repository(repo: str, run: dict) -> str:
+    """The repository the run belongs to, as the API says: it must be the one asked about."""
+    full_name = (run.get("repository") or {}).get("full_name") or repo
+    if full_name.lower() != repo.lower():
+        raise ConsumerError(
+            f"run {run.get('id')} belongs to {full_name}, not {repo} (renamed or transferred? update the registry)"
         )
+    return repo
+
+
+def _payload(
+    api: ConditionalGitHub, cache: ETagCache, repo: str, artifact: dict, settings: CollectSettings
+) -> tuple[bytes, Status, str]:
+    """The artifact JSON, from the cache when its zip checks out, else downloaded."""
+    artifact_id = int(artifact["id"])
+    digest = artifact.get("digest") if isinstance(artifact.get("digest"), str) else None
+    cached, refused = cache.cached_zip(repo, artifact_id, digest)
+    if cached is not None:
+        return (
+            extract_artifact_json(cached, settings.max_bytes),
+            "unchanged",
+            "as last time (from the cache, no download)",
+        )
+    zip_bytes = api.client.download(artifact["archive_download_url"], max_bytes=settings.max_bytes * ZIP_FACTOR)
+    actual = "sha256:" + hashlib.sha256(zip_bytes).hexdigest()
+    if digest is not None and actual != digest:
+        raise ConsumerError(f"the download of artifact {artifact_id} does not match GitHub's digest {digest}")
+    payload = extract_artifact_json(zip_bytes, settings.max_bytes)
+    cache.remember_artifact(repo, artifact_id, digest, zip_bytes)
+    note = f"cache entry refused: {refused}; downloaded afresh" if refused else "downloaded"
+    return payload, "downloaded", note
+
+
+def provenance_of(repo: str, artifact: dict, run: dict, payload: bytes, file: str) -> ProvenanceSidecar:
+    """Where the payload came from, from the REST API's answers only."""
+    return ProvenanceSidecar(
+        file=file,
+        repo=_run_repository(repo, run),
+        run_id=int(run["id"]),
+        run_attempt=run.get("run_attempt") if isinstance(run.get("run_attempt"), int) else None,
+        workflow_path=run.get("path") if isinstance(run.get("path"), str) else None,
+        event=run.get("event") if isinstance(run.get("event"), str) else None,
+        head_branch=run.get("head_branch") if isinstance(run.get("head_branch"), str) else None,
+        head_sha=run.get("head_sha") if isinstance(run.get("head_sha"), str) else None,
+        artifact_id=int(artifact["id"]),
+        artifact_name=str(artifact.get("name")),
+        artifact_digest=artifact.get("digest") if isinstance(artifact.get("digest"), str) else None,
+        sha256=hashlib.sha256(payload).hexdigest(),
+        collected_at=utc_now_iso(),
+    )
+
+
+def _forget(target: Path) -> None:
+    """A consumer with nothing collected this run leaves no file from an earlier one."""
+    for stale in (target, Path(sidecar_path(str(target)))):
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+
+
+def collect_consumer(
+    api: ConditionalGitHub, consumer: Consumer, settings: CollectSettings, cache: ETagCache
+) -> ConsumerOutcome:
+    repo = consumer.repo
+    target = settings.out / output_name(repo)
+    _forget(target)
+    branch = consumer.default_branch or (api.get(f"/repos/{repo}") or {}).get("default_branch")
+    if not branch:
+        raise ConsumerError(f"cannot tell the default branch of {repo}")
+    chosen = _choose(api, consumer, branch)
+    if isinstance(chosen, str):
+        return ConsumerOutcome(repo=repo, status="missing", detail=chosen)
+    artifact, run = chosen
+    payload, status, how = _payload(api, cache, repo, artifact, settings)
+    origin = provenance_of(repo, artifact, run, payload, target.name)
     atomic_write_bytes(target, payload)
+    atomic_write_bytes(sidecar_path(str(target)), origin.model_dump_json(indent=2).encode("utf-8"))
+    detail = (
+        f"artifact {origin.artifact_id} from run {origin.run_id} ({origin.workflow_path}, {origin.event}, "
+        f"{(origin.head_sha or '')[:12]}): {how}"
+    )
     return ConsumerOutcome(
-        repo=repo, status=status, detail=detail, artifact_id=artifact_id, run_id=run_id, file=str(target)
+        repo=repo,
+        status=status,
+        detail=detail,
+        artifact_id=origin.artifact_id,
+        run_id=origin.run_id,
+        file=str(target),
+        provenance=origin.model_dump(mode="json", exclude={"file"}),
     )
 
 
@@ -358,8 +256,6 @@ def collect(
 ) -> CollectResult:
     """Collect every consumer of the registry (this shard of it) into
     ``settings.out``; per-consumer failures are outcomes, not exceptions."""
-    from tw_gates.core.github_client import client_from_settings
-
     registry = load_registry(settings.registry)
     shard = parse_shard(settings.shard) if settings.shard else None
     consumers = [c for c in registry.consumers if in_shard(c.repo, shard)]
@@ -397,8 +293,6 @@ def collect(
 
 
 def _record_metrics(result: CollectResult, client) -> None:
-    from tw_gates.core import metrics
-
     sink = metrics.current()
     consumers = sink.counter("tw_gates_collect_consumers_total")
     for status in ("downloaded", "unchanged", "missing", "error"):

@@ -11,6 +11,8 @@ from tw_gates.core.errors import UsageError
 
 REGISTRY: dict[str, str] = {
     "consumer-artifact": "tw_gates.schemas.consumer:ConsumerArtifact",
+    "accepted-record": "tw_gates.schemas.consumer:AcceptedRecord",
+    "provenance": "tw_gates.schemas.consumer:ProvenanceSidecar",
     "audit-report": "tw_gates.schemas.audit:AuditReport",
     "issue-fallback": "tw_gates.schemas.issue_fallback:IssueFallback",
     "audit-exceptions": "tw_gates.schemas.exceptions:AuditExceptions",

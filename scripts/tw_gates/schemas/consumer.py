@@ -84,6 +84,54 @@ class ConsumerArtifact(BaseModel):
         return value
 
 
+class Provenance(BaseModel):
+    """Where a collected artifact came from, as the GitHub REST API told the
+    collector (never as the artifact says): the repository whose Actions
+    artifact it was, the run that uploaded it, and the bytes' digest. collect
+    writes it beside each file it collects; ingest binds the artifact to it and
+    adds it to the accepted record."""
+
+    model_config = ConfigDict(extra="forbid", title="tw-gates provenance 1.0")
+
+    repo: str = Field(pattern=REPO_PATTERN, description="owner/name the artifact was collected from")
+    run_id: int = Field(ge=1, description="the workflow run that uploaded the artifact")
+    run_attempt: int | None = Field(None, ge=1)
+    workflow_path: str | None = Field(None, max_length=1024, description="e.g. .github/workflows/ci.yml")
+    event: str | None = Field(None, max_length=100, description="the run's triggering event")
+    head_branch: str | None = Field(None, max_length=255)
+    head_sha: str | None = Field(None, pattern=r"^[0-9a-f]{40}$")
+    artifact_id: int = Field(ge=1)
+    artifact_name: str = Field(min_length=1, max_length=255)
+    artifact_digest: str | None = Field(None, max_length=100, description="GitHub's digest of the artifact zip")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the collected JSON file")
+    collected_at: str = Field(max_length=40, description="UTC time of the collection")
+
+
+class ProvenanceSidecar(Provenance):
+    """The provenance file collect writes beside ``<file>``: ``<file>.provenance``."""
+
+    model_config = ConfigDict(extra="forbid", title="tw-gates provenance sidecar 1.0")
+
+    file: str = Field(min_length=1, max_length=255, description="the collected file's name, in the same folder")
+
+
+class AcceptedRecord(ConsumerArtifact):
+    """One line of ingest's accepted JSON Lines: the artifact (its RFC 8785
+    form: the values as received) plus, when it was collected, ``provenance``. The signature still
+    covers the artifact without ``signature`` and ``provenance``. A consumer
+    cannot send ``provenance`` itself: ingest validates the artifact without it."""
+
+    model_config = ConfigDict(extra="forbid", title="tw-gates accepted artifact 1.0")
+
+    provenance: Provenance | None = None
+
+    @property
+    def source_repo(self) -> str:
+        """The repository this record speaks for: where it was collected from,
+        else (an artifact ingested without provenance) its own claim."""
+        return self.provenance.repo if self.provenance else self.repo
+
+
 def utc_now_iso() -> str:
     """UTC now as the artifact writes it: second precision, 'Z'."""
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
