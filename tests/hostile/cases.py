@@ -225,8 +225,8 @@ case(
 
 # -- S1 ingest (the ingest room applies no-follow reading and safe quarantine)
 ig = ("ingest", "--artifact", "{tmp}/in", "--quarantine", "{tmp}/q", "--out", "{tmp}/accepted.jsonl")
-case("ingest/link-to-environ", ig, 2, "rejected", setup=link("in/a.json", "/proc/self/environ"), room="ingest")
-case("ingest/link-to-secret", ig, 2, "rejected", setup=link("in/a.json"), room="ingest")
+case("ingest/link-to-environ", ig, 2, "rejected", setup=link("in/a.json", "/proc/self/environ"))
+case("ingest/link-to-secret", ig, 2, "rejected", setup=link("in/a.json"))
 case("ingest/fifo", ig, 2, "rejected", setup=fifo("in/a.json"))
 case("ingest/deep-json", ig, 2, "rejected", setup=write("in/a.json", DEEP_JSON))
 case("ingest/binary", ig, 2, "rejected", setup=write("in/a.json", BINARY))
@@ -321,7 +321,6 @@ case(
     2,
     "artifact",
     setup=write("a.json", DEEP_JSON),
-    room="trust",
 )
 case(
     "phase/verify-artifact-link",

@@ -517,3 +517,10 @@ def test_closing_the_rollback_issue_while_the_breach_is_in_the_window_still_ends
     assert [i["number"] for i in _rollback_issues(github) if i["state"] == "open"] == []  # not filed again
     code, out, _ = _canary(cli, repo_root, 2, "metrics_pass.json", "--window", "2h", github=github, env=env)
     assert code == 0 and out.startswith("PROMOTE"), out
+
+
+def test_a_state_block_nested_too_deep_by_an_issue_editor_starts_over_instead_of_crashing():
+    body = "dashboard\n<!-- tw-gates:canary-state " + "[" * 100_000 + " -->\n"
+    document, warnings = extract_state(body)
+    assert document is None
+    assert len(warnings) == 1 and "damaged" in warnings[0] and "starting the canary over" in warnings[0]

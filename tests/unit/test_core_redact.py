@@ -173,3 +173,11 @@ def test_short_values_that_are_numbers_or_literals_are_not_registered():
     r = Redactor()
     assert r.register("1", "true", "42", "off") == []
     assert r.register("tok", min_length=8) == []  # from the environment: 8 characters at least
+
+
+def test_json_nested_too_deep_is_a_value_error_not_a_recursion_error():
+    from tw_gates.core import json_text
+
+    with pytest.raises(ValueError, match="nested too deeply"):
+        json_text.loads("[" * 200_000)
+    assert json_text.loads('{"a": [1]}') == {"a": [1]}

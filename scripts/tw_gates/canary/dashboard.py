@@ -21,6 +21,7 @@ from github import GithubException
 
 from tw_gates.canary.decision import fmt_interval, fmt_number, fmt_span, fmt_value
 from tw_gates.canary.state import CanaryState, state_document
+from tw_gates.core import json_text
 from tw_gates.core.errors import TwGatesError
 from tw_gates.core.markdown import inline_code
 from tw_gates.core.signing import KeyRing
@@ -57,7 +58,7 @@ def extract_rollback_record(body: str | None) -> Any:
     if len(blocks) != 1:
         return None
     try:
-        return json.loads(blocks[0])
+        return json_text.loads(blocks[0])
     except ValueError:
         return None
 
@@ -73,7 +74,7 @@ def extract_state(body: str | None) -> tuple[Any, list[str]]:
     if len(blocks) > 1:
         return None, [f"the dashboard issue has {len(blocks)} canary state blocks: starting the canary over"]
     try:
-        return json.loads(blocks[0]), []
+        return json_text.loads(blocks[0]), []
     except json.JSONDecodeError as exc:
         return None, [f"canary state block is damaged ({exc.msg}): starting the canary over"]
     except ValueError as exc:

@@ -10,7 +10,6 @@ recorded as sent: the next run retries it."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from github import GithubException
 
 from tw_gates.canary.dashboard import CanaryIssues, Signals
 from tw_gates.canary.settings import CanarySettings
+from tw_gates.core import json_text
 from tw_gates.core.errors import TwGatesError
 from tw_gates.core.github_client import describe_github_error
 from tw_gates.core.notify import notify
@@ -157,7 +157,7 @@ def _post(client: Any, url: str, body: dict[str, Any]) -> tuple[int | None, str]
 
 def _message(data: Any) -> str:
     try:
-        parsed = json.loads(data) if isinstance(data, str) and data else data
+        parsed = json_text.loads(data) if isinstance(data, str) and data else data
     except ValueError:
         return str(data)[:200]
     if isinstance(parsed, dict):

@@ -23,13 +23,13 @@ canary over (which can only delay a promotion)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Final, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from tw_gates.canary.sources import MAX_INPUT_BYTES, Observation
+from tw_gates.core import json_text
 from tw_gates.core.fsio import FileTooLarge, atomic_write_json, read_bytes_limited
 from tw_gates.core.settings import describe_validation_error
 from tw_gates.core.signing import CANARY_ROLLBACK, KeyRing, SignatureError
@@ -211,7 +211,7 @@ class FileStateStore:
         if not self.path.exists():
             return None, []
         try:
-            return json.loads(read_bytes_limited(self.path, MAX_INPUT_BYTES).decode("utf-8")), []
+            return json_text.loads(read_bytes_limited(self.path, MAX_INPUT_BYTES).decode("utf-8")), []
         except (OSError, ValueError, FileTooLarge) as exc:
             return None, [f"canary state file {self.path} is unreadable ({exc}): starting the canary over"]
 

@@ -62,13 +62,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _from_stdin() -> dict:
-    import json
 
+    from tw_gates.core import json_text
     from tw_gates.core.errors import UsageError
 
     text = sys.stdin.read()
     try:
-        data = json.loads(text)
+        data = json_text.loads(text)
     except ValueError as exc:
         raise UsageError(f"stdin is not a JSON object: {exc}") from None
     if not isinstance(data, dict):

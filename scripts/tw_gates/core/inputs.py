@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar
 import yaml
 from pydantic import ValidationError
 
+from tw_gates.core import json_text
 from tw_gates.core.errors import TwGatesError, UsageError
 from tw_gates.core.settings import describe_validation_error
 from tw_gates.core.yaml_safe import safe_load_bounded
@@ -299,8 +300,8 @@ def load_document(
 
 def _parse_json(text: str, path: str | os.PathLike[str], what: str) -> Any:
     try:
-        # A leading byte-order mark is allowed, as json.loads(bytes) and YAML allow it.
-        return json.loads(text.removeprefix("\ufeff"))
+        # A leading byte-order mark is allowed, as json_text.loads(bytes) and YAML allow it.
+        return json_text.loads(text.removeprefix("\ufeff"))
     except json.JSONDecodeError as exc:
         raise UsageError(
             f"{what} {path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"

@@ -16,12 +16,12 @@ signed by the same key, not the people who hold it)."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 
 from pydantic import Field, SecretStr
 
+from tw_gates.core import json_text
 from tw_gates.core.errors import UsageError
 from tw_gates.core.settings import EnvSettings, env, register_secrets
 from tw_gates.core.signing import (
@@ -62,7 +62,7 @@ def _consumer_secrets() -> set[bytes]:
     if single:
         found.add(single.encode("utf-8"))
     try:
-        ring = json.loads(os.environ.get(CONSUMER_ARTIFACT.keys_var) or "{}")
+        ring = json_text.loads(os.environ.get(CONSUMER_ARTIFACT.keys_var) or "{}")
     except ValueError:
         ring = {}
     if isinstance(ring, dict):

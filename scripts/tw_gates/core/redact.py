@@ -36,6 +36,7 @@ import re
 import threading
 from collections.abc import Iterable
 
+from tw_gates.core import json_text
 from tw_gates.core.redact_formats import DETECTORS, HEURISTIC_DETECTORS, REDACTED, Detector, find_spans
 
 __all__ = ["MIN_SECRET_LENGTH", "REDACTED", "REDACTOR", "Redactor", "redact", "secret_env_values"]
@@ -163,7 +164,7 @@ def secret_env_values(environ: dict[str, str] | None = None) -> Iterable[str]:
         if name.upper().endswith("_KEYS"):
             # TW_HMAC_KEYS is a JSON object of kid -> secret: each secret too.
             try:
-                parsed = json.loads(value)
+                parsed = json_text.loads(value)
             except ValueError:
                 continue
             if isinstance(parsed, dict):

@@ -16,7 +16,6 @@ JSON unless marked ``NoDecode``, unknown keys are ignored."""
 
 from __future__ import annotations
 
-import json
 import os
 import types
 from collections.abc import Mapping
@@ -26,7 +25,7 @@ from typing import Any, NamedTuple, TypeVar, Union, get_args, get_origin
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from tw_gates.core import runner
+from tw_gates.core import json_text, runner
 from tw_gates.core.errors import UsageError
 from tw_gates.core.redact import REDACTOR
 from tw_gates.core.signing import KeyRing, parse_keys_json
@@ -102,7 +101,7 @@ def _with_environment(cls: type[EnvSettings], values: Mapping[str, Any]) -> dict
 
 def _decode(variable: str, text: str) -> Any:
     try:
-        return json.loads(text)
+        return json_text.loads(text)
     except ValueError as exc:
         raise UsageError(f"invalid environment: {variable} is not valid JSON ({exc})") from None
 

@@ -37,6 +37,7 @@ from typing import Any, Literal
 import rfc8785
 from pydantic import BaseModel, ConfigDict, Field
 
+from tw_gates.core import json_text
 from tw_gates.core.errors import TwGatesError, UsageError
 
 ALG = "HMAC-SHA256"
@@ -361,7 +362,7 @@ def parse_keys_json(text: str | None, *, source: str = "TW_HMAC_KEYS") -> dict[s
     if not text or not text.strip():
         return {}
     try:
-        parsed = json.loads(text)
+        parsed = json_text.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{source} is not valid JSON: {exc.msg}") from None
     except ValueError as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from tw_gates.core import json_text
 from tw_gates.core.errors import ExternalServiceError, TwGatesError
 from tw_gates.core.fsio import atomic_write_bytes
 from tw_gates.core.github_client import describe_github_error
@@ -38,7 +39,7 @@ class ETagCache:
         self.warning: str | None = None
         if path is not None and os.path.lexists(path):
             try:
-                data = json.loads(read_no_follow(str(path), MAX_CACHE_BYTES))
+                data = json_text.loads(read_no_follow(str(path), MAX_CACHE_BYTES))
                 if data.get("version") != CACHE_VERSION:
                     raise ValueError(f"version {data.get('version')!r}")
                 self.responses = dict(data.get("responses") or {})
@@ -131,7 +132,7 @@ class ConditionalGitHub:
         if status >= 400:
             raise ConsumerError(_describe_status(status, body, path))
         try:
-            data = json.loads(body) if body else None
+            data = json_text.loads(body) if body else None
         except ValueError:
             raise ConsumerError(f"GET {path}: GitHub answered {status} with a body that is not JSON") from None
         etag = response_headers.get("etag")
@@ -142,7 +143,7 @@ class ConditionalGitHub:
 
 def _describe_status(status: int, body: str, path: str) -> str:
     try:
-        message = (json.loads(body) or {}).get("message", "")
+        message = (json_text.loads(body) or {}).get("message", "")
     except (ValueError, AttributeError):
         message = ""
     hint = ""

@@ -5,7 +5,6 @@ bytes make a valid, signed artifact of the phase asked for."""
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 from github import GithubException
 from pydantic import ValidationError
 
+from tw_gates.core import json_text
 from tw_gates.core.errors import ExternalServiceError, UsageError
 from tw_gates.core.fsio import InputNotFound, InputTooLarge, read_input
 from tw_gates.core.github_client import client_from_settings, describe_github_error
@@ -69,7 +69,7 @@ def _json_object(data: bytes) -> dict[str, Any]:
     if len(data) > MAX_ARTIFACT_BYTES:
         raise InvalidArtifact(f"artifact is {len(data)} bytes, more than {MAX_ARTIFACT_BYTES}")
     try:
-        document = json.loads(data.decode("utf-8"))
+        document = json_text.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidArtifact(f"artifact is not JSON: {exc}") from None
     if not isinstance(document, dict):

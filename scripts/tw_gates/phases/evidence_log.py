@@ -44,6 +44,7 @@ from typing import Any
 
 import portalocker
 
+from tw_gates.core import json_text
 from tw_gates.core.errors import GateRejected, TwGatesError, UsageError
 from tw_gates.core.fsio import LockTimeout, atomic_write_bytes
 from tw_gates.core.signing import ALG, EVIDENCE_LOG, KeyRing
@@ -407,7 +408,7 @@ def _id_and_hash(raw: bytes) -> tuple[str, str] | None:
             if len(digest) == 64 and digest.isalnum():
                 return raw[_START_LEN:id_end].decode("utf-8", "replace"), digest.decode()
     try:
-        record = json.loads(raw)
+        record = json_text.loads(raw)
     except ValueError:
         return None
     if isinstance(record, dict) and isinstance(record.get("evidence_id"), str):

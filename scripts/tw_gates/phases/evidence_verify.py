@@ -12,7 +12,6 @@ symbolic link."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from tw_gates.core import json_text
 from tw_gates.core.errors import ExitCode, UsageError
 from tw_gates.core.inputs import read_nofollow
 from tw_gates.core.settings import describe_validation_error
@@ -191,7 +191,7 @@ def check_head(path: Path, last: Entry | None, ring: KeyRing | None) -> tuple[li
             "",
         )
     try:
-        document = json.loads(read_no_follow(head, "evidence head", MAX_HEAD_BYTES))
+        document = json_text.loads(read_no_follow(head, "evidence head", MAX_HEAD_BYTES))
     except UsageError as exc:
         return [BlockCheck(0, "-", "", "", "head", str(exc))], [], ""
     except ValueError:
