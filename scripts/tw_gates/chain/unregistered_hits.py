@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,8 +21,9 @@ from tw_gates.core.fsio import InputNotFound, open_input, regular_files_under
 from tw_gates.core.settings import describe_validation_error
 from tw_gates.schemas.audit import Severity, UnregisteredHit
 from tw_gates.schemas.consumer import AcceptedRecord
-from tw_gates.schemas.exceptions import AuditExceptions, load_exceptions
-from tw_gates.schemas.severity import SEVERITY_RANK
+from tw_gates.schemas.exceptions import AuditException, AuditExceptions, load_exceptions
+from tw_gates.schemas.registry import ConsumerRegistry
+from tw_gates.schemas.severity import SEVERITIES, SEVERITY_RANK
 from tw_gates.self_audit.self_audit import load_pattern_catalog
 
 # --------------------------------------------------------------------------- globs
@@ -85,7 +86,7 @@ def accepted_files(path: Path) -> list[Path]:
     return [path]
 
 
-def iter_accepted_artifacts(path: Path) -> Iterator[tuple[int, object]]:
+def iter_accepted_artifacts(path: Path) -> Iterator[tuple[int, AcceptedRecord]]:
     """(line number, AcceptedRecord) for each line of one accepted JSONL file."""
 
     try:
@@ -116,7 +117,7 @@ def _severity_lookup(settings: AuditSettings) -> tuple[Callable[[str], Severity 
 class _Evaluated:
     repo: str
     registered: bool
-    hits: list[tuple[str, int, str, str]] = field(default_factory=list)  # path, line, pattern, severity
+    hits: list[tuple[str, int, str, Severity]] = field(default_factory=list)  # path, line, pattern, severity
     excepted: int = 0
     expired_only: int = 0
     # hits outside the audited contexts, by context ("harmless" for a constant or sanitized argument)
@@ -124,49 +125,92 @@ class _Evaluated:
 
 
 def check_unregistered_hits(
-    settings: AuditSettings, registry, *, today, progress: Progress
+    settings: AuditSettings, registry: ConsumerRegistry, *, today: date, progress: Progress
 ) -> tuple[list[Check], list[UnregisteredHit], list[tuple[int, str]]]:
+    exceptions, checks, expired_notes = _exceptions_check(settings, today)
+    if settings.artifacts is None:
+        checks.append(Check("unregistered_hits", "skip", "no accepted artifacts given (--artifacts): hits not audited"))
+        return checks, [], expired_notes
+    severity_of, catalog_name = _severity_lookup(settings)
+    judge = _Judge(registry, exceptions, severity_of, settings.hit_contexts, today)
+    evaluated = _newest_per_repository(settings.artifacts, judge, progress)
+    hits = sorted(
+        # Built without re-validation: every field comes from a validated artifact.
+        (
+            UnregisteredHit.model_construct(repo=e.repo, path=p, line=n, pattern=k, severity=sev)
+            for e in evaluated
+            for p, n, k, sev in e.hits
+        ),
+        key=lambda h: (SEVERITY_RANK[h.severity], h.repo.lower(), h.path, h.line, h.pattern),
+    )
+    checks.append(_hits_check(hits, evaluated, catalog_name))
+    unknown_consumers = sorted({e.repo for e in evaluated if not e.registered})
+    if unknown_consumers:
+        checks.append(
+            Check(
+                "unknown_consumers",
+                "warn",
+                "artifacts from repositories not in the registry (every hit counts as unregistered): "
+                + ", ".join(unknown_consumers),
+            )
+        )
+    return checks, hits, expired_notes
 
-    exceptions, lines = AuditExceptions(), []
+
+def _exceptions_check(
+    settings: AuditSettings, today: date
+) -> tuple[AuditExceptions, list[Check], list[tuple[int, str]]]:
+    """The exceptions file (audit_exceptions.yml when present), its check, and a
+    note (line, text) per expired exception."""
+    exceptions = AuditExceptions()
+    lines: list[int] = []
     exceptions_path = settings.exceptions
     if exceptions_path is None and Path(DEFAULT_EXCEPTIONS).is_file():
         exceptions_path = Path(DEFAULT_EXCEPTIONS)
-    if exceptions_path is not None:
-        exceptions, lines = load_exceptions(exceptions_path)
+    if exceptions_path is None:
+        return exceptions, [], []
+    exceptions, lines = load_exceptions(exceptions_path)
     live = [e for e in exceptions.exceptions if e.live_on(today)]
     expired = [
         (lines[i] if i < len(lines) else 0, e) for i, e in enumerate(exceptions.exceptions) if not e.live_on(today)
     ]
-    checks: list[Check] = []
-    expired_notes = [
+    detail = f"{len(live)} live exception(s) in {exceptions_path}"
+    if expired:
+        detail += f"; {len(expired)} expired and ignored: " + "; ".join(
+            f"{e.repo} {e.path} (expired {e.expires}, approver {e.approver})" for _, e in expired
+        )
+    notes = [
         (line, f"exception for {e.repo} {e.path} (approved by {e.approver}) expired on {e.expires}")
         for line, e in expired
     ]
-    if exceptions_path is not None:
-        detail = f"{len(live)} live exception(s) in {exceptions_path}"
-        if expired:
-            detail += f"; {len(expired)} expired and ignored: " + "; ".join(
-                f"{e.repo} {e.path} (expired {e.expires}, approver {e.approver})" for _, e in expired
-            )
-        checks.append(Check("exceptions", "warn" if expired else "pass", detail))
+    return exceptions, [Check("exceptions", "warn" if expired else "pass", detail)], notes
 
-    if settings.artifacts is None:
-        checks.append(Check("unregistered_hits", "skip", "no accepted artifacts given (--artifacts): hits not audited"))
-        return checks, [], expired_notes
 
-    severity_of, catalog_name = _severity_lookup(settings)
-    consumers = {c.repo.lower(): c for c in registry.consumers}
-    exceptions_of: dict[str, list] = {}
-    for exception in exceptions.exceptions:
-        exceptions_of.setdefault(exception.repo.lower(), []).append(exception)
+class _Judge:
+    """An artifact's unregistered hits, judged as it is read: only these (small
+    tuples) are kept, never the artifact, so memory follows the findings, not
+    the size of the input."""
 
-    def evaluate(artifact) -> _Evaluated:
-        """An artifact's unregistered hits, judged as it is read: only these
-        (small tuples) are kept, never the artifact, so memory follows the
-        findings, not the size of the input."""
-        consumer = consumers.get(artifact.repo.lower())
+    def __init__(
+        self,
+        registry: ConsumerRegistry,
+        exceptions: AuditExceptions,
+        severity_of: Callable[[str], Severity | None],
+        contexts: Iterable[str],
+        today: date,
+    ) -> None:
+        self.consumers = {c.repo.lower(): c for c in registry.consumers}
+        self.exceptions_of: dict[str, list[AuditException]] = {}
+        for exception in exceptions.exceptions:
+            self.exceptions_of.setdefault(exception.repo.lower(), []).append(exception)
+        self.severity_of = severity_of
+        self.contexts = set(contexts)
+        self.today = today
+
+    def evaluate(self, artifact: AcceptedRecord) -> _Evaluated:
+        consumer = self.consumers.get(artifact.repo.lower())
         code_paths = consumer.code_paths if consumer else []
-        repo_exceptions = exceptions_of.get(artifact.repo.lower(), [])
+        repo_exceptions = self.exceptions_of.get(artifact.repo.lower(), [])
         result = _Evaluated(repo=artifact.repo, registered=consumer is not None)
         seen = set()
         for hit in artifact.hits:
@@ -176,7 +220,7 @@ def check_unregistered_hits(
             seen.add(key)
             # An artifact from before hit contexts: every hit counts as production.
             context = hit.context or "production"
-            if hit.argument is not None or context not in settings.hit_contexts:
+            if hit.argument is not None or context not in self.contexts:
                 result.counted_only["harmless" if hit.argument is not None else context] += 1
                 continue
             covering = [
@@ -184,61 +228,44 @@ def check_unregistered_hits(
                 for e in repo_exceptions
                 if (e.pattern is None or e.pattern == hit.pattern) and path_matches(hit.path, [e.path])
             ]
-            if any(e.live_on(today) for e in covering):
+            if any(e.live_on(self.today) for e in covering):
                 result.excepted += 1
                 continue
             result.expired_only += bool(covering)
-            severity = (consumer.severity if consumer and consumer.severity else None) or severity_of(hit.pattern)
+            severity = (consumer.severity if consumer and consumer.severity else None) or self.severity_of(hit.pattern)
             result.hits.append((hit.path, hit.line, hit.pattern, severity or "medium"))
         return result
 
-    # Newest artifact per repository (ties: the later line), keyed on the
-    # repository it was collected from, never on what the artifact claims.
+
+def _newest_per_repository(artifacts: Path, judge: _Judge, progress: Progress) -> list[_Evaluated]:
+    """The newest artifact of each repository (ties: the later line), keyed on
+    the repository it was collected from, never on what the artifact claims."""
     newest: dict[str, tuple[datetime, int, _Evaluated]] = {}
     count = 0
-    for source in accepted_files(settings.artifacts):
+    for source in accepted_files(artifacts):
         for _, artifact in iter_accepted_artifacts(source):
             count += 1
             key = artifact.source_repo.lower()
             if key not in newest or (artifact.generated_at, count) >= newest[key][:2]:
-                newest[key] = (artifact.generated_at, count, evaluate(artifact))
+                newest[key] = (artifact.generated_at, count, judge.evaluate(artifact))
     progress(f"{count} accepted artifact(s) from {len(newest)} repositor(ies)")
-    evaluated = [item[2] for item in newest.values()]
+    return [item[2] for item in newest.values()]
+
+
+def _hits_check(hits: list[UnregisteredHit], evaluated: list[_Evaluated], catalog_name: str) -> Check:
     excepted = sum(e.excepted for e in evaluated)
     expired_only = sum(e.expired_only for e in evaluated)
-    unknown_consumers = [e.repo for e in evaluated if not e.registered]
-    # Built without re-validation: every field comes from a validated artifact.
-    hits = [
-        UnregisteredHit.model_construct(repo=e.repo, path=p, line=n, pattern=k, severity=sev)
-        for e in evaluated
-        for p, n, k, sev in e.hits
-    ]
-    order = SEVERITY_RANK
-    hits.sort(key=lambda h: (order[h.severity], h.repo.lower(), h.path, h.line, h.pattern))
     detail = (
         f"{len(hits)} unregistered hit(s) in {len({h.repo for h in hits})} repositor(ies) "
-        f"from {len(newest)} artifact(s); {excepted} covered by live exceptions"
+        f"from {len(evaluated)} artifact(s); {excepted} covered by live exceptions"
     )
     if expired_only:
         detail += f"; {expired_only} matched only expired exceptions"
     if hits:
-        by_severity = {s: sum(1 for h in hits if h.severity == s) for s in order if any(h.severity == s for h in hits)}
-        detail += " (" + ", ".join(f"{n} {s}" for s, n in by_severity.items()) + f"; severities from {catalog_name})"
-    counted_only = sum((e.counted_only for e in evaluated), Counter())
+        by_severity = Counter(h.severity for h in hits)
+        shown = ", ".join(f"{by_severity[s]} {s}" for s in SEVERITIES if by_severity[s])
+        detail += f" ({shown}; severities from {catalog_name})"
+    counted_only = sum((e.counted_only for e in evaluated), Counter[str]())
     if counted_only:
         detail += "; counted, not filed: " + ", ".join(f"{n} in {c}" for c, n in sorted(counted_only.items()))
-    checks.append(
-        Check("unregistered_hits", "fail" if hits else "pass", detail, ExitCode.REJECTED if hits else ExitCode.OK)
-    )
-    if unknown_consumers:
-        checks.append(
-            Check(
-                "unknown_consumers",
-                "warn",
-                (
-                    f"artifacts from repositories not in the registry (every hit counts as unregistered): "
-                    f"{', '.join(sorted(set(unknown_consumers)))}"
-                ),
-            )
-        )
-    return checks, hits, expired_notes
+    return Check("unregistered_hits", "fail" if hits else "pass", detail, ExitCode.REJECTED if hits else ExitCode.OK)
