@@ -309,7 +309,7 @@ def test_rollback_key_is_stable_for_the_same_first_breach():
     assert rollback_key(first) == rollback_key(later)
 
 
-# -- the command over the seed's example metrics ---------------------------------------------
+# -- the command over the bundled example metrics ---------------------------------------------
 
 
 def test_example_passing_metrics_hold_until_the_window_is_complete(cli, repo_root: Path):

@@ -230,8 +230,8 @@ def test_cli_add_by_flags_and_stdin_and_verify(repo, cli, monkeypatch):
     )
     assert code == 0, err
     assert "EV-1 recorded" in out
-    seed = {"evidence_id": "EV-2", "phase": 2, "file": "src/gate.py", "lines": "3-3", "description": "seed style"}
-    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(seed)))
+    given = {"evidence_id": "EV-2", "phase": 2, "file": "src/gate.py", "lines": "3-3", "description": "given on stdin"}
+    monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(given)))
     code, out, err = cli("evidence", "add", "--evidence-file", "out/ev.jsonl")
     assert code == 0, err
     lines = (repo / "out" / "ev.jsonl").read_text().splitlines()

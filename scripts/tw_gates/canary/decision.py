@@ -86,7 +86,7 @@ def fmt_value(value: float | None, metric: str) -> str:
     if value is None:
         return "n/a"
     if metric.endswith("_pct") and (value == 0 or abs(value) >= 0.01):
-        return f"{value:.2f}%"  # the seed's notation: 0.00%, 0.10%
+        return f"{value:.2f}%"  # the gates' notation: 0.00%, 0.10%
     return f"{fmt_number(value)}{unit_of(metric)}"
 
 

@@ -38,7 +38,7 @@ from tw_gates.core.errors import ExitCode
 from tw_gates.core.settings import EnvSettings, env
 
 NETS = ("S1", "S2", "R1", "R2", "C1")
-DEFAULT_MAX_ISSUES = 10  # file-issues' own default cap (DESIGN.md)
+DEFAULT_MAX_ISSUES = 10  # file-issues' own default cap (MAX_ISSUES_PER_RUN unset)
 # Commands that are tools rather than gates: they do not make a job a "gate job" for R2.
 NON_GATE_COMMANDS = {"schema", "render", "evidence", "demo", "--version", "--help", "-h"}
 _LINUX_LABEL = re.compile(r"^(ubuntu(-[\w.]+)?|linux([-_][\w.]+)?)$", re.I)

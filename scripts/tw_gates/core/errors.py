@@ -1,4 +1,4 @@
-"""The exit-code contract of DESIGN.md and the exceptions that carry it.
+"""The exit-code contract (README, "Exit codes") and the exceptions that carry it.
 
 Gates raise these for every *expected* failure; the CLI turns them into one
 clear line on stderr (and an ``::error::`` annotation on a runner) and the

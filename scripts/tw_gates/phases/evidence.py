@@ -74,7 +74,7 @@ def _file_lines(root: Path, relative: str) -> list[str]:
 
 
 def snippet_of(lines: list[str], line_range: str, *, what: str) -> str:
-    """Lines A..B (1-based, inclusive) joined with newlines, exactly as the seed cuts them."""
+    """Lines A..B (1-based, inclusive) joined with newlines, exactly as the evidence format cuts them."""
     try:
         first, last = parse_line_range(line_range)
     except ValueError as exc:

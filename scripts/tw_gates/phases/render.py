@@ -1,7 +1,7 @@
 """``{{PLACEHOLDER}}`` templates (Markdown, YAML, JSON) filled from a values file.
 
 * A placeholder is ``{{NAME}}`` with NAME in upper case, digits and
-  underscores (the seed's style); ``{{ NAME }}`` with inner spaces is the
+  underscores (the templates' style); ``{{ NAME }}`` with inner spaces is the
   same placeholder. ``${{ ... }}`` (GitHub Actions expressions) and triple
   braces are never placeholders.
 * Markdown and plain text get the value as it is. JSON and YAML get it

@@ -123,7 +123,7 @@ def render_report(
     repo_dir: Path,
     template: Path = REPORT_TEMPLATE,
 ) -> str:
-    """The seed's Appendix B completion report, filled from the artifact and
+    """The phase completion report, filled from the artifact and
     the repository, through the render module."""
     code_changes, methods_added, methods_removed = _changes(previous, artifact.git_commit, repo_dir)
     delta = artifact.safety_nets_count_after - artifact.safety_nets_count_before

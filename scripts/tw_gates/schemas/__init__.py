@@ -1,4 +1,4 @@
-"""The data contracts (DESIGN.md "Data"), each a pydantic v2 model.
+"""The data contracts (docs/architecture.md, and each command's doc page), each a pydantic v2 model.
 
 ``tw-gates schema NAME`` prints a model's JSON Schema. The registry maps the
 public name to ``module:Model`` and imports lazily."""

@@ -1,7 +1,7 @@
 """Canary data contracts: the metrics of one check, the baseline they are
 compared with, the binding thresholds, and the report ``tw-gates canary`` writes.
 
-Metric names are the seed's: latency_p50_ms, latency_p95_ms, error_rate_pct,
+Metric names (the canary's contract with its metrics source): latency_p50_ms, latency_p95_ms, error_rate_pct,
 baseline_mismatch_rate_pct, parse_count (the number of parses, i.e. samples,
 behind one check)."""
 

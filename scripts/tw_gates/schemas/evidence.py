@@ -1,4 +1,4 @@
-"""Evidence block (the seed's fields): one line of ``evidence_blocks.jsonl``,
+"""Evidence block (the evidence block's fields): one line of ``evidence_blocks.jsonl``,
 a pointer to lines of a file in the repository plus the sha256 of those
 lines as they were when the block was recorded."""
 

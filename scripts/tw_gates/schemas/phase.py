@@ -1,4 +1,4 @@
-"""Phase unlock artifact (the seed's "Phase Unlock Artifact Schema" plus a
+"""Phase unlock artifact (the phase unlock artifact schema plus a
 signature): ``.phase-N.complete.json``, the proof that phase N finished and
 the key that lets phase N+1 start."""
 
@@ -15,7 +15,7 @@ from tw_gates.schemas.evidence import EvidenceRef
 SCHEMA_VERSION = "1.0"
 FIRST_PHASE, LAST_PHASE = 0, 4
 GATE_IDS = ("G1", "G2", "G3", "G4", "G5")
-# Fields the seed's validator insists on before anything else is looked at.
+# Fields a phase artifact must have before anything else is looked at.
 REQUIRED_KEYS = (
     "phase",
     "baseline_pass_count",
