@@ -46,6 +46,7 @@ SNIPPETS = all_snippets()
 CONSUMER_REPO, CENTRAL_REPO = "acme/shop", "acme/token-warehouse"
 SHOP_KID, SHOP_KEY = "shop-2026", "5e" * 32  # the README's key id; 32 bytes
 PERF_KID, CENTRAL_KEY = "perf-2026", "c3" * 32
+PHASE_KEY = "c4" * 32  # the central rings' keys: each its own, never a consumer's
 WORKFLOW_TOKEN = "ghs_" + "snippetWorkflowToken" * 2
 COLLECT_TOKEN = "ghs_" + "snippetCollectToken0" * 2
 AUDIT_TOKEN = "ghp_" + "snippetAuditToken000" * 2
@@ -300,8 +301,10 @@ def test_central_snippets_set_up_a_central_repository_that_completes_phase_0(
     )
     secrets = {
         "GITHUB_TOKEN": WORKFLOW_TOKEN,
-        "TW_HMAC_KEY": CENTRAL_KEY,
-        "TW_HMAC_KEYS": json.dumps({SHOP_KID: SHOP_KEY, PERF_KID: CENTRAL_KEY}),
+        "TW_HMAC_KEYS": json.dumps({SHOP_KID: SHOP_KEY}),  # the consumers' keys only
+        "TW_BASELINE_KEY": CENTRAL_KEY,
+        "TW_BASELINE_KEYS": json.dumps({PERF_KID: CENTRAL_KEY}),
+        "TW_PHASE_KEY": PHASE_KEY,
         "COLLECT_TOKEN": COLLECT_TOKEN,
         "AUDIT_TOKEN": AUDIT_TOKEN,
     }
