@@ -1,10 +1,7 @@
 import json
-import multiprocessing
 import os
-import threading
 import time
 
-import portalocker
 import pytest
 from pydantic import BaseModel, ConfigDict
 
@@ -13,15 +10,12 @@ from tw_gates.core.fsio import (
     FileTooLarge,
     InputNotFound,
     InputTooLarge,
-    LockTimeout,
     atomic_open,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
-    file_lock,
     load_document,
     load_model,
-    locked_append_lines,
     open_input,
     read_bytes_limited,
     read_input,
@@ -58,73 +52,6 @@ def test_atomic_write_redacts_known_secrets(tmp_path):
     atomic_write_text(tmp_path / "x", "token is registered-secret-value-42 and ghp_" + "a" * 36)
     text = (tmp_path / "x").read_text()
     assert "registered-secret-value-42" not in text and "ghp_" not in text and "[REDACTED]" in text
-
-
-def _append_worker(path, worker, count):
-    for i in range(count):
-        locked_append_lines(path, [json.dumps({"w": worker, "i": i, "pad": "x" * 200})], fsync=False)
-
-
-def test_concurrent_appends_lose_and_tear_nothing(tmp_path):
-    path = tmp_path / "log.jsonl"
-    procs = [multiprocessing.Process(target=_append_worker, args=(path, w, 200)) for w in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-    lines = path.read_text().splitlines()
-    assert len(lines) == 800
-    seen = {(d["w"], d["i"]) for d in map(json.loads, lines)}
-    assert len(seen) == 800
-
-
-def test_append_times_out_when_lock_is_held(tmp_path):
-    path = tmp_path / "log.jsonl"
-    path.touch()
-    holder = portalocker.Lock(
-        str(path), mode="a", flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING
-    )
-    holder.acquire()
-    try:
-        # portalocker's lock is per open file description: another process is the honest test.
-        ctx = multiprocessing.get_context("fork")
-        result = ctx.Queue()
-
-        def attempt():
-            started = time.monotonic()
-            try:
-                locked_append_lines(path, ["x"], timeout=0.3)
-                result.put(("written", 0))
-            except LockTimeout as exc:
-                result.put((str(exc), time.monotonic() - started))
-
-        proc = ctx.Process(target=attempt)
-        proc.start()
-        proc.join(10)
-        message, waited = result.get(timeout=1)
-    finally:
-        holder.release()
-    assert "could not lock" in message and 0.25 <= waited < 3
-    assert path.read_text() == ""
-
-
-def test_file_lock_is_exclusive_between_threads_of_different_handles(tmp_path):
-    order = []
-
-    def worker(n):
-        with file_lock(tmp_path / "l.lock", timeout=5):
-            order.append(("in", n))
-            time.sleep(0.05)
-            order.append(("out", n))
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    # in/out pairs never interleave
-    for i in range(0, 6, 2):
-        assert order[i][0] == "in" and order[i + 1] == ("out", order[i][1])
 
 
 def test_read_limited_refuses_before_reading(tmp_path):
