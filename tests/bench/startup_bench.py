@@ -118,9 +118,13 @@ def gate_cases(files: Path) -> list[Case]:
             "self-audit", ["self-audit", "--out", str(files / "sa.json")], "tw_gates.self_audit.self_audit:self_audit"
         ),
         gate("collect", ["collect", "--out", str(files / "collected")], "tw_gates.ingest.collect:collect"),
-        gate("file-issues", ["file-issues", "--audit", str(report), "--dry-run"], "tw_gates.issues.file_issues:gate"),
+        gate(
+            "file-issues",
+            ["file-issues", "--audit", str(report), "--dry-run", "--central-repo", "acme/central"],
+            "tw_gates.issues.file_issues:file_issues",
+        ),
         gate("canary", ["canary"], "tw_gates.canary.canary:run_canary"),
-        gate("adversarial", ["adversarial", "--target", "builtin:safe"], "tw_gates.parser.adversarial:gate"),
+        gate("adversarial", ["adversarial", "--target", "builtin:safe"], "tw_gates.parser.adversarial:adversarial"),
         gate("gates", ["gates"], "tw_gates.chain.run:run_chain"),
     ]
 
