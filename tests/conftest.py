@@ -61,8 +61,15 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     from tw_gates.core import metrics
 
     old = metrics.configure(None)
+    # The redactor is one per process (every writer goes through it): a secret
+    # one in-process CLI run registered ("t" as a key) must not redact the
+    # next test's output on the same worker.
+    from tw_gates.core.redact import REDACTOR
+
+    learned = (set(REDACTOR._values), REDACTOR._long, REDACTOR._short)
     yield
     metrics.configure(old)
+    REDACTOR._values, REDACTOR._long, REDACTOR._short = learned
 
 
 def require_tool(name: str) -> str:

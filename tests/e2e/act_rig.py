@@ -39,10 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import portalocker
 import yaml
 
 from tw_gates.core import proc
-from tw_gates.core.fsio import file_lock
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STUBS_DIR = Path(__file__).resolve().with_name("stubs")
@@ -643,7 +643,15 @@ def build_wheelhouse(lock: Path, python: str, *, cache_root: Path | None = None,
     target = root / f"wheelhouse-{key}"
     if (target / ".complete").is_file():
         return target
-    with file_lock(root / f"wheelhouse-{key}.lock", timeout=timeout):
+    root.mkdir(parents=True, exist_ok=True)
+    # NON_BLOCKING: with a blocking flock portalocker never consults the timeout.
+    with portalocker.Lock(
+        str(root / f"wheelhouse-{key}.lock"),
+        mode="a",
+        timeout=timeout,
+        check_interval=0.05,
+        flags=portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING,
+    ):
         if (target / ".complete").is_file():
             return target
         staging = root / f"wheelhouse-{key}.partial-{os.getpid()}"

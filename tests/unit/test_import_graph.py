@@ -65,7 +65,7 @@ def probe(tmp_path: Path, *argv: str, stop_at: str | None = None) -> tuple[objec
     if stop_at:
         env["TW_PROBE_STOP_AT"] = stop_at
     done = subprocess.run(
-        [sys.executable, "-c", PROBE, *argv], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", PROBE, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
     )
     assert out.exists(), f"the probe did not report: {done.stderr[-2000:]}"
     data = json.loads(out.read_text())

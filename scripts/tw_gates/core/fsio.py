@@ -109,4 +109,3 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, redact: bool = 
         obj = REDACTOR.redact_obj(obj)
     text = json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False)
     return atomic_write_text(path, text + "\n", redact=False)
-
