@@ -105,12 +105,26 @@ def test_newest_artifact_of_a_successful_default_branch_run_is_collected(cli, wo
     assert blob_requests and not any(r.sent_token for r in blob_requests)
 
 
+def collected_files(folder: Path) -> dict[str, object]:
+    """What collect left in ``folder``: the artifacts byte for byte, their
+    provenance records as data without ``collected_at`` (the time of this run)."""
+    files: dict[str, object] = {}
+    for path in folder.iterdir():
+        if path.name.endswith(".provenance"):
+            record = json.loads(path.read_text())
+            record.pop("collected_at")
+            files[path.name] = record
+        else:
+            files[path.name] = path.read_bytes()
+    return files
+
+
 def test_unchanged_consumers_cost_no_quota_on_the_next_run(cli, world, tmp_path):
     emu, registry = world
     add(emu, "acme/shop", artifact_json("acme/shop"))
     add(emu, "acme/blog", artifact_json("acme/blog"))
     assert collect(cli, emu, registry, tmp_path)[0] == 0
-    first = {p.name: p.read_bytes() for p in (tmp_path / "collected").iterdir()}
+    first = collected_files(tmp_path / "collected")
     remaining = emu.rate_remaining(TOKEN)
     emu.clear_requests()
     code, out, _ = collect(cli, emu, registry, tmp_path)
@@ -119,7 +133,7 @@ def test_unchanged_consumers_cost_no_quota_on_the_next_run(cli, world, tmp_path)
     assert api and all(r.status == 304 for r in api), [(r.path, r.status) for r in api]
     assert not [r for r in emu.requests if r.path.startswith("/_blobs/") or r.path.endswith("/zip")]
     assert "2 unchanged" in out and f"{len(api)} answered 304 (no quota)" in out
-    assert {p.name: p.read_bytes() for p in (tmp_path / "collected").iterdir()} == first
+    assert collected_files(tmp_path / "collected") == first
     assert emu.rate_remaining(TOKEN) == remaining
     prom = (tmp_path / ".metrics" / "tw_gates.prom").read_text()
     assert 'tw_gates_collect_consumers_total{result="unchanged"} 2.0' in prom
