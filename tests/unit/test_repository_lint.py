@@ -4,6 +4,7 @@ actionlint on our workflows and actions (users copy these files)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 from tests.conftest import REPO_ROOT, require_tool
@@ -34,3 +35,18 @@ def test_zizmor_and_actionlint_report_nothing_on_our_workflows_and_actions():
     actionlint = require_tool("actionlint")
     lint = run([actionlint])
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_every_relative_link_in_the_docs_names_a_file_that_exists():
+    # The README's table sends a newcomer to each gate's code in one hop: a
+    # module that moves must take its links with it.
+    pages = [REPO_ROOT / "README.md", REPO_ROOT / "CHANGELOG.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.DOTALL)  # examples, not links
+        for target in re.findall(r"\]\(([^)\s#]+)(?:#[^)\s]*)?\)", text):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto:
+                continue
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(REPO_ROOT)} -> {target}")
+    assert not broken, broken
