@@ -5,7 +5,8 @@ Also the prefilter alone, in memory, on the files where it finds nothing.
 
     .venv/bin/python tests/bench/self_audit_bench.py [--tree DIR] [--rounds 2] [--bandit PATH] [--semgrep PATH]
 
-The default tree is Django's sdist, unpacked once into /work/cache/django-src:
+The tree is Django's sdist, unpacked once, named by --tree or TW_BENCH_TREE
+(default: .bench/django-src in the checkout):
     pip download --no-deps --no-binary :all: django && tar -xzf Django-*.tar.gz
 Prints wall and CPU time, MB/s over the bytes of the files each tool reads,
 peak RSS of each process and the ratios; the machine's load is printed with
@@ -27,7 +28,7 @@ from tw_gates.self_audit.files import list_source_files
 from tw_gates.self_audit.kinds import KIND_BY_SUFFIX, kind_of
 from tw_gates.self_audit.prefilter import KINDS, has_candidate
 
-DEFAULT_TREE = Path("/work/cache/django-src")
+DEFAULT_TREE = Path(os.environ.get("TW_BENCH_TREE") or Path(__file__).resolve().parents[2] / ".bench" / "django-src")
 IDENTITY = ("--repo", "bench/tree", "--commit", "0" * 40, "--branch", "main")
 
 
