@@ -68,7 +68,12 @@ def file_issues(cli, emu, tmp_path: Path, *extra: str):
         "--fallback-dir",
         tmp_path / "fallback",
         *extra,
-        env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": emu.url, "TW_GITHUB_BACKOFF": "0.01", "TW_GITHUB_WRITE_INTERVAL": "0.01"},
+        env={
+            "GITHUB_TOKEN": TOKEN,
+            "GITHUB_API_URL": emu.url,
+            "TW_GITHUB_BACKOFF": "0.01",
+            "TW_GITHUB_WRITE_INTERVAL": "0.01",
+        },
     )
 
 
@@ -207,7 +212,13 @@ def test_run_killed_half_way_then_rerun_files_no_duplicate_and_loses_no_finding(
     # The third create hangs; the write lands on GitHub's side after the client is gone.
     hang = emu.inject("timeout_hang", method="POST", path=r"/issues$", after=2, seconds=1.0, process=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "TW_"))}
-    env.update(GITHUB_TOKEN=TOKEN, GITHUB_API_URL=emu.url, TW_METRICS_DIR=str(tmp_path / "m"), TW_GITHUB_TIMEOUT="20", TW_GITHUB_WRITE_INTERVAL="0.01")
+    env.update(
+        GITHUB_TOKEN=TOKEN,
+        GITHUB_API_URL=emu.url,
+        TW_METRICS_DIR=str(tmp_path / "m"),
+        TW_GITHUB_TIMEOUT="20",
+        TW_GITHUB_WRITE_INTERVAL="0.01",
+    )
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -84,7 +84,13 @@ def run_file_issues(cli, emu, tmp_path: Path, token: str, repo: str = CENTRAL, *
         repo,
         "--fallback-dir",
         tmp_path / "fallback",
-        env={"GITHUB_TOKEN": token, "GITHUB_API_URL": emu.url, "TW_GITHUB_BACKOFF": "0.01", "TW_GITHUB_WRITE_INTERVAL": "0.01", **env},
+        env={
+            "GITHUB_TOKEN": token,
+            "GITHUB_API_URL": emu.url,
+            "TW_GITHUB_BACKOFF": "0.01",
+            "TW_GITHUB_WRITE_INTERVAL": "0.01",
+            **env,
+        },
     )
 
 

@@ -44,7 +44,12 @@ def file_issues(cli, emu, tmp_path: Path, *extra: str):
         "--fallback-dir",
         tmp_path / "fallback",
         *extra,
-        env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": emu.url, "TW_GITHUB_BACKOFF": "0.01", "TW_GITHUB_WRITE_INTERVAL": "0.01"},
+        env={
+            "GITHUB_TOKEN": TOKEN,
+            "GITHUB_API_URL": emu.url,
+            "TW_GITHUB_BACKOFF": "0.01",
+            "TW_GITHUB_WRITE_INTERVAL": "0.01",
+        },
     )
 
 
@@ -101,7 +106,13 @@ def test_exhausted_quota_falls_back_without_writing(cli, github_emulator, tmp_pa
         CENTRAL,
         "--fallback-dir",
         tmp_path / "fallback",
-        env={"GITHUB_TOKEN": TOKEN, "GITHUB_API_URL": emu.url, "TW_GITHUB_BACKOFF": "0.01", "TW_GITHUB_WRITE_INTERVAL": "0.01", **runner},
+        env={
+            "GITHUB_TOKEN": TOKEN,
+            "GITHUB_API_URL": emu.url,
+            "TW_GITHUB_BACKOFF": "0.01",
+            "TW_GITHUB_WRITE_INTERVAL": "0.01",
+            **runner,
+        },
     )
 
     assert code == 2 and "::error title=tw-gates file-issues::" in out and "quota is exhausted" in err
