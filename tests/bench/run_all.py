@@ -80,14 +80,15 @@ BENCHES = (
     Bench(
         "ingest",
         "ingest_bench.py",
-        "ingest throughput vs one process per artifact (and the naive json+HMAC loop)",
-        quick=("--artifacts", "300", "--sample", "5", "--repeat", "1"),
+        "ingest throughput vs the naive json+HMAC loop and the HMAC limit, fast path on and off",
+        args=("--full-path",),
+        quick=("--sizes", "300", "--repeat", "1", "--stages", "0"),
     ),
     Bench(
         "self-audit",
         "self_audit_bench.py",
         "self-audit MB/s vs ripgrep and bandit on the same tree",
-        quick=("--quick",),
+        quick=("--tree", "scripts"),
     ),
     Bench(
         "evidence",
