@@ -118,7 +118,14 @@ BENCHES = (
         "issue-api",
         "issue_api_economy.py",
         "file-issues API calls and writes vs a naive filer",
+        args=("--naive",),
         quick=("--sizes", "1,11"),
+    ),
+    Bench(
+        "demo",
+        "demo_bench.py",
+        "the whole `tw-gates demo` (5 runs, load beside each) vs its 15 s target",
+        quick=("--runs", "1", "--skip-tests"),
     ),
     Bench(
         "setup",
