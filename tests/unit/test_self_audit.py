@@ -335,6 +335,13 @@ def test_folder_inside_another_repository_needs_its_identity_given(cli, repo_roo
     assert "cannot tell the artifact's repo, commit, branch" in err and "--repo" in err
 
 
+def test_a_checkout_without_an_origin_remote_is_told_to_pass_its_repo(cli, git_checkout, tmp_path):
+    git(git_checkout, "remote", "remove", "origin")
+    code, _, err = cli("self-audit", "--repo-dir", git_checkout, "--out", tmp_path / "a.json")
+    assert code == 1 and "Traceback" not in err
+    assert "cannot tell the artifact's repo: the checkout has no 'origin' remote" in err and "pass --repo" in err
+
+
 def test_bad_identity_is_a_usage_error_naming_the_field(cli, tmp_path):
     code, _, err = cli(
         "self-audit",

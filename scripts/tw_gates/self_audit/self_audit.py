@@ -114,6 +114,21 @@ class SelfAuditResult(BaseModel):
         return ExitCode.OK
 
 
+def _missing_identity(root: Path, missing: list[str], *, in_git: bool) -> str:
+    """Why the artifact's identity is not known, and what to pass."""
+    flags = ", ".join(f"--{k}" for k in missing)
+    if not in_git:
+        why = f"{root} is not the top of a git checkout"
+    elif missing == ["repo"]:
+        why = "the checkout has no 'origin' remote on a GitHub-like host to name the repository"
+    else:
+        why = f"git does not say ({'no commit yet' if 'commit' in missing else 'a detached HEAD, no branch'})"
+    return (
+        f"cannot tell the artifact's {', '.join(missing)}: {why}; pass {flags} "
+        "(or set GITHUB_REPOSITORY, GITHUB_SHA, GITHUB_REF_NAME)"
+    )
+
+
 def self_audit(settings: SelfAuditSettings, *, progress=None, now_iso: str | None = None) -> SelfAuditResult:
     """Scan, write the (signed) artifact and the optional SARIF file."""
     root = settings.repo_dir
@@ -121,16 +136,13 @@ def self_audit(settings: SelfAuditSettings, *, progress=None, now_iso: str | Non
         raise UsageError(f"--repo-dir {root} is not a folder")
     catalog = load_pattern_catalog(settings.patterns_file)
     identity = {"repo": settings.repo, "commit": settings.commit, "branch": settings.branch}
+    from_git: dict[str, str | None] = {}
     if not all(identity.values()):
         from_git = _identity_from_git(root)
         identity = {k: v or from_git.get(k) for k, v in identity.items()}
     missing = [k for k, v in identity.items() if not v]
     if missing:
-        flags = ", ".join(f"--{k}" for k in missing)
-        raise UsageError(
-            f"cannot tell the artifact's {', '.join(missing)}: {root} is not the top of a git "
-            f"checkout; pass {flags} (or set GITHUB_REPOSITORY, GITHUB_SHA, GITHUB_REF_NAME)"
-        )
+        raise UsageError(_missing_identity(root, missing, in_git=bool(from_git)))
     repo, commit, branch = (str(identity[k]) for k in ("repo", "commit", "branch"))
 
     result = scan(
