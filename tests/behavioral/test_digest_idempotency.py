@@ -20,6 +20,8 @@ import requests
 from markdown_it import MarkdownIt
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.behavioral import filing
+
 CENTRAL = "sec/central"
 TOKEN = "ghs_" + "I" * 36
 PERSON = "ghp_" + "P" * 36  # a member of the security team, ticking boxes in the web UI
@@ -59,22 +61,7 @@ def setup(emu) -> None:
 
 
 def file_issues(cli, emu, tmp_path: Path, *extra: str):
-    return cli(
-        "file-issues",
-        "--audit",
-        tmp_path / "audit.json",
-        "--central-repo",
-        CENTRAL,
-        "--fallback-dir",
-        tmp_path / "fallback",
-        *extra,
-        env={
-            "GITHUB_TOKEN": TOKEN,
-            "GITHUB_API_URL": emu.url,
-            "TW_GITHUB_BACKOFF": "0.01",
-            "TW_GITHUB_WRITE_INTERVAL": "0.01",
-        },
-    )
+    return filing.file_issues(cli, emu, tmp_path, *extra, token=TOKEN, repo=CENTRAL)
 
 
 def open_issues(emu) -> list[dict]:

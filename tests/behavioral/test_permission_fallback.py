@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.behavioral import filing
+
 CENTRAL = "sec/central"
 SECRET_IN_PATH = "ghp_" + "S" * 36  # a token a consumer committed into a file name
 
@@ -76,22 +78,7 @@ def slack():
 
 
 def run_file_issues(cli, emu, tmp_path: Path, token: str, repo: str = CENTRAL, **env: str):
-    return cli(
-        "file-issues",
-        "--audit",
-        tmp_path / "audit.json",
-        "--central-repo",
-        repo,
-        "--fallback-dir",
-        tmp_path / "fallback",
-        env={
-            "GITHUB_TOKEN": token,
-            "GITHUB_API_URL": emu.url,
-            "TW_GITHUB_BACKOFF": "0.01",
-            "TW_GITHUB_WRITE_INTERVAL": "0.01",
-            **env,
-        },
-    )
+    return filing.file_issues(cli, emu, tmp_path, token=token, repo=repo, **env)
 
 
 def read_fallback(tmp_path: Path) -> tuple[dict, str]:

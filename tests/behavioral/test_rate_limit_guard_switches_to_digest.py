@@ -12,6 +12,8 @@ from pathlib import Path
 
 import requests
 
+from tests.behavioral import filing
+
 CENTRAL = "sec/central"
 TOKEN = "ghs_" + "Q" * 36
 
@@ -34,23 +36,8 @@ def write_report(tmp_path: Path, repos: int) -> None:
     )
 
 
-def file_issues(cli, emu, tmp_path: Path, *extra: str):
-    return cli(
-        "file-issues",
-        "--audit",
-        tmp_path / "audit.json",
-        "--central-repo",
-        CENTRAL,
-        "--fallback-dir",
-        tmp_path / "fallback",
-        *extra,
-        env={
-            "GITHUB_TOKEN": TOKEN,
-            "GITHUB_API_URL": emu.url,
-            "TW_GITHUB_BACKOFF": "0.01",
-            "TW_GITHUB_WRITE_INTERVAL": "0.01",
-        },
-    )
+def file_issues(cli, emu, tmp_path: Path, *extra: str, **env: str):
+    return filing.file_issues(cli, emu, tmp_path, *extra, token=TOKEN, repo=CENTRAL, **env)
 
 
 def setup(emu) -> None:
@@ -98,22 +85,7 @@ def test_exhausted_quota_falls_back_without_writing(cli, github_emulator, tmp_pa
     # On a runner, where the ::error annotation belongs (off one, the error line alone says it).
     (tmp_path / "output").touch()
     runner = {"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "output")}
-    code, out, err = cli(
-        "file-issues",
-        "--audit",
-        tmp_path / "audit.json",
-        "--central-repo",
-        CENTRAL,
-        "--fallback-dir",
-        tmp_path / "fallback",
-        env={
-            "GITHUB_TOKEN": TOKEN,
-            "GITHUB_API_URL": emu.url,
-            "TW_GITHUB_BACKOFF": "0.01",
-            "TW_GITHUB_WRITE_INTERVAL": "0.01",
-            **runner,
-        },
-    )
+    code, out, err = file_issues(cli, emu, tmp_path, **runner)
 
     assert code == 2 and "::error title=tw-gates file-issues::" in out and "quota is exhausted" in err
     assert [(r.method, r.path) for r in emu.requests] == [("GET", "/rate_limit")]
