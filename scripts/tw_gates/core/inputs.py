@@ -131,14 +131,7 @@ def read_nofollow(
     except OSError as exc:
         raise UsageError(f"cannot read {what} {name}: {exc.strerror or exc}") from None
     with os.fdopen(fd, "rb") as handle:
-        try:
-            return _read_bounded(handle, max_bytes)
-        except FileTooLarge as exc:
-            raise InputTooLarge(
-                f"{what} {name} is {exc.size} bytes, larger than the limit of {exc.limit} bytes",
-                size=exc.size,
-                limit=exc.limit,
-            ) from None
+        return _read_named(handle, max_bytes, what, name)
 
 
 def read_under(root: str | os.PathLike[str], relative: str, what: str, *, max_bytes: int) -> bytes:
@@ -204,6 +197,18 @@ def _read_bounded(handle: IO[bytes], max_bytes: int) -> bytes:
     return data
 
 
+def _read_named(handle: IO[bytes], max_bytes: int, what: str, name: object) -> bytes:
+    """_read_bounded, an oversized file said as the user named it."""
+    try:
+        return _read_bounded(handle, max_bytes)
+    except FileTooLarge as exc:
+        raise InputTooLarge(
+            f"{what} {name} is {exc.size} bytes, larger than the limit of {exc.limit} bytes",
+            size=exc.size,
+            limit=exc.limit,
+        ) from None
+
+
 class FileTooLarge(TwGatesError):
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(f"file is {size} bytes, larger than the limit of {limit} bytes")
@@ -258,13 +263,7 @@ def read_input(path: str | os.PathLike[str], what: str, *, max_bytes: int, follo
     ``follow_symlinks=False`` for files found in a folder (see read_nofollow)."""
     with open_input(path, what, follow_symlinks=follow_symlinks) as handle:
         try:
-            return _read_bounded(handle, max_bytes)
-        except FileTooLarge as exc:
-            raise InputTooLarge(
-                f"{what} {path} is {exc.size} bytes, larger than the limit of {exc.limit} bytes",
-                size=exc.size,
-                limit=exc.limit,
-            ) from None
+            return _read_named(handle, max_bytes, what, path)
         except OSError as exc:  # e.g. EISDIR on read where open allowed it, EIO
             raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
